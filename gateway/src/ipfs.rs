@@ -1,0 +1,7 @@
+//! Placeholder; being written.
+use crate::{Backend, SharedState};
+use axum::Router;
+/// Routes under `/ipfs`.
+pub fn router<B: Backend>() -> Router<SharedState<B>> {
+    Router::new()
+}

@@ -1,0 +1,55 @@
+//! shubnet's HTTP face. Each client API is its own router over a [`Backend`]; [`app`] merges them.
+//!
+//! The gateway never touches a disk or a socket other than its HTTP connections: everything it
+//! serves comes through the [`Backend`] trait the node implements, so every route can be tested
+//! in memory.
+
+pub mod admin;
+pub mod backend;
+pub mod ipfs;
+
+pub use backend::{Backend, BackendError, ByteStream};
+
+use axum::Router;
+use std::sync::Arc;
+
+/// Settings the HTTP layer needs; the node fills them from its configuration.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Accept admin API calls from non-loopback peers. Off by default: the admin API is for the
+    /// local CLI.
+    pub allow_remote_admin: bool,
+    /// Largest upload accepted by the admin add and CAR import routes, in bytes.
+    pub max_upload_bytes: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            allow_remote_admin: false,
+            max_upload_bytes: 64 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// Shared state of every route.
+#[derive(Debug)]
+pub struct AppState<B> {
+    /// The node behind the gateway.
+    pub backend: B,
+    /// HTTP settings.
+    pub config: GatewayConfig,
+}
+
+/// Handlers receive the state behind an `Arc` so cloning per request is cheap.
+pub type SharedState<B> = Arc<AppState<B>>;
+
+/// The whole HTTP application. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` so the admin API can see the peer.
+pub fn app<B: Backend>(backend: B, config: GatewayConfig) -> Router {
+    let state = Arc::new(AppState { backend, config });
+    Router::new()
+        .merge(ipfs::router::<B>())
+        .nest("/admin/v1", admin::router::<B>())
+        .with_state(state)
+}

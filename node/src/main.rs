@@ -1,0 +1,2 @@
+//! The `shubnet` command.
+fn main() {}

@@ -1,0 +1,18 @@
+//! shubnet's formats: everything that must be byte-identical across nodes and with IPFS.
+//!
+//! This crate is pure: bytes in, bytes out. It never touches a network or a disk beyond the
+//! `Read`/`Write` handed to it, so every format here can be tested with known answers and fuzzed.
+//!
+//! - [`cid`]: how shubnet names blocks (CIDv1, sha2-256) and checks a block against its name.
+//! - [`varint`]: the unsigned LEB128 varints used by protobuf, CIDs and CAR.
+//! - [`dagpb`]: the canonical dag-pb codec (links before data, as kubo writes it).
+//! - [`unixfs`]: the streaming UnixFS file importer that reproduces `ipfs add --cid-version=1`.
+//! - [`car`]: CAR v1 reading and writing, streaming.
+
+pub mod car;
+pub mod cid;
+pub mod dagpb;
+pub mod unixfs;
+pub mod varint;
+
+pub use ::cid::Cid;

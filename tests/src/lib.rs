@@ -1,0 +1,1 @@
+//! Helpers for shubnet's integration tests.
