@@ -1,1 +1,14 @@
-//! The shubnet node.
+//! The shubnet node: the content store, the HTTP server that mounts the gateway, and the CLI.
+//!
+//! - [`store`]: complete images as plain files under `blobs/`, a sled index of every block.
+//! - [`backend`]: the gateway's [`shubnet_gateway::Backend`] implemented over the store.
+//! - [`server`]: `shubnet serve`.
+//! - [`cli`]: every `shubnet` subcommand; commands that change a node talk to its admin API.
+//! - [`paths`]: where a node keeps its files.
+
+pub mod backend;
+pub mod cli;
+pub mod paths;
+pub mod server;
+pub mod store;
+pub mod token;

@@ -186,6 +186,11 @@ impl<R: Read> CarReader<R> {
         }
     }
 
+    /// The underlying reader, e.g. to ask a counting reader where a block ended.
+    pub fn inner_ref(&self) -> &R {
+        &self.inner
+    }
+
     /// Gives back the underlying reader.
     pub fn into_inner(self) -> R {
         self.inner

@@ -1,0 +1,146 @@
+//! The gateway's view of this node: [`shubnet_gateway::Backend`] over the [`Store`].
+
+use crate::store::{Store, StoreError};
+use crate::token::AdminToken;
+use bytes::Bytes;
+use shubnet_gateway::backend::{
+    AddOutcome, Backend, BackendError, ByteStream, CarImportOutcome, GcReport, PinInfo,
+    RepairReport,
+};
+use shubnet_protocol::Cid;
+
+/// The node as the HTTP layer sees it.
+#[derive(Clone, Debug)]
+pub struct NodeBackend {
+    store: Store,
+    admin: AdminToken,
+}
+
+impl NodeBackend {
+    /// Wraps a store and the admin token's hash.
+    pub fn new(store: Store, admin: AdminToken) -> Self {
+        Self { store, admin }
+    }
+}
+
+/// Maps store failures onto the statuses clients expect.
+fn conv(e: StoreError) -> BackendError {
+    match e {
+        StoreError::NotFound(c) => {
+            BackendError::NotFound(format!("{c} is not stored on this node"))
+        }
+        StoreError::Invalid(m) => BackendError::Invalid(m),
+        StoreError::Interrupted(m) => {
+            BackendError::Invalid(format!("the upload was interrupted: {m}"))
+        }
+        StoreError::TooLarge(n) => {
+            BackendError::TooLarge(format!("upload exceeds the {n}-byte limit"))
+        }
+        StoreError::Full(m) => BackendError::StorageFull(format!(
+            "no space left on the node's disk ({m}); nothing was stored"
+        )),
+        other => BackendError::Internal(other.to_string()),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, BackendError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BackendError::Internal(format!("task failed: {e}")))?
+        .map_err(conv)
+}
+
+fn outcome(cid: Cid, rec: crate::store::tables::RootRecord, pinned: bool) -> AddOutcome {
+    AddOutcome {
+        cid: cid.to_string(),
+        size: rec.size,
+        sha256: hex::encode(rec.sha256),
+        pinned,
+    }
+}
+
+impl Backend for NodeBackend {
+    async fn block(&self, cid: &Cid) -> Result<Option<Bytes>, BackendError> {
+        let (s, c) = (self.store.clone(), *cid);
+        blocking(move || s.block(&c)).await
+    }
+
+    async fn file_size(&self, cid: &Cid) -> Result<Option<u64>, BackendError> {
+        let (s, c) = (self.store.clone(), *cid);
+        blocking(move || s.file_size(&c)).await
+    }
+
+    async fn read_file(&self, cid: &Cid, start: u64, end: u64) -> Result<ByteStream, BackendError> {
+        let rx = self.store.read_file(*cid, start, end);
+        Ok(Box::pin(tokio_stream_from(rx)))
+    }
+
+    async fn add(&self, body: ByteStream) -> Result<AddOutcome, BackendError> {
+        let (cid, rec) = self.store.add_stream(body).await.map_err(conv)?;
+        Ok(outcome(cid, rec, true))
+    }
+
+    async fn import_car(&self, body: ByteStream) -> Result<CarImportOutcome, BackendError> {
+        let r = self.store.import_car(body).await.map_err(conv)?;
+        Ok(CarImportOutcome {
+            roots: r
+                .roots
+                .into_iter()
+                .map(|(c, rec)| outcome(c, rec, true))
+                .collect(),
+            blocks: r.blocks,
+        })
+    }
+
+    async fn pin(&self, cid: &Cid) -> Result<(), BackendError> {
+        let (s, c) = (self.store.clone(), *cid);
+        blocking(move || s.pin(&c)).await
+    }
+
+    async fn unpin(&self, cid: &Cid) -> Result<(), BackendError> {
+        let (s, c) = (self.store.clone(), *cid);
+        blocking(move || s.unpin(&c)).await
+    }
+
+    async fn pins(&self) -> Result<Vec<PinInfo>, BackendError> {
+        let s = self.store.clone();
+        let pins = blocking(move || s.pins()).await?;
+        Ok(pins
+            .into_iter()
+            .map(|(c, size)| PinInfo {
+                cid: c.to_string(),
+                size,
+            })
+            .collect())
+    }
+
+    async fn gc(&self) -> Result<GcReport, BackendError> {
+        let r = self.store.gc().await.map_err(conv)?;
+        Ok(GcReport {
+            removed: r.removed.iter().map(ToString::to_string).collect(),
+            freed_bytes: r.freed_bytes,
+        })
+    }
+
+    async fn repair(&self) -> Result<RepairReport, BackendError> {
+        let r = self.store.repair().await.map_err(conv)?;
+        Ok(RepairReport {
+            checked: r.checked,
+            damaged: r.damaged,
+            indexed_blocks: r.indexed_blocks,
+            removed_partials: r.removed_partials,
+        })
+    }
+
+    fn check_admin_token(&self, token: &str) -> bool {
+        self.admin.matches(token)
+    }
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}

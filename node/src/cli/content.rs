@@ -1,0 +1,325 @@
+//! Content commands: `cid`, `add`, `cat`, `car`, `pin`, `gc`, `repair`.
+
+use super::NodeArgs;
+use super::client::NodeClient;
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use shubnet_gateway::backend::{AddOutcome, CarImportOutcome, GcReport, PinInfo, RepairReport};
+use shubnet_protocol::unixfs::{Layout, import_reader};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
+
+/// Files smaller than this get no progress bar.
+const PROGRESS_MIN_BYTES: u64 = 16 * 1024 * 1024;
+
+/// `shubnet cid`.
+#[derive(Debug, Args)]
+pub struct CidArgs {
+    /// The file to name.
+    pub file: PathBuf,
+    /// Chunk size in bytes (testing only; production always uses 262144).
+    #[arg(long, hide = true, default_value_t = shubnet_protocol::unixfs::DEFAULT_CHUNK_SIZE)]
+    pub chunk_size: usize,
+    /// Links per internal node (testing only; production always uses 174).
+    #[arg(long, hide = true, default_value_t = shubnet_protocol::unixfs::DEFAULT_MAX_LINKS)]
+    pub max_links: usize,
+}
+
+/// `shubnet add`.
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// The file to store.
+    pub file: PathBuf,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+/// `shubnet cat`.
+#[derive(Debug, Args)]
+pub struct CatArgs {
+    /// The CID to read.
+    pub cid: String,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+/// Commands that only need to know the node.
+#[derive(Debug, Args)]
+pub struct NodeOnly {
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+/// `shubnet car ...`.
+#[derive(Debug, Subcommand)]
+pub enum CarCommand {
+    /// Write the DAG of a CID as a CAR v1 to stdout.
+    Export {
+        /// The root CID.
+        cid: String,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Import a CAR v1 file; every block is verified before any is stored.
+    Import {
+        /// The CAR file.
+        file: PathBuf,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+}
+
+/// `shubnet pin ...`.
+#[derive(Debug, Subcommand)]
+pub enum PinCommand {
+    /// List pinned roots.
+    Ls {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Pin a root the node holds.
+    Add {
+        /// The root CID.
+        cid: String,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Unpin a root; its content goes at the next `shubnet gc`.
+    Rm {
+        /// The root CID.
+        cid: String,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Opens a regular file for reading, with errors that say what is wrong.
+fn open_regular(path: &Path) -> Result<(std::fs::File, u64)> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if meta.is_dir() {
+        bail!(
+            "{} is a directory; shubnet stores single files (images)",
+            path.display()
+        );
+    }
+    if !meta.is_file() {
+        bail!("{} is not a regular file", path.display());
+    }
+    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    Ok((f, meta.len()))
+}
+
+fn parse_cid(text: &str) -> Result<shubnet_protocol::Cid> {
+    shubnet_protocol::cid::parse(text).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// `shubnet cid FILE`.
+pub fn cid(a: CidArgs) -> Result<()> {
+    let layout = Layout::new(a.chunk_size, a.max_links).context("invalid layout")?;
+    let (f, _) = open_regular(&a.file)?;
+    let reader = std::io::BufReader::with_capacity(1 << 20, f);
+    let imported =
+        import_reader(reader, layout).with_context(|| format!("reading {}", a.file.display()))?;
+    println!("{}", imported.root);
+    Ok(())
+}
+
+fn progress(len: u64, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() || len < PROGRESS_MIN_BYTES {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{msg} {bar:40.cyan/blue} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// Streams a file as a request body, advancing a progress bar.
+fn file_body(file: std::fs::File, pb: ProgressBar) -> reqwest::Body {
+    let file = tokio::fs::File::from_std(file);
+    let stream = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20).inspect(move |chunk| {
+        if let Ok(c) = chunk {
+            pb.inc(c.len() as u64);
+        }
+    });
+    reqwest::Body::wrap_stream(stream)
+}
+
+/// `shubnet add FILE`.
+pub fn add(a: AddArgs) -> Result<()> {
+    let (f, len) = open_regular(&a.file)?;
+    let client = NodeClient::new(&a.node)?;
+    let pb = progress(len, "adding");
+    let out: AddOutcome = runtime()?.block_on(client.admin(
+        reqwest::Method::POST,
+        "/add",
+        Some(file_body(f, pb.clone())),
+    ))?;
+    pb.finish_and_clear();
+    println!("{}", out.cid);
+    Ok(())
+}
+
+async fn copy_to_stdout(resp: reqwest::Response) -> Result<()> {
+    let mut stdout = tokio::io::stdout();
+    let mut body = resp.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.context("the transfer was interrupted")?;
+        stdout
+            .write_all(&chunk)
+            .await
+            .context("writing to stdout")?;
+    }
+    stdout.flush().await.context("writing to stdout")?;
+    Ok(())
+}
+
+/// `shubnet cat CID`.
+pub fn cat(a: CatArgs) -> Result<()> {
+    let cid = parse_cid(&a.cid)?;
+    let client = NodeClient::new(&a.node)?;
+    runtime()?.block_on(async {
+        let resp = client.get(&format!("/ipfs/{cid}")).await?;
+        let expected = resp.content_length();
+        let mut got = 0u64;
+        let mut stdout = tokio::io::stdout();
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.context("the transfer was interrupted")?;
+            got += chunk.len() as u64;
+            stdout
+                .write_all(&chunk)
+                .await
+                .context("writing to stdout")?;
+        }
+        stdout.flush().await.context("writing to stdout")?;
+        if let Some(n) = expected.filter(|&n| n != got) {
+            bail!("the transfer ended after {got} of {n} bytes");
+        }
+        Ok(())
+    })
+}
+
+/// `shubnet car ...`.
+pub fn car(c: CarCommand) -> Result<()> {
+    match c {
+        CarCommand::Export { cid, node } => {
+            let cid = parse_cid(&cid)?;
+            let client = NodeClient::new(&node)?;
+            runtime()?.block_on(async {
+                let resp = client
+                    .get(&format!("/ipfs/{cid}?format=car&dag-scope=all&car-dups=n"))
+                    .await?;
+                copy_to_stdout(resp).await
+            })
+        }
+        CarCommand::Import { file, node } => {
+            let (f, len) = open_regular(&file)?;
+            let client = NodeClient::new(&node)?;
+            let pb = progress(len, "importing");
+            let out: CarImportOutcome = runtime()?.block_on(client.admin(
+                reqwest::Method::POST,
+                "/car/import",
+                Some(file_body(f, pb.clone())),
+            ))?;
+            pb.finish_and_clear();
+            for root in out.roots {
+                println!("{}", root.cid);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `shubnet pin ...`.
+pub fn pin(c: PinCommand) -> Result<()> {
+    let rt = runtime()?;
+    match c {
+        PinCommand::Ls { json, node } => {
+            let client = NodeClient::new(&node)?;
+            let pins: Vec<PinInfo> =
+                rt.block_on(client.admin(reqwest::Method::GET, "/pins", None))?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &pins)?;
+                writeln!(out)?;
+            } else {
+                for p in pins {
+                    writeln!(out, "{}\t{}", p.cid, p.size)?;
+                }
+            }
+            Ok(())
+        }
+        PinCommand::Add { cid, node } => {
+            let cid = parse_cid(&cid)?;
+            let client = NodeClient::new(&node)?;
+            let _: serde_json::Value =
+                rt.block_on(client.admin(reqwest::Method::PUT, &format!("/pins/{cid}"), None))?;
+            println!("{cid}");
+            Ok(())
+        }
+        PinCommand::Rm { cid, node } => {
+            let cid = parse_cid(&cid)?;
+            let client = NodeClient::new(&node)?;
+            let _: serde_json::Value =
+                rt.block_on(client.admin(reqwest::Method::DELETE, &format!("/pins/{cid}"), None))?;
+            println!("{cid}");
+            Ok(())
+        }
+    }
+}
+
+/// `shubnet gc`.
+pub fn gc(a: NodeOnly) -> Result<()> {
+    let client = NodeClient::new(&a.node)?;
+    let r: GcReport = runtime()?.block_on(client.admin(reqwest::Method::POST, "/gc", None))?;
+    for cid in &r.removed {
+        println!("removed {cid}");
+    }
+    println!(
+        "gc: removed {} root(s), freed {} bytes",
+        r.removed.len(),
+        r.freed_bytes
+    );
+    Ok(())
+}
+
+/// `shubnet repair`.
+pub fn repair(a: NodeOnly) -> Result<()> {
+    let client = NodeClient::new(&a.node)?;
+    let r: RepairReport =
+        runtime()?.block_on(client.admin(reqwest::Method::POST, "/repair", None))?;
+    println!(
+        "repair: checked {} blob(s), indexed {} block(s), removed {} partial file(s)",
+        r.checked, r.indexed_blocks, r.removed_partials
+    );
+    if r.is_clean() {
+        println!("repair: no damage");
+        Ok(())
+    } else {
+        for d in &r.damaged {
+            println!("damaged {d} (moved to quarantine/)");
+        }
+        bail!("{} damaged blob(s) found", r.damaged.len())
+    }
+}

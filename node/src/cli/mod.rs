@@ -1,0 +1,80 @@
+//! Every `shubnet` subcommand. Argument parsing is plain data (clap derive); each command is a
+//! function in its own module. Commands that change a node go through its admin API over HTTP,
+//! so the CLI never opens the store of a running node.
+
+mod client;
+mod content;
+mod serve;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// The default node URL: the default `serve --http` address.
+pub const DEFAULT_NODE_URL: &str = "http://127.0.0.1:8080";
+
+/// shubnet: a federated registry for Apptainer/Singularity images.
+#[derive(Debug, Parser)]
+#[command(name = "shubnet", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where a command finds the node it talks to.
+#[derive(Debug, Args, Clone)]
+pub struct NodeArgs {
+    /// URL of the node's HTTP API.
+    #[arg(long = "node", env = "SHUBNET_NODE", default_value = DEFAULT_NODE_URL, value_name = "URL")]
+    pub url: String,
+    /// Data directory of that node, where its admin token is read from
+    /// [default: ~/.local/share/shubnet].
+    #[arg(long, env = crate::paths::DATA_DIR_ENV, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Admin token to present instead of reading `DATA_DIR/keys/admin.token`.
+    #[arg(
+        long,
+        env = "SHUBNET_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node: the content store and its HTTP gateway.
+    Serve(serve::ServeArgs),
+    /// Print the root CID a file would get (same as `ipfs add --cid-version=1`); stores nothing.
+    Cid(content::CidArgs),
+    /// Store and pin a file in the running node; prints its root CID.
+    Add(content::AddArgs),
+    /// Write the bytes of a CID to stdout.
+    Cat(content::CatArgs),
+    /// Export or import CAR v1 archives.
+    #[command(subcommand)]
+    Car(content::CarCommand),
+    /// List, add or remove pins.
+    #[command(subcommand)]
+    Pin(content::PinCommand),
+    /// Remove all content that is not pinned.
+    Gc(content::NodeOnly),
+    /// Check every blob against its CID and rebuild the index from blobs/.
+    Repair(content::NodeOnly),
+}
+
+/// Runs one command to completion.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve(a) => serve::run(a),
+        Command::Cid(a) => content::cid(a),
+        Command::Add(a) => content::add(a),
+        Command::Cat(a) => content::cat(a),
+        Command::Car(c) => content::car(c),
+        Command::Pin(c) => content::pin(c),
+        Command::Gc(a) => content::gc(a),
+        Command::Repair(a) => content::repair(a),
+    }
+}

@@ -1,0 +1,64 @@
+//! `shubnet serve`.
+
+use crate::paths::{DATA_DIR_ENV, DataDir};
+use crate::server::{self, ServeConfig};
+use anyhow::{Context, Result};
+use clap::Args;
+use shubnet_gateway::GatewayConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// `shubnet serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Data directory; created on first start [default: ~/.local/share/shubnet].
+    #[arg(long, env = DATA_DIR_ENV, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address for the HTTP gateway and admin API. Loopback by default; use 0.0.0.0:PORT to
+    /// serve other hosts (the admin API still answers only loopback unless --allow-remote-admin).
+    #[arg(
+        long,
+        env = "SHUBNET_HTTP",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
+    pub http: SocketAddr,
+    /// Let the admin API answer non-loopback clients (they still need the admin token).
+    #[arg(long)]
+    pub allow_remote_admin: bool,
+    /// Largest upload accepted, in bytes.
+    #[arg(long, env = "SHUBNET_MAX_UPLOAD", default_value_t = 64 * 1024 * 1024 * 1024, value_name = "BYTES")]
+    pub max_upload: u64,
+    /// Log filter, e.g. `info` or `shubnet_node=debug` (also RUST_LOG).
+    #[arg(
+        long,
+        env = "SHUBNET_LOG",
+        default_value = "info",
+        value_name = "FILTER"
+    )]
+    pub log: String,
+}
+
+/// Runs `serve`.
+pub fn run(a: ServeArgs) -> Result<()> {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| a.log.clone());
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter).context("invalid --log filter")?,
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cfg = ServeConfig {
+        data_dir: DataDir::new(a.data_dir.unwrap_or_else(DataDir::default_location)),
+        http: a.http,
+        gateway: GatewayConfig {
+            allow_remote_admin: a.allow_remote_admin,
+            max_upload_bytes: a.max_upload,
+        },
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(server::run(cfg))
+}

@@ -1,0 +1,67 @@
+//! The layout of a node's data directory, in one place so nothing else builds paths by hand.
+
+use std::path::{Path, PathBuf};
+
+/// Environment variable naming the data directory.
+pub const DATA_DIR_ENV: &str = "SHUBNET_DATA_DIR";
+
+/// Where a node keeps everything; see DESIGN.md "Store on disk".
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// A data directory at `root` (not created yet).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The per-user default: `$XDG_DATA_HOME/shubnet`, usually `~/.local/share/shubnet`.
+    pub fn default_location() -> PathBuf {
+        dirs::data_dir()
+            .or_else(|| dirs::home_dir().map(|h| h.join(".local/share")))
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join("shubnet")
+    }
+
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Complete images, one plain file per root CID.
+    pub fn blobs(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+
+    /// Temporary files of writes in progress; anything here after a crash is garbage.
+    pub fn partial(&self) -> PathBuf {
+        self.root.join("partial")
+    }
+
+    /// Blobs that failed verification, kept aside for an operator to inspect.
+    pub fn quarantine(&self) -> PathBuf {
+        self.root.join("quarantine")
+    }
+
+    /// The sled index (derived state; rebuilt by `shubnet repair`).
+    pub fn index(&self) -> PathBuf {
+        self.root.join("index")
+    }
+
+    /// Secrets: node keys and the admin token, all mode 0600.
+    pub fn keys(&self) -> PathBuf {
+        self.root.join("keys")
+    }
+
+    /// The admin token the CLI presents to the node's admin API.
+    pub fn admin_token(&self) -> PathBuf {
+        self.keys().join("admin.token")
+    }
+
+    /// Where a running node writes the URL it serves, so the CLI can find it.
+    pub fn api_file(&self) -> PathBuf {
+        self.root.join("api.url")
+    }
+}

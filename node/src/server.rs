@@ -1,0 +1,80 @@
+//! `shubnet serve`: opens the store, mounts the gateway, listens, and shuts down cleanly on
+//! SIGTERM or Ctrl-C.
+
+use crate::backend::NodeBackend;
+use crate::paths::DataDir;
+use crate::store::Store;
+use crate::token::AdminToken;
+use anyhow::{Context, Result};
+use shubnet_gateway::GatewayConfig;
+use std::net::SocketAddr;
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The data directory (created if missing).
+    pub data_dir: DataDir,
+    /// HTTP listen address; port 0 picks a free port.
+    pub http: SocketAddr,
+    /// HTTP-layer settings.
+    pub gateway: GatewayConfig,
+}
+
+/// Runs a node until SIGTERM/SIGINT.
+pub async fn run(cfg: ServeConfig) -> Result<()> {
+    let dir = cfg.data_dir.clone();
+    std::fs::create_dir_all(dir.root())
+        .with_context(|| format!("creating the data directory {}", dir.root().display()))?;
+    let token =
+        AdminToken::load_or_create(&dir.admin_token()).context("loading the admin token")?;
+    tracing::info!(data_dir = %dir.root().display(), "opening the store");
+    let store = Store::open(dir.clone())
+        .await
+        .with_context(|| format!("opening the store in {}", dir.root().display()))?;
+    let app = shubnet_gateway::app(NodeBackend::new(store.clone(), token), cfg.gateway);
+    let listener = tokio::net::TcpListener::bind(cfg.http)
+        .await
+        .with_context(|| format!("listening on {}", cfg.http))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    let url = format!("http://{addr}");
+    write_api_file(&dir, &url)?;
+    println!("shubnet: serving {url}");
+    println!("shubnet: data directory {}", dir.root().display());
+    tracing::info!(%url, "serving");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("HTTP server failed")?;
+    tracing::info!("shutting down");
+    let _ = std::fs::remove_file(dir.api_file());
+    store.flush().await.context("flushing the index")?;
+    Ok(())
+}
+
+fn write_api_file(dir: &DataDir, url: &str) -> Result<()> {
+    let tmp = dir.root().join("api.url.tmp");
+    std::fs::write(&tmp, format!("{url}\n"))
+        .and_then(|()| std::fs::rename(&tmp, dir.api_file()))
+        .with_context(|| format!("writing {}", dir.api_file().display()))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,477 @@
+//! Writing content: streaming `add` and verified CAR import. Both end in [`Store::commit`],
+//! which renames a finished, fsynced temp file into `blobs/` and then indexes it.
+
+use super::tables::{self, Location, RootRecord};
+use super::{Result, Store, StoreError, sled_err, sync_dir, unix_now};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use sha2::{Digest, Sha256};
+use shubnet_protocol::Cid;
+use shubnet_protocol::car::{CarReader, CarWriter};
+use shubnet_protocol::cid::{is_identity, verify};
+use shubnet_protocol::unixfs::{Block, FileNode, Importer, Layout};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// Suffix of the sidecar that keeps the dag-pb nodes of a blob whose DAG was not built with the
+/// default layout (a CAR import), so repair can check and re-index it.
+pub const NODES_SIDECAR: &str = ".nodes.car";
+
+/// Bytes written between hints to the kernel to start writeback, so the final fsync is short.
+const WRITEBACK_EVERY: u64 = 64 * 1024 * 1024;
+
+/// Result of a CAR import.
+#[derive(Debug, Clone)]
+pub struct CarImported {
+    /// Each file root stored, with its record.
+    pub roots: Vec<(Cid, RootRecord)>,
+    /// Blocks read and verified.
+    pub blocks: u64,
+}
+
+/// A finished temp blob, ready to commit.
+struct Staged {
+    temp: PathBuf,
+    root: Cid,
+    record: RootRecord,
+    blocks: Vec<Block>,
+    /// dag-pb nodes to keep in a sidecar (non-default layouts only).
+    sidecar: Option<Vec<(Cid, Vec<u8>)>>,
+}
+
+enum Feed {
+    Data(Bytes),
+    Abort,
+}
+
+impl Store {
+    /// Stores a file from a byte stream and pins it. One pass: the bytes are chunked, hashed
+    /// (leaves and whole file, on two threads) and written as they arrive; memory stays flat.
+    pub async fn add_stream<S>(&self, mut body: S) -> Result<(Cid, RootRecord)>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Unpin + Send,
+    {
+        let _guard = self.inner.maintenance.read().await;
+        let temp = self.new_temp_path("add");
+        let layout = self.inner.layout;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Feed>(32);
+        let (htx, hrx) = tokio::sync::mpsc::channel::<Bytes>(32);
+        let writer = {
+            let temp = temp.clone();
+            tokio::task::spawn_blocking(move || write_import(&temp, layout, rx))
+        };
+        let hasher = tokio::task::spawn_blocking(move || hash_stream(hrx));
+        let mut failure = None;
+        while let Some(item) = body.next().await {
+            match item {
+                Ok(chunk) => {
+                    if htx.send(chunk.clone()).await.is_err()
+                        || tx.send(Feed::Data(chunk)).await.is_err()
+                    {
+                        break; // the writer stopped early; its error is reported below
+                    }
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    let _ = tx.send(Feed::Abort).await;
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        drop(htx);
+        let written = writer
+            .await
+            .map_err(|e| StoreError::Invalid(format!("import task failed: {e}")));
+        let sha256 = hasher.await.unwrap_or_default();
+        let staged = match (failure, written) {
+            (Some(e), _) => Err(StoreError::Interrupted(e.to_string())),
+            (None, Err(e)) | (None, Ok(Err(e))) => Err(e),
+            (None, Ok(Ok((imported, blocks)))) => Ok(Staged {
+                temp: temp.clone(),
+                root: imported.root,
+                record: RootRecord {
+                    size: imported.size,
+                    sha256,
+                },
+                blocks,
+                sidecar: None,
+            }),
+        };
+        match staged {
+            Ok(s) => self.commit(s).await,
+            Err(e) => {
+                remove_quietly(&temp);
+                Err(e)
+            }
+        }
+    }
+
+    /// Verifies every block of a CAR stream before storing anything, then stores each root's
+    /// file DAG as a blob and pins it.
+    pub async fn import_car<S>(&self, mut body: S) -> Result<CarImported>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Unpin + Send,
+    {
+        let _guard = self.inner.maintenance.read().await;
+        let spool = self.new_temp_path("car");
+        let mut file = tokio::fs::File::create(&spool)
+            .await
+            .map_err(|e| StoreError::io("creating the CAR spool", e))?;
+        let spooled = async {
+            use tokio::io::AsyncWriteExt;
+            while let Some(item) = body.next().await {
+                let chunk = item.map_err(|e| StoreError::Interrupted(e.to_string()))?;
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|e| StoreError::io("writing the CAR spool", e))?;
+            }
+            file.flush()
+                .await
+                .map_err(|e| StoreError::io("writing the CAR spool", e))
+        }
+        .await;
+        drop(file);
+        if let Err(e) = spooled {
+            remove_quietly(&spool);
+            return Err(e);
+        }
+        let store = self.clone();
+        let spool2 = spool.clone();
+        let staged = tokio::task::spawn_blocking(move || store.stage_car(&spool2))
+            .await
+            .map_err(|e| StoreError::Invalid(format!("import task failed: {e}")))
+            .and_then(|r| r);
+        remove_quietly(&spool);
+        let (staged, blocks) = staged?;
+        let mut roots = Vec::new();
+        let mut pending = staged.into_iter();
+        while let Some(s) = pending.next() {
+            match self.commit(s).await {
+                Ok(r) => roots.push(r),
+                Err(e) => {
+                    pending.for_each(|s| remove_quietly(&s.temp));
+                    return Err(e);
+                }
+            }
+        }
+        Ok(CarImported { roots, blocks })
+    }
+
+    /// Reads the spooled CAR: verifies every block, then writes one temp blob per root.
+    fn stage_car(&self, spool: &Path) -> Result<(Vec<Staged>, u64)> {
+        let f = File::open(spool).map_err(|e| StoreError::io("opening the CAR spool", e))?;
+        let mut reader = CarReader::new(Counting::new(BufReader::with_capacity(1 << 20, f)))
+            .map_err(|e| StoreError::Invalid(format!("invalid CAR: {e}")))?;
+        let roots = reader.roots().to_vec();
+        if roots.is_empty() {
+            return Err(StoreError::Invalid("the CAR names no root".into()));
+        }
+        // Every block's position in the spool; dag-pb nodes are kept in memory (they are small).
+        let mut index: HashMap<Cid, (u64, u32)> = HashMap::new();
+        let mut nodes: HashMap<Cid, Vec<u8>> = HashMap::new();
+        let mut count = 0u64;
+        loop {
+            let block = reader
+                .next_verified_block()
+                .map_err(|e| StoreError::Invalid(format!("invalid CAR: {e}")))?;
+            let Some((cid, data)) = block else { break };
+            count += 1;
+            let end = reader_pos(&reader);
+            index.insert(cid, (end - data.len() as u64, data.len() as u32));
+            if cid.codec() != shubnet_protocol::cid::RAW {
+                nodes.insert(cid, data);
+            }
+        }
+        let mut staged = Vec::new();
+        for root in roots {
+            match self.stage_car_root(spool, &root, &index, &nodes) {
+                Ok(s) => staged.push(s),
+                Err(e) => {
+                    staged.iter().for_each(|s: &Staged| remove_quietly(&s.temp));
+                    return Err(e);
+                }
+            }
+        }
+        Ok((staged, count))
+    }
+
+    fn stage_car_root(
+        &self,
+        spool: &Path,
+        root: &Cid,
+        index: &HashMap<Cid, (u64, u32)>,
+        nodes: &HashMap<Cid, Vec<u8>>,
+    ) -> Result<Staged> {
+        let temp = self.new_temp_path("car-blob");
+        let result = (|| {
+            let mut src =
+                File::open(spool).map_err(|e| StoreError::io("opening the CAR spool", e))?;
+            let out = File::create(&temp).map_err(|e| StoreError::io("creating a temp blob", e))?;
+            let mut out = BufWriter::with_capacity(1 << 20, out);
+            let mut sha = Sha256::new();
+            let mut default_layout = Importer::new(Layout::default()).without_file_hash();
+            let mut blocks = Vec::new();
+            let mut sidecar = Vec::new();
+            let mut offset = 0u64;
+            // Depth-first walk; each entry carries the file size its parent claims for it.
+            let mut stack: Vec<(Cid, Option<u64>)> = vec![(*root, None)];
+            let mut buf = Vec::new();
+            while let Some((cid, claimed)) = stack.pop() {
+                if is_identity(&cid) {
+                    return Err(StoreError::Invalid(format!(
+                        "{root}: identity CIDs inside a file DAG are not supported"
+                    )));
+                }
+                let missing = || {
+                    StoreError::Invalid(format!("the CAR is missing block {cid} of root {root}"))
+                };
+                if cid.codec() == shubnet_protocol::cid::RAW {
+                    let &(pos, len) = index.get(&cid).ok_or_else(missing)?;
+                    if claimed.is_some_and(|c| c != u64::from(len)) {
+                        return Err(StoreError::Invalid(format!(
+                            "{root}: leaf {cid} size differs from its parent's blocksizes"
+                        )));
+                    }
+                    buf.resize(len as usize, 0);
+                    src.seek(SeekFrom::Start(pos))
+                        .and_then(|_| src.read_exact(&mut buf))
+                        .map_err(|e| StoreError::io("reading the CAR spool", e))?;
+                    // Re-check: the spool is ours, but bytes are only trusted once hashed here.
+                    verify(&cid, &buf).map_err(|e| StoreError::Invalid(e.to_string()))?;
+                    out.write_all(&buf)
+                        .map_err(|e| StoreError::io("writing a temp blob", e))?;
+                    sha.update(&buf);
+                    default_layout.update(&buf);
+                    default_layout.take_blocks().for_each(drop);
+                    blocks.push(Block::Leaf {
+                        cid,
+                        offset,
+                        len: u64::from(len),
+                    });
+                    offset += u64::from(len);
+                    continue;
+                }
+                let bytes = nodes.get(&cid).ok_or_else(missing)?;
+                let node = FileNode::decode(&cid, bytes).map_err(|e| {
+                    StoreError::Invalid(format!("{root}: {cid} is not a UnixFS file node: {e}"))
+                })?;
+                let FileNode::Branch { data, children } = node else {
+                    continue;
+                };
+                if !data.is_empty() {
+                    return Err(StoreError::Invalid(format!(
+                        "{root}: only UnixFS files with raw leaves are supported (CIDv1, as `ipfs add --cid-version=1` makes)"
+                    )));
+                }
+                let total: u64 = children.iter().map(|c| c.1).sum();
+                if claimed.is_some_and(|c| c != total) {
+                    return Err(StoreError::Invalid(format!(
+                        "{root}: node {cid} size differs from its parent's blocksizes"
+                    )));
+                }
+                blocks.push(Block::Node {
+                    cid,
+                    bytes: bytes.clone(),
+                });
+                sidecar.push((cid, bytes.clone()));
+                stack.extend(children.iter().rev().map(|(c, s)| (*c, Some(*s))));
+            }
+            let file = out
+                .into_inner()
+                .map_err(|e| StoreError::io("writing a temp blob", e.into_error()))?;
+            file.sync_all()
+                .map_err(|e| StoreError::io("syncing a temp blob", e))?;
+            let (_, reimported) = default_layout.finish();
+            Ok(Staged {
+                temp: temp.clone(),
+                root: *root,
+                record: RootRecord {
+                    size: offset,
+                    sha256: sha.finalize().into(),
+                },
+                blocks,
+                sidecar: (reimported.root != *root).then_some(sidecar),
+            })
+        })();
+        if result.is_err() {
+            remove_quietly(&temp);
+        }
+        result
+    }
+
+    /// Makes a staged blob durable and visible: rename into `blobs/`, then index and pin it.
+    async fn commit(&self, s: Staged) -> Result<(Cid, RootRecord)> {
+        let dest = self.blob_path(&s.root);
+        let blobs_dir = self.inner.dir.blobs();
+        let temp = s.temp.clone();
+        let sidecar = s.sidecar.clone();
+        let root = s.root;
+        let moved = tokio::task::spawn_blocking(move || -> Result<()> {
+            if let Some(nodes) = sidecar {
+                write_sidecar(&blobs_dir, &root, &nodes)?;
+            }
+            if dest.exists() {
+                // Same name means same content; keep the existing blob.
+                remove_quietly(&temp);
+            } else {
+                std::fs::rename(&temp, &dest).map_err(|e| {
+                    StoreError::io(format!("moving the blob into {}", dest.display()), e)
+                })?;
+            }
+            sync_dir(&blobs_dir)
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("commit task failed: {e}")))
+        .and_then(|r| r);
+        if let Err(e) = moved {
+            remove_quietly(&s.temp);
+            return Err(e);
+        }
+        self.index_blob(&s.root, &s.record, &s.blocks)?;
+        self.inner
+            .pins
+            .insert(s.root.to_bytes(), &unix_now().to_be_bytes())
+            .map_err(sled_err)?;
+        self.flush().await?;
+        Ok((s.root, s.record))
+    }
+
+    /// Writes a blob's blocks and root record into the index.
+    pub(super) fn index_blob(
+        &self,
+        root: &Cid,
+        record: &RootRecord,
+        blocks: &[Block],
+    ) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for b in blocks {
+            let (cid, loc) = match b {
+                Block::Leaf { cid, offset, len } => (
+                    cid,
+                    Location::Blob {
+                        offset: *offset,
+                        len: u32::try_from(*len).unwrap_or(u32::MAX),
+                    },
+                ),
+                Block::Node { cid, bytes } => (cid, Location::Inline(bytes.clone())),
+            };
+            batch.insert(tables::block_key(cid, root), loc.encode());
+        }
+        self.inner.blocks.apply_batch(batch).map_err(sled_err)?;
+        self.inner
+            .roots
+            .insert(root.to_bytes(), record.encode())
+            .map_err(sled_err)?;
+        Ok(())
+    }
+}
+
+/// Path of the nodes sidecar of a blob.
+pub fn sidecar_path(blobs: &Path, root: &Cid) -> PathBuf {
+    blobs.join(format!("{root}{NODES_SIDECAR}"))
+}
+
+fn write_sidecar(blobs: &Path, root: &Cid, nodes: &[(Cid, Vec<u8>)]) -> Result<()> {
+    let final_path = sidecar_path(blobs, root);
+    let temp = blobs.join(format!(".{root}{NODES_SIDECAR}.tmp"));
+    let res = (|| {
+        let f = File::create(&temp)?;
+        let mut w = CarWriter::new(BufWriter::new(f), &[*root])?;
+        for (cid, bytes) in nodes {
+            w.write_block(cid, bytes)?;
+        }
+        let f = w.finish()?.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        std::fs::rename(&temp, &final_path)
+    })();
+    res.map_err(|e| {
+        remove_quietly(&temp);
+        StoreError::io("writing the DAG sidecar", e)
+    })
+}
+
+/// The blocking half of `add`: chunk, hash leaves, write. Returns the import summary and every
+/// block for the index.
+fn write_import(
+    temp: &Path,
+    layout: Layout,
+    mut rx: tokio::sync::mpsc::Receiver<Feed>,
+) -> Result<(shubnet_protocol::unixfs::Imported, Vec<Block>)> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(temp)
+        .map_err(|e| StoreError::io("creating a temp blob", e))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut imp = Importer::new(layout).without_file_hash();
+    let mut blocks = Vec::new();
+    let mut since_hint = 0u64;
+    while let Some(feed) = rx.blocking_recv() {
+        let Feed::Data(chunk) = feed else {
+            return Err(StoreError::Interrupted("the client stopped sending".into()));
+        };
+        imp.update(&chunk);
+        blocks.extend(imp.take_blocks());
+        out.write_all(&chunk)
+            .map_err(|e| StoreError::io("writing a temp blob", e))?;
+        since_hint += chunk.len() as u64;
+        if since_hint >= WRITEBACK_EVERY {
+            since_hint = 0;
+            out.flush()
+                .map_err(|e| StoreError::io("writing a temp blob", e))?;
+            crate::store::read::start_writeback(out.get_ref());
+        }
+    }
+    let (rest, summary) = imp.finish();
+    blocks.extend(rest);
+    let file = out
+        .into_inner()
+        .map_err(|e| StoreError::io("writing a temp blob", e.into_error()))?;
+    file.sync_all()
+        .map_err(|e| StoreError::io("syncing a temp blob", e))?;
+    Ok((summary, blocks))
+}
+
+fn hash_stream(mut rx: tokio::sync::mpsc::Receiver<Bytes>) -> [u8; 32] {
+    let mut h = Sha256::new();
+    while let Some(b) = rx.blocking_recv() {
+        h.update(&b);
+    }
+    h.finalize().into()
+}
+
+/// Removes a file, ignoring "not found"; used on error paths where the first error matters.
+pub(super) fn remove_quietly(p: &Path) {
+    if let Err(e) = std::fs::remove_file(p)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %p.display(), error = %e, "could not remove a temporary file");
+    }
+}
+
+/// A reader that counts bytes, so CAR sections can be located in the spool.
+struct Counting<R> {
+    inner: R,
+    pos: u64,
+}
+
+impl<R> Counting<R> {
+    fn new(inner: R) -> Self {
+        Self { inner, pos: 0 }
+    }
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+fn reader_pos<R: Read>(r: &CarReader<Counting<R>>) -> u64 {
+    r.inner_ref().pos
+}

@@ -1,0 +1,287 @@
+//! Garbage collection and repair. Both hold the maintenance lock exclusively, so no write is in
+//! flight while they look at `blobs/` and `partial/`.
+
+use super::import::{NODES_SIDECAR, remove_quietly, sidecar_path};
+use super::tables::{self, Location, RootRecord};
+use super::{Result, Store, StoreError, sled_err, unix_now};
+use sha2::{Digest, Sha256};
+use shubnet_protocol::Cid;
+use shubnet_protocol::car::CarReader;
+use shubnet_protocol::cid::verify;
+use shubnet_protocol::unixfs::{Block, FileNode, Importer, Layout};
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+/// What GC removed.
+#[derive(Debug, Default, Clone)]
+pub struct GcOutcome {
+    /// Roots whose blobs and index entries were removed.
+    pub removed: Vec<Cid>,
+    /// Bytes of blob files freed.
+    pub freed_bytes: u64,
+}
+
+/// What repair found and did.
+#[derive(Debug, Default, Clone)]
+pub struct RepairOutcome {
+    /// Blobs checked.
+    pub checked: u64,
+    /// Blobs that failed their hash check and were moved to `quarantine/`.
+    pub damaged: Vec<String>,
+    /// Blocks written to the rebuilt index.
+    pub indexed_blocks: u64,
+    /// Temp files of interrupted writes removed.
+    pub removed_partials: u64,
+}
+
+impl RepairOutcome {
+    /// True when no blob was damaged.
+    pub fn is_clean(&self) -> bool {
+        self.damaged.is_empty()
+    }
+}
+
+impl Store {
+    /// Removes the content of every root that is not pinned. Pinned content is never touched.
+    pub async fn gc(&self) -> Result<GcOutcome> {
+        let _guard = self.inner.maintenance.write().await;
+        let store = self.clone();
+        let out = tokio::task::spawn_blocking(move || store.gc_blocking())
+            .await
+            .map_err(|e| StoreError::Invalid(format!("gc task failed: {e}")))??;
+        self.flush().await?;
+        Ok(out)
+    }
+
+    fn gc_blocking(&self) -> Result<GcOutcome> {
+        let mut out = GcOutcome::default();
+        for (root, rec) in self.roots()? {
+            if self.is_pinned(&root)? {
+                continue;
+            }
+            self.unindex_root(&root)?;
+            let blob = self.blob_path(&root);
+            remove_quietly(&sidecar_path(&self.inner.dir.blobs(), &root));
+            std::fs::remove_file(&blob)
+                .or_else(|e| {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })
+                .map_err(|e| StoreError::io(format!("removing {}", blob.display()), e))?;
+            out.freed_bytes += rec.size;
+            out.removed.push(root);
+            tracing::info!(%root, "gc removed unpinned content");
+        }
+        Ok(out)
+    }
+
+    /// Removes the index entries of one root's DAG, found by walking it from the root.
+    fn unindex_root(&self, root: &Cid) -> Result<()> {
+        let mut stack = vec![*root];
+        let mut batch = sled::Batch::default();
+        let mut seen = HashSet::new();
+        while let Some(cid) = stack.pop() {
+            if !seen.insert(cid) {
+                continue;
+            }
+            let key = tables::block_key(&cid, root);
+            if let Some(v) = self.inner.blocks.get(&key).map_err(sled_err)?
+                && let Some(Location::Inline(bytes)) = Location::decode(&v)
+                && let Ok(FileNode::Branch { children, .. }) = FileNode::decode(&cid, &bytes)
+            {
+                stack.extend(children.into_iter().map(|c| c.0));
+            }
+            batch.remove(key);
+        }
+        self.inner.blocks.apply_batch(batch).map_err(sled_err)?;
+        self.inner.roots.remove(root.to_bytes()).map_err(sled_err)?;
+        Ok(())
+    }
+
+    /// Checks every blob against its CID and rebuilds the index from `blobs/` alone. Damaged
+    /// blobs go to `quarantine/`. Pins survive; blobs the index did not know (it was lost) are
+    /// pinned, because deleting data that might have been pinned cannot be undone.
+    pub async fn repair(&self) -> Result<RepairOutcome> {
+        let _guard = self.inner.maintenance.write().await;
+        let store = self.clone();
+        let out = tokio::task::spawn_blocking(move || store.repair_blocking())
+            .await
+            .map_err(|e| StoreError::Invalid(format!("repair task failed: {e}")))??;
+        self.flush().await?;
+        Ok(out)
+    }
+
+    fn repair_blocking(&self) -> Result<RepairOutcome> {
+        let mut out = RepairOutcome {
+            removed_partials: self.clear_partials()?,
+            ..Default::default()
+        };
+        let known: HashSet<Cid> = self.roots()?.into_iter().map(|(c, _)| c).collect();
+        self.inner.blocks.clear().map_err(sled_err)?;
+        self.inner.roots.clear().map_err(sled_err)?;
+        let blobs = self.inner.dir.blobs();
+        let mut present = HashSet::new();
+        for (root, path) in self.blob_names()? {
+            if !path.is_file() {
+                continue;
+            }
+            out.checked += 1;
+            let sidecar = sidecar_path(&blobs, &root);
+            let checked = if sidecar.exists() {
+                check_with_sidecar(&path, &sidecar, &root)
+            } else {
+                check_default_layout(&path, &root)
+            };
+            match checked {
+                Ok((record, blocks)) => {
+                    self.index_blob(&root, &record, &blocks)?;
+                    out.indexed_blocks += blocks.len() as u64;
+                    present.insert(root);
+                    if !known.contains(&root) && !self.is_pinned(&root)? {
+                        self.inner
+                            .pins
+                            .insert(root.to_bytes(), &unix_now().to_be_bytes())
+                            .map_err(sled_err)?;
+                    }
+                }
+                Err(why) => {
+                    tracing::error!(%root, %why, "blob failed verification; quarantining it");
+                    self.quarantine(&root, &path, &sidecar)?;
+                    out.damaged.push(root.to_string());
+                }
+            }
+        }
+        // Pins whose content is gone (quarantined or deleted by hand) no longer mean anything.
+        for (cid, _) in self.pins()? {
+            if !present.contains(&cid) {
+                self.inner.pins.remove(cid.to_bytes()).map_err(sled_err)?;
+            }
+        }
+        // Stray temp files of sidecar writes.
+        if let Ok(entries) = std::fs::read_dir(&blobs) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') && name.ends_with(".tmp") {
+                    remove_quietly(&e.path());
+                    out.removed_partials += 1;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn quarantine(&self, root: &Cid, blob: &Path, sidecar: &Path) -> Result<()> {
+        let q = self.inner.dir.quarantine();
+        let dest = q.join(format!("{root}.{}", unix_now()));
+        std::fs::rename(blob, &dest)
+            .map_err(|e| StoreError::io(format!("moving {} to quarantine", blob.display()), e))?;
+        if sidecar.exists() {
+            let _ = std::fs::rename(
+                sidecar,
+                q.join(format!("{root}.{}{NODES_SIDECAR}", unix_now())),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Re-imports a blob with the default layout; its root must equal the file's name.
+fn check_default_layout(
+    path: &Path,
+    root: &Cid,
+) -> std::result::Result<(RootRecord, Vec<Block>), String> {
+    let f = File::open(path).map_err(|e| e.to_string())?;
+    let mut r = BufReader::with_capacity(1 << 20, f);
+    let mut imp = Importer::new(Layout::default());
+    let mut blocks = Vec::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = r.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        imp.update(&buf[..n]);
+        blocks.extend(imp.take_blocks());
+    }
+    let (rest, summary) = imp.finish();
+    blocks.extend(rest);
+    if summary.root != *root {
+        return Err(format!("content hashes to {}, not its name", summary.root));
+    }
+    Ok((
+        RootRecord {
+            size: summary.size,
+            sha256: summary.sha256.unwrap_or_default(),
+        },
+        blocks,
+    ))
+}
+
+/// Checks a blob whose DAG has a non-default layout against the dag-pb nodes in its sidecar.
+fn check_with_sidecar(
+    path: &Path,
+    sidecar: &Path,
+    root: &Cid,
+) -> std::result::Result<(RootRecord, Vec<Block>), String> {
+    let s = File::open(sidecar).map_err(|e| e.to_string())?;
+    let mut car = CarReader::new(BufReader::new(s)).map_err(|e| e.to_string())?;
+    let mut nodes = HashMap::new();
+    while let Some((cid, bytes)) = car.next_verified_block().map_err(|e| e.to_string())? {
+        nodes.insert(cid, bytes);
+    }
+    let mut f = BufReader::with_capacity(1 << 20, File::open(path).map_err(|e| e.to_string())?);
+    let mut sha = Sha256::new();
+    let mut blocks = Vec::new();
+    let mut offset = 0u64;
+    // Depth-first, children in order, so leaves are met in file order and read sequentially.
+    let mut stack = vec![(*root, None::<u64>)];
+    let mut buf = Vec::new();
+    while let Some((cid, leaf_size)) = stack.pop() {
+        if let Some(size) = leaf_size {
+            buf.resize(usize::try_from(size).map_err(|e| e.to_string())?, 0);
+            f.read_exact(&mut buf)
+                .map_err(|e| format!("blob is shorter than its DAG: {e}"))?;
+            verify(&cid, &buf).map_err(|e| e.to_string())?;
+            sha.update(&buf);
+            blocks.push(Block::Leaf {
+                cid,
+                offset,
+                len: size,
+            });
+            offset += size;
+            continue;
+        }
+        let bytes = nodes
+            .get(&cid)
+            .ok_or_else(|| format!("sidecar lacks node {cid}"))?;
+        let FileNode::Branch { children, .. } =
+            FileNode::decode(&cid, bytes).map_err(|e| e.to_string())?
+        else {
+            return Err(format!("{cid} in the sidecar is not a dag-pb node"));
+        };
+        blocks.push(Block::Node {
+            cid,
+            bytes: bytes.clone(),
+        });
+        stack.extend(children.into_iter().rev().map(|(child, size)| {
+            let is_leaf = child.codec() == shubnet_protocol::cid::RAW;
+            (child, is_leaf.then_some(size))
+        }));
+    }
+    let mut rest = [0u8; 1];
+    if f.read(&mut rest).map_err(|e| e.to_string())? != 0 {
+        return Err("blob is longer than its DAG".into());
+    }
+    Ok((
+        RootRecord {
+            size: offset,
+            sha256: sha.finalize().into(),
+        },
+        blocks,
+    ))
+}

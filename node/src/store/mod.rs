@@ -1,0 +1,301 @@
+//! The content store: complete images as plain files under `blobs/`, named by root CID, and a
+//! sled index of every block in them.
+//!
+//! Truth is `blobs/`; the index (`index/`) is derived and [`Store::repair`] rebuilds it from the
+//! blobs alone. Every write goes temp file in `partial/` → fsync → rename → fsync dir → index, so
+//! a crash at any point leaves either no blob or a complete one, and a complete blob without
+//! index entries is found again by repair (or automatically at start when the index is new).
+//!
+//! Concurrency: sled is thread-safe, and file I/O runs on blocking threads. Writers of blobs take
+//! the read side of `maintenance`; GC and repair take the write side, so they never see a blob
+//! between its rename and its pin, or delete a temp file that is still being written.
+
+mod import;
+mod maintenance;
+mod read;
+pub mod tables;
+
+pub use import::CarImported;
+
+use crate::paths::DataDir;
+use shubnet_protocol::Cid;
+use shubnet_protocol::unixfs::Layout;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tables::{Location, RootRecord};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The disk is full (or over quota). Nothing partial was kept.
+    #[error("no space left on the node's disk: {0}")]
+    Full(String),
+    /// The content is not held here.
+    #[error("{0} is not stored on this node")]
+    NotFound(Cid),
+    /// The input is invalid (bad CAR, hash mismatch, unsupported DAG).
+    #[error("{0}")]
+    Invalid(String),
+    /// The upload is larger than allowed.
+    #[error("upload exceeds the {0}-byte limit")]
+    TooLarge(u64),
+    /// Stored bytes do not match their CID: disk damage. Repair quarantines the blob.
+    #[error("stored content of {0} is damaged (hash mismatch); run `shubnet repair`")]
+    Corrupt(Cid),
+    /// The upload stream broke before its end.
+    #[error("the upload was interrupted: {0}")]
+    Interrupted(String),
+    /// A filesystem error.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The index database failed.
+    #[error("index: {0}")]
+    Index(#[from] sled::Error),
+}
+
+impl StoreError {
+    /// Wraps an I/O error, recognising a full disk.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        let context = context.into();
+        if is_disk_full(&source) {
+            StoreError::Full(format!("{context}: {source}"))
+        } else {
+            StoreError::Io { context, source }
+        }
+    }
+}
+
+/// True for "no space" and "over quota" errors.
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+        || e.kind() == std::io::ErrorKind::StorageFull
+        || e.kind() == std::io::ErrorKind::QuotaExceeded
+}
+
+fn sled_err(e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Io(io) if is_disk_full(&io) => StoreError::Full(format!("index: {io}")),
+        other => StoreError::Index(other),
+    }
+}
+
+/// Result alias for the store.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A cheap-to-clone handle to the store.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: DataDir,
+    db: sled::Db,
+    blocks: sled::Tree,
+    roots: sled::Tree,
+    pins: sled::Tree,
+    layout: Layout,
+    maintenance: tokio::sync::RwLock<()>,
+    temp_counter: AtomicU64,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`. If the index is new but blobs exist — the
+    /// index was deleted or lost — it is rebuilt before the store is returned.
+    pub async fn open(dir: DataDir) -> Result<Self> {
+        for d in [dir.blobs(), dir.partial(), dir.quarantine()] {
+            std::fs::create_dir_all(&d)
+                .map_err(|e| StoreError::io(format!("creating {}", d.display()), e))?;
+        }
+        let fresh = !dir.index().exists();
+        let db = sled::Config::new()
+            .path(dir.index())
+            .cache_capacity(32 * 1024 * 1024)
+            .open()
+            .map_err(sled_err)?;
+        let store = Store {
+            inner: Arc::new(Inner {
+                blocks: db.open_tree(tables::BLOCKS).map_err(sled_err)?,
+                roots: db.open_tree(tables::ROOTS).map_err(sled_err)?,
+                pins: db.open_tree(tables::PINS).map_err(sled_err)?,
+                db,
+                dir,
+                layout: Layout::default(),
+                maintenance: tokio::sync::RwLock::new(()),
+                temp_counter: AtomicU64::new(0),
+            }),
+        };
+        store.clear_partials()?;
+        if fresh && store.blob_names()?.next().is_some() {
+            tracing::warn!("index is missing but blobs exist; rebuilding it from blobs/");
+            let report = store.repair().await?;
+            tracing::info!(
+                checked = report.checked,
+                damaged = report.damaged.len(),
+                "index rebuilt"
+            );
+        }
+        Ok(store)
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &DataDir {
+        &self.inner.dir
+    }
+
+    fn blob_path(&self, root: &Cid) -> PathBuf {
+        self.inner.dir.blobs().join(root.to_string())
+    }
+
+    fn new_temp_path(&self, what: &str) -> PathBuf {
+        let n = self.inner.temp_counter.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        self.inner
+            .dir
+            .partial()
+            .join(format!("{what}-{}-{n}-{nanos}.tmp", std::process::id()))
+    }
+
+    /// Removes leftovers of interrupted writes. Only safe when no write is in progress: at open,
+    /// and under the maintenance lock.
+    fn clear_partials(&self) -> Result<u64> {
+        let dir = self.inner.dir.partial();
+        let mut n = 0;
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if p.is_file() {
+                std::fs::remove_file(&p)
+                    .map_err(|e| StoreError::io(format!("removing {}", p.display()), e))?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Names of the files in `blobs/` that look like root CIDs.
+    fn blob_names(&self) -> Result<impl Iterator<Item = (Cid, PathBuf)> + use<>> {
+        let dir = self.inner.dir.blobs();
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
+        Ok(entries.flatten().filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let cid = Cid::try_from(name.as_str()).ok()?;
+            Some((cid, e.path()))
+        }))
+    }
+
+    /// The index record of a stored image.
+    pub fn root_record(&self, root: &Cid) -> Result<Option<RootRecord>> {
+        Ok(self
+            .inner
+            .roots
+            .get(root.to_bytes())
+            .map_err(sled_err)?
+            .and_then(|v| RootRecord::decode(&v)))
+    }
+
+    /// The first known location of a block, with the root whose blob holds it.
+    fn locate(&self, cid: &Cid) -> Result<Option<(Cid, Location)>> {
+        for item in self.inner.blocks.scan_prefix(tables::block_prefix(cid)) {
+            let (k, v) = item.map_err(sled_err)?;
+            if let (Some(root), Some(loc)) = (tables::root_of_block_key(&k), Location::decode(&v)) {
+                return Ok(Some((root, loc)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// True if the block is held.
+    pub fn has_block(&self, cid: &Cid) -> Result<bool> {
+        Ok(self.locate(cid)?.is_some())
+    }
+
+    /// Pins a held root.
+    pub fn pin(&self, root: &Cid) -> Result<()> {
+        if self.root_record(root)?.is_none() {
+            return Err(StoreError::NotFound(*root));
+        }
+        self.inner
+            .pins
+            .insert(root.to_bytes(), &unix_now().to_be_bytes())
+            .map_err(sled_err)?;
+        self.inner.pins.flush().map_err(sled_err)?;
+        Ok(())
+    }
+
+    /// Unpins a root. Unpinning something that is not pinned is not an error.
+    pub fn unpin(&self, root: &Cid) -> Result<()> {
+        self.inner.pins.remove(root.to_bytes()).map_err(sled_err)?;
+        self.inner.pins.flush().map_err(sled_err)?;
+        Ok(())
+    }
+
+    /// True if `root` is pinned.
+    pub fn is_pinned(&self, root: &Cid) -> Result<bool> {
+        self.inner
+            .pins
+            .contains_key(root.to_bytes())
+            .map_err(sled_err)
+    }
+
+    /// Pinned roots with their sizes.
+    pub fn pins(&self) -> Result<Vec<(Cid, u64)>> {
+        let mut out = Vec::new();
+        for item in self.inner.pins.iter() {
+            let (k, _) = item.map_err(sled_err)?;
+            let Ok(cid) = Cid::try_from(k.as_ref()) else {
+                continue;
+            };
+            let size = self.root_record(&cid)?.map_or(0, |r| r.size);
+            out.push((cid, size));
+        }
+        Ok(out)
+    }
+
+    /// Stored roots.
+    pub fn roots(&self) -> Result<Vec<(Cid, RootRecord)>> {
+        let mut out = Vec::new();
+        for item in self.inner.roots.iter() {
+            let (k, v) = item.map_err(sled_err)?;
+            if let (Ok(cid), Some(rec)) = (Cid::try_from(k.as_ref()), RootRecord::decode(&v)) {
+                out.push((cid, rec));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Flushes the index to disk.
+    pub async fn flush(&self) -> Result<()> {
+        self.inner.db.flush_async().await.map_err(sled_err)?;
+        Ok(())
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// fsyncs a directory so a rename into it survives a crash.
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| StoreError::io(format!("syncing {}", dir.display()), e))
+}
+
+#[cfg(test)]
+mod tests;

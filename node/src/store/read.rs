@@ -1,0 +1,160 @@
+//! Reading content back: single blocks, and file byte ranges walked through the DAG. Every byte
+//! served is hashed against its block's CID first, so disk damage is refused, not passed on.
+
+use super::tables::Location;
+use super::{Result, Store, StoreError};
+use bytes::{Bytes, BytesMut};
+use shubnet_protocol::Cid;
+use shubnet_protocol::cid::verify;
+use shubnet_protocol::unixfs::FileNode;
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+/// How many verified leaves may wait between the disk thread and the HTTP connection.
+const READ_AHEAD: usize = 8;
+
+impl Store {
+    /// One block's bytes, verified, or `None` if not held.
+    pub fn block(&self, cid: &Cid) -> Result<Option<Bytes>> {
+        let Some((root, loc)) = self.locate(cid)? else {
+            return Ok(None);
+        };
+        let bytes = match loc {
+            Location::Inline(b) => Bytes::from(b),
+            Location::Blob { offset, len } => {
+                let f = self.open_blob(&root)?;
+                read_at(&f, offset, len as usize, &root)?
+            }
+        };
+        verify(cid, &bytes).map_err(|_| StoreError::Corrupt(*cid))?;
+        Ok(Some(bytes))
+    }
+
+    fn open_blob(&self, root: &Cid) -> Result<File> {
+        let p = self.blob_path(root);
+        File::open(&p).map_err(|e| StoreError::io(format!("opening blob {}", p.display()), e))
+    }
+
+    /// File length of the UnixFS file whose DAG root is `cid`, or `None` if not held.
+    pub fn file_size(&self, cid: &Cid) -> Result<Option<u64>> {
+        if let Some(rec) = self.root_record(cid)? {
+            return Ok(Some(rec.size));
+        }
+        let Some((_, loc)) = self.locate(cid)? else {
+            return Ok(None);
+        };
+        match loc {
+            Location::Blob { len, .. } => Ok(Some(u64::from(len))),
+            Location::Inline(bytes) => match FileNode::decode(cid, &bytes) {
+                Ok(FileNode::Raw) => Ok(Some(bytes.len() as u64)),
+                Ok(FileNode::Branch { data, children }) => Ok(Some(
+                    data.len() as u64 + children.iter().map(|c| c.1).sum::<u64>(),
+                )),
+                Err(e) => Err(StoreError::Invalid(format!(
+                    "{cid} is not a UnixFS file: {e}"
+                ))),
+            },
+        }
+    }
+
+    /// Streams file bytes `start..end` of the file rooted at `cid`. Leaves are read on a
+    /// blocking thread, verified, and handed over a small bounded channel, so memory stays at a
+    /// few leaves whatever the file size.
+    pub fn read_file(
+        &self,
+        cid: Cid,
+        start: u64,
+        end: u64,
+    ) -> tokio::sync::mpsc::Receiver<std::io::Result<Bytes>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.stream_range(&cid, start, end, &tx) {
+                tracing::error!(%cid, error = %e, "read failed");
+                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            }
+        });
+        rx
+    }
+
+    fn stream_range(
+        &self,
+        root: &Cid,
+        start: u64,
+        end: u64,
+        tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    ) -> Result<()> {
+        let mut files: HashMap<Cid, File> = HashMap::new();
+        // (block, file offset where its bytes begin)
+        let mut stack = vec![(*root, 0u64)];
+        while let Some((cid, at)) = stack.pop() {
+            let (blob, loc) = self.locate(&cid)?.ok_or(StoreError::NotFound(cid))?;
+            let bytes = match loc {
+                Location::Blob { offset, len } => {
+                    if at + u64::from(len) <= start || at >= end {
+                        continue;
+                    }
+                    if !files.contains_key(&blob) {
+                        files.insert(blob, self.open_blob(&blob)?);
+                    }
+                    let f = files.get(&blob).ok_or(StoreError::NotFound(blob))?;
+                    read_at(f, offset, len as usize, &blob)?
+                }
+                Location::Inline(b) => Bytes::from(b),
+            };
+            verify(&cid, &bytes).map_err(|_| StoreError::Corrupt(cid))?;
+            let (data, children) = match FileNode::decode(&cid, &bytes) {
+                Ok(FileNode::Raw) => (bytes, Vec::new()),
+                Ok(FileNode::Branch { data, children }) => (Bytes::from(data), children),
+                Err(e) => {
+                    return Err(StoreError::Invalid(format!(
+                        "{cid} is not a UnixFS file: {e}"
+                    )));
+                }
+            };
+            let data_end = at + data.len() as u64;
+            if data_end > start && at < end && !data.is_empty() {
+                let from = start.saturating_sub(at) as usize;
+                let to = (end.min(data_end) - at) as usize;
+                if tx.blocking_send(Ok(data.slice(from..to))).is_err() {
+                    return Ok(()); // the client went away
+                }
+            }
+            let mut child_at = data_end;
+            let mut spans = Vec::with_capacity(children.len());
+            for (c, size) in children {
+                if child_at < end && child_at + size > start {
+                    spans.push((c, child_at));
+                }
+                child_at += size;
+            }
+            stack.extend(spans.into_iter().rev());
+        }
+        Ok(())
+    }
+}
+
+fn read_at(f: &File, offset: u64, len: usize, blob: &Cid) -> Result<Bytes> {
+    let mut buf = BytesMut::zeroed(len);
+    f.read_exact_at(&mut buf, offset).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            StoreError::Corrupt(*blob)
+        } else {
+            StoreError::io(format!("reading blob {blob}"), e)
+        }
+    })?;
+    Ok(buf.freeze())
+}
+
+/// Asks the kernel to start writing back what has been written so far, so the final fsync of a
+/// large import does not stall on gigabytes of dirty pages.
+#[allow(unsafe_code)]
+pub(super) fn start_writeback(f: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: sync_file_range only reads the descriptor, which `f` keeps open for the call; it
+    // touches no memory of ours. Failure is harmless (the final fsync still runs), so it is ignored.
+    unsafe {
+        libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
