@@ -62,6 +62,7 @@ impl Store {
                 continue;
             }
             self.unindex_root(&root)?;
+            self.forget_verified(&root);
             let blob = self.blob_path(&root);
             remove_quietly(&sidecar_path(&self.inner.dir.blobs(), &root));
             std::fs::remove_file(&blob)
@@ -123,6 +124,9 @@ impl Store {
         };
         let known: HashSet<Cid> = self.roots()?.into_iter().map(|(c, _)| c).collect();
         self.inner.blocks.clear().map_err(sled_err)?;
+        if let Ok(mut m) = self.inner.verified.lock() {
+            m.clear();
+        }
         self.inner.roots.clear().map_err(sled_err)?;
         let blobs = self.inner.dir.blobs();
         let mut present = HashSet::new();

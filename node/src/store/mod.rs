@@ -104,6 +104,8 @@ struct Inner {
     layout: Layout,
     maintenance: tokio::sync::RwLock<()>,
     temp_counter: AtomicU64,
+    /// Leaves hashed since open, per blob (see `read.rs`).
+    verified: std::sync::Mutex<std::collections::HashMap<Cid, std::collections::HashSet<u64>>>,
 }
 
 impl Store {
@@ -130,6 +132,7 @@ impl Store {
                 layout: Layout::default(),
                 maintenance: tokio::sync::RwLock::new(()),
                 temp_counter: AtomicU64::new(0),
+                verified: std::sync::Mutex::default(),
             }),
         };
         store.clear_partials()?;
