@@ -135,29 +135,12 @@ impl Store {
                 continue;
             }
             out.checked += 1;
-            let sidecar = sidecar_path(&blobs, &root);
-            let checked = if sidecar.exists() {
-                check_with_sidecar(&path, &sidecar, &root)
-            } else {
-                check_default_layout(&path, &root)
-            };
-            match checked {
-                Ok((record, blocks)) => {
-                    self.index_blob(&root, &record, &blocks)?;
-                    out.indexed_blocks += blocks.len() as u64;
+            match self.check_and_index(&root, &path, !known.contains(&root))? {
+                Some(n) => {
+                    out.indexed_blocks += n;
                     present.insert(root);
-                    if !known.contains(&root) && !self.is_pinned(&root)? {
-                        self.inner
-                            .pins
-                            .insert(root.to_bytes(), &unix_now().to_be_bytes())
-                            .map_err(sled_err)?;
-                    }
                 }
-                Err(why) => {
-                    tracing::error!(%root, %why, "blob failed verification; quarantining it");
-                    self.quarantine(&root, &path, &sidecar)?;
-                    out.damaged.push(root.to_string());
-                }
+                None => out.damaged.push(root.to_string()),
             }
         }
         // Pins whose content is gone (quarantined or deleted by hand) no longer mean anything.
@@ -177,6 +160,48 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Hashes one blob and indexes it. Returns the number of blocks indexed, or `None` if the
+    /// blob failed its check and was quarantined. `pin_new` pins it if it is not pinned.
+    fn check_and_index(&self, root: &Cid, path: &Path, pin_new: bool) -> Result<Option<u64>> {
+        let sidecar = sidecar_path(&self.inner.dir.blobs(), root);
+        let checked = if sidecar.exists() {
+            check_with_sidecar(path, &sidecar, root)
+        } else {
+            check_default_layout(path, root)
+        };
+        match checked {
+            Ok((record, blocks)) => {
+                self.index_blob(root, &record, &blocks)?;
+                if pin_new && !self.is_pinned(root)? {
+                    self.inner
+                        .pins
+                        .insert(root.to_bytes(), &unix_now().to_be_bytes())
+                        .map_err(sled_err)?;
+                }
+                Ok(Some(blocks.len() as u64))
+            }
+            Err(why) => {
+                tracing::error!(%root, %why, "blob failed verification; quarantining it");
+                self.quarantine(root, path, &sidecar)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Indexes blobs the index does not know: after a crash between a blob's rename and its
+    /// indexing, or when the index was lost. They are pinned, since nothing says they may go.
+    pub(super) fn index_missing(&self) -> Result<u64> {
+        let mut n = 0;
+        for (root, path) in self.blob_names()? {
+            if path.is_file() && self.root_record(&root)?.is_none() {
+                tracing::warn!(%root, "blob is not in the index; checking and indexing it");
+                self.check_and_index(&root, &path, true)?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     fn quarantine(&self, root: &Cid, blob: &Path, sidecar: &Path) -> Result<()> {

@@ -116,12 +116,20 @@ impl Store {
             std::fs::create_dir_all(&d)
                 .map_err(|e| StoreError::io(format!("creating {}", d.display()), e))?;
         }
-        let fresh = !dir.index().exists();
-        let db = sled::Config::new()
-            .path(dir.index())
-            .cache_capacity(32 * 1024 * 1024)
-            .open()
-            .map_err(sled_err)?;
+        let mut fresh = !dir.index().exists();
+        let db = match open_index(&dir) {
+            Ok(db) => db,
+            Err(sled::Error::Corruption { .. }) | Err(sled::Error::Unsupported(_)) => {
+                // The index is derived state: set the damaged one aside and rebuild from blobs/.
+                let aside = dir.root().join(format!("index.damaged-{}", unix_now()));
+                tracing::error!(moved_to = %aside.display(), "the index is damaged; rebuilding it");
+                std::fs::rename(dir.index(), &aside)
+                    .map_err(|e| StoreError::io("moving the damaged index aside", e))?;
+                fresh = true;
+                open_index(&dir).map_err(sled_err)?
+            }
+            Err(e) => return Err(sled_err(e)),
+        };
         let store = Store {
             inner: Arc::new(Inner {
                 blocks: db.open_tree(tables::BLOCKS).map_err(sled_err)?,
@@ -136,14 +144,10 @@ impl Store {
             }),
         };
         store.clear_partials()?;
-        if fresh && store.blob_names()?.next().is_some() {
-            tracing::warn!("index is missing but blobs exist; rebuilding it from blobs/");
-            let report = store.repair().await?;
-            tracing::info!(
-                checked = report.checked,
-                damaged = report.damaged.len(),
-                "index rebuilt"
-            );
+        let reindexed = store.index_missing()?;
+        if reindexed > 0 {
+            tracing::info!(reindexed, fresh, "re-indexed blobs the index did not know");
+            store.flush().await?;
         }
         Ok(store)
     }
@@ -284,6 +288,13 @@ impl Store {
         self.inner.db.flush_async().await.map_err(sled_err)?;
         Ok(())
     }
+}
+
+fn open_index(dir: &DataDir) -> std::result::Result<sled::Db, sled::Error> {
+    sled::Config::new()
+        .path(dir.index())
+        .cache_capacity(32 * 1024 * 1024)
+        .open()
 }
 
 fn unix_now() -> u64 {
