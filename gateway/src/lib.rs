@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod backend;
+mod error;
 pub mod ipfs;
 
 pub use backend::{Backend, BackendError, ByteStream};

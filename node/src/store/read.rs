@@ -101,10 +101,12 @@ impl Store {
                     if at + u64::from(len) <= start || at >= end {
                         continue;
                     }
-                    if !files.contains_key(&blob) {
-                        files.insert(blob, self.open_blob(&blob)?);
-                    }
-                    let f = files.get(&blob).ok_or(StoreError::NotFound(blob))?;
+                    let f = match files.entry(blob) {
+                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            e.insert(self.open_blob(&blob)?)
+                        }
+                    };
                     (read_at(f, offset, len as usize, &blob)?, Some(offset))
                 }
                 Location::Inline(b) => (Bytes::from(b), None),

@@ -1,0 +1,46 @@
+//! The JSON error body shared by the `/ipfs` and admin APIs, and the one place a
+//! [`BackendError`] becomes an HTTP status, so both APIs answer a given failure the same way.
+
+use crate::BackendError;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// What a client sees for an internal failure; the real error only goes to the log.
+const INTERNAL_MESSAGE: &str = "internal error; see the node's log";
+
+/// `{"error": message}` with `status`.
+pub(crate) fn json_error(status: StatusCode, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// The status a backend failure maps to, as DESIGN.md and the STYLE guide fix it.
+pub(crate) fn backend_status(err: &BackendError) -> StatusCode {
+    match err {
+        BackendError::NotFound(_) => StatusCode::NOT_FOUND,
+        BackendError::Invalid(_) => StatusCode::BAD_REQUEST,
+        BackendError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        BackendError::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
+        BackendError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        BackendError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Renders a backend failure. Client errors are not logged; 5xx are, and an internal error's
+/// detail is replaced by a generic message.
+pub(crate) fn backend_response(err: &BackendError) -> Response {
+    let status = backend_status(err);
+    match err {
+        BackendError::Internal(detail) => {
+            tracing::error!(error = %detail, "backend failure");
+            json_error(status, INTERNAL_MESSAGE)
+        }
+        BackendError::StorageFull(msg) | BackendError::Unavailable(msg) => {
+            tracing::warn!(status = status.as_u16(), error = %msg, "backend cannot serve");
+            json_error(status, msg)
+        }
+        BackendError::NotFound(msg) | BackendError::Invalid(msg) | BackendError::TooLarge(msg) => {
+            json_error(status, msg)
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! `MemBackend`: the gateway's `Backend` over hash maps, built with the real UnixFS importer so
+//! every CID is the one a node would produce. It records what the gateway asked for, so tests
+//! can check that nothing outside a range is fetched and that identity CIDs never reach it.
+
+use bytes::Bytes;
+use futures::StreamExt;
+use shubnet_gateway::backend::{AddOutcome, CarImportOutcome, GcReport, PinInfo, RepairReport};
+use shubnet_gateway::{Backend, BackendError, ByteStream};
+use shubnet_protocol::Cid;
+use shubnet_protocol::car::CarReader;
+use shubnet_protocol::unixfs::{Block, FileNode, Importer, Layout};
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The admin token `MemBackend` accepts.
+pub const TOKEN: &str = "secret-admin-token";
+
+/// A failure `MemBackend` can be told to report from `gc` and `repair`.
+#[derive(Debug, Clone, Copy)]
+pub enum Failure {
+    Internal,
+    StorageFull,
+    Unavailable,
+}
+
+/// One imported file, with what the importer said about it.
+#[derive(Debug, Clone)]
+pub struct File {
+    pub root: Cid,
+    pub data: Vec<u8>,
+    /// Leaves in file order: (cid, offset, len).
+    pub leaves: Vec<(Cid, u64, u64)>,
+    /// dag-pb nodes in the order the importer finished them.
+    pub nodes: Vec<(Cid, Vec<u8>)>,
+}
+
+#[derive(Default)]
+struct Inner {
+    blocks: HashMap<Cid, Bytes>,
+    files: HashMap<Cid, Bytes>,
+    pins: BTreeMap<String, u64>,
+    block_requests: Vec<Cid>,
+    read_calls: Vec<(Cid, u64, u64)>,
+    add_calls: usize,
+    stream_errors: Vec<(io::ErrorKind, String)>,
+    failure: Option<Failure>,
+}
+
+/// The in-memory backend.
+#[derive(Clone)]
+pub struct MemBackend {
+    inner: Arc<Mutex<Inner>>,
+    layout: Layout,
+}
+
+impl MemBackend {
+    pub fn new(layout: Layout) -> Self {
+        Self {
+            inner: Arc::default(),
+            layout,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().expect("mem backend lock")
+    }
+
+    /// Imports `data` with this backend's layout and stores every block.
+    pub fn import(&self, data: &[u8]) -> File {
+        let file = chunk(data, self.layout);
+        let mut inner = self.lock();
+        for (cid, off, len) in &file.leaves {
+            let (o, l) = (*off as usize, *len as usize);
+            inner
+                .blocks
+                .insert(*cid, Bytes::copy_from_slice(&data[o..o + l]));
+        }
+        for (cid, bytes) in &file.nodes {
+            inner.blocks.insert(*cid, Bytes::from(bytes.clone()));
+        }
+        inner.files.insert(file.root, Bytes::from(data.to_vec()));
+        file
+    }
+
+    /// Stores a block that is not part of an imported file (directories, dag-cbor...).
+    pub fn insert_block(&self, cid: Cid, bytes: Vec<u8>) {
+        self.lock().blocks.insert(cid, Bytes::from(bytes));
+    }
+
+    /// Forgets a block, to simulate one going missing.
+    pub fn remove_block(&self, cid: &Cid) {
+        self.lock().blocks.remove(cid);
+    }
+
+    /// Every CID `block` was asked for, in order.
+    pub fn block_requests(&self) -> Vec<Cid> {
+        self.lock().block_requests.clone()
+    }
+
+    /// Every `read_file` call.
+    pub fn read_calls(&self) -> Vec<(Cid, u64, u64)> {
+        self.lock().read_calls.clone()
+    }
+
+    /// How many times `add` was called.
+    pub fn add_calls(&self) -> usize {
+        self.lock().add_calls
+    }
+
+    /// The errors upload streams delivered to `add` / `import_car`.
+    pub fn stream_errors(&self) -> Vec<(io::ErrorKind, String)> {
+        self.lock().stream_errors.clone()
+    }
+
+    /// Number of stored blocks.
+    pub fn block_count(&self) -> usize {
+        self.lock().blocks.len()
+    }
+
+    /// Makes `gc` and `repair` fail.
+    pub fn fail_with(&self, failure: Failure) {
+        self.lock().failure = Some(failure);
+    }
+
+    async fn collect(&self, mut body: ByteStream) -> Result<Vec<u8>, BackendError> {
+        let mut buf = Vec::new();
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(c) => buf.extend_from_slice(&c),
+                Err(e) => {
+                    self.lock().stream_errors.push((e.kind(), e.to_string()));
+                    return Err(BackendError::Invalid(format!("upload interrupted: {e}")));
+                }
+            }
+        }
+        Ok(buf)
+    }
+
+    /// Reassembles a file from stored blocks.
+    fn assemble(&self, cid: &Cid, out: &mut Vec<u8>) -> Result<(), BackendError> {
+        let block = self
+            .lock()
+            .blocks
+            .get(cid)
+            .cloned()
+            .ok_or_else(|| BackendError::Invalid(format!("CAR lacks block {cid}")))?;
+        match FileNode::decode(cid, &block).map_err(|e| BackendError::Invalid(e.to_string()))? {
+            FileNode::Raw => out.extend_from_slice(&block),
+            FileNode::Branch { data, children } => {
+                out.extend_from_slice(&data);
+                for (child, _) in children {
+                    self.assemble(&child, out)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn failure(&self) -> Result<(), BackendError> {
+        match self.lock().failure {
+            None => Ok(()),
+            Some(Failure::Internal) => Err(BackendError::Internal(
+                "sled tree corrupted at /secret/path".into(),
+            )),
+            Some(Failure::StorageFull) => Err(BackendError::StorageFull("disk full".into())),
+            Some(Failure::Unavailable) => Err(BackendError::Unavailable("shutting down".into())),
+        }
+    }
+}
+
+/// Runs the importer over `data` without storing anything.
+pub fn chunk(data: &[u8], layout: Layout) -> File {
+    let mut imp = Importer::new(layout);
+    imp.update(data);
+    let mut blocks: Vec<Block> = imp.take_blocks().collect();
+    let (rest, summary) = imp.finish();
+    blocks.extend(rest);
+    let mut leaves = Vec::new();
+    let mut nodes = Vec::new();
+    for b in blocks {
+        match b {
+            Block::Leaf { cid, offset, len } => leaves.push((cid, offset, len)),
+            Block::Node { cid, bytes } => nodes.push((cid, bytes)),
+        }
+    }
+    File {
+        root: summary.root,
+        data: data.to_vec(),
+        leaves,
+        nodes,
+    }
+}
+
+impl Backend for MemBackend {
+    async fn block(&self, cid: &Cid) -> Result<Option<Bytes>, BackendError> {
+        let mut inner = self.lock();
+        inner.block_requests.push(*cid);
+        Ok(inner.blocks.get(cid).cloned())
+    }
+
+    async fn file_size(&self, cid: &Cid) -> Result<Option<u64>, BackendError> {
+        Ok(self.lock().files.get(cid).map(|d| d.len() as u64))
+    }
+
+    async fn read_file(&self, cid: &Cid, start: u64, end: u64) -> Result<ByteStream, BackendError> {
+        let mut inner = self.lock();
+        inner.read_calls.push((*cid, start, end));
+        let data = inner
+            .files
+            .get(cid)
+            .cloned()
+            .ok_or_else(|| BackendError::NotFound(format!("{cid}")))?;
+        let part = data.slice(start as usize..end as usize);
+        // Several chunks, as a disk-backed store would yield them.
+        let chunks: Vec<io::Result<Bytes>> = (0..part.len())
+            .step_by(1000)
+            .map(|i| Ok(part.slice(i..(i + 1000).min(part.len()))))
+            .collect();
+        Ok(Box::pin(futures::stream::iter(chunks)))
+    }
+
+    async fn add(&self, body: ByteStream) -> Result<AddOutcome, BackendError> {
+        self.lock().add_calls += 1;
+        let data = self.collect(body).await?;
+        let file = self.import(&data);
+        let size = data.len() as u64;
+        self.lock().pins.insert(file.root.to_string(), size);
+        Ok(AddOutcome {
+            cid: file.root.to_string(),
+            size,
+            sha256: String::new(),
+            pinned: true,
+        })
+    }
+
+    async fn import_car(&self, body: ByteStream) -> Result<CarImportOutcome, BackendError> {
+        let data = self.collect(body).await?;
+        let mut reader =
+            CarReader::new(&data[..]).map_err(|e| BackendError::Invalid(e.to_string()))?;
+        let roots = reader.roots().to_vec();
+        let mut blocks = 0;
+        while let Some((cid, bytes)) = reader
+            .next_verified_block()
+            .map_err(|e| BackendError::Invalid(e.to_string()))?
+        {
+            self.insert_block(cid, bytes);
+            blocks += 1;
+        }
+        let mut outcomes = Vec::new();
+        for root in roots {
+            let mut file = Vec::new();
+            self.assemble(&root, &mut file)?;
+            let size = file.len() as u64;
+            let mut inner = self.lock();
+            inner.files.insert(root, Bytes::from(file));
+            inner.pins.insert(root.to_string(), size);
+            outcomes.push(AddOutcome {
+                cid: root.to_string(),
+                size,
+                sha256: String::new(),
+                pinned: true,
+            });
+        }
+        Ok(CarImportOutcome {
+            roots: outcomes,
+            blocks,
+        })
+    }
+
+    async fn pin(&self, cid: &Cid) -> Result<(), BackendError> {
+        let mut inner = self.lock();
+        let size = inner
+            .files
+            .get(cid)
+            .map(|d| d.len() as u64)
+            .ok_or_else(|| BackendError::NotFound(format!("{cid} is not held")))?;
+        inner.pins.insert(cid.to_string(), size);
+        Ok(())
+    }
+
+    async fn unpin(&self, cid: &Cid) -> Result<(), BackendError> {
+        match self.lock().pins.remove(&cid.to_string()) {
+            Some(_) => Ok(()),
+            None => Err(BackendError::NotFound(format!("{cid} is not pinned"))),
+        }
+    }
+
+    async fn pins(&self) -> Result<Vec<PinInfo>, BackendError> {
+        Ok(self
+            .lock()
+            .pins
+            .iter()
+            .map(|(cid, size)| PinInfo {
+                cid: cid.clone(),
+                size: *size,
+            })
+            .collect())
+    }
+
+    async fn gc(&self) -> Result<GcReport, BackendError> {
+        self.failure()?;
+        let mut inner = self.lock();
+        let pinned: Vec<String> = inner.pins.keys().cloned().collect();
+        let gone: Vec<Cid> = inner
+            .files
+            .keys()
+            .filter(|c| !pinned.contains(&c.to_string()))
+            .copied()
+            .collect();
+        let mut freed = 0;
+        for c in &gone {
+            freed += inner.files.remove(c).map_or(0, |d| d.len() as u64);
+        }
+        Ok(GcReport {
+            removed: gone.iter().map(Cid::to_string).collect(),
+            freed_bytes: freed,
+        })
+    }
+
+    async fn repair(&self) -> Result<RepairReport, BackendError> {
+        self.failure()?;
+        let inner = self.lock();
+        Ok(RepairReport {
+            checked: inner.files.len() as u64,
+            damaged: Vec::new(),
+            indexed_blocks: inner.blocks.len() as u64,
+            removed_partials: 0,
+        })
+    }
+
+    fn check_admin_token(&self, token: &str) -> bool {
+        token == TOKEN
+    }
+}
