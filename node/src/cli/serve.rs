@@ -47,6 +47,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
             tracing_subscriber::EnvFilter::try_new(&filter).context("invalid --log filter")?,
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cfg = ServeConfig {
         data_dir: DataDir::new(a.data_dir.unwrap_or_else(DataDir::default_location)),

@@ -1,0 +1,72 @@
+//! shubnet's process-level integration tests: one test binary, one module per concern.
+//!
+//! Every test runs the real `shubnet` binary (see `shubnet_tests::bin`), so build it first:
+//! `cargo build --workspace --bins && cargo test --workspace`. Tests that compare with the
+//! JavaScript reference implementations need `tests/js/node_modules` (`.ci/run` installs it).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+/// `shubnet cid` against known answers and against `ipfs-unixfs-importer`.
+mod cid;
+
+/// CAR export read by `@ipld/car`; CARs written by `CarWriter` imported by shubnet.
+mod car;
+
+/// The HTTP gateway end to end: add, cat, GET with ranges, HEAD, errors; and curl.
+mod gateway;
+
+/// kill -9 during an upload; losing the index.
+mod crash;
+
+/// Input that must be refused cleanly, leaving the node as it was.
+mod bad_input;
+
+use std::path::{Path, PathBuf};
+
+/// A fresh temporary directory for one test.
+pub fn tmpdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("shubnet-it-")
+        .tempdir()
+        .expect("creating a temp dir")
+}
+
+/// `dir/name`, as a `PathBuf`.
+pub fn file_in(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
+
+/// `shubnet cid FILE [--chunk-size C --max-links L]`, checked; no node involved.
+#[track_caller]
+pub fn shubnet_cid(file: &Path, layout: Option<(u64, u64)>) -> String {
+    let mut args: Vec<std::ffi::OsString> = vec!["cid".into(), file.as_os_str().to_owned()];
+    if let Some((c, l)) = layout {
+        args.push("--chunk-size".into());
+        args.push(c.to_string().into());
+        args.push("--max-links".into());
+        args.push(l.to_string().into());
+    }
+    shubnet_tests::run_cmd(&mut shubnet_tests::bin::shubnet_command(&args))
+        .ok()
+        .out()
+}
+
+/// What a node holds, for "nothing changed" checks: pins, blob files, partial files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holdings {
+    /// `shubnet pin ls --json`, sorted.
+    pub pins: Vec<(String, u64)>,
+    /// Files under `DATA_DIR/blobs`.
+    pub blobs: Vec<String>,
+    /// Files under `DATA_DIR/partial`.
+    pub partial: Vec<String>,
+}
+
+/// Takes stock of `node`.
+pub fn holdings(node: &shubnet_tests::TestNode) -> Holdings {
+    Holdings {
+        pins: node.pins(),
+        blobs: node.files_under("blobs"),
+        partial: node.files_under("partial"),
+    }
+}
