@@ -223,7 +223,7 @@ fn path_cid(path: Result<Path<String>, PathRejection>) -> Result<Cid, AdminError
 }
 
 /// Refuses a body whose declared length is over the limit, before any of it is read.
-fn check_declared_length(headers: &HeaderMap, limit: u64) -> Result<(), AdminError> {
+pub(crate) fn check_declared_length(headers: &HeaderMap, limit: u64) -> Result<(), AdminError> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -236,7 +236,7 @@ fn check_declared_length(headers: &HeaderMap, limit: u64) -> Result<(), AdminErr
 
 /// The request body as a [`ByteStream`] that ends with an error once more than `limit` bytes
 /// arrive (setting the returned flag), and turns transport failures into `io::Error`s.
-fn limited(body: Body, limit: u64) -> (ByteStream, Arc<AtomicBool>) {
+pub(crate) fn limited(body: Body, limit: u64) -> (ByteStream, Arc<AtomicBool>) {
     let exceeded = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&exceeded);
     let stream = futures::stream::unfold(Some((body.into_data_stream(), 0u64)), move |state| {

@@ -95,6 +95,86 @@ pub struct PinInfo {
     pub size: u64,
 }
 
+/// The federation as the verification API serves it: raw signed encodings, so clients verify
+/// them themselves rather than trusting this gateway.
+#[derive(Debug, Clone, Default)]
+pub struct FederationView {
+    /// The federation id (CID of roster version 1), if this node is in one.
+    pub id: Option<String>,
+    /// Every roster version's signed encoding, oldest first.
+    pub rosters: Vec<Vec<u8>>,
+    /// A version waiting for admin signatures, if any.
+    pub pending: Option<Vec<u8>>,
+}
+
+/// What the CLI asks of the federation through the admin API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum FederationRequest {
+    /// Found a federation with this node as first admin and member.
+    Create {
+        /// Federation display name.
+        name: String,
+        /// This node's institution id.
+        institution: String,
+        /// Collection patterns this institution publishes.
+        namespaces: Vec<String>,
+        /// Bytes of storage this node offers.
+        storage: u64,
+    },
+    /// Admit a newcomer from its join request line.
+    Admit {
+        /// The line `shubnet federation request` printed.
+        request: String,
+        /// Bytes of storage the newcomer offers.
+        storage: u64,
+    },
+    /// Change the admin set or the signature threshold (a new roster version).
+    Admins {
+        /// Admin public keys (hex) to add.
+        add: Vec<String>,
+        /// Admin public keys (hex) to remove.
+        remove: Vec<String>,
+        /// New threshold, if changing.
+        threshold: Option<u32>,
+    },
+    /// Co-sign a pending roster version.
+    Sign {
+        /// The roster line `admit` printed.
+        roster: String,
+    },
+    /// Trust federation `id` and take its roster chain (signed encodings, base64url).
+    Join {
+        /// The federation id.
+        id: String,
+        /// Signed roster encodings, base64url without padding, oldest first.
+        rosters: Vec<String>,
+    },
+}
+
+/// The result of a push or delete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushOutcome {
+    /// CID of the signed manifest.
+    pub manifest: String,
+    /// `collection/name:tag`.
+    pub reference: String,
+    /// Content root CID; absent for a tombstone.
+    pub root: Option<String>,
+    /// File size.
+    pub size: u64,
+    /// sha256 hex.
+    pub sha256: String,
+    /// The manifest's seq.
+    pub seq: u64,
+}
+
+async fn unsupported<T>() -> Result<T, BackendError> {
+    Err(BackendError::Unavailable(
+        "this backend has no registry".into(),
+    ))
+}
+
 /// The node operations the gateway calls. Methods return `Send` futures because axum handlers
 /// must be `Send`.
 pub trait Backend: Clone + Send + Sync + 'static {
@@ -141,6 +221,63 @@ pub trait Backend: Clone + Send + Sync + 'static {
 
     /// Checks every blob against its CID and rebuilds the index from `blobs/` alone.
     fn repair(&self) -> impl Future<Output = Result<RepairReport, BackendError>> + Send;
+
+    /// The federation id and roster chain.
+    fn federation(&self) -> impl Future<Output = Result<FederationView, BackendError>> + Send {
+        unsupported()
+    }
+
+    /// The signed head manifest of a tag (image or tombstone), encoded.
+    fn manifest_for_tag(
+        &self,
+        _collection: &str,
+        _name: &str,
+        _tag: &str,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, BackendError>> + Send {
+        unsupported()
+    }
+
+    /// A signed manifest by its CID, encoded.
+    fn manifest_by_cid(
+        &self,
+        _cid: &Cid,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, BackendError>> + Send {
+        unsupported()
+    }
+
+    /// Head manifests of every tag under `prefix` (`""`, `collection` or `collection/name`).
+    fn tag_heads(
+        &self,
+        _prefix: &str,
+    ) -> impl Future<Output = Result<Vec<Vec<u8>>, BackendError>> + Send {
+        unsupported()
+    }
+
+    /// Runs a federation admin action; returns a JSON summary for the CLI.
+    fn federation_admin(
+        &self,
+        _req: FederationRequest,
+    ) -> impl Future<Output = Result<serde_json::Value, BackendError>> + Send {
+        unsupported()
+    }
+
+    /// Stores a file and publishes it under `reference` with a manifest signed by this node.
+    fn push(
+        &self,
+        _reference: &str,
+        _frozen: bool,
+        _body: ByteStream,
+    ) -> impl Future<Output = Result<PushOutcome, BackendError>> + Send {
+        unsupported()
+    }
+
+    /// Publishes a tombstone for `reference`.
+    fn delete_tag(
+        &self,
+        _reference: &str,
+    ) -> impl Future<Output = Result<PushOutcome, BackendError>> + Send {
+        unsupported()
+    }
 
     /// True if `token` is this node's admin token. Implementations compare hashes in constant
     /// time and never store the token itself.

@@ -8,6 +8,8 @@ pub mod admin;
 pub mod backend;
 mod error;
 pub mod ipfs;
+pub mod registry;
+pub mod tokens;
 
 pub use backend::{Backend, BackendError, ByteStream};
 
@@ -47,10 +49,16 @@ pub type SharedState<B> = Arc<AppState<B>>;
 
 /// The whole HTTP application. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so the admin API can see the peer.
-pub fn app<B: Backend>(backend: B, config: GatewayConfig) -> Router {
+pub fn app<B: Backend + tokens::TokenBackend>(backend: B, config: GatewayConfig) -> Router {
     let state = Arc::new(AppState { backend, config });
     Router::new()
         .merge(ipfs::router::<B>())
-        .nest("/admin/v1", admin::router::<B>())
+        .nest("/shubnet/v1", registry::public_router::<B>())
+        .nest(
+            "/admin/v1",
+            admin::router::<B>()
+                .merge(tokens::router::<B>())
+                .merge(registry::admin_router::<B>()),
+        )
         .with_state(state)
 }

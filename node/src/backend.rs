@@ -1,11 +1,12 @@
 //! The gateway's view of this node: [`shubnet_gateway::Backend`] over the [`Store`].
 
+use crate::registry::{Registry, api as reg};
 use crate::store::{Store, StoreError};
 use crate::token::AdminToken;
 use bytes::Bytes;
 use shubnet_gateway::backend::{
-    AddOutcome, Backend, BackendError, ByteStream, CarImportOutcome, GcReport, PinInfo,
-    RepairReport,
+    AddOutcome, Backend, BackendError, ByteStream, CarImportOutcome, FederationRequest,
+    FederationView, GcReport, PinInfo, PushOutcome, RepairReport,
 };
 use shubnet_protocol::Cid;
 
@@ -13,13 +14,26 @@ use shubnet_protocol::Cid;
 #[derive(Clone, Debug)]
 pub struct NodeBackend {
     store: Store,
+    registry: Registry,
     admin: AdminToken,
+    /// User tokens and private collections (`crate::tokens`, which implements `TokenBackend`).
+    pub(crate) tokens: crate::tokens::TokenStore,
 }
 
 impl NodeBackend {
-    /// Wraps a store and the admin token's hash.
-    pub fn new(store: Store, admin: AdminToken) -> Self {
-        Self { store, admin }
+    /// Wraps the store, the registry, the admin token's hash and the token store.
+    pub fn new(
+        store: Store,
+        registry: Registry,
+        admin: AdminToken,
+        tokens: crate::tokens::TokenStore,
+    ) -> Self {
+        Self {
+            store,
+            registry,
+            admin,
+            tokens,
+        }
     }
 }
 
@@ -132,6 +146,47 @@ impl Backend for NodeBackend {
             indexed_blocks: r.indexed_blocks,
             removed_partials: r.removed_partials,
         })
+    }
+
+    async fn federation(&self) -> Result<FederationView, BackendError> {
+        reg::federation(&self.registry).await
+    }
+
+    async fn manifest_for_tag(
+        &self,
+        c: &str,
+        n: &str,
+        t: &str,
+    ) -> Result<Option<Vec<u8>>, BackendError> {
+        reg::manifest_for_tag(&self.registry, c, n, t).await
+    }
+
+    async fn manifest_by_cid(&self, cid: &Cid) -> Result<Option<Vec<u8>>, BackendError> {
+        reg::manifest_by_cid(&self.registry, cid).await
+    }
+
+    async fn tag_heads(&self, prefix: &str) -> Result<Vec<Vec<u8>>, BackendError> {
+        reg::tag_heads(&self.registry, prefix).await
+    }
+
+    async fn federation_admin(
+        &self,
+        req: FederationRequest,
+    ) -> Result<serde_json::Value, BackendError> {
+        reg::federation_admin(&self.registry, req).await
+    }
+
+    async fn push(
+        &self,
+        reference: &str,
+        frozen: bool,
+        body: ByteStream,
+    ) -> Result<PushOutcome, BackendError> {
+        reg::push(&self.registry, &self.store, reference, frozen, body).await
+    }
+
+    async fn delete_tag(&self, reference: &str) -> Result<PushOutcome, BackendError> {
+        reg::delete_tag(&self.registry, reference).await
     }
 
     fn check_admin_token(&self, token: &str) -> bool {

@@ -8,7 +8,12 @@
 
 pub mod backend;
 pub mod cli;
+pub mod config;
+pub mod keys;
 pub mod paths;
+pub mod registry;
+pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod token;
+pub mod tokens;

@@ -60,6 +60,16 @@ impl DataDir {
         self.keys().join("admin.token")
     }
 
+    /// The node's configuration file.
+    pub fn config(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+
+    /// Every accepted manifest and roster version, one file per CID (append-only truth).
+    pub fn log(&self) -> PathBuf {
+        self.root.join("log")
+    }
+
     /// Where a running node writes the URL it serves, so the CLI can find it.
     pub fn api_file(&self) -> PathBuf {
         self.root.join("api.url")

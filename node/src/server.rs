@@ -25,13 +25,24 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
     let dir = cfg.data_dir.clone();
     std::fs::create_dir_all(dir.root())
         .with_context(|| format!("creating the data directory {}", dir.root().display()))?;
+    crate::keys::check_key_dir(&dir).context("checking the key files")?;
+    let (keys, created) = crate::keys::NodeKeys::init(&dir).context("loading the node keys")?;
+    if created {
+        tracing::info!(peer_id = %keys.peer_id(), "created node keys");
+    }
     let token =
         AdminToken::load_or_create(&dir.admin_token()).context("loading the admin token")?;
     tracing::info!(data_dir = %dir.root().display(), "opening the store");
     let store = Store::open(dir.clone())
         .await
         .with_context(|| format!("opening the store in {}", dir.root().display()))?;
-    let app = shubnet_gateway::app(NodeBackend::new(store.clone(), token), cfg.gateway);
+    let registry = crate::registry::Registry::open(dir.clone(), store.index_db(), keys)
+        .context("opening the registry")?;
+    let tokens = crate::tokens::TokenStore::open(&store).context("opening the token store")?;
+    let app = shubnet_gateway::app(
+        NodeBackend::new(store.clone(), registry, token, tokens),
+        cfg.gateway,
+    );
     let listener = tokio::net::TcpListener::bind(cfg.http)
         .await
         .with_context(|| format!("listening on {}", cfg.http))?;

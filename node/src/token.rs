@@ -1,23 +1,9 @@
 //! The admin token: a random secret the node writes to `keys/admin.token` (mode 0600) for the
 //! local CLI. The node keeps only its sha256 in memory and compares in constant time.
 
+use crate::secrets::{self, SecretError};
 use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-
-/// Why the token could not be created or loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    /// File system trouble.
-    #[error("{0}: {1}")]
-    Io(String, std::io::Error),
-    /// The token file can be read by other users.
-    #[error(
-        "{0} is readable by other users (mode {1:o}); run `chmod 600 {0}` — the node will not start with an exposed secret"
-    )]
-    Exposed(String, u32),
-}
 
 /// The sha256 of the admin token.
 #[derive(Clone)]
@@ -32,43 +18,18 @@ impl std::fmt::Debug for AdminToken {
 }
 
 impl AdminToken {
-    /// Loads the token at `path`, creating it (and its directory, 0700) on first start.
-    pub fn load_or_create(path: &Path) -> Result<Self, TokenError> {
-        let show = || path.display().to_string();
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| TokenError::Io(format!("creating {}", dir.display()), e))?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| TokenError::Io(format!("securing {}", dir.display()), e))?;
-        }
+    /// Loads the token at `path`, creating it on first start.
+    pub fn load_or_create(path: &Path) -> Result<Self, SecretError> {
         if !path.exists() {
-            let mut raw = [0u8; 32];
-            std::fs::File::open("/dev/urandom")
-                .and_then(|mut f| f.read_exact(&mut raw))
-                .map_err(|e| TokenError::Io("reading /dev/urandom".into(), e))?;
-            let token = hex::encode(raw);
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| TokenError::Io(format!("creating {}", show()), e))?;
-            f.write_all(token.as_bytes())
-                .and_then(|()| f.sync_all())
-                .map_err(|e| TokenError::Io(format!("writing {}", show()), e))?;
+            secrets::create(path, hex::encode(secrets::random_bytes::<32>()?).as_bytes())?;
         }
-        let meta = std::fs::metadata(path)
-            .map_err(|e| TokenError::Io(format!("reading {}", show()), e))?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(TokenError::Exposed(show(), mode));
-        }
-        let token = std::fs::read_to_string(path)
-            .map_err(|e| TokenError::Io(format!("reading {}", show()), e))?;
-        Ok(Self::from_secret(token.trim()))
+        let raw = secrets::read(path)?;
+        let text = String::from_utf8(raw)
+            .map_err(|_| SecretError::Malformed(path.display().to_string(), "admin token"))?;
+        Ok(Self::from_secret(text.trim()))
     }
 
-    /// A token from its secret text (tests, and the file above).
+    /// A token from its secret text.
     pub fn from_secret(secret: &str) -> Self {
         Self {
             hash: Sha256::digest(secret.as_bytes()).into(),
@@ -88,6 +49,7 @@ impl AdminToken {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn created_0600_and_checked() {
@@ -99,7 +61,6 @@ mod tests {
         let secret = std::fs::read_to_string(&p).expect("read");
         assert!(t.matches(secret.trim()));
         assert!(!t.matches("wrong"));
-        // The same file loads to the same token.
         assert!(
             AdminToken::load_or_create(&p)
                 .expect("load")
@@ -108,7 +69,7 @@ mod tests {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         assert!(matches!(
             AdminToken::load_or_create(&p),
-            Err(TokenError::Exposed(..))
+            Err(SecretError::Exposed(..))
         ));
     }
 }

@@ -8,10 +8,16 @@
 //! - [`dagpb`]: the canonical dag-pb codec (links before data, as kubo writes it).
 //! - [`unixfs`]: the streaming UnixFS file importer that reproduces `ipfs add --cid-version=1`.
 //! - [`car`]: CAR v1 reading and writing, streaming.
+//! - [`reference`](mod@reference): `collection/name:tag@digest` and library paths, with the rules clients impose.
+//! - [`manifest`]: the signed image manifest (canonical DAG-CBOR), succession and resolution rules.
+//! - [`roster`]: the federation charter: hash-chained, threshold-signed versions; join requests.
 
 pub mod car;
 pub mod cid;
 pub mod dagpb;
+pub mod manifest;
+pub mod reference;
+pub mod roster;
 pub mod unixfs;
 pub mod varint;
 

@@ -333,3 +333,6 @@ impl Backend for MemBackend {
         token == TOKEN
     }
 }
+
+/// Keeps no tokens: the token routes are tested in `shubnet_gateway::tokens`.
+impl shubnet_gateway::tokens::TokenBackend for MemBackend {}

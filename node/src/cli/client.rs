@@ -77,6 +77,28 @@ impl NodeClient {
         resp.json().await.context("reading the node's reply")
     }
 
+    /// An authenticated admin call with a JSON body.
+    pub async fn admin_json<T: DeserializeOwned, B: serde::Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
+        let url = format!("{}/admin/v1{}", self.base, path);
+        let resp = self
+            .http
+            .post(&url)
+            .bearer_auth(self.token()?)
+            .json(body)
+            .send()
+            .await
+            .with_context(|| self.unreachable(&url))?;
+        check(resp)
+            .await?
+            .json()
+            .await
+            .context("reading the node's reply")
+    }
+
     fn unreachable(&self, url: &str) -> String {
         format!(
             "cannot reach the node at {url}; is `shubnet serve` running? \

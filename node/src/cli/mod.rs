@@ -4,7 +4,10 @@
 
 mod client;
 mod content;
+mod keys;
+mod registry;
 mod serve;
+mod tokens;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -47,6 +50,12 @@ pub struct NodeArgs {
 pub enum Command {
     /// Run a node: the content store and its HTTP gateway.
     Serve(serve::ServeArgs),
+    /// Create the data directory, node keys, admin token and config.toml (serve does this on
+    /// first start).
+    Init(keys::DirArgs),
+    /// Show this node's keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Print the root CID a file would get (same as `ipfs add --cid-version=1`); stores nothing.
     Cid(content::CidArgs),
     /// Store and pin a file in the running node; prints its root CID.
@@ -59,6 +68,23 @@ pub enum Command {
     /// List, add or remove pins.
     #[command(subcommand)]
     Pin(content::PinCommand),
+    /// Create, join, inspect and govern the federation.
+    #[command(subcommand)]
+    Federation(registry::FederationCommand),
+    /// Store an image and publish it under collection/name:tag with a signed manifest.
+    Push(registry::PushArgs),
+    /// Fetch an image from any gateway, verifying roster, manifest signature and content hash.
+    Pull(registry::PullArgs),
+    /// Delete a tag by publishing a signed tombstone.
+    Delete(registry::DeleteArgs),
+    /// List tags, optionally under a collection or collection/name.
+    Tags(registry::TagsArgs),
+    /// Create, list and revoke user tokens (for sregistry and library clients).
+    #[command(subcommand)]
+    Token(tokens::TokenCommand),
+    /// Make collections private or public.
+    #[command(subcommand)]
+    Collection(tokens::CollectionCommand),
     /// Remove all content that is not pinned.
     Gc(content::NodeOnly),
     /// Check every blob against its CID and rebuild the index from blobs/.
@@ -69,11 +95,20 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(a) => serve::run(a),
+        Command::Init(a) => keys::init(a),
+        Command::Keys(c) => keys::keys(c),
         Command::Cid(a) => content::cid(a),
         Command::Add(a) => content::add(a),
         Command::Cat(a) => content::cat(a),
         Command::Car(c) => content::car(c),
         Command::Pin(c) => content::pin(c),
+        Command::Federation(c) => registry::federation(c),
+        Command::Push(a) => registry::push(a),
+        Command::Pull(a) => registry::pull(a),
+        Command::Delete(a) => registry::delete(a),
+        Command::Tags(a) => registry::tags(a),
+        Command::Token(c) => tokens::token(c),
+        Command::Collection(c) => tokens::collection(c),
         Command::Gc(a) => content::gc(a),
         Command::Repair(a) => content::repair(a),
     }

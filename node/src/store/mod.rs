@@ -152,6 +152,11 @@ impl Store {
         Ok(store)
     }
 
+    /// The index database, shared with the registry (its trees are named apart).
+    pub fn index_db(&self) -> &sled::Db {
+        &self.inner.db
+    }
+
     /// The data directory.
     pub fn dir(&self) -> &DataDir {
         &self.inner.dir

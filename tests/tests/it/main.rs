@@ -21,6 +21,9 @@ mod crash;
 /// Input that must be refused cleanly, leaving the node as it was.
 mod bad_input;
 
+/// User tokens and private collections: `shubnet token`, `shubnet collection`, `/tokens/check`.
+mod tokens;
+
 use std::path::{Path, PathBuf};
 
 /// A fresh temporary directory for one test.

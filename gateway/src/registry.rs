@@ -1,0 +1,202 @@
+//! The verification API and the registry's admin routes.
+//!
+//! Public (`/shubnet/v1`): what `shubnet pull` needs to verify an image end to end without
+//! trusting this gateway — the roster chain and signed manifests as their raw signed encodings
+//! (`application/vnd.shubnet.roster+cbor` inside JSON as base64url, and
+//! `application/vnd.shubnet.manifest+cbor` bodies), plus a JSON tag listing for people.
+//!
+//! Admin (`/admin/v1`, behind the [`Admin`] extractor): federation actions, push and delete.
+
+use crate::admin::{Admin, AdminError, check_declared_length, limited};
+use crate::backend::{FederationRequest, PushOutcome};
+use crate::error::{backend_response, json_error};
+use crate::{Backend, SharedState};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use serde::Deserialize;
+use shubnet_protocol::manifest::Manifest;
+use std::sync::atomic::Ordering;
+
+/// Media type of a signed manifest body.
+pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.shubnet.manifest+cbor";
+/// Header carrying the manifest CID.
+pub const MANIFEST_CID_HEADER: &str = "x-shubnet-manifest-cid";
+
+/// Public routes under `/shubnet/v1`.
+pub fn public_router<B: Backend>() -> Router<SharedState<B>> {
+    Router::new()
+        .route("/federation", get(federation::<B>))
+        .route(
+            "/manifests/{collection}/{name}/{tag}",
+            get(manifest_for_tag::<B>),
+        )
+        .route("/manifest/{cid}", get(manifest_by_cid::<B>))
+        .route("/tags", get(tags::<B>))
+}
+
+/// Admin routes, nested under `/admin/v1`.
+pub fn admin_router<B: Backend>() -> Router<SharedState<B>> {
+    Router::new()
+        .route("/federation", post(federation_admin::<B>))
+        .route("/push", post(push::<B>))
+        .route("/delete", post(delete::<B>))
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+async fn federation<B: Backend>(State(state): State<SharedState<B>>) -> Response {
+    match state.backend.federation().await {
+        Ok(v) => Json(serde_json::json!({
+            "id": v.id,
+            "rosters": v.rosters.iter().map(|r| b64(r)).collect::<Vec<_>>(),
+            "pending": v.pending.as_deref().map(b64),
+        }))
+        .into_response(),
+        Err(e) => backend_response(&e),
+    }
+}
+
+fn manifest_response(bytes: Vec<u8>) -> Response {
+    let cid = Manifest::decode(&bytes)
+        .map(|m| m.cid().to_string())
+        .unwrap_or_default();
+    let mut resp = (StatusCode::OK, bytes).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(MANIFEST_MEDIA_TYPE),
+    );
+    if let Ok(v) = HeaderValue::from_str(&cid) {
+        h.insert(MANIFEST_CID_HEADER, v);
+    }
+    resp
+}
+
+async fn manifest_for_tag<B: Backend>(
+    State(state): State<SharedState<B>>,
+    Path((collection, name, tag)): Path<(String, String, String)>,
+) -> Response {
+    match state
+        .backend
+        .manifest_for_tag(&collection, &name, &tag)
+        .await
+    {
+        Ok(Some(bytes)) => manifest_response(bytes),
+        Ok(None) => json_error(
+            StatusCode::NOT_FOUND,
+            &format!("no manifest for {collection}/{name}:{tag}"),
+        ),
+        Err(e) => backend_response(&e),
+    }
+}
+
+async fn manifest_by_cid<B: Backend>(
+    State(state): State<SharedState<B>>,
+    Path(cid): Path<String>,
+) -> Response {
+    let cid = match shubnet_protocol::cid::parse(&cid) {
+        Ok(c) => c,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    match state.backend.manifest_by_cid(&cid).await {
+        Ok(Some(bytes)) => manifest_response(bytes),
+        Ok(None) => json_error(StatusCode::NOT_FOUND, &format!("no manifest {cid}")),
+        Err(e) => backend_response(&e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct TagsQuery {
+    #[serde(default)]
+    prefix: String,
+}
+
+/// A JSON view of a head manifest, for listings.
+pub fn manifest_json(m: &Manifest) -> serde_json::Value {
+    let b = &m.body;
+    serde_json::json!({
+        "reference": format!("{}/{}:{}", b.collection, b.name, b.tag),
+        "collection": b.collection,
+        "name": b.name,
+        "tag": b.tag,
+        "manifest": m.cid().to_string(),
+        "root": b.root.map(|c| c.to_string()),
+        "size": b.size,
+        "sha256": hex::encode(b.sha256),
+        "seq": b.seq,
+        "frozen": b.frozen,
+        "deleted": b.tombstone,
+        "created": b.created,
+        "pushed_by": b.pushed_by,
+        "publisher": hex::encode(m.publisher),
+    })
+}
+
+async fn tags<B: Backend>(
+    State(state): State<SharedState<B>>,
+    Query(q): Query<TagsQuery>,
+) -> Response {
+    match state.backend.tag_heads(&q.prefix).await {
+        Ok(list) => {
+            let items: Vec<_> = list
+                .iter()
+                .filter_map(|b| Manifest::decode(b).ok())
+                .map(|m| manifest_json(&m))
+                .collect();
+            Json(items).into_response()
+        }
+        Err(e) => backend_response(&e),
+    }
+}
+
+async fn federation_admin<B: Backend>(
+    _: Admin,
+    State(state): State<SharedState<B>>,
+    Json(req): Json<FederationRequest>,
+) -> Result<Json<serde_json::Value>, AdminError> {
+    Ok(Json(state.backend.federation_admin(req).await?))
+}
+
+#[derive(Debug, Deserialize)]
+struct PushQuery {
+    reference: String,
+    #[serde(default)]
+    freeze: bool,
+}
+
+async fn push<B: Backend>(
+    _: Admin,
+    State(state): State<SharedState<B>>,
+    Query(q): Query<PushQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<PushOutcome>, AdminError> {
+    let limit = state.config.max_upload_bytes;
+    check_declared_length(&headers, limit)?;
+    let (stream, exceeded) = limited(body, limit);
+    match state.backend.push(&q.reference, q.freeze, stream).await {
+        Ok(out) => Ok(Json(out)),
+        Err(_) if exceeded.load(Ordering::Acquire) => Err(AdminError::TooLarge { limit }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct DeleteQuery {
+    reference: String,
+}
+
+async fn delete<B: Backend>(
+    _: Admin,
+    State(state): State<SharedState<B>>,
+    Query(q): Query<DeleteQuery>,
+) -> Result<Json<PushOutcome>, AdminError> {
+    Ok(Json(state.backend.delete_tag(&q.reference).await?))
+}

@@ -1,0 +1,218 @@
+//! The registry's half of the gateway backend: each function here backs one
+//! [`shubnet_gateway::Backend`] method, so `backend.rs` stays a thin dispatcher.
+
+use super::{Registry, RegistryError, RosterOutcome, roster_to_line};
+use crate::store::Store;
+use base64::Engine;
+use shubnet_gateway::backend::{
+    BackendError, ByteStream, FederationRequest, FederationView, PushOutcome,
+};
+use shubnet_protocol::Cid;
+use shubnet_protocol::manifest::{Manifest, ManifestError};
+use shubnet_protocol::reference::Reference;
+use shubnet_protocol::roster::SignedRoster;
+
+/// Maps registry failures onto HTTP-level errors: rule violations are the client's (400/404),
+/// disk trouble is ours (500).
+pub fn conv(e: RegistryError) -> BackendError {
+    match e {
+        RegistryError::NotFound(m) => BackendError::NotFound(format!("{m} not found")),
+        RegistryError::Io(m) => BackendError::Internal(m),
+        RegistryError::Manifest(ManifestError::FrozenTag { tag }) => BackendError::Invalid(
+            format!("manifest rejected: {tag} is frozen and can never move"),
+        ),
+        other => BackendError::Invalid(other.to_string()),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RegistryError> + Send + 'static,
+) -> Result<T, BackendError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BackendError::Internal(format!("task failed: {e}")))?
+        .map_err(conv)
+}
+
+/// `GET /shubnet/v1/federation`.
+pub async fn federation(reg: &Registry) -> Result<FederationView, BackendError> {
+    let reg = reg.clone();
+    blocking(move || {
+        Ok(FederationView {
+            id: reg.federation_id(),
+            rosters: reg
+                .roster_chain()?
+                .iter()
+                .map(SignedRoster::encode)
+                .collect(),
+            pending: reg.pending()?.map(|p| p.encode()),
+        })
+    })
+    .await
+}
+
+/// `GET /shubnet/v1/manifests/c/n/t`.
+pub async fn manifest_for_tag(
+    reg: &Registry,
+    c: &str,
+    n: &str,
+    t: &str,
+) -> Result<Option<Vec<u8>>, BackendError> {
+    let (reg, c, n, t) = (reg.clone(), c.to_owned(), n.to_owned(), t.to_owned());
+    blocking(move || Ok(reg.head(&c, &n, &t)?.map(|m| m.encode()))).await
+}
+
+/// `GET /shubnet/v1/manifest/CID`.
+pub async fn manifest_by_cid(reg: &Registry, cid: &Cid) -> Result<Option<Vec<u8>>, BackendError> {
+    let (reg, cid) = (reg.clone(), *cid);
+    blocking(move || Ok(reg.manifest(&cid)?.map(|m| m.encode()))).await
+}
+
+/// `GET /shubnet/v1/tags`.
+pub async fn tag_heads(reg: &Registry, prefix: &str) -> Result<Vec<Vec<u8>>, BackendError> {
+    let (reg, prefix) = (reg.clone(), prefix.to_owned());
+    blocking(move || {
+        Ok(reg
+            .tags(&prefix)?
+            .into_iter()
+            .map(|(_, m)| m.encode())
+            .collect())
+    })
+    .await
+}
+
+fn outcome_json(o: RosterOutcome) -> serde_json::Value {
+    match o {
+        RosterOutcome::Accepted(r) => serde_json::json!({
+            "status": "accepted",
+            "version": r.body.version,
+            "roster": roster_to_line(&r),
+        }),
+        RosterOutcome::Pending { roster, have, need } => serde_json::json!({
+            "status": "pending",
+            "version": roster.body.version,
+            "signatures": have,
+            "needed": need,
+            "roster": roster_to_line(&roster),
+        }),
+    }
+}
+
+/// `POST /admin/v1/federation`.
+pub async fn federation_admin(
+    reg: &Registry,
+    req: FederationRequest,
+) -> Result<serde_json::Value, BackendError> {
+    let reg = reg.clone();
+    blocking(move || match req {
+        FederationRequest::Create {
+            name,
+            institution,
+            namespaces,
+            storage,
+        } => {
+            let id = reg.create_federation(&name, &institution, namespaces, storage)?;
+            Ok(serde_json::json!({ "id": id }))
+        }
+        FederationRequest::Admit { request, storage } => {
+            Ok(outcome_json(reg.admit(&request, storage)?))
+        }
+        FederationRequest::Sign { roster } => Ok(outcome_json(reg.sign(&roster)?)),
+        FederationRequest::Admins {
+            add,
+            remove,
+            threshold,
+        } => {
+            let parse = |keys: &[String]| -> Result<Vec<[u8; 32]>, RegistryError> {
+                keys.iter()
+                    .map(|k| {
+                        hex::decode(k.trim())
+                            .ok()
+                            .and_then(|v| <[u8; 32]>::try_from(v).ok())
+                            .ok_or_else(|| {
+                                RegistryError::Invalid(format!(
+                                    "{k:?} is not a 64-hex-digit ed25519 public key"
+                                ))
+                            })
+                    })
+                    .collect()
+            };
+            Ok(outcome_json(reg.change_admins(
+                &parse(&add)?,
+                &parse(&remove)?,
+                threshold,
+            )?))
+        }
+        FederationRequest::Join { id, rosters } => {
+            let chain = rosters
+                .iter()
+                .map(|r| {
+                    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .decode(r)
+                        .map_err(|e| {
+                            RegistryError::Invalid(format!("roster is not base64url: {e}"))
+                        })?;
+                    Ok(SignedRoster::decode(&bytes)?)
+                })
+                .collect::<Result<Vec<_>, RegistryError>>()?;
+            let latest = reg.join(&id, &chain)?;
+            Ok(serde_json::json!({ "id": id, "version": latest.version }))
+        }
+    })
+    .await
+}
+
+fn push_outcome(m: &Manifest) -> PushOutcome {
+    let b = &m.body;
+    PushOutcome {
+        manifest: m.cid().to_string(),
+        reference: format!("{}/{}:{}", b.collection, b.name, b.tag),
+        root: b.root.map(|c| c.to_string()),
+        size: b.size,
+        sha256: hex::encode(b.sha256),
+        seq: b.seq,
+    }
+}
+
+fn parse_ref(text: &str) -> Result<Reference, BackendError> {
+    let r = Reference::parse(text).map_err(|e| BackendError::Invalid(format!("{text:?}: {e}")))?;
+    if r.digest.is_some() {
+        return Err(BackendError::Invalid(
+            "push and delete take a tag, not a digest".into(),
+        ));
+    }
+    Ok(r)
+}
+
+/// `POST /admin/v1/push`: store the file, then sign and accept its manifest. The content is
+/// checked for the namespace before it is stored, so a refused push leaves nothing pinned.
+pub async fn push(
+    reg: &Registry,
+    store: &Store,
+    reference: &str,
+    frozen: bool,
+    body: ByteStream,
+) -> Result<PushOutcome, BackendError> {
+    let r = parse_ref(reference)?;
+    {
+        let reg = reg.clone();
+        let collection = r.collection.clone();
+        blocking(move || reg.check_may_publish(&collection)).await?;
+    }
+    let (root, rec) = store
+        .add_stream(body)
+        .await
+        .map_err(|e| BackendError::Invalid(e.to_string()))?;
+    let reg = reg.clone();
+    let m = blocking(move || reg.publish(&r, Some((root, rec.size, rec.sha256)), frozen, "admin"))
+        .await?;
+    Ok(push_outcome(&m))
+}
+
+/// `POST /admin/v1/delete`: publish a tombstone.
+pub async fn delete_tag(reg: &Registry, reference: &str) -> Result<PushOutcome, BackendError> {
+    let r = parse_ref(reference)?;
+    let reg = reg.clone();
+    let m = blocking(move || reg.publish(&r, None, false, "admin")).await?;
+    Ok(push_outcome(&m))
+}

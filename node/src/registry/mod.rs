@@ -1,0 +1,644 @@
+//! The registry: the federation roster chain and every accepted manifest, verified before they
+//! are accepted.
+//!
+//! Truth is `log/`: one file per accepted roster version (`<cid>.roster`) and manifest
+//! (`<cid>.manifest`), each written temp → fsync → rename *before* it is indexed. The sled trees
+//! here (roster versions, manifests, tag heads) are derived and rebuilt from `log/` when they
+//! are empty.
+//!
+//! Rules enforced on everything that enters (from a local push or, later, a peer):
+//! - rosters: the chain verifies from version 1 against the federation id in `config.toml`, each
+//!   version signed by a threshold of the previous version's admins;
+//! - manifests: signature, publisher in the roster, collection within that member's
+//!   namespaces, right federation, and succession (seq strictly increasing, `prev` linked,
+//!   frozen tags never move).
+
+pub mod api;
+mod log;
+
+use crate::config::NodeConfig;
+use crate::keys::NodeKeys;
+use crate::paths::DataDir;
+use base64::Engine;
+use shubnet_protocol::Cid;
+use shubnet_protocol::manifest::{Manifest, ManifestError, UnsignedManifest, check_succession};
+use shubnet_protocol::reference::Reference;
+use shubnet_protocol::roster::{
+    JoinRequest, Member, Roster, RosterError, SignedRoster, verify_chain, verify_genesis,
+    verify_next,
+};
+use std::sync::{Arc, Mutex};
+
+/// sled tree: roster version (u64 big-endian) → signed roster encoding.
+const ROSTERS: &str = "rosters-1";
+/// sled tree: manifest CID → signed manifest encoding.
+const MANIFESTS: &str = "manifests-1";
+/// sled tree: `collection/name:tag` → CID of the head manifest.
+const HEADS: &str = "heads-1";
+/// sled tree: the one roster version waiting for more admin signatures.
+const PENDING: &str = "pending-roster-1";
+
+/// Prefix of a signed roster passed between admins as one line of text.
+pub const ROSTER_LINE_PREFIX: &str = "shubnet-roster-v1.";
+
+/// Why a registry operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The manifest broke a rule; nothing was stored.
+    #[error("manifest rejected: {0}")]
+    Manifest(#[from] ManifestError),
+    /// The roster broke a rule; nothing was stored.
+    #[error("roster rejected: {0}")]
+    Roster(#[from] RosterError),
+    /// This node has not created or joined a federation.
+    #[error("this node is not in a federation yet; run `shubnet federation create` or join one")]
+    NoFederation,
+    /// The node is already in a federation.
+    #[error("this node is already in federation {0}")]
+    AlreadyFederated(String),
+    /// The request does not make sense in the current state.
+    #[error("{0}")]
+    Invalid(String),
+    /// Nothing is known under that name.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Disk or index failure.
+    #[error("{0}")]
+    Io(String),
+}
+
+type Result<T, E = RegistryError> = std::result::Result<T, E>;
+
+fn io(context: &str) -> impl Fn(std::io::Error) -> RegistryError + '_ {
+    move |e| RegistryError::Io(format!("{context}: {e}"))
+}
+
+fn db(e: sled::Error) -> RegistryError {
+    RegistryError::Io(format!("index: {e}"))
+}
+
+/// What `admin` and `sign` produce: the roster is either accepted or waits for signatures.
+#[derive(Debug, Clone)]
+pub enum RosterOutcome {
+    /// Enough signatures: this version is now current.
+    Accepted(SignedRoster),
+    /// More admin signatures are needed; pass the line to the other admins.
+    Pending {
+        /// The partially signed roster.
+        roster: SignedRoster,
+        /// Signatures present.
+        have: usize,
+        /// Signatures needed.
+        need: u32,
+    },
+}
+
+/// A cheap-to-clone handle to the registry.
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    dir: DataDir,
+    keys: NodeKeys,
+    config: Mutex<NodeConfig>,
+    rosters: sled::Tree,
+    manifests: sled::Tree,
+    heads: sled::Tree,
+    pending: sled::Tree,
+    /// Serialises acceptance so succession checks and head updates cannot interleave.
+    write: Mutex<()>,
+}
+
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The key of a tag head.
+fn head_key(collection: &str, name: &str, tag: &str) -> String {
+    format!("{collection}/{name}:{tag}")
+}
+
+impl Registry {
+    /// Opens the registry over the node's index database, rebuilding it from `log/` if empty.
+    pub fn open(dir: DataDir, db_handle: &sled::Db, keys: NodeKeys) -> Result<Self> {
+        std::fs::create_dir_all(dir.log()).map_err(io("creating log/"))?;
+        let config = NodeConfig::load(&dir).map_err(|e| RegistryError::Io(e.to_string()))?;
+        let reg = Registry {
+            inner: Arc::new(Inner {
+                rosters: db_handle.open_tree(ROSTERS).map_err(db)?,
+                manifests: db_handle.open_tree(MANIFESTS).map_err(db)?,
+                heads: db_handle.open_tree(HEADS).map_err(db)?,
+                pending: db_handle.open_tree(PENDING).map_err(db)?,
+                dir,
+                keys,
+                config: Mutex::new(config),
+                write: Mutex::new(()),
+            }),
+        };
+        if reg.inner.rosters.is_empty() {
+            reg.rebuild_from_log()?;
+        }
+        Ok(reg)
+    }
+
+    /// The node's keys.
+    pub fn keys(&self) -> &NodeKeys {
+        &self.inner.keys
+    }
+
+    /// The federation id from `config.toml`, if any.
+    pub fn federation_id(&self) -> Option<String> {
+        self.inner
+            .config
+            .lock()
+            .ok()
+            .and_then(|c| c.federation.id.clone())
+    }
+
+    /// The whole roster chain, oldest first.
+    pub fn roster_chain(&self) -> Result<Vec<SignedRoster>> {
+        let mut out = Vec::new();
+        for item in self.inner.rosters.iter() {
+            let (_, v) = item.map_err(db)?;
+            out.push(SignedRoster::decode(&v)?);
+        }
+        Ok(out)
+    }
+
+    /// The current roster.
+    pub fn roster(&self) -> Result<Option<SignedRoster>> {
+        match self.inner.rosters.last().map_err(db)? {
+            Some((_, v)) => Ok(Some(SignedRoster::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn current(&self) -> Result<(String, Roster)> {
+        let id = self.federation_id().ok_or(RegistryError::NoFederation)?;
+        let r = self.roster()?.ok_or(RegistryError::NoFederation)?;
+        Ok((id, r.body))
+    }
+
+    /// Founds a federation: roster version 1 with this node's admin key as the only admin and
+    /// this node as the first member, owning `namespaces`.
+    pub fn create_federation(
+        &self,
+        name: &str,
+        institution: &str,
+        namespaces: Vec<String>,
+        storage_bytes: u64,
+    ) -> Result<String> {
+        let _w = self.lock();
+        if let Some(id) = self.federation_id() {
+            return Err(RegistryError::AlreadyFederated(id));
+        }
+        let keys = &self.inner.keys;
+        let mut body = Roster::genesis(name, vec![keys.admin.verifying_key().to_bytes()], 1, now());
+        body.members.push(Member {
+            id: institution.to_owned(),
+            name: institution.to_owned(),
+            peer_ids: vec![keys.peer_id().to_string()],
+            publisher_keys: vec![keys.publisher.verifying_key().to_bytes()],
+            namespaces,
+            storage_bytes,
+            gateway: None,
+        });
+        body.validate().map_err(RosterError::from)?;
+        let mut signed = SignedRoster::new(body);
+        signed.add_signature(&keys.admin);
+        verify_genesis(&signed)?;
+        let id = signed
+            .body
+            .federation_id()
+            .ok_or_else(|| RegistryError::Invalid("genesis roster must be version 1".into()))?;
+        self.store_roster(&signed)?;
+        self.set_config(|c| {
+            c.federation.id = Some(id.clone());
+            c.federation.institution = Some(institution.to_owned());
+        })?;
+        Ok(id)
+    }
+
+    /// Trusts federation `id` and accepts its roster chain (a newcomer's first sync).
+    pub fn join(&self, id: &str, chain: &[SignedRoster]) -> Result<Roster> {
+        let _w = self.lock();
+        if let Some(have) = self.federation_id()
+            && have != id
+        {
+            return Err(RegistryError::AlreadyFederated(have));
+        }
+        let latest = verify_chain(id, chain)?;
+        for r in chain {
+            if self
+                .inner
+                .rosters
+                .get(r.body.version.to_be_bytes())
+                .map_err(db)?
+                .is_none()
+            {
+                self.store_roster(r)?;
+            }
+        }
+        let me = self.inner.keys.peer_id().to_string();
+        let institution = latest
+            .members
+            .iter()
+            .find(|m| m.peer_ids.contains(&me))
+            .map(|m| m.id.clone());
+        self.set_config(|c| {
+            c.federation.id = Some(id.to_owned());
+            c.federation.institution = institution.clone();
+        })?;
+        Ok(latest)
+    }
+
+    /// Accepts the next roster version if it follows the current one with enough signatures.
+    pub fn accept_roster(&self, next: &SignedRoster) -> Result<()> {
+        let _w = self.lock();
+        self.accept_roster_locked(next)
+    }
+
+    fn accept_roster_locked(&self, next: &SignedRoster) -> Result<()> {
+        let (_, current) = self.current()?;
+        if next.body.version <= current.version {
+            let have = self
+                .inner
+                .rosters
+                .get(next.body.version.to_be_bytes())
+                .map_err(db)?;
+            if have.is_some_and(|h| {
+                SignedRoster::decode(&h).map(|h| h.body_cid()).ok() == Some(next.body_cid())
+            }) {
+                return Ok(()); // already known
+            }
+        }
+        verify_next(&current, next)?;
+        self.store_roster(next)?;
+        self.inner.pending.clear().map_err(db)?;
+        Ok(())
+    }
+
+    /// An admin's step: adds the member from a join request to a new roster version and signs
+    /// it with this node's admin key.
+    pub fn admit(&self, request_line: &str, storage_bytes: u64) -> Result<RosterOutcome> {
+        let _w = self.lock();
+        let req = JoinRequest::from_line(request_line.trim())?;
+        let (_, current) = self.current()?;
+        if !current.is_admin(&self.inner.keys.admin.verifying_key().to_bytes()) {
+            return Err(RegistryError::Invalid(
+                "this node's admin key is not an admin of the current roster".into(),
+            ));
+        }
+        if current.member(&req.body.institution).is_some() {
+            return Err(RegistryError::Invalid(format!(
+                "institution {:?} is already a member",
+                req.body.institution
+            )));
+        }
+        let mut body = current.successor(now());
+        body.members.push(req.to_member(storage_bytes));
+        body.validate().map_err(RosterError::from)?;
+        let mut signed = SignedRoster::new(body);
+        signed.add_signature(&self.inner.keys.admin);
+        self.settle(current, signed)
+    }
+
+    /// An admin's step: a new roster version with admins added or removed and/or a new
+    /// threshold, signed with this node's admin key.
+    pub fn change_admins(
+        &self,
+        add: &[[u8; 32]],
+        remove: &[[u8; 32]],
+        threshold: Option<u32>,
+    ) -> Result<RosterOutcome> {
+        let _w = self.lock();
+        let (_, current) = self.current()?;
+        if !current.is_admin(&self.inner.keys.admin.verifying_key().to_bytes()) {
+            return Err(RegistryError::Invalid(
+                "this node's admin key is not an admin of the current roster".into(),
+            ));
+        }
+        let mut body = current.successor(now());
+        body.admins.retain(|k| !remove.contains(k));
+        for k in add {
+            if !body.admins.contains(k) {
+                body.admins.push(*k);
+            }
+        }
+        if let Some(t) = threshold {
+            body.threshold = t;
+        }
+        body.validate().map_err(RosterError::from)?;
+        let mut signed = SignedRoster::new(body);
+        signed.add_signature(&self.inner.keys.admin);
+        self.settle(current, signed)
+    }
+
+    /// Co-signs a pending roster version (threshold > 1) and accepts it once enough admins have.
+    pub fn sign(&self, roster_line: &str) -> Result<RosterOutcome> {
+        let _w = self.lock();
+        let mut signed = roster_from_line(roster_line)?;
+        let (_, current) = self.current()?;
+        if !current.is_admin(&self.inner.keys.admin.verifying_key().to_bytes()) {
+            return Err(RegistryError::Invalid(
+                "this node's admin key is not an admin of the current roster".into(),
+            ));
+        }
+        signed.add_signature(&self.inner.keys.admin);
+        self.settle(current, signed)
+    }
+
+    fn settle(&self, current: Roster, signed: SignedRoster) -> Result<RosterOutcome> {
+        match verify_next(&current, &signed) {
+            Ok(()) => {
+                self.store_roster(&signed)?;
+                self.inner.pending.clear().map_err(db)?;
+                Ok(RosterOutcome::Accepted(signed))
+            }
+            Err(RosterError::TooFewSignatures { have, need }) => {
+                self.inner
+                    .pending
+                    .insert(b"pending", signed.encode())
+                    .map_err(db)?;
+                Ok(RosterOutcome::Pending {
+                    roster: signed,
+                    have,
+                    need,
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The roster version waiting for signatures, if any.
+    pub fn pending(&self) -> Result<Option<SignedRoster>> {
+        match self.inner.pending.get(b"pending").map_err(db)? {
+            Some(v) => Ok(Some(SignedRoster::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn store_roster(&self, r: &SignedRoster) -> Result<()> {
+        let bytes = r.encode();
+        log::write(
+            &self.inner.dir.log(),
+            &format!("{}.roster", r.cid()),
+            &bytes,
+        )
+        .map_err(io("writing the roster to log/"))?;
+        self.inner
+            .rosters
+            .insert(r.body.version.to_be_bytes(), bytes)
+            .map_err(db)?;
+        self.inner.rosters.flush().map_err(db)?;
+        Ok(())
+    }
+
+    fn set_config(&self, f: impl FnOnce(&mut NodeConfig)) -> Result<()> {
+        let mut cfg = self
+            .inner
+            .config
+            .lock()
+            .map_err(|_| RegistryError::Io("config lock poisoned".into()))?;
+        f(&mut cfg);
+        cfg.save(&self.inner.dir)
+            .map_err(|e| RegistryError::Io(e.to_string()))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inner.write.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The head manifest of a tag (image or tombstone).
+    pub fn head(&self, collection: &str, name: &str, tag: &str) -> Result<Option<Manifest>> {
+        let Some(cid) = self
+            .inner
+            .heads
+            .get(head_key(collection, name, tag))
+            .map_err(db)?
+        else {
+            return Ok(None);
+        };
+        self.manifest_bytes(&cid)?
+            .map(|b| Manifest::decode(&b).map_err(RegistryError::from))
+            .transpose()
+    }
+
+    /// A manifest's encoding by CID bytes.
+    fn manifest_bytes(&self, cid: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .inner
+            .manifests
+            .get(cid)
+            .map_err(db)?
+            .map(|v| v.to_vec()))
+    }
+
+    /// A manifest by CID.
+    pub fn manifest(&self, cid: &Cid) -> Result<Option<Manifest>> {
+        self.manifest_bytes(&cid.to_bytes())?
+            .map(|b| Manifest::decode(&b).map_err(RegistryError::from))
+            .transpose()
+    }
+
+    /// Verifies a manifest against the roster and the tag's head, then logs and indexes it.
+    /// An identical manifest is accepted again as a no-op.
+    pub fn accept_manifest(&self, m: &Manifest) -> Result<()> {
+        let _w = self.lock();
+        self.accept_manifest_locked(m)
+    }
+
+    fn accept_manifest_locked(&self, m: &Manifest) -> Result<()> {
+        let (id, roster) = self.current()?;
+        m.verify_against(&roster, &id)?;
+        let b = &m.body;
+        let head = self.head(&b.collection, &b.name, &b.tag)?;
+        match check_succession(head.as_ref(), m) {
+            Ok(()) => {}
+            Err(ManifestError::AlreadyKnown) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        let cid = m.cid();
+        let bytes = m.encode();
+        log::write(&self.inner.dir.log(), &format!("{cid}.manifest"), &bytes)
+            .map_err(io("writing the manifest to log/"))?;
+        self.inner
+            .manifests
+            .insert(cid.to_bytes(), bytes)
+            .map_err(db)?;
+        self.inner
+            .heads
+            .insert(head_key(&b.collection, &b.name, &b.tag), cid.to_bytes())
+            .map_err(db)?;
+        self.inner.heads.flush().map_err(db)?;
+        Ok(())
+    }
+
+    /// Signs a manifest with this node's publisher key for the next `seq` of the tag, and
+    /// accepts it. `root` is `None` for a tombstone.
+    pub fn publish(
+        &self,
+        reference: &Reference,
+        content: Option<(Cid, u64, [u8; 32])>,
+        frozen: bool,
+        pushed_by: &str,
+    ) -> Result<Manifest> {
+        let _w = self.lock();
+        let (id, _) = self.current()?;
+        let head = self.head(&reference.collection, &reference.name, &reference.tag)?;
+        if content.is_none() && head.as_ref().is_none_or(|h| h.body.tombstone) {
+            return Err(RegistryError::NotFound(reference.tag_path()));
+        }
+        let (root, size, sha256) = match content {
+            Some((r, s, h)) => (Some(r), s, h),
+            None => (None, 0, [0; 32]),
+        };
+        let body = UnsignedManifest {
+            federation: id,
+            collection: reference.collection.clone(),
+            name: reference.name.clone(),
+            tag: reference.tag.clone(),
+            root,
+            size,
+            sha256,
+            media_type: if root.is_some() {
+                shubnet_protocol::manifest::MEDIA_TYPE_SIF.to_owned()
+            } else {
+                String::new()
+            },
+            metadata: Default::default(),
+            created: now(),
+            seq: head.as_ref().map_or(1, |h| h.body.seq + 1),
+            prev: head.as_ref().map(Manifest::cid),
+            frozen,
+            tombstone: root.is_none(),
+            pushed_by: pushed_by.to_owned(),
+        };
+        let m = body.sign(&self.inner.keys.publisher)?;
+        self.accept_manifest_locked(&m)?;
+        Ok(m)
+    }
+
+    /// Fails unless this node's publisher key may publish `collection` under the current roster.
+    pub fn check_may_publish(&self, collection: &str) -> Result<()> {
+        let (_, roster) = self.current()?;
+        let key = self.inner.keys.publisher.verifying_key().to_bytes();
+        let member = roster
+            .member_for_key(&key)
+            .ok_or(ManifestError::UnknownPublisher)?;
+        if !member.may_publish(collection) {
+            return Err(ManifestError::OutsideNamespace {
+                collection: collection.to_owned(),
+                member: member.id.clone(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Tag heads, optionally under `collection` or `collection/name`.
+    pub fn tags(&self, prefix: &str) -> Result<Vec<(String, Manifest)>> {
+        let mut out = Vec::new();
+        let scan = if prefix.is_empty() {
+            self.inner.heads.iter()
+        } else if prefix.contains('/') {
+            self.inner.heads.scan_prefix(format!("{prefix}:"))
+        } else {
+            self.inner.heads.scan_prefix(format!("{prefix}/"))
+        };
+        for item in scan {
+            let (k, v) = item.map_err(db)?;
+            let Some(bytes) = self.manifest_bytes(&v)? else {
+                continue;
+            };
+            out.push((
+                String::from_utf8_lossy(&k).into_owned(),
+                Manifest::decode(&bytes)?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Rebuilds the roster and manifest trees from `log/`, re-verifying everything in order.
+    pub fn rebuild_from_log(&self) -> Result<()> {
+        let Some(id) = self.federation_id() else {
+            return Ok(());
+        };
+        let (rosters, manifests) =
+            log::read_all(&self.inner.dir.log()).map_err(io("reading log/"))?;
+        let mut chain: Vec<SignedRoster> = rosters
+            .iter()
+            .filter_map(|b| SignedRoster::decode(b).ok())
+            .collect();
+        chain.sort_by_key(|r| r.body.version);
+        chain.dedup_by_key(|r| r.body.version);
+        if chain.is_empty() {
+            return Ok(());
+        }
+        verify_chain(&id, &chain)?;
+        for r in &chain {
+            self.inner
+                .rosters
+                .insert(r.body.version.to_be_bytes(), r.encode())
+                .map_err(db)?;
+        }
+        let mut ms: Vec<Manifest> = manifests
+            .iter()
+            .filter_map(|b| Manifest::decode(b).ok())
+            .collect();
+        ms.sort_by_key(|m| m.body.seq);
+        for m in &ms {
+            if let Err(e) = self.accept_manifest_locked(m) {
+                tracing::warn!(cid = %m.cid(), error = %e, "log entry not re-accepted");
+            }
+        }
+        tracing::info!(
+            rosters = chain.len(),
+            manifests = ms.len(),
+            "registry rebuilt from log/"
+        );
+        Ok(())
+    }
+}
+
+/// One line of text carrying a signed roster between admins.
+pub fn roster_to_line(r: &SignedRoster) -> String {
+    format!(
+        "{ROSTER_LINE_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r.encode())
+    )
+}
+
+/// Parses [`roster_to_line`] output.
+pub fn roster_from_line(line: &str) -> Result<SignedRoster> {
+    let body = line
+        .trim()
+        .strip_prefix(ROSTER_LINE_PREFIX)
+        .ok_or_else(|| {
+            RegistryError::Invalid(format!(
+                "not a roster line (expected {ROSTER_LINE_PREFIX}…)"
+            ))
+        })?;
+    if body.len() > 2 * shubnet_protocol::roster::MAX_ROSTER_SIZE {
+        return Err(RegistryError::Invalid("roster line too long".into()));
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(body)
+        .map_err(|e| RegistryError::Invalid(format!("roster line is not base64url: {e}")))?;
+    Ok(SignedRoster::decode(&bytes)?)
+}
+
+#[cfg(test)]
+mod tests;

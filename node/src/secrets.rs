@@ -1,0 +1,95 @@
+//! Secret files: created 0600 in a 0700 directory, written with fsync, and refused when other
+//! users can read them. Every key and token on disk goes through here.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+/// Why a secret could not be created or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// File system trouble.
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    /// The file can be read by other users.
+    #[error(
+        "{0} is readable by other users (mode {1:o}); run `chmod 600 {0}` — the node will not start with an exposed secret"
+    )]
+    Exposed(String, u32),
+    /// The file exists but does not hold what it should.
+    #[error("{0} is not a valid {1}")]
+    Malformed(String, &'static str),
+}
+
+/// `N` bytes from the kernel's CSPRNG.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], SecretError> {
+    let mut raw = [0u8; N];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut raw))
+        .map_err(|e| SecretError::Io("reading /dev/urandom".into(), e))?;
+    Ok(raw)
+}
+
+/// Creates the directory of `path` (0700) if needed.
+fn secure_parent(path: &Path) -> Result<(), SecretError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| SecretError::Io(format!("creating {}", dir.display()), e))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| SecretError::Io(format!("securing {}", dir.display()), e))?;
+    }
+    Ok(())
+}
+
+/// Writes a new secret file with mode 0600. Fails if it already exists, so a key is never
+/// silently replaced.
+pub fn create(path: &Path, contents: &[u8]) -> Result<(), SecretError> {
+    secure_parent(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| SecretError::Io(format!("creating {}", path.display()), e))?;
+    f.write_all(contents)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| SecretError::Io(format!("writing {}", path.display()), e))
+}
+
+/// Reads a secret file after checking that only its owner can read it.
+pub fn read(path: &Path) -> Result<Vec<u8>, SecretError> {
+    check_private(path)?;
+    std::fs::read(path).map_err(|e| SecretError::Io(format!("reading {}", path.display()), e))
+}
+
+/// Fails unless `path` is unreadable by group and others.
+pub fn check_private(path: &Path) -> Result<(), SecretError> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| SecretError::Io(format!("reading {}", path.display()), e))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(SecretError::Exposed(path.display().to_string(), mode));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_private_and_exposure_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("keys/x.key");
+        create(&p, b"secret").expect("create");
+        assert_eq!(read(&p).expect("read"), b"secret");
+        assert!(create(&p, b"other").is_err(), "never overwrites");
+        let dmode = std::fs::metadata(p.parent().expect("dir"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(dmode & 0o777, 0o700);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        assert!(matches!(read(&p), Err(SecretError::Exposed(..))));
+    }
+}
