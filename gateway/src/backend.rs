@@ -271,6 +271,15 @@ pub trait Backend: Clone + Send + Sync + 'static {
         unsupported()
     }
 
+    /// Whether a push to `reference` would be refused whatever its content (namespace, frozen
+    /// tag), so a client can ask before uploading gigabytes.
+    fn push_check(
+        &self,
+        _reference: &str,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send {
+        unsupported()
+    }
+
     /// Publishes a tombstone for `reference`.
     fn delete_tag(
         &self,

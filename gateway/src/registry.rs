@@ -10,6 +10,7 @@
 use crate::admin::{Admin, AdminError, check_declared_length, limited};
 use crate::backend::{FederationRequest, PushOutcome};
 use crate::error::{backend_response, json_error};
+use crate::tokens::{Right, TokenBackend};
 use crate::{Backend, SharedState};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -28,7 +29,7 @@ pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.shubnet.manifest+cbor";
 pub const MANIFEST_CID_HEADER: &str = "x-shubnet-manifest-cid";
 
 /// Public routes under `/shubnet/v1`.
-pub fn public_router<B: Backend>() -> Router<SharedState<B>> {
+pub fn public_router<B: Backend + TokenBackend>() -> Router<SharedState<B>> {
     Router::new()
         .route("/federation", get(federation::<B>))
         .route(
@@ -79,10 +80,55 @@ fn manifest_response(bytes: Vec<u8>) -> Response {
     resp
 }
 
-async fn manifest_for_tag<B: Backend>(
+/// The bearer token of a request, if any.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// `Ok(())` if `collection` is public or the request's token may pull it; otherwise the 403 to
+/// send (registries answer 403, never 401, for private images).
+async fn may_read<B: Backend + TokenBackend>(
+    state: &SharedState<B>,
+    headers: &HeaderMap,
+    collection: &str,
+) -> Result<(), Response> {
+    match state.backend.collection_is_private(collection).await {
+        Ok(false) => Ok(()),
+        Ok(true) => {
+            let Some(token) = bearer(headers) else {
+                return Err(json_error(
+                    StatusCode::FORBIDDEN,
+                    &format!(
+                        "collection {collection} is private; send a token with the pull right"
+                    ),
+                ));
+            };
+            match state
+                .backend
+                .authorize_token(token, collection, Right::Pull)
+                .await
+            {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(denied)) => Err(json_error(StatusCode::FORBIDDEN, &denied.to_string())),
+                Err(e) => Err(backend_response(&e)),
+            }
+        }
+        Err(e) => Err(backend_response(&e)),
+    }
+}
+
+async fn manifest_for_tag<B: Backend + TokenBackend>(
     State(state): State<SharedState<B>>,
+    headers: HeaderMap,
     Path((collection, name, tag)): Path<(String, String, String)>,
 ) -> Response {
+    if let Err(resp) = may_read(&state, &headers, &collection).await {
+        return resp;
+    }
     match state
         .backend
         .manifest_for_tag(&collection, &name, &tag)
@@ -97,8 +143,9 @@ async fn manifest_for_tag<B: Backend>(
     }
 }
 
-async fn manifest_by_cid<B: Backend>(
+async fn manifest_by_cid<B: Backend + TokenBackend>(
     State(state): State<SharedState<B>>,
+    headers: HeaderMap,
     Path(cid): Path<String>,
 ) -> Response {
     let cid = match shubnet_protocol::cid::parse(&cid) {
@@ -106,7 +153,14 @@ async fn manifest_by_cid<B: Backend>(
         Err(e) => return json_error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     match state.backend.manifest_by_cid(&cid).await {
-        Ok(Some(bytes)) => manifest_response(bytes),
+        Ok(Some(bytes)) => {
+            if let Ok(m) = Manifest::decode(&bytes)
+                && let Err(resp) = may_read(&state, &headers, &m.body.collection).await
+            {
+                return resp;
+            }
+            manifest_response(bytes)
+        }
         Ok(None) => json_error(StatusCode::NOT_FOUND, &format!("no manifest {cid}")),
         Err(e) => backend_response(&e),
     }
@@ -139,17 +193,20 @@ pub fn manifest_json(m: &Manifest) -> serde_json::Value {
     })
 }
 
-async fn tags<B: Backend>(
+async fn tags<B: Backend + TokenBackend>(
     State(state): State<SharedState<B>>,
+    headers: HeaderMap,
     Query(q): Query<TagsQuery>,
 ) -> Response {
     match state.backend.tag_heads(&q.prefix).await {
         Ok(list) => {
-            let items: Vec<_> = list
-                .iter()
-                .filter_map(|b| Manifest::decode(b).ok())
-                .map(|m| manifest_json(&m))
-                .collect();
+            let mut items = Vec::new();
+            for m in list.iter().filter_map(|b| Manifest::decode(b).ok()) {
+                // Private collections are listed only to a token that may pull them.
+                if may_read(&state, &headers, &m.body.collection).await.is_ok() {
+                    items.push(manifest_json(&m));
+                }
+            }
             Json(items).into_response()
         }
         Err(e) => backend_response(&e),
@@ -169,6 +226,9 @@ struct PushQuery {
     reference: String,
     #[serde(default)]
     freeze: bool,
+    /// Only run the checks that need no content; the body is ignored.
+    #[serde(default)]
+    check: bool,
 }
 
 async fn push<B: Backend>(
@@ -178,6 +238,17 @@ async fn push<B: Backend>(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<PushOutcome>, AdminError> {
+    if q.check {
+        state.backend.push_check(&q.reference).await?;
+        return Ok(Json(PushOutcome {
+            manifest: String::new(),
+            reference: q.reference,
+            root: None,
+            size: 0,
+            sha256: String::new(),
+            seq: 0,
+        }));
+    }
     let limit = state.config.max_upload_bytes;
     check_declared_length(&headers, limit)?;
     let (stream, exceeded) = limited(body, limit);

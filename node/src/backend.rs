@@ -38,7 +38,7 @@ impl NodeBackend {
 }
 
 /// Maps store failures onto the statuses clients expect.
-fn conv(e: StoreError) -> BackendError {
+pub(crate) fn conv(e: StoreError) -> BackendError {
     match e {
         StoreError::NotFound(c) => {
             BackendError::NotFound(format!("{c} is not stored on this node"))
@@ -183,6 +183,10 @@ impl Backend for NodeBackend {
         body: ByteStream,
     ) -> Result<PushOutcome, BackendError> {
         reg::push(&self.registry, &self.store, reference, frozen, body).await
+    }
+
+    async fn push_check(&self, reference: &str) -> Result<(), BackendError> {
+        reg::push_check(&self.registry, reference).await
     }
 
     async fn delete_tag(&self, reference: &str) -> Result<PushOutcome, BackendError> {

@@ -49,11 +49,15 @@
 //! relay it. Changes outside `metadata` need a new [`FORMAT_VERSION`], which old nodes refuse by
 //! name ([`CborError::UnsupportedVersion`]).
 //!
-//! # Signature
+//! # Signature and rules
 //!
 //! ed25519 (RFC 8032, strict verification) over [`SIGNATURE_DOMAIN`] followed by the canonical
 //! encoding of every field except `sig`. Signatures are deterministic, so signing the same
 //! fields with the same key twice yields the same manifest and CID.
+//!
+//! Whether a manifest may exist: [`Manifest::verify_against`] a roster (or [`Verifier`] for
+//! many manifests). Whether it may become its tag's head: [`check_succession`]. What a tag
+//! resolves to given all its valid manifests: [`resolve`].
 
 pub(crate) mod cbor;
 #[cfg(test)]
@@ -672,8 +676,9 @@ fn decode_metadata(d: &mut Decoder<'_>) -> Result<Metadata, CborError> {
 /// - the head is frozen → [`ManifestError::FrozenTag`], whether `new` replaces or deletes it;
 /// - `prev` is not the head's CID (or, without a head, not `None`) → [`ManifestError::WrongPrev`].
 ///
-/// A `WrongPrev` whose `found` is `Some` may mean this node missed manifests in between: fetch
-/// `found` and apply the chain in order. That a tombstone has no root is checked by
+/// A `WrongPrev` whose `found` is `Some` may mean this node missed manifests in between (with
+/// no head: it never saw the tag's history): fetch `found` and apply the chain in order, or, when
+/// history is not needed, pick the head with [`resolve`] over all verified manifests instead. That a tombstone has no root is checked by
 /// [`UnsignedManifest::validate`], as every decoded manifest already was.
 pub fn check_succession(head: Option<&Manifest>, new: &Manifest) -> Result<(), ManifestError> {
     let Some(head) = head else {

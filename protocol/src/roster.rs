@@ -46,9 +46,9 @@ mod tests;
 
 use crate::cid::{DAG_CBOR, SHA2_256, cid_for};
 use crate::manifest::cbor::{self, CborError, Decoder};
-use codec::{decode_roster, decode_texts, encode_roster};
 use crate::reference;
 use cid::Cid;
+use codec::{decode_roster, decode_texts, encode_roster};
 use ed25519_dalek::VerifyingKey;
 use std::collections::HashSet;
 use thiserror::Error;

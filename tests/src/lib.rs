@@ -12,6 +12,8 @@
 //! - [`http`]: a minimal HTTP/1.1 client that shows status, headers and body exactly as sent.
 //! - [`js`]: the Node 22 interop scripts in `tests/js/`.
 //! - [`cid`]: decoding CID strings, independently of the code under test.
+//! - [`fed`]: federation, push and tags commands through the CLI, checked; a two-member federation.
+//! - [`mitm`]: a malicious HTTP gateway that forwards to a real node and tampers with answers.
 //!
 //! A failing helper panics with a message that says what was run and what came back: these are
 //! test helpers, so a panic is the failure report.
@@ -22,8 +24,10 @@ pub mod bin;
 pub mod cid;
 pub mod cmd;
 pub mod data;
+pub mod fed;
 pub mod http;
 pub mod js;
+pub mod mitm;
 pub mod node;
 
 pub use cmd::{Run, run_cmd};

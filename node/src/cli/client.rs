@@ -11,6 +11,7 @@ pub struct NodeClient {
     http: reqwest::Client,
     token: Option<String>,
     data_dir: std::path::PathBuf,
+    bearer: Option<String>,
 }
 
 impl NodeClient {
@@ -28,7 +29,15 @@ impl NodeClient {
                 .data_dir
                 .clone()
                 .unwrap_or_else(DataDir::default_location),
+            bearer: None,
         })
+    }
+
+    /// Sends `token` as a bearer credential on content and verification requests (a user token
+    /// with the pull right, for private collections).
+    pub fn with_bearer(mut self, token: Option<String>) -> Self {
+        self.bearer = token;
+        self
     }
 
     fn token(&self) -> Result<String> {
@@ -49,12 +58,11 @@ impl NodeClient {
     /// A GET of a content URL (no token needed), checked for success.
     pub async fn get(&self, path_and_query: &str) -> Result<reqwest::Response> {
         let url = format!("{}{}", self.base, path_and_query);
-        let resp = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .with_context(|| self.unreachable(&url))?;
+        let mut req = self.http.get(&url);
+        if let Some(b) = &self.bearer {
+            req = req.bearer_auth(b);
+        }
+        let resp = req.send().await.with_context(|| self.unreachable(&url))?;
         check(resp).await
     }
 

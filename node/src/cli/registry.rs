@@ -141,6 +141,14 @@ pub struct PullArgs {
     /// Federation id to verify against [default: the one in this node's config.toml].
     #[arg(long)]
     pub federation: Option<String>,
+    /// A user token with the pull right, for private collections.
+    #[arg(
+        long,
+        env = "SHUBNET_PULL_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub pull_token: Option<String>,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -437,8 +445,12 @@ pub fn push(a: PushArgs) -> Result<()> {
         tokio::fs::File::from_std(f),
         1 << 20,
     ));
-    let out: PushOutcome =
-        runtime()?.block_on(client.admin(reqwest::Method::POST, &path, Some(body)))?;
+    let check = format!("/push?reference={}&check=true", urlencode(&a.reference));
+    let out: PushOutcome = runtime()?.block_on(async {
+        // Ask first, so a refused push fails before the upload rather than after it.
+        let _: PushOutcome = client.admin(reqwest::Method::POST, &check, None).await?;
+        client.admin(reqwest::Method::POST, &path, Some(body)).await
+    })?;
     println!("{}", out.manifest);
     Ok(())
 }
@@ -523,7 +535,8 @@ pub fn pull(a: PullArgs) -> Result<()> {
     let client = NodeClient::new(&NodeArgs {
         url,
         ..a.node.clone()
-    })?;
+    })?
+    .with_bearer(a.pull_token.clone());
     let out_path = a
         .output
         .clone()
@@ -538,6 +551,20 @@ pub fn pull(a: PullArgs) -> Result<()> {
         let b = &m.body;
         if (&b.collection, &b.name, &b.tag) != (&r.collection, &r.name, &r.tag) {
             bail!("manifest rejected: the gateway answered with {}/{}:{}", b.collection, b.name, b.tag);
+        }
+        // Freshness: a gateway can replay an older, validly signed manifest. When pulling from
+        // another gateway, ask this node (which the user trusts to have synced) for the tag's
+        // head and refuse anything older. Without a reachable node there is nothing to compare.
+        if let Some(known) = local_head(&a, &r, roster, &federation).await
+            && (known.body.seq > b.seq || (known.body.seq == b.seq && known.cid() != m.cid()))
+        {
+            bail!(
+                "manifest rejected: the gateway sent {} seq {} but this node knows seq {} ({}); a replayed or conflicting manifest",
+                r.tag_path(),
+                b.seq,
+                known.body.seq,
+                known.cid()
+            );
         }
         if b.tombstone {
             bail!("{} was deleted (manifest {})", r.tag_path(), m.cid());
@@ -584,6 +611,33 @@ pub fn pull(a: PullArgs) -> Result<()> {
     })?;
     println!("{}", out_path.display());
     Ok(())
+}
+
+/// The tag's head as the local node (`--node`) knows it, verified; `None` when pulling from the
+/// local node itself or when it cannot say.
+async fn local_head(
+    a: &PullArgs,
+    r: &Reference,
+    roster: &shubnet_protocol::roster::Roster,
+    federation: &str,
+) -> Option<Manifest> {
+    let from = a.from.as_deref()?;
+    if from.trim_end_matches('/') == a.node.url.trim_end_matches('/') {
+        return None;
+    }
+    let local = NodeClient::new(&a.node)
+        .ok()?
+        .with_bearer(a.pull_token.clone());
+    let path = format!(
+        "/shubnet/v1/manifests/{}/{}/{}",
+        r.collection,
+        r.name,
+        urlencode(&r.tag)
+    );
+    let bytes = local.get(&path).await.ok()?.bytes().await.ok()?;
+    let m = Manifest::decode(&bytes).ok()?;
+    m.verify_against(roster, federation).ok()?;
+    Some(m)
 }
 
 fn tempfile_in(dir: &std::path::Path) -> Result<(PathBuf, std::fs::File)> {

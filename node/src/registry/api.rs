@@ -184,29 +184,65 @@ fn parse_ref(text: &str) -> Result<Reference, BackendError> {
     Ok(r)
 }
 
-/// `POST /admin/v1/push`: store the file, then sign and accept its manifest. The content is
-/// checked for the namespace before it is stored, so a refused push leaves nothing pinned.
+/// `POST /admin/v1/push`: store and pin the file, then sign and accept its manifest.
+/// What can be refused without the content (namespace, frozen tag) is checked first, and the
+/// body is still read to its end so the client gets the reason, not a broken pipe; a manifest
+/// refused after the content was stored removes that content again unless something else pins
+/// it. Nothing of a refused push stays stored or served.
 pub async fn push(
     reg: &Registry,
     store: &Store,
     reference: &str,
     frozen: bool,
-    body: ByteStream,
+    mut body: ByteStream,
 ) -> Result<PushOutcome, BackendError> {
-    let r = parse_ref(reference)?;
-    {
-        let reg = reg.clone();
-        let collection = r.collection.clone();
-        blocking(move || reg.check_may_publish(&collection)).await?;
-    }
-    let (root, rec) = store
-        .add_stream(body)
+    let precheck = match parse_ref(reference) {
+        Ok(r) => {
+            let (reg, r2) = (reg.clone(), r.clone());
+            blocking(move || reg.check_may_push(&r2)).await.map(|()| r)
+        }
+        Err(e) => Err(e),
+    };
+    let r = match precheck {
+        Ok(r) => r,
+        Err(e) => {
+            use futures::StreamExt;
+            while let Some(Ok(_)) = body.next().await {}
+            return Err(e);
+        }
+    };
+    let (root, rec, newly_pinned) = store
+        .add_stream_reporting(body)
         .await
-        .map_err(|e| BackendError::Invalid(e.to_string()))?;
+        .map_err(crate::backend::conv)?;
+    let reg2 = reg.clone();
+    let r2 = r.clone();
+    let published =
+        blocking(move || reg2.publish(&r2, Some((root, rec.size, rec.sha256)), frozen, "admin"))
+            .await;
+    match published {
+        Ok(m) => Ok(push_outcome(&m)),
+        Err(e) => {
+            let undo = async {
+                if newly_pinned {
+                    store.unpin(&root)?;
+                    store.remove_if_unpinned(&root).await?;
+                }
+                Ok::<(), crate::store::StoreError>(())
+            };
+            if let Err(rm) = undo.await {
+                tracing::warn!(%root, error = %rm, "could not remove the content of a refused push");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// `POST /admin/v1/push?check=true`: only the checks that need no content.
+pub async fn push_check(reg: &Registry, reference: &str) -> Result<(), BackendError> {
+    let r = parse_ref(reference)?;
     let reg = reg.clone();
-    let m = blocking(move || reg.publish(&r, Some((root, rec.size, rec.sha256)), frozen, "admin"))
-        .await?;
-    Ok(push_outcome(&m))
+    blocking(move || reg.check_may_push(&r)).await
 }
 
 /// `POST /admin/v1/delete`: publish a tombstone.

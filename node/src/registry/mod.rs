@@ -240,6 +240,12 @@ impl Registry {
             return Err(RegistryError::AlreadyFederated(have));
         }
         let latest = verify_chain(id, chain)?;
+        if self
+            .pending()?
+            .is_some_and(|p| p.body.version <= latest.version)
+        {
+            self.inner.pending.clear().map_err(db)?;
+        }
         for r in chain {
             if self
                 .inner
@@ -462,6 +468,8 @@ impl Registry {
 
     fn accept_manifest_locked(&self, m: &Manifest) -> Result<()> {
         let (id, roster) = self.current()?;
+        // One manifest: verify_against decodes only the publisher's key. Batches (sync) use
+        // `Verifier`, which decodes the roster's keys once; bench_manifests measures that path.
         m.verify_against(&roster, &id)?;
         let b = &m.body;
         let head = self.head(&b.collection, &b.name, &b.tag)?;
@@ -542,6 +550,21 @@ impl Registry {
             return Err(ManifestError::OutsideNamespace {
                 collection: collection.to_owned(),
                 member: member.id.clone(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Everything a push can be refused for that does not depend on the content: the namespace
+    /// and a frozen head. Checked before any byte is stored.
+    pub fn check_may_push(&self, reference: &Reference) -> Result<()> {
+        self.check_may_publish(&reference.collection)?;
+        if let Some(head) = self.head(&reference.collection, &reference.name, &reference.tag)?
+            && head.body.frozen
+        {
+            return Err(ManifestError::FrozenTag {
+                tag: reference.tag_path(),
             }
             .into());
         }

@@ -49,7 +49,19 @@ enum Feed {
 impl Store {
     /// Stores a file from a byte stream and pins it. One pass: the bytes are chunked, hashed
     /// (leaves and whole file, on two threads) and written as they arrive; memory stays flat.
-    pub async fn add_stream<S>(&self, mut body: S) -> Result<(Cid, RootRecord)>
+    pub async fn add_stream<S>(&self, body: S) -> Result<(Cid, RootRecord)>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Unpin + Send,
+    {
+        let (root, rec, _) = self.add_stream_reporting(body).await?;
+        Ok((root, rec))
+    }
+
+    /// Like [`add_stream`](Self::add_stream), also saying whether this call created the pin
+    /// (false when the same content was already pinned), so a push whose manifest is refused
+    /// can undo exactly what it did. The content stays pinned throughout, so GC cannot take it
+    /// from under a push in progress.
+    pub async fn add_stream_reporting<S>(&self, mut body: S) -> Result<(Cid, RootRecord, bool)>
     where
         S: Stream<Item = std::io::Result<Bytes>> + Unpin + Send,
     {
@@ -150,7 +162,7 @@ impl Store {
         let mut pending = staged.into_iter();
         while let Some(s) = pending.next() {
             match self.commit(s).await {
-                Ok(r) => roots.push(r),
+                Ok((root, rec, _)) => roots.push((root, rec)),
                 Err(e) => {
                     pending.for_each(|s| remove_quietly(&s.temp));
                     return Err(e);
@@ -303,7 +315,7 @@ impl Store {
     }
 
     /// Makes a staged blob durable and visible: rename into `blobs/`, then index and pin it.
-    async fn commit(&self, s: Staged) -> Result<(Cid, RootRecord)> {
+    async fn commit(&self, s: Staged) -> Result<(Cid, RootRecord, bool)> {
         let dest = self.blob_path(&s.root);
         let blobs_dir = self.inner.dir.blobs();
         let temp = s.temp.clone();
@@ -331,12 +343,14 @@ impl Store {
             return Err(e);
         }
         self.index_blob(&s.root, &s.record, &s.blocks)?;
-        self.inner
+        let newly_pinned = self
+            .inner
             .pins
             .insert(s.root.to_bytes(), &unix_now().to_be_bytes())
-            .map_err(sled_err)?;
+            .map_err(sled_err)?
+            .is_none();
         self.flush().await?;
-        Ok((s.root, s.record))
+        Ok((s.root, s.record, newly_pinned))
     }
 
     /// Writes a blob's blocks and root record into the index.

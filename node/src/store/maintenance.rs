@@ -55,25 +55,50 @@ impl Store {
         Ok(out)
     }
 
+    /// Removes one root's content now if it is not pinned (a refused push). Returns whether
+    /// anything was removed.
+    pub async fn remove_if_unpinned(&self, root: &Cid) -> Result<bool> {
+        let _guard = self.inner.maintenance.write().await;
+        let store = self.clone();
+        let root = *root;
+        let removed = tokio::task::spawn_blocking(move || -> Result<bool> {
+            match store.root_record(&root)? {
+                Some(_) if !store.is_pinned(&root)? => {
+                    store.remove_root(&root)?;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("gc task failed: {e}")))??;
+        self.flush().await?;
+        Ok(removed)
+    }
+
+    fn remove_root(&self, root: &Cid) -> Result<()> {
+        self.unindex_root(root)?;
+        self.forget_verified(root);
+        let blob = self.blob_path(root);
+        remove_quietly(&sidecar_path(&self.inner.dir.blobs(), root));
+        std::fs::remove_file(&blob)
+            .or_else(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(|e| StoreError::io(format!("removing {}", blob.display()), e))
+    }
+
     fn gc_blocking(&self) -> Result<GcOutcome> {
         let mut out = GcOutcome::default();
         for (root, rec) in self.roots()? {
             if self.is_pinned(&root)? {
                 continue;
             }
-            self.unindex_root(&root)?;
-            self.forget_verified(&root);
-            let blob = self.blob_path(&root);
-            remove_quietly(&sidecar_path(&self.inner.dir.blobs(), &root));
-            std::fs::remove_file(&blob)
-                .or_else(|e| {
-                    if e.kind() == std::io::ErrorKind::NotFound {
-                        Ok(())
-                    } else {
-                        Err(e)
-                    }
-                })
-                .map_err(|e| StoreError::io(format!("removing {}", blob.display()), e))?;
+            self.remove_root(&root)?;
             out.freed_bytes += rec.size;
             out.removed.push(root);
             tracing::info!(%root, "gc removed unpinned content");

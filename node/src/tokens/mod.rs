@@ -60,6 +60,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shubnet_gateway::tokens::{
     AuthError, CollectionInfo, CollectionPattern, CreatedToken, ID_LEN, NewToken, Right, TokenInfo,
+    validate_user,
 };
 use shubnet_protocol::reference;
 use std::sync::Arc;
@@ -225,6 +226,7 @@ impl TokenStore {
         secret: [u8; SECRET_LEN],
         req: &NewToken,
     ) -> Result<Option<CreatedToken>> {
+        validate_user(&req.user).map_err(|e| TokenStoreError::Invalid(e.to_string()))?;
         let token = hex::encode(secret);
         let hash = hash_of(&token);
         if self

@@ -24,6 +24,15 @@ mod bad_input;
 /// User tokens and private collections: `shubnet token`, `shubnet collection`, `/tokens/check`.
 mod tokens;
 
+/// The federation through the CLI with separate nodes: threshold-2 admission, restart, index loss.
+mod federation;
+
+/// Attacks through the CLI and a malicious gateway: each refused, nothing stored or written.
+mod attacks;
+
+/// Key files readable by others keep the node from starting.
+mod key_files;
+
 use std::path::{Path, PathBuf};
 
 /// A fresh temporary directory for one test.
@@ -73,3 +82,6 @@ pub fn holdings(node: &shubnet_tests::TestNode) -> Holdings {
         partial: node.files_under("partial"),
     }
 }
+
+/// Private collections: manifests and listings need a user token with the pull right.
+mod private;

@@ -1,0 +1,147 @@
+//! Private collections through the real binary: manifests and tag listings of a private
+//! collection are served only to a user token with the pull right, and `shubnet pull` needs one.
+
+use shubnet_tests::TestNode;
+use shubnet_tests::http::request;
+
+#[test]
+fn private_collections_need_a_pull_token() {
+    let node = TestNode::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let image = dir.path().join("image.sif");
+    std::fs::write(&image, shubnet_tests::data::kubo_bytes("private", 700_000)).expect("write");
+    node.cli(&[
+        "federation",
+        "create",
+        "--name",
+        "Fed",
+        "--institution",
+        "lab-a",
+    ])
+    .ok();
+    node.cli(&["push", image.to_str().expect("utf8"), "lab-a/secret:1"])
+        .ok();
+    node.cli(&["collection", "set-private", "lab-a"]).ok();
+
+    // Without a token: 403 on the manifest, nothing listed, pull refused with no output file.
+    request("GET", &node.at("/shubnet/v1/manifests/lab-a/secret/1"), &[]).expect_status(403);
+    let listed = node.cli(&["tags", "--json"]).ok();
+    assert_eq!(
+        listed.out().trim(),
+        "[]",
+        "a private tag was listed without a token"
+    );
+    let out = dir.path().join("pulled.sif");
+    let o = out.to_str().expect("utf8");
+    node.cli(&["pull", "lab-a/secret:1", "-o", o])
+        .fails()
+        .stderr_mentions("private");
+    assert!(!out.exists());
+
+    // A token for another collection, or without the pull right, does not open it.
+    let other = node
+        .cli(&[
+            "token",
+            "create",
+            "--user",
+            "eve",
+            "--collection",
+            "lab-b",
+            "--rights",
+            "pull",
+        ])
+        .ok()
+        .out();
+    node.cli(&[
+        "pull",
+        "lab-a/secret:1",
+        "-o",
+        o,
+        "--pull-token",
+        other.trim(),
+    ])
+    .fails()
+    .stderr_mentions("does not cover");
+    let push_only = node
+        .cli(&[
+            "token",
+            "create",
+            "--user",
+            "eve",
+            "--collection",
+            "lab-a",
+            "--rights",
+            "push",
+        ])
+        .ok()
+        .out();
+    node.cli(&[
+        "pull",
+        "lab-a/secret:1",
+        "-o",
+        o,
+        "--pull-token",
+        push_only.trim(),
+    ])
+    .fails()
+    .stderr_mentions("pull");
+    assert!(!out.exists());
+
+    // The right token pulls the exact bytes.
+    let bob = node
+        .cli(&[
+            "token",
+            "create",
+            "--user",
+            "bob",
+            "--collection",
+            "lab-a",
+            "--rights",
+            "pull",
+        ])
+        .ok()
+        .out();
+    node.cli(&[
+        "pull",
+        "lab-a/secret:1",
+        "-o",
+        o,
+        "--pull-token",
+        bob.trim(),
+    ])
+    .ok();
+    assert_eq!(
+        std::fs::read(&out).expect("read"),
+        std::fs::read(&image).expect("read")
+    );
+    let auth = format!("Bearer {}", bob.trim());
+    request(
+        "GET",
+        &node.at("/shubnet/v1/manifests/lab-a/secret/1"),
+        &[("Authorization", &auth)],
+    )
+    .expect_status(200);
+
+    // Revoked: refused again.
+    let list = node.cli(&["token", "list", "--json"]).ok().out();
+    let v: serde_json::Value = serde_json::from_str(&list).expect("json");
+    let id = v
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["user"] == "bob"))
+        .and_then(|t| t["id"].as_str())
+        .expect("bob's token listed")
+        .to_owned();
+    node.cli(&["token", "revoke", &id]).ok();
+    std::fs::remove_file(&out).expect("rm");
+    node.cli(&[
+        "pull",
+        "lab-a/secret:1",
+        "-o",
+        o,
+        "--pull-token",
+        bob.trim(),
+    ])
+    .fails()
+    .stderr_mentions("revoked");
+    assert!(!out.exists());
+}
