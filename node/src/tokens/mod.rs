@@ -1,4 +1,9 @@
-//! User tokens and private collections, kept in the node's sled index.
+//! User tokens and private collections, kept in their own sled database, `accounts/`.
+//!
+//! Not in `index/`: the index is derived state that `shubnet repair` rebuilds from `blobs/` and
+//! `log/`, and may be deleted or set aside when damaged. Tokens and collection settings cannot
+//! be derived from anything, so they live apart (directory mode 0700) and survive the loss of
+//! the index.
 //!
 //! A token is 40 lowercase hex digits (160 bits from `/dev/urandom`), the form sregistry clients
 //! expect. It is shown once, when created, and never logged. The `tokens-1` tree is keyed by
@@ -44,9 +49,7 @@
 //! is public. Pulling a private collection needs a token with the `pull` right on it; enforcing
 //! that is the job of the client APIs.
 //!
-//! `shubnet repair` leaves both trees alone (it rebuilds only the content index). An index set
-//! aside as damaged at start takes its tokens with it: they are in `index.damaged-*/` and must be
-//! re-issued.
+//! `shubnet repair` leaves `accounts/` alone, and deleting `index/` loses no token.
 
 mod backend;
 pub mod crypto;
@@ -138,6 +141,8 @@ pub struct TokenStore {
 
 #[derive(Debug)]
 struct Inner {
+    /// Keeps the `accounts/` database open for as long as the store lives.
+    _db: Option<sled::Db>,
     tokens: sled::Tree,
     collections: sled::Tree,
     key: SealKey,
@@ -190,17 +195,27 @@ impl TokenStore {
     /// Opens the token and collection trees of `store`'s index, with the sealing key from
     /// `keys/tokens.key` (created on first use).
     pub fn open(store: &Store) -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
         let key = SealKey::load_or_create(&store.dir().keys().join(SEAL_KEY_FILE))?;
-        let db = store.index_db();
+        let path = store.dir().root().join("accounts");
+        let db = sled::Config::new().path(&path).open()?;
+        if let Err(e) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)) {
+            tracing::warn!(path = %path.display(), error = %e, "could not make accounts/ private");
+        }
         let tokens = db.open_tree(TOKENS)?;
         let collections = db.open_tree(COLLECTIONS)?;
-        Ok(Self::from_parts(tokens, collections, key))
+        let mut me = Self::from_parts(tokens, collections, key);
+        if let Some(inner) = Arc::get_mut(&mut me.inner) {
+            inner._db = Some(db);
+        }
+        Ok(me)
     }
 
     /// A store over the given trees and key.
     pub fn from_parts(tokens: sled::Tree, collections: sled::Tree, key: SealKey) -> Self {
         Self {
             inner: Arc::new(Inner {
+                _db: None,
                 tokens,
                 collections,
                 key,

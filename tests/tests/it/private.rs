@@ -145,3 +145,63 @@ fn private_collections_need_a_pull_token() {
     .stderr_mentions("revoked");
     assert!(!out.exists());
 }
+
+/// Tokens and collection settings are not derived state: deleting `index/` (which repair
+/// rebuilds from blobs/ and log/) loses neither.
+#[test]
+fn tokens_and_privacy_survive_the_loss_of_the_index() {
+    let mut node = TestNode::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let image = dir.path().join("image.sif");
+    std::fs::write(
+        &image,
+        shubnet_tests::data::kubo_bytes("private-2", 300_000),
+    )
+    .expect("write");
+    node.cli(&[
+        "federation",
+        "create",
+        "--name",
+        "Fed",
+        "--institution",
+        "lab-a",
+    ])
+    .ok();
+    node.cli(&["push", image.to_str().expect("utf8"), "lab-a/secret:1"])
+        .ok();
+    node.cli(&["collection", "set-private", "lab-a"]).ok();
+    let bob = node
+        .cli(&[
+            "token",
+            "create",
+            "--user",
+            "bob",
+            "--collection",
+            "lab-a",
+            "--rights",
+            "pull",
+        ])
+        .ok()
+        .out();
+    node.stop();
+    std::fs::remove_dir_all(node.data_dir().join("index")).expect("rm index");
+    node.restart();
+    let auth = format!("Bearer {}", bob.trim());
+    let url = node.at("/shubnet/v1/manifests/lab-a/secret/1");
+    request("GET", &url, &[]).expect_status(403);
+    request("GET", &url, &[("Authorization", &auth)]).expect_status(200);
+    let out = dir.path().join("pulled.sif");
+    node.cli(&[
+        "pull",
+        "lab-a/secret:1",
+        "-o",
+        out.to_str().expect("utf8"),
+        "--pull-token",
+        bob.trim(),
+    ])
+    .ok();
+    assert_eq!(
+        std::fs::read(&out).expect("read"),
+        std::fs::read(&image).expect("read")
+    );
+}
