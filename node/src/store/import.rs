@@ -3,7 +3,7 @@
 
 use super::tables::{self, Location, RootRecord};
 use super::{Result, Store, StoreError, sled_err, sync_dir, unix_now};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 use shubnet_protocol::Cid;
@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 /// Suffix of the sidecar that keeps the dag-pb nodes of a blob whose DAG was not built with the
 /// default layout (a CAR import), so repair can check and re-index it.
 pub const NODES_SIDECAR: &str = ".nodes.car";
+
+/// Chunks gathered per batch handed to the hashing and writing threads.
+const BATCH_CHUNKS: usize = 4;
 
 /// Bytes written between hints to the kernel to start writeback, so the final fsync is short.
 const WRITEBACK_EVERY: u64 = 64 * 1024 * 1024;
@@ -68,28 +71,59 @@ impl Store {
         let _guard = self.inner.maintenance.read().await;
         let temp = self.new_temp_path("add");
         let layout = self.inner.layout;
-        let (tx, rx) = tokio::sync::mpsc::channel::<Feed>(32);
-        let (htx, hrx) = tokio::sync::mpsc::channel::<Bytes>(32);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Feed>(8);
+        let (htx, hrx) = tokio::sync::mpsc::channel::<Bytes>(8);
         let writer = {
             let temp = temp.clone();
             tokio::task::spawn_blocking(move || write_import(&temp, layout, rx))
         };
         let hasher = tokio::task::spawn_blocking(move || hash_stream(hrx));
+        // Incoming frames are small and unaligned; gather them into batches of whole chunks so
+        // the leaf hasher reads straight from the batch, the file gets large writes, and the
+        // whole-file hasher shares the same buffer. One copy per byte on our side.
+        let batch_len = layout.chunk_size() * BATCH_CHUNKS;
+        let mut batch = BytesMut::with_capacity(batch_len);
         let mut failure = None;
-        while let Some(item) = body.next().await {
-            match item {
-                Ok(chunk) => {
-                    if htx.send(chunk.clone()).await.is_err()
-                        || tx.send(Feed::Data(chunk)).await.is_err()
-                    {
-                        break; // the writer stopped early; its error is reported below
+        loop {
+            let item = body.next().await;
+            let done = match item {
+                Some(Ok(chunk)) => {
+                    let mut rest = &chunk[..];
+                    let mut stopped = false;
+                    while !rest.is_empty() {
+                        let take = (batch_len - batch.len()).min(rest.len());
+                        batch.extend_from_slice(&rest[..take]);
+                        rest = &rest[take..];
+                        if batch.len() == batch_len {
+                            let full =
+                                std::mem::replace(&mut batch, BytesMut::with_capacity(batch_len))
+                                    .freeze();
+                            if htx.send(full.clone()).await.is_err()
+                                || tx.send(Feed::Data(full)).await.is_err()
+                            {
+                                stopped = true; // the writer stopped early; its error is reported below
+                                break;
+                            }
+                        }
                     }
+                    stopped
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     failure = Some(e);
                     let _ = tx.send(Feed::Abort).await;
-                    break;
+                    true
                 }
+                None => {
+                    if !batch.is_empty() {
+                        let last = std::mem::take(&mut batch).freeze();
+                        let _ = htx.send(last.clone()).await;
+                        let _ = tx.send(Feed::Data(last)).await;
+                    }
+                    true
+                }
+            };
+            if done {
+                break;
             }
         }
         drop(tx);
@@ -419,7 +453,7 @@ fn write_import(
         .create_new(true)
         .open(temp)
         .map_err(|e| StoreError::io("creating a temp blob", e))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut out = file;
     let mut imp = Importer::new(layout).without_file_hash();
     let mut blocks = Vec::new();
     let mut since_hint = 0u64;
@@ -434,17 +468,12 @@ fn write_import(
         since_hint += chunk.len() as u64;
         if since_hint >= WRITEBACK_EVERY {
             since_hint = 0;
-            out.flush()
-                .map_err(|e| StoreError::io("writing a temp blob", e))?;
-            crate::store::read::start_writeback(out.get_ref());
+            crate::store::read::start_writeback(&out);
         }
     }
     let (rest, summary) = imp.finish();
     blocks.extend(rest);
-    let file = out
-        .into_inner()
-        .map_err(|e| StoreError::io("writing a temp blob", e.into_error()))?;
-    file.sync_all()
+    out.sync_all()
         .map_err(|e| StoreError::io("syncing a temp blob", e))?;
     Ok((summary, blocks))
 }
