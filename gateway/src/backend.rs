@@ -271,6 +271,16 @@ pub trait Backend: Clone + Send + Sync + 'static {
         unsupported()
     }
 
+    /// The collections whose manifests reference content containing `cid` (as a root or a block
+    /// inside one). Content in no collection, or in at least one public collection, is public;
+    /// content only in private collections needs a token. The default (no registry) says none.
+    fn content_collections(
+        &self,
+        _cid: &Cid,
+    ) -> impl Future<Output = Result<Vec<String>, BackendError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
     /// Whether a push to `reference` would be refused whatever its content (namespace, frozen
     /// tag), so a client can ask before uploading gigabytes.
     fn push_check(

@@ -42,7 +42,7 @@ const X_IPFS_PATH: HeaderName = HeaderName::from_static("x-ipfs-path");
 const X_IPFS_ROOTS: HeaderName = HeaderName::from_static("x-ipfs-roots");
 
 /// Routes under `/ipfs`.
-pub fn router<B: Backend>() -> Router<SharedState<B>> {
+pub fn router<B: Backend + crate::tokens::TokenBackend>() -> Router<SharedState<B>> {
     Router::new()
         .route("/ipfs/{cid}", get(serve::<B>))
         .route("/ipfs/{cid}/", get(serve::<B>))
@@ -110,7 +110,7 @@ struct IpfsQuery {
 }
 
 /// `GET|HEAD /ipfs/{cid}[/]`.
-async fn serve<B: Backend>(
+async fn serve<B: Backend + crate::tokens::TokenBackend>(
     State(state): State<SharedState<B>>,
     method: Method,
     path: Result<Path<String>, PathRejection>,
@@ -119,6 +119,10 @@ async fn serve<B: Backend>(
 ) -> Result<Response, IpfsError> {
     let Path(text) = path.map_err(|e| IpfsError::BadRequest(e.body_text()))?;
     let cid = parse_cid(&text)?;
+    // Content of private collections only goes to a token that may pull it (403 otherwise).
+    if let Err(denied) = crate::registry::may_read_content(&state, &headers, &cid).await {
+        return Ok(denied);
+    }
     let Query(q) = query.map_err(|e| IpfsError::BadRequest(e.body_text()))?;
     let accept = headers
         .get(axum::http::header::ACCEPT)

@@ -121,6 +121,34 @@ async fn may_read<B: Backend + TokenBackend>(
     }
 }
 
+/// `Ok(())` if content `cid` may be served to this request: it belongs to no collection, to a
+/// public one, or the request's token may pull one of its private collections.
+pub(crate) async fn may_read_content<B: Backend + TokenBackend>(
+    state: &SharedState<B>,
+    headers: &HeaderMap,
+    cid: &shubnet_protocol::Cid,
+) -> Result<(), Response> {
+    let collections = state
+        .backend
+        .content_collections(cid)
+        .await
+        .map_err(|e| backend_response(&e))?;
+    if collections.is_empty() {
+        return Ok(());
+    }
+    let mut denied = None;
+    for c in &collections {
+        match may_read(state, headers, c).await {
+            Ok(()) => return Ok(()),
+            Err(resp) => denied = Some(resp),
+        }
+    }
+    match denied {
+        Some(resp) => Err(resp),
+        None => Ok(()),
+    }
+}
+
 async fn manifest_for_tag<B: Backend + TokenBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,

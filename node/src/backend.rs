@@ -185,6 +185,10 @@ impl Backend for NodeBackend {
         reg::push(&self.registry, &self.store, reference, frozen, body).await
     }
 
+    async fn content_collections(&self, cid: &Cid) -> Result<Vec<String>, BackendError> {
+        reg::content_collections(&self.registry, &self.store, cid).await
+    }
+
     async fn push_check(&self, reference: &str) -> Result<(), BackendError> {
         reg::push_check(&self.registry, reference).await
     }

@@ -35,6 +35,8 @@ const ROSTERS: &str = "rosters-1";
 const MANIFESTS: &str = "manifests-1";
 /// sled tree: `collection/name:tag` → CID of the head manifest.
 const HEADS: &str = "heads-1";
+/// sled tree: `root CID ‖ 0x00 ‖ collection` → (): which collections publish each content root.
+const ROOT_COLLECTIONS: &str = "root-collections-1";
 /// sled tree: the one roster version waiting for more admin signatures.
 const PENDING: &str = "pending-roster-1";
 
@@ -113,6 +115,7 @@ struct Inner {
     manifests: sled::Tree,
     heads: sled::Tree,
     pending: sled::Tree,
+    root_collections: sled::Tree,
     /// Serialises acceptance so succession checks and head updates cannot interleave.
     write: Mutex<()>,
 }
@@ -141,6 +144,7 @@ impl Registry {
                 manifests: db_handle.open_tree(MANIFESTS).map_err(db)?,
                 heads: db_handle.open_tree(HEADS).map_err(db)?,
                 pending: db_handle.open_tree(PENDING).map_err(db)?,
+                root_collections: db_handle.open_tree(ROOT_COLLECTIONS).map_err(db)?,
                 dir,
                 keys,
                 config: Mutex::new(config),
@@ -486,6 +490,12 @@ impl Registry {
             .manifests
             .insert(cid.to_bytes(), bytes)
             .map_err(db)?;
+        if let Some(root) = b.root {
+            let mut key = root.to_bytes();
+            key.push(0);
+            key.extend_from_slice(b.collection.as_bytes());
+            self.inner.root_collections.insert(key, &[]).map_err(db)?;
+        }
         self.inner
             .heads
             .insert(head_key(&b.collection, &b.name, &b.tag), cid.to_bytes())
@@ -569,6 +579,18 @@ impl Registry {
             .into());
         }
         Ok(())
+    }
+
+    /// Collections with a manifest naming `root` as its content.
+    pub fn collections_of_root(&self, root: &Cid) -> Result<Vec<String>> {
+        let mut prefix = root.to_bytes();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for item in self.inner.root_collections.scan_prefix(&prefix) {
+            let (k, _) = item.map_err(db)?;
+            out.push(String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
+        }
+        Ok(out)
     }
 
     /// Tag heads, optionally under `collection` or `collection/name`.

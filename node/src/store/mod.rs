@@ -229,6 +229,18 @@ impl Store {
         Ok(None)
     }
 
+    /// The roots whose blobs contain `cid` (itself, if it is a root).
+    pub fn roots_containing(&self, cid: &Cid) -> Result<Vec<Cid>> {
+        let mut out = Vec::new();
+        for item in self.inner.blocks.scan_prefix(tables::block_prefix(cid)) {
+            let (k, _) = item.map_err(sled_err)?;
+            if let Some(root) = tables::root_of_block_key(&k) {
+                out.push(root);
+            }
+        }
+        Ok(out)
+    }
+
     /// True if the block is held.
     pub fn has_block(&self, cid: &Cid) -> Result<bool> {
         Ok(self.locate(cid)?.is_some())

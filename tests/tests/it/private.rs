@@ -4,6 +4,14 @@
 use shubnet_tests::TestNode;
 use shubnet_tests::http::request;
 
+/// Writes the image's first 256 KiB chunk to its own file, whose CID is the first leaf's.
+fn leaf_file(dir: &tempfile::TempDir, image: &std::path::Path) -> std::path::PathBuf {
+    let bytes = std::fs::read(image).expect("read");
+    let p = dir.path().join("leaf0");
+    std::fs::write(&p, &bytes[..262_144]).expect("write");
+    p
+}
+
 #[test]
 fn private_collections_need_a_pull_token() {
     let node = TestNode::start();
@@ -23,8 +31,26 @@ fn private_collections_need_a_pull_token() {
         .ok();
     node.cli(&["collection", "set-private", "lab-a"]).ok();
 
-    // Without a token: 403 on the manifest, nothing listed, pull refused with no output file.
+    // Without a token: 403 on the manifest and on the content (whole file, a raw leaf inside
+    // it, a CAR), nothing listed, pull refused with no output file.
     request("GET", &node.at("/shubnet/v1/manifests/lab-a/secret/1"), &[]).expect_status(403);
+    let img = image.to_str().expect("utf8");
+    let root = node.cli(&["cid", img]).ok().out().trim().to_owned();
+    let leaf_path = leaf_file(&dir, &image);
+    let leaf = node
+        .cli(&["cid", leaf_path.to_str().expect("utf8")])
+        .ok()
+        .out()
+        .trim()
+        .to_owned();
+    for path in [
+        format!("/ipfs/{root}"),
+        format!("/ipfs/{leaf}?format=raw"),
+        format!("/ipfs/{root}?format=car"),
+    ] {
+        request("GET", &node.at(&path), &[]).expect_status(403);
+        request("HEAD", &node.at(&path), &[]).expect_status(403);
+    }
     let listed = node.cli(&["tags", "--json"]).ok();
     assert_eq!(
         listed.out().trim(),
@@ -121,6 +147,23 @@ fn private_collections_need_a_pull_token() {
         &[("Authorization", &auth)],
     )
     .expect_status(200);
+    let got = request(
+        "GET",
+        &node.at(&format!("/ipfs/{root}")),
+        &[("Authorization", &auth)],
+    );
+    got.expect_status(200);
+    assert_eq!(got.body, std::fs::read(&image).expect("read"));
+    request(
+        "GET",
+        &node.at(&format!("/ipfs/{leaf}?format=raw")),
+        &[("Authorization", &auth)],
+    )
+    .expect_status(200);
+    // Making the collection public opens the content to everyone.
+    node.cli(&["collection", "set-public", "lab-a"]).ok();
+    request("GET", &node.at(&format!("/ipfs/{root}")), &[]).expect_status(200);
+    node.cli(&["collection", "set-private", "lab-a"]).ok();
 
     // Revoked: refused again.
     let list = node.cli(&["token", "list", "--json"]).ok().out();
