@@ -53,11 +53,11 @@ pub fn encode_header(roots: &[Cid]) -> Vec<u8> {
     cbor.push(0xa2); // map(2); keys sorted length-first as DAG-CBOR requires
     cbor.push(0x65);
     cbor.extend_from_slice(b"roots");
-    cbor_head(4, roots.len() as u64, &mut cbor);
+    crate::manifest::cbor::head(&mut cbor, 4, roots.len() as u64);
     for root in roots {
         let bytes = root.to_bytes();
         cbor.extend_from_slice(&[0xd8, 0x2a]); // tag(42)
-        cbor_head(2, bytes.len() as u64 + 1, &mut cbor);
+        crate::manifest::cbor::head(&mut cbor, 2, bytes.len() as u64 + 1);
         cbor.push(0x00);
         cbor.extend_from_slice(&bytes);
     }
@@ -77,26 +77,6 @@ pub fn encode_section_prefix(cid: &Cid, block_len: usize) -> Vec<u8> {
     varint::encode((cid_bytes.len() + block_len) as u64, &mut out);
     out.extend_from_slice(&cid_bytes);
     out
-}
-
-fn cbor_head(major: u8, value: u64, out: &mut Vec<u8>) {
-    let m = major << 5;
-    match value {
-        0..=23 => out.push(m | value as u8),
-        24..=0xff => out.extend_from_slice(&[m | 24, value as u8]),
-        0x100..=0xffff => {
-            out.push(m | 25);
-            out.extend_from_slice(&(value as u16).to_be_bytes());
-        }
-        0x1_0000..=0xffff_ffff => {
-            out.push(m | 26);
-            out.extend_from_slice(&(value as u32).to_be_bytes());
-        }
-        _ => {
-            out.push(m | 27);
-            out.extend_from_slice(&value.to_be_bytes());
-        }
-    }
 }
 
 /// Writes a CAR v1 stream.

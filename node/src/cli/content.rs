@@ -99,13 +99,7 @@ pub enum PinCommand {
     },
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
+use super::runtime;
 
 /// Opens a regular file for reading, with errors that say what is wrong.
 fn open_regular(path: &Path) -> Result<(std::fs::File, u64)> {

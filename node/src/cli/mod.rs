@@ -91,6 +91,16 @@ pub enum Command {
     Repair(content::NodeOnly),
 }
 
+/// The runtime a client command runs its HTTP calls on.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 /// Runs one command to completion.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {

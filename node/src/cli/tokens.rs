@@ -83,12 +83,7 @@ pub enum CollectionCommand {
     },
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
+use super::runtime;
 
 fn json_body<T: serde::Serialize>(v: &T) -> Result<Option<reqwest::Body>> {
     Ok(Some(
