@@ -32,6 +32,11 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
     }
     let token =
         AdminToken::load_or_create(&dir.admin_token()).context("loading the admin token")?;
+    if !dir.config().exists() {
+        crate::config::NodeConfig::default()
+            .save(&dir)
+            .context("writing config.toml")?;
+    }
     tracing::info!(data_dir = %dir.root().display(), "opening the store");
     let store = Store::open(dir.clone())
         .await
