@@ -94,7 +94,7 @@ wait_for() {
 
 start_node() { # DATA_DIR -> sets NODE_PID, NODE_URL
     local data=$1
-    "$BIN" serve --data-dir "$data" --http 127.0.0.1:0 >"$WORK/node.log" 2>&1 &
+    "$BIN" serve --data-dir "$data" --http 127.0.0.1:0 --p2p /ip4/127.0.0.1/tcp/0 >"$WORK/node.log" 2>&1 &
     NODE_PID=$!
     wait_for test -s "$data/api.url" || { cat "$WORK/node.log" >&2; die "node did not start"; }
     NODE_URL=$(tr -d '[:space:]' <"$data/api.url")

@@ -21,6 +21,19 @@ pub struct NodeBackend {
 }
 
 impl NodeBackend {
+    /// True if `peer` is a node of a roster member (members may fetch private blocks).
+    pub async fn is_member(&self, peer: &libp2p::PeerId) -> bool {
+        let (reg, peer) = (self.registry.clone(), peer.to_string());
+        tokio::task::spawn_blocking(move || {
+            reg.roster()
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.body.members.iter().any(|m| m.peer_ids.contains(&peer)))
+        })
+        .await
+        .unwrap_or(false)
+    }
+
     /// Wraps the store, the registry, the admin token's hash and the token store.
     pub fn new(
         store: Store,

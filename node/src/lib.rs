@@ -10,6 +10,7 @@ pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod keys;
+pub mod p2p;
 pub mod paths;
 pub mod registry;
 pub mod secrets;

@@ -70,6 +70,11 @@ impl DataDir {
         self.root.join("log")
     }
 
+    /// Where a running node lists its p2p addresses (with `/p2p/<peer id>`), one per line.
+    pub fn p2p_addrs(&self) -> PathBuf {
+        self.root.join("p2p.addrs")
+    }
+
     /// Where a running node writes the URL it serves, so the CLI can find it.
     pub fn api_file(&self) -> PathBuf {
         self.root.join("api.url")

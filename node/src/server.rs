@@ -18,6 +18,8 @@ pub struct ServeConfig {
     pub http: SocketAddr,
     /// HTTP-layer settings.
     pub gateway: GatewayConfig,
+    /// libp2p listen, bootstrap and announce addresses.
+    pub p2p: crate::p2p::P2pConfig,
 }
 
 /// Runs a node until SIGTERM/SIGINT.
@@ -41,13 +43,14 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
     let store = Store::open(dir.clone())
         .await
         .with_context(|| format!("opening the store in {}", dir.root().display()))?;
+    let identity = keys.identity.clone();
     let registry = crate::registry::Registry::open(dir.clone(), store.index_db(), keys)
         .context("opening the registry")?;
     let tokens = crate::tokens::TokenStore::open(&store).context("opening the token store")?;
-    let app = shubnet_gateway::app(
-        NodeBackend::new(store.clone(), registry, token, tokens),
-        cfg.gateway,
-    );
+    let backend = NodeBackend::new(store.clone(), registry, token, tokens);
+    let _p2p = crate::p2p::spawn(identity, cfg.p2p.clone(), dir.clone(), backend.clone())
+        .context("starting the p2p network")?;
+    let app = shubnet_gateway::app(backend, cfg.gateway);
     let listener = tokio::net::TcpListener::bind(cfg.http)
         .await
         .with_context(|| format!("listening on {}", cfg.http))?;
@@ -66,6 +69,7 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
     .context("HTTP server failed")?;
     tracing::info!("shutting down");
     let _ = std::fs::remove_file(dir.api_file());
+    let _ = std::fs::remove_file(dir.p2p_addrs());
     store.flush().await.context("flushing the index")?;
     Ok(())
 }

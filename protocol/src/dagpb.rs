@@ -68,17 +68,17 @@ pub struct UnixfsData {
     pub blocksizes: Vec<u64>,
 }
 
-fn put_key(field: u64, wire: u64, out: &mut Vec<u8>) {
+pub(crate) fn put_key(field: u64, wire: u64, out: &mut Vec<u8>) {
     varint::encode((field << 3) | wire, out);
 }
 
-fn put_bytes(field: u64, bytes: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn put_bytes(field: u64, bytes: &[u8], out: &mut Vec<u8>) {
     put_key(field, 2, out);
     varint::encode(bytes.len() as u64, out);
     out.extend_from_slice(bytes);
 }
 
-fn put_uint(field: u64, v: u64, out: &mut Vec<u8>) {
+pub(crate) fn put_uint(field: u64, v: u64, out: &mut Vec<u8>) {
     put_key(field, 0, out);
     varint::encode(v, out);
 }
@@ -205,17 +205,17 @@ impl UnixfsData {
     }
 }
 
-enum Value<'a> {
+pub(crate) enum Value<'a> {
     Uint(u64),
     Bytes(&'a [u8]),
 }
 
-struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     buf: &'a [u8],
 }
 
 impl<'a> Fields<'a> {
-    fn new(buf: &'a [u8]) -> Self {
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
         Self { buf }
     }
 
@@ -226,7 +226,7 @@ impl<'a> Fields<'a> {
         Ok(v)
     }
 
-    fn next_field(&mut self) -> Result<Option<(u64, Value<'a>)>, DagPbError> {
+    pub(crate) fn next_field(&mut self) -> Result<Option<(u64, Value<'a>)>, DagPbError> {
         if self.buf.is_empty() {
             return Ok(None);
         }

@@ -12,6 +12,7 @@
 //! - [`manifest`]: the signed image manifest (canonical DAG-CBOR), succession and resolution rules.
 //! - [`roster`]: the federation charter: hash-chained, threshold-signed versions; join requests.
 
+pub mod bitswap;
 pub mod car;
 pub mod cid;
 pub mod dagpb;

@@ -78,7 +78,14 @@ impl TestNode {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => panic!("removing stale {}: {e}", api.display()),
         }
-        let mut cmd = shubnet_command(&["serve", "--http", "127.0.0.1:0", "--data-dir"]);
+        let mut cmd = shubnet_command(&[
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--p2p",
+            "/ip4/127.0.0.1/tcp/0",
+            "--data-dir",
+        ]);
         cmd.arg(&self.data_dir)
             .env("RUST_BACKTRACE", "1")
             // Plain logs in the log files (tracing-subscriber colours even when not on a TTY).

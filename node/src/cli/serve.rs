@@ -23,6 +23,16 @@ pub struct ServeArgs {
         value_name = "ADDR"
     )]
     pub http: SocketAddr,
+    /// libp2p listen address; repeat for several [default: /ip4/0.0.0.0/tcp/4001 and
+    /// /ip4/0.0.0.0/udp/4001/quic-v1].
+    #[arg(long = "p2p", value_name = "MULTIADDR")]
+    pub p2p: Vec<libp2p::Multiaddr>,
+    /// A peer to dial at start (`/ip4/…/tcp/4001/p2p/PEERID`); repeat for several.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub bootstrap: Vec<libp2p::Multiaddr>,
+    /// An address to announce to peers (e.g. the public one behind NAT); repeat for several.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub announce: Vec<libp2p::Multiaddr>,
     /// Let the admin API answer non-loopback clients (they still need the admin token).
     #[arg(long)]
     pub allow_remote_admin: bool,
@@ -52,6 +62,15 @@ pub fn run(a: ServeArgs) -> Result<()> {
     let cfg = ServeConfig {
         data_dir: DataDir::new(a.data_dir.unwrap_or_else(DataDir::default_location)),
         http: a.http,
+        p2p: crate::p2p::P2pConfig {
+            listen: if a.p2p.is_empty() {
+                crate::p2p::default_listen()
+            } else {
+                a.p2p
+            },
+            bootstrap: a.bootstrap,
+            announce: a.announce,
+        },
         gateway: GatewayConfig {
             allow_remote_admin: a.allow_remote_admin,
             max_upload_bytes: a.max_upload,

@@ -45,7 +45,14 @@ fn serve_refuses_key_files_readable_by_others() {
     ] {
         let p = keys.join(name);
         set_mode(&p, m);
-        let mut cmd = shubnet_command(&["serve", "--http", "127.0.0.1:0", "--data-dir"]);
+        let mut cmd = shubnet_command(&[
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--p2p",
+            "/ip4/127.0.0.1/tcp/0",
+            "--data-dir",
+        ]);
         cmd.arg(node.data_dir());
         let api = node.api_file();
         let _ = std::fs::remove_file(&api);
