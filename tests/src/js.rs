@@ -140,3 +140,180 @@ pub fn car_write(file: &Path, out: &Path, order: CarOrder, layout: Option<(u64, 
     }
     run_script("car-write.mjs", &args).ok().out()
 }
+
+// ----- Helia (tests/js-helia) ----------------------------------------------------------------
+// Unmodified Helia 7 / js-libp2p 3 in a separate npm project, run on the same Node 22. Its
+// scripts: `fetch.mjs MULTIADDR CID OUTFILE [--timeout=SECONDS]` and `serve.mjs FILE`.
+
+/// How to install the Helia packages.
+pub const HELIA_INSTALL_HINT: &str = "run .ci/run (or: cd tests/js-helia && npm ci)";
+
+/// The timeout `fetch.mjs` uses unless told otherwise.
+pub const HELIA_FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How long `serve.mjs` may take to add its file and print its address.
+pub const HELIA_SERVE_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `tests/js-helia`.
+pub fn helia_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("js-helia")
+}
+
+/// The Node 22 binary (see [`node22`]), once the Helia packages are checked to be installed.
+/// Panics with [`HELIA_INSTALL_HINT`] if they are missing.
+pub fn helia_node() -> PathBuf {
+    static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
+    let node = node22();
+    CHECKED
+        .get_or_init(|| {
+            let dir = helia_dir();
+            for pkg in [
+                "helia",
+                "@helia/bitswap",
+                "@helia/libp2p",
+                "@helia/unixfs",
+                "libp2p",
+            ] {
+                let p = dir.join("node_modules").join(pkg).join("package.json");
+                if !p.exists() {
+                    return Err(format!(
+                        "{} is missing: the Helia packages are not installed; {HELIA_INSTALL_HINT}",
+                        p.display()
+                    ));
+                }
+            }
+            Ok(())
+        })
+        .clone()
+        .unwrap_or_else(|e| panic!("{e}"));
+    node
+}
+
+/// Runs `fetch.mjs ADDR CID OUT --timeout=…` (Helia dials `addr` and writes
+/// `unixfs.cat(cid)` to `out`) and returns what it did, not checked. The process gets 30 s more
+/// than `timeout` before the harness kills it (a hang is reported as such, not as a failure
+/// of the fetch).
+pub fn helia_fetch(addr: &str, cid: &str, out: &Path, timeout: std::time::Duration) -> Run {
+    let mut c = Command::new(helia_node());
+    c.current_dir(helia_dir())
+        .arg("fetch.mjs")
+        .arg(addr)
+        .arg(cid)
+        .arg(out)
+        .arg(format!("--timeout={}", timeout.as_secs_f64()));
+    crate::cmd::run_cmd_with(&mut c, None, timeout + std::time::Duration::from_secs(30))
+}
+
+/// A running `serve.mjs FILE`: a Helia node on 127.0.0.1 that has added the file and serves
+/// its blocks over Bitswap. Dropping it closes its stdin (it stops), then kills it if needed.
+pub struct HeliaServe {
+    child: Option<std::process::Child>,
+    stdin: Option<std::process::ChildStdin>,
+    stderr: tempfile::NamedTempFile,
+    /// Its full listen address, `/ip4/127.0.0.1/tcp/PORT/p2p/PEERID`.
+    pub multiaddr: String,
+    /// The CID it gave the file.
+    pub cid: String,
+}
+
+impl HeliaServe {
+    /// Starts `serve.mjs FILE ARGS…` (e.g. `--chunk-size=N --max-links=N`; default: kubo's
+    /// `ipfs add --cid-version=1` layout) and waits for its JSON line.
+    pub fn start<S: AsRef<std::ffi::OsStr>>(file: &Path, args: &[S]) -> Self {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let stderr = tempfile::NamedTempFile::new().expect("creating a temp file");
+        let mut c = Command::new(helia_node());
+        c.current_dir(helia_dir())
+            .arg("serve.mjs")
+            .arg(file)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr.reopen().expect("reopening the temp file"));
+        let line = crate::cmd::describe(&c);
+        let mut child = c
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start `{line}`: {e}"));
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut first = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut first);
+            let _ = tx.send(first);
+        });
+        let mut me = Self {
+            child: Some(child),
+            stdin,
+            stderr,
+            multiaddr: String::new(),
+            cid: String::new(),
+        };
+        let first = match rx.recv_timeout(HELIA_SERVE_START_TIMEOUT) {
+            Ok(l) => l,
+            Err(_) => panic!(
+                "`{line}` printed nothing within {HELIA_SERVE_START_TIMEOUT:?}\n--- stderr ---\n{}",
+                me.stderr_text()
+            ),
+        };
+        let v: serde_json::Value = serde_json::from_str(&first).unwrap_or_else(|e| {
+            panic!(
+                "`{line}` printed no JSON line ({e}): {first:?}\n--- stderr ---\n{}",
+                me.stderr_text()
+            )
+        });
+        me.multiaddr = v["multiaddr"].as_str().unwrap_or_default().to_string();
+        me.cid = v["cid"].as_str().unwrap_or_default().to_string();
+        assert!(
+            !me.multiaddr.is_empty() && !me.cid.is_empty(),
+            "`{line}` printed {first:?}\n--- stderr ---\n{}",
+            me.stderr_text()
+        );
+        me
+    }
+
+    /// What it wrote to stderr so far.
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(self.stderr.path()).unwrap_or_else(|e| format!("<{e}>"))
+    }
+
+    /// Closes its stdin and waits (up to 15 s) for it to exit; panics if it does not, or if it
+    /// exits non-zero.
+    pub fn stop(mut self) {
+        let status = self.shut_down();
+        assert!(
+            matches!(status, Some(s) if s.success()),
+            "serve.mjs did not stop cleanly ({status:?})\n--- stderr ---\n{}",
+            self.stderr_text()
+        );
+    }
+
+    fn shut_down(&mut self) -> Option<std::process::ExitStatus> {
+        drop(self.stdin.take());
+        let mut child = self.child.take()?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(s)) = child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+}
+
+impl Drop for HeliaServe {
+    fn drop(&mut self) {
+        let _ = self.shut_down();
+        if std::thread::panicking() {
+            eprintln!(
+                "----- stderr of serve.mjs ({}) -----\n{}",
+                self.multiaddr,
+                self.stderr_text()
+            );
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Helia interop over Bitswap 1.2.0, with the unmodified npm packages in `tests/js-helia`
+//! (helia 7.1.15, js-libp2p 3.3.11, @helia/bitswap 4.0.19) on Node 22.
+//!
+//! Helia is built with the light constructors (TCP + noise + yamux + identify + Bitswap, no
+//! bootstrap or routing): it contacts only the address it dials, the node's
+//! `/ip4/127.0.0.1/tcp/PORT/p2p/PEERID` from `DATA_DIR/p2p.addrs`.
+
+use crate::{file_in, tmpdir};
+use shubnet_tests::TestNode;
+use shubnet_tests::data::{self, CHUNK, LINKS, MIB, assert_same_file};
+use shubnet_tests::js::{self, HELIA_FETCH_TIMEOUT, HeliaServe};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long a node may take to list its p2p addresses after its HTTP API answers.
+const P2P_ADDRS_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The node's TCP listen address on 127.0.0.1, with `/p2p/<peer id>`, from `DATA_DIR/p2p.addrs`
+/// (waiting for it with a deadline).
+#[track_caller]
+fn tcp_multiaddr(node: &mut TestNode) -> String {
+    let path = node.data_dir().join("p2p.addrs");
+    let deadline = Instant::now() + P2P_ADDRS_TIMEOUT;
+    loop {
+        node.assert_running();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if let Some(addr) = text.lines().map(str::trim).find(|l| {
+            l.starts_with("/ip4/127.0.0.1/tcp/") && l.contains("/p2p/") && !l.contains("/quic")
+        }) {
+            return addr.to_string();
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "the node listed no /ip4/127.0.0.1/tcp/PORT/p2p/PEERID address in {} within \
+                 {P2P_ADDRS_TIMEOUT:?} (it was started with `--p2p /ip4/127.0.0.1/tcp/0` and must \
+                 write one full multiaddr per line once listening); the file holds: {text:?}",
+                path.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Helia fetches `cid` from `addr` into `out`; panics with Helia's report unless it succeeds and
+/// the bytes are those of `want`.
+#[track_caller]
+fn helia_cat_matches(addr: &str, cid: &str, out: &Path, want: &Path) {
+    let run = js::helia_fetch(addr, cid, out, HELIA_FETCH_TIMEOUT);
+    if !run.status.success() {
+        panic!("Helia could not fetch {cid} from the node at {addr}\n{run}");
+    }
+    assert_same_file(out, want);
+}
+
+#[test]
+fn helia_fetches_an_image_from_a_shubnet_node_over_bitswap() {
+    js::helia_node(); // the packages are installed, or a clear hint
+    let tmp = tmpdir();
+    let mut node = TestNode::start();
+    let addr = tcp_multiaddr(&mut node);
+
+    // A 50 MB image: 191 leaves, more than one node's 174 links, so a two-level DAG.
+    let big_len = 50_000_000;
+    assert_eq!(data::dag_depth(big_len, CHUNK, LINKS), 2);
+    let files = [
+        ("image-50mb.sif", "helia-50mb", big_len),
+        ("one-mib.bin", "helia-1mib", MIB),
+        ("empty.bin", "helia-empty", 0),
+        // A single chunk: the root is a raw block, not dag-pb.
+        ("small.bin", "helia-small", 1000),
+    ];
+    for (name, seed, len) in files {
+        let file = file_in(tmp.path(), name);
+        data::kubo_file(&file, seed, len);
+        let cid = node.add(&file);
+        // The CID Helia asks for is the one IPFS gives these bytes (not just shubnet's view).
+        assert_eq!(
+            cid,
+            js::importer_cid(&file, None),
+            "`shubnet add {name}` gave a CID other than ipfs-unixfs-importer's"
+        );
+        let out = file_in(tmp.path(), &format!("{name}.from-helia"));
+        helia_cat_matches(&addr, &cid, &out, &file);
+    }
+    node.assert_running();
+}
+
+#[test]
+fn helia_fetch_of_a_cid_the_node_lacks_fails_within_the_timeout() {
+    js::helia_node();
+    let tmp = tmpdir();
+    let mut node = TestNode::start();
+    let addr = tcp_multiaddr(&mut node);
+    // Something the node holds, so that it has blocks to serve; and a CID it never saw (the
+    // known answer for 262144 bytes of kubo's `chunk-v0-seed` data, interop notes §1.6).
+    let held = file_in(tmp.path(), "held.bin");
+    data::kubo_file(&held, "helia-held", MIB);
+    let held_cid = node.add(&held);
+    let missing = "bafkreid33n22tcydu7pk2egzkyq4phh5mjwhyf6son6zggnlnlyi3257um";
+    let out = file_in(tmp.path(), "missing.out");
+
+    let timeout = Duration::from_secs(10);
+    let run = js::helia_fetch(&addr, missing, &out, timeout);
+    let run = run.fails().stderr_mentions("timed out");
+    // Node startup and dialling come on top of the fetch timeout; a hang would show far more.
+    assert!(
+        run.elapsed < timeout + Duration::from_secs(20),
+        "Helia took {:?} to give up (timeout {timeout:?})\n{run}",
+        run.elapsed
+    );
+    assert!(
+        !out.exists(),
+        "fetch.mjs left a partial {} behind",
+        out.display()
+    );
+    // And the node is unharmed: the held file still comes through.
+    node.assert_running();
+    helia_cat_matches(&addr, &held_cid, &file_in(tmp.path(), "held.out"), &held);
+}
+
+/// The harness itself, without shubnet: one Helia node serves a file (kubo's
+/// `--cid-version=1` layout, so the same CID `shubnet add` gives) and another fetches it.
+/// If this fails, the tests above fail for reasons that have nothing to do with shubnet.
+#[test]
+fn helia_harness_fetches_from_another_helia_node() {
+    js::helia_node();
+    let tmp = tmpdir();
+    let file = file_in(tmp.path(), "two-level.bin");
+    // 174 × 256 KiB + 1: 175 leaves, 178 blocks; its CID is a known answer (notes §1.6).
+    data::kubo_file(&file, "v0-seed", LINKS * CHUNK + 1);
+    let serve = HeliaServe::start::<&str>(&file, &[]);
+    assert_eq!(
+        serve.cid, "bafybeifr472xiwfk53w5s7bayijk3lq2go6ocqqcfch6ygy5qwza5hkdl4",
+        "serve.mjs did not add the file with kubo's --cid-version=1 layout"
+    );
+    let out = file_in(tmp.path(), "two-level.out");
+    helia_cat_matches(&serve.multiaddr, &serve.cid, &out, &file);
+    serve.stop();
+}
