@@ -15,7 +15,7 @@
 //!
 //! Errors are JSON `{"error": "..."}`; only 5xx are logged.
 
-use crate::backend::{AddOutcome, CarImportOutcome, GcReport, PinInfo, RepairReport};
+use crate::backend::{AddOutcome, CarImportOutcome, FetchRequest, GcReport, PinInfo, RepairReport};
 use crate::error::{backend_response, json_error};
 use crate::{Backend, BackendError, ByteStream, SharedState};
 use axum::body::Body;
@@ -40,6 +40,7 @@ pub fn router<B: Backend>() -> Router<SharedState<B>> {
     Router::new()
         .route("/add", post(add::<B>))
         .route("/car/import", post(import_car::<B>))
+        .route("/fetch", post(fetch::<B>))
         .route("/pins", get(pins::<B>))
         .route("/pins/{cid}", put(pin::<B>).delete(unpin::<B>))
         .route("/gc", post(gc::<B>))
@@ -156,6 +157,24 @@ async fn import_car<B: Backend>(
         Err(_) if exceeded.load(Ordering::Acquire) => Err(AdminError::TooLarge { limit }),
         Err(e) => Err(e.into()),
     }
+}
+
+/// `POST /admin/v1/fetch`: JSON `{"cid": "...", "peers": ["/ip4/.../p2p/..."]}`; fetches the
+/// DAG over Bitswap, stores and pins it.
+async fn fetch<B: Backend>(
+    _: Admin,
+    State(state): State<SharedState<B>>,
+    req: Result<Json<FetchRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<AddOutcome>, AdminError> {
+    let Json(req) = req.map_err(|e| AdminError::BadRequest(e.body_text()))?;
+    let cid = shubnet_protocol::cid::parse(&req.cid)
+        .map_err(|e| AdminError::BadRequest(e.to_string()))?;
+    if req.peers.is_empty() {
+        return Err(AdminError::BadRequest(
+            "name at least one peer to fetch from".into(),
+        ));
+    }
+    Ok(Json(state.backend.fetch(&cid, &req.peers).await?))
 }
 
 /// `GET /admin/v1/pins`: a JSON array of pinned roots.

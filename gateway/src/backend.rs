@@ -48,6 +48,15 @@ pub struct AddOutcome {
     pub pinned: bool,
 }
 
+/// `POST /admin/v1/fetch`: what to fetch and from whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchRequest {
+    /// Root CID.
+    pub cid: String,
+    /// Peers to ask, as libp2p multiaddrs ending in `/p2p/PEER_ID`.
+    pub peers: Vec<String>,
+}
+
 /// The result of importing a CAR file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CarImportOutcome {
@@ -206,6 +215,21 @@ pub trait Backend: Clone + Send + Sync + 'static {
         &self,
         body: ByteStream,
     ) -> impl Future<Output = Result<CarImportOutcome, BackendError>> + Send;
+
+    /// Fetches the UnixFS file DAG under `cid` from the given peers (libp2p multiaddrs ending
+    /// in `/p2p/PEER_ID`) over Bitswap, verifying every block, then stores and pins it. Nothing
+    /// partial survives an error.
+    fn fetch(
+        &self,
+        _cid: &Cid,
+        _peers: &[String],
+    ) -> impl Future<Output = Result<AddOutcome, BackendError>> + Send {
+        async {
+            Err(BackendError::Unavailable(
+                "this backend cannot fetch from other nodes".into(),
+            ))
+        }
+    }
 
     /// Pins a root that is held.
     fn pin(&self, cid: &Cid) -> impl Future<Output = Result<(), BackendError>> + Send;

@@ -18,6 +18,8 @@ pub struct NodeBackend {
     admin: AdminToken,
     /// User tokens and private collections (`crate::tokens`, which implements `TokenBackend`).
     pub(crate) tokens: crate::tokens::TokenStore,
+    /// The Bitswap client, once the p2p network has started (`server.rs` sets it).
+    bitswap: std::sync::Arc<std::sync::OnceLock<crate::p2p::bitswap_client::BitswapClient>>,
 }
 
 impl NodeBackend {
@@ -46,7 +48,14 @@ impl NodeBackend {
             registry,
             admin,
             tokens,
+            bitswap: std::sync::Arc::default(),
         }
+    }
+
+    /// Gives this backend (and every clone of it) the p2p network's Bitswap client, so
+    /// `fetch` works. Later calls are ignored.
+    pub fn set_bitswap(&self, client: crate::p2p::bitswap_client::BitswapClient) {
+        let _ = self.bitswap.set(client);
     }
 }
 
@@ -57,6 +66,7 @@ pub(crate) fn conv(e: StoreError) -> BackendError {
             BackendError::NotFound(format!("{c} is not stored on this node"))
         }
         StoreError::Invalid(m) => BackendError::Invalid(m),
+        StoreError::Fetch(m) => BackendError::NotFound(m),
         StoreError::Interrupted(m) => {
             BackendError::Invalid(format!("the upload was interrupted: {m}"))
         }
@@ -119,6 +129,31 @@ impl Backend for NodeBackend {
                 .collect(),
             blocks: r.blocks,
         })
+    }
+
+    async fn fetch(&self, cid: &Cid, peers: &[String]) -> Result<AddOutcome, BackendError> {
+        let client = self.bitswap.get().cloned().ok_or_else(|| {
+            BackendError::Unavailable("the p2p network is not running on this node".into())
+        })?;
+        let addrs = peers
+            .iter()
+            .map(|p| {
+                p.parse::<libp2p::Multiaddr>()
+                    .map_err(|e| BackendError::Invalid(format!("invalid peer address {p:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let root = *cid;
+        let (cid, rec, _) = self
+            .store
+            .import_fetched(root, |spool| async move {
+                client
+                    .fetch(root, &addrs, &spool)
+                    .await
+                    .map_err(|e| StoreError::Fetch(format!("{e:#}")))
+            })
+            .await
+            .map_err(conv)?;
+        Ok(outcome(cid, rec, true))
     }
 
     async fn pin(&self, cid: &Cid) -> Result<(), BackendError> {

@@ -46,6 +46,19 @@ pub struct CatArgs {
     node: NodeArgs,
 }
 
+/// `shubnet fetch`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// The root CID to fetch.
+    pub cid: String,
+    /// A peer to fetch from: its libp2p multiaddr ending in `/p2p/PEER_ID` (repeatable; asked
+    /// in order when one lacks a block).
+    #[arg(long = "peer", value_name = "MULTIADDR", required = true)]
+    pub peers: Vec<String>,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
 /// Commands that only need to know the node.
 #[derive(Debug, Args)]
 pub struct NodeOnly {
@@ -212,6 +225,21 @@ pub fn cat(a: CatArgs) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// `shubnet fetch CID --peer MULTIADDR`.
+pub fn fetch(a: FetchArgs) -> Result<()> {
+    let cid = parse_cid(&a.cid)?;
+    let client = NodeClient::new(&a.node)?;
+    let req = shubnet_gateway::backend::FetchRequest {
+        cid: cid.to_string(),
+        peers: a.peers,
+    };
+    let out: AddOutcome = runtime()?
+        .block_on(client.admin_json("/fetch", &req))
+        .with_context(|| format!("fetching {cid}"))?;
+    println!("{}", out.cid);
+    Ok(())
 }
 
 /// `shubnet car ...`.

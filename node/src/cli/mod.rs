@@ -62,6 +62,9 @@ pub enum Command {
     Add(content::AddArgs),
     /// Write the bytes of a CID to stdout.
     Cat(content::CatArgs),
+    /// Fetch a CID from IPFS peers over Bitswap into the running node, verifying every block,
+    /// and pin it; prints the root CID.
+    Fetch(content::FetchArgs),
     /// Export or import CAR v1 archives.
     #[command(subcommand)]
     Car(content::CarCommand),
@@ -110,6 +113,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Cid(a) => content::cid(a),
         Command::Add(a) => content::add(a),
         Command::Cat(a) => content::cat(a),
+        Command::Fetch(a) => content::fetch(a),
         Command::Car(c) => content::car(c),
         Command::Pin(c) => content::pin(c),
         Command::Federation(c) => registry::federation(c),

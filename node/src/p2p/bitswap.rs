@@ -5,6 +5,7 @@
 //! Blocks only private collections publish are treated as not held for peers that are not
 //! roster members.
 
+use super::bitswap_client::Pending;
 use super::protocol;
 use crate::backend::NodeBackend;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
@@ -15,16 +16,21 @@ use shubnet_protocol::bitswap::{
     MAX_HAVE_AS_BLOCK, MAX_MESSAGE_SIZE, Message, PROTOCOL, Presence, WantType, pack,
 };
 
-/// Registers the protocol and spawns the accept loop.
-pub fn serve(mut control: libp2p_stream::Control, backend: NodeBackend) -> anyhow::Result<()> {
+/// Registers the protocol and spawns the accept loop. Blocks and presences that arrive are
+/// handed to the client's waiting fetches through `pending`.
+pub fn serve(
+    mut control: libp2p_stream::Control,
+    backend: NodeBackend,
+    pending: Pending,
+) -> anyhow::Result<()> {
     let mut incoming = control
         .accept(protocol(PROTOCOL))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     tokio::spawn(async move {
         while let Some((peer, stream)) = incoming.next().await {
-            let (backend, control) = (backend.clone(), control.clone());
+            let (backend, control, pending) = (backend.clone(), control.clone(), pending.clone());
             tokio::spawn(async move {
-                if let Err(e) = inbound(peer, stream, backend, control).await {
+                if let Err(e) = inbound(peer, stream, backend, control, pending).await {
                     tracing::debug!(%peer, error = %e, "bitswap stream ended");
                 }
             });
@@ -39,6 +45,7 @@ async fn inbound(
     mut stream: libp2p::Stream,
     backend: NodeBackend,
     mut control: libp2p_stream::Control,
+    pending: Pending,
 ) -> anyhow::Result<()> {
     loop {
         let Some(len) = read_varint(&mut stream).await? else {
@@ -51,6 +58,7 @@ async fn inbound(
         let mut buf = vec![0u8; len];
         stream.read_exact(&mut buf).await?;
         let msg = Message::decode(&buf)?;
+        pending.deliver(&peer, &msg);
         let answers = answer(&peer, &msg, &backend).await;
         if answers.is_empty() {
             continue;

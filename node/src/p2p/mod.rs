@@ -1,21 +1,35 @@
 //! The libp2p side of a node: one event loop owns the swarm (TCP and QUIC, noise, yamux,
 //! identify, ping, and raw streams), and the stream protocols run as tasks beside it.
 //!
-//! Built so far: listening and dialling, and the Bitswap 1.2.0 *server* ([`bitswap`]), so an
-//! unmodified IPFS node (Helia) can fetch any public image by CID. Not built yet (issue 4):
+//! Built so far: listening and dialling, the Bitswap 1.2.0 *server* ([`bitswap`]), so an
+//! unmodified IPFS node (Helia) can fetch any public image by CID, and the Bitswap *client*
+//! ([`bitswap_client`]), so this node can fetch a CID from one. Not built yet (issue 4):
 //! Kademlia, gossipsub, connection gating to roster members, `/shubnet/sync/1`,
-//! `/shubnet/fetch/1`, the bitswap client, placement and repair.
+//! `/shubnet/fetch/1`, placement and repair.
 
 mod bitswap;
+pub mod bitswap_client;
 
 use crate::backend::NodeBackend;
 use crate::paths::DataDir;
 use anyhow::{Context, Result};
+use bitswap_client::{BitswapClient, Pending};
 use futures::StreamExt;
 use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, identify, noise, ping, tcp, yamux};
+use std::collections::HashMap;
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Requests to the event loop, which owns the swarm.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Connect to the address (ending in `/p2p/PEER_ID`); answered once connected, at once if
+    /// already connected, or with the reason the dial failed.
+    Dial(Multiaddr, oneshot::Sender<Result<PeerId, String>>),
+}
 
 /// What `serve` passes to the network.
 #[derive(Debug, Clone)]
@@ -46,19 +60,33 @@ struct Behaviour {
     stream: libp2p_stream::Behaviour,
 }
 
+/// Streams per yamux connection. Chosen for its side effect: rust-yamux grows a stream's receive
+/// window up to what the connection window (1 GiB, not configurable through libp2p-yamux)
+/// leaves over `256 KiB × max_num_streams`, and js-yamux (Helia) sends frames as large as that
+/// window while rust-yamux refuses frames over 1 MiB (`FrameTooLarge`, which kills the whole
+/// connection). With 4094 streams the extra is 512 KiB, so no window passes 768 KiB.
+const YAMUX_MAX_STREAMS: usize = 4094;
+
+fn yamux_config() -> yamux::Config {
+    let mut c = yamux::Config::default();
+    c.set_max_num_streams(YAMUX_MAX_STREAMS);
+    c
+}
+
 /// Starts the swarm and its protocols; runs until the returned task is dropped with the runtime.
+/// Also returns the Bitswap client handle for fetching from other nodes.
 pub fn spawn(
     identity: Keypair,
     cfg: P2pConfig,
     dir: DataDir,
     backend: NodeBackend,
-) -> Result<tokio::task::JoinHandle<()>> {
+) -> Result<(tokio::task::JoinHandle<()>, BitswapClient)> {
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(identity)
         .with_tokio()
         .with_tcp(
             tcp::Config::default().nodelay(true),
             noise::Config::new,
-            yamux::Config::default,
+            yamux_config,
         )
         .context("setting up TCP")?
         .with_quic()
@@ -75,7 +103,10 @@ pub fn spawn(
         .build();
     let control = swarm.behaviour().stream.new_control();
     let peer_id = *swarm.local_peer_id();
-    bitswap::serve(control, backend).context("registering bitswap")?;
+    let pending = Pending::default();
+    bitswap::serve(control.clone(), backend, pending.clone()).context("registering bitswap")?;
+    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let client = BitswapClient::new(control, pending, cmd_tx);
     for addr in &cfg.listen {
         swarm
             .listen_on(addr.clone())
@@ -89,14 +120,58 @@ pub fn spawn(
             tracing::warn!(%addr, error = %e, "cannot dial bootstrap peer");
         }
     }
-    Ok(tokio::spawn(run(swarm, peer_id, dir)))
+    Ok((tokio::spawn(run(swarm, peer_id, dir, cmd_rx)), client))
+}
+
+type DialWaiters = HashMap<PeerId, Vec<oneshot::Sender<Result<PeerId, String>>>>;
+
+fn command(swarm: &mut libp2p::Swarm<Behaviour>, dials: &mut DialWaiters, cmd: Command) {
+    match cmd {
+        Command::Dial(addr, reply) => {
+            let Some(peer) = addr.iter().find_map(|p| match p {
+                Protocol::P2p(id) => Some(id),
+                _ => None,
+            }) else {
+                let _ = reply.send(Err(format!(
+                    "{addr} names no peer id; give the full address ending in /p2p/PEER_ID"
+                )));
+                return;
+            };
+            if swarm.is_connected(&peer) {
+                let _ = reply.send(Ok(peer));
+                return;
+            }
+            match swarm.dial(addr.clone()) {
+                Ok(()) => dials.entry(peer).or_default().push(reply),
+                Err(e) => {
+                    let _ = reply.send(Err(format!("cannot dial {addr}: {e}")));
+                }
+            }
+        }
+    }
 }
 
 /// The event loop: it owns the swarm and does no disk or policy work beyond writing the
 /// listen addresses for local tools.
-async fn run(mut swarm: libp2p::Swarm<Behaviour>, peer_id: PeerId, dir: DataDir) {
+async fn run(
+    mut swarm: libp2p::Swarm<Behaviour>,
+    peer_id: PeerId,
+    dir: DataDir,
+    mut commands: mpsc::Receiver<Command>,
+) {
     let mut listening: Vec<Multiaddr> = Vec::new();
-    while let Some(event) = swarm.next().await {
+    let mut dials = DialWaiters::new();
+    loop {
+        let event = tokio::select! {
+            event = swarm.next() => match event {
+                Some(e) => e,
+                None => break,
+            },
+            Some(cmd) = commands.recv() => {
+                command(&mut swarm, &mut dials, cmd);
+                continue;
+            }
+        };
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 let full = address.with_p2p(peer_id).unwrap_or_else(|a| a);
@@ -121,9 +196,17 @@ async fn run(mut swarm: libp2p::Swarm<Behaviour>, peer_id: PeerId, dir: DataDir)
                 peer_id, endpoint, ..
             } => {
                 tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
+                for w in dials.remove(&peer_id).unwrap_or_default() {
+                    let _ = w.send(Ok(peer_id));
+                }
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::warn!(?peer_id, %error, "dial failed");
+                if let Some(p) = peer_id {
+                    for w in dials.remove(&p).unwrap_or_default() {
+                        let _ = w.send(Err(format!("cannot connect to {p}: {error}")));
+                    }
+                }
             }
             other => tracing::trace!(?other, "swarm event"),
         }

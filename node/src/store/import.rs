@@ -44,6 +44,17 @@ struct Staged {
     sidecar: Option<Vec<(Cid, Vec<u8>)>>,
 }
 
+/// The blocks of one file DAG gathered elsewhere (a Bitswap fetch), as [`Store::import_fetched`]
+/// stages them: raw leaves in the spool file at the given (offset, length), dag-pb nodes in
+/// memory. The staging walk re-hashes every leaf before it is written to the blob.
+#[derive(Debug, Default)]
+pub struct FetchedDag {
+    /// Position and length of each raw leaf in the spool.
+    pub index: HashMap<Cid, (u64, u32)>,
+    /// dag-pb nodes by CID.
+    pub nodes: HashMap<Cid, Vec<u8>>,
+}
+
 enum Feed {
     Data(Bytes),
     Abort,
@@ -204,6 +215,40 @@ impl Store {
             }
         }
         Ok(CarImported { roots, blocks })
+    }
+
+    /// Stores the file DAG rooted at `root` whose blocks `fill` gathers into a spool file (the
+    /// path it is given) and a [`FetchedDag`], then pins it. Staging and commit are those of a
+    /// CAR import (the same DAG walk and checks). Nothing is kept if `fill` or staging fails.
+    /// The maintenance lock is held throughout, so GC and repair wait for the fetch.
+    pub async fn import_fetched<F, Fut>(
+        &self,
+        root: Cid,
+        fill: F,
+    ) -> Result<(Cid, RootRecord, bool)>
+    where
+        F: FnOnce(PathBuf) -> Fut,
+        Fut: std::future::Future<Output = Result<FetchedDag>>,
+    {
+        let _guard = self.inner.maintenance.read().await;
+        let spool = self.new_temp_path("fetch");
+        let dag = match fill(spool.clone()).await {
+            Ok(d) => d,
+            Err(e) => {
+                remove_quietly(&spool);
+                return Err(e);
+            }
+        };
+        let store = self.clone();
+        let spool2 = spool.clone();
+        let staged = tokio::task::spawn_blocking(move || {
+            store.stage_car_root(&spool2, &root, &dag.index, &dag.nodes)
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("import task failed: {e}")))
+        .and_then(|r| r);
+        remove_quietly(&spool);
+        self.commit(staged?).await
     }
 
     /// Reads the spooled CAR: verifies every block, then writes one temp blob per root.

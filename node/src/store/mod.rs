@@ -15,7 +15,7 @@ mod maintenance;
 mod read;
 pub mod tables;
 
-pub use import::CarImported;
+pub use import::{CarImported, FetchedDag};
 
 use crate::paths::DataDir;
 use shubnet_protocol::Cid;
@@ -43,6 +43,10 @@ pub enum StoreError {
     /// Stored bytes do not match their CID: disk damage. Repair quarantines the blob.
     #[error("stored content of {0} is damaged (hash mismatch); run `shubnet repair`")]
     Corrupt(Cid),
+    /// Fetching content from other nodes failed (no peer reachable, the peers lack a block, or
+    /// they did not answer in time). Nothing partial was kept.
+    #[error("{0}")]
+    Fetch(String),
     /// The upload stream broke before its end.
     #[error("the upload was interrupted: {0}")]
     Interrupted(String),

@@ -137,3 +137,89 @@ fn helia_harness_fetches_from_another_helia_node() {
     helia_cat_matches(&serve.multiaddr, &serve.cid, &out, &file);
     serve.stop();
 }
+
+/// Bitswap client: `shubnet fetch` takes a file an unmodified Helia node added, verifying every
+/// block, stores and pins it, and `shubnet cat` gives the same bytes. Both shubnet's own layout
+/// (kubo's `--cid-version=1`) and Helia's default (1 MiB chunks, 1024 links) import. A CID the
+/// Helia node lacks fails with a clear error and leaves nothing behind.
+#[test]
+fn shubnet_fetches_a_file_from_a_helia_node_over_bitswap() {
+    js::helia_node();
+    let tmp = tmpdir();
+    let node = TestNode::start();
+    let len = 3 * MIB + 12_345;
+    let layouts: [(&str, &[&str]); 2] = [
+        (
+            "shubnet-layout",
+            &["--chunk-size=262144", "--max-links=174"],
+        ),
+        (
+            "helia-default",
+            &["--chunk-size=1048576", "--max-links=1024"],
+        ),
+    ];
+    for (name, args) in layouts {
+        let file = file_in(tmp.path(), &format!("{name}.bin"));
+        data::kubo_file(&file, name, len);
+        let serve = HeliaServe::start(&file, args);
+        let run = node
+            .cli(&["fetch", &serve.cid, "--peer", &serve.multiaddr])
+            .ok();
+        assert_eq!(
+            run.out(),
+            serve.cid,
+            "`shubnet fetch` printed another CID\n{run}"
+        );
+        let out = file_in(tmp.path(), &format!("{name}.out"));
+        node.cat_to(&serve.cid, &out);
+        assert_same_file(&out, &file);
+        assert!(
+            node.pins()
+                .iter()
+                .any(|(c, s)| *c == serve.cid && *s == len),
+            "the fetched root is not pinned with its size: {:?}",
+            node.pins()
+        );
+        if name == "shubnet-layout" {
+            assert_eq!(serve.cid, node.add(&file), "same layout, same CID");
+        }
+        serve.stop();
+    }
+
+    // A CID the Helia node does not have (the known answer for 262144 bytes of kubo's
+    // `chunk-v0-seed` data, interop notes §1.6).
+    let held = file_in(tmp.path(), "held.bin");
+    data::kubo_file(&held, "held", MIB);
+    let serve = HeliaServe::start::<&str>(&held, &[]);
+    let blobs_before = node.files_under("blobs");
+    let pins_before = node.pins();
+    let missing = "bafkreid33n22tcydu7pk2egzkyq4phh5mjwhyf6son6zggnlnlyi3257um";
+    let started = Instant::now();
+    let run = node
+        .cli(&["fetch", missing, "--peer", &serve.multiaddr])
+        .fails()
+        .stderr_mentions(missing);
+    assert!(
+        run.stderr.contains("does not have it") || run.stderr.contains("within"),
+        "the error does not say why the fetch failed\n{run}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "the failed fetch took {:?}\n{run}",
+        started.elapsed()
+    );
+    assert_eq!(
+        node.files_under("blobs"),
+        blobs_before,
+        "a failed fetch left a blob"
+    );
+    assert_eq!(
+        node.files_under("partial"),
+        Vec::<String>::new(),
+        "a failed fetch left a partial file"
+    );
+    assert_eq!(node.pins(), pins_before, "a failed fetch changed the pins");
+    let out = file_in(tmp.path(), "missing.out");
+    node.cli_to_file(&["cat", missing], &out).fails();
+    serve.stop();
+}
