@@ -82,11 +82,7 @@ fn manifest_response(bytes: Vec<u8>) -> Response {
 
 /// The bearer token of a request, if any.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
-    let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
+    crate::admin::bearer_token(headers.get(header::AUTHORIZATION)?.to_str().ok()?)
 }
 
 /// `Ok(())` if `collection` is public or the request's token may pull it; otherwise the 403 to

@@ -80,13 +80,21 @@ pub(crate) fn conv(e: StoreError) -> BackendError {
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+/// Runs blocking work (sled, files) off the async threads, mapping its error with `conv`.
+pub(crate) async fn off_thread<T: Send + 'static, E: Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+    conv: fn(E) -> BackendError,
 ) -> Result<T, BackendError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| BackendError::Internal(format!("task failed: {e}")))?
         .map_err(conv)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, BackendError> {
+    off_thread(f, conv).await
 }
 
 fn outcome(cid: Cid, rec: crate::store::tables::RootRecord, pinned: bool) -> AddOutcome {

@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod keys;
 pub mod p2p;

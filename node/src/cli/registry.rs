@@ -299,7 +299,7 @@ pub fn federation(c: FederationCommand) -> Result<()> {
                 institution,
                 peer_id: keys.peer_id().to_string(),
                 namespaces,
-                created: crate::registry::now(),
+                created: crate::clock::unix_now(),
             }
             .sign(&keys.publisher)
             .map_err(|e| anyhow!("cannot make the request: {e}"))?;

@@ -28,10 +28,7 @@ pub fn conv(e: RegistryError) -> BackendError {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, RegistryError> + Send + 'static,
 ) -> Result<T, BackendError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| BackendError::Internal(format!("task failed: {e}")))?
-        .map_err(conv)
+    crate::backend::off_thread(f, conv).await
 }
 
 /// `GET /shubnet/v1/federation`.

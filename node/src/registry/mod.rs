@@ -16,6 +16,7 @@
 pub mod api;
 mod log;
 
+use crate::clock::unix_now as now;
 use crate::config::NodeConfig;
 use crate::keys::NodeKeys;
 use crate::paths::DataDir;
@@ -118,14 +119,6 @@ struct Inner {
     root_collections: sled::Tree,
     /// Serialises acceptance so succession checks and head updates cannot interleave.
     write: Mutex<()>,
-}
-
-/// Seconds since the epoch.
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// The key of a tag head.

@@ -17,6 +17,7 @@ pub mod tables;
 
 pub use import::{CarImported, FetchedDag};
 
+use crate::clock::unix_now;
 use crate::paths::DataDir;
 use shubnet_protocol::Cid;
 use shubnet_protocol::unixfs::Layout;
@@ -316,13 +317,6 @@ fn open_index(dir: &DataDir) -> std::result::Result<sled::Db, sled::Error> {
         .path(dir.index())
         .cache_capacity(32 * 1024 * 1024)
         .open()
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// fsyncs a directory so a rename into it survives a crash.

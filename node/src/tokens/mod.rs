@@ -56,6 +56,7 @@ pub mod crypto;
 #[cfg(test)]
 mod tests;
 
+use crate::clock::unix_now;
 use crate::secrets::SecretError;
 use crate::store::Store;
 use crypto::{SECRET_LEN, SealKey, Sealed};
@@ -169,13 +170,6 @@ fn decode(hash: &[u8], v: &[u8]) -> Result<Record> {
 
 fn encode(r: &Record) -> Result<Vec<u8>> {
     serde_json::to_vec(r).map_err(|e| TokenStoreError::Internal(format!("encoding a token: {e}")))
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 fn random<const N: usize>() -> Result<[u8; N]> {
