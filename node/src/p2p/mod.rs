@@ -9,6 +9,7 @@
 
 mod bitswap;
 pub mod bitswap_client;
+pub mod peers;
 
 use crate::backend::NodeBackend;
 use crate::paths::DataDir;
