@@ -45,6 +45,7 @@ pub fn router<B: Backend>() -> Router<SharedState<B>> {
         .route("/pins/{cid}", put(pin::<B>).delete(unpin::<B>))
         .route("/gc", post(gc::<B>))
         .route("/repair", post(repair::<B>))
+        .route("/status", get(status::<B>))
 }
 
 /// Why an admin request failed; rendered as JSON `{"error": "..."}`.
@@ -226,6 +227,14 @@ async fn gc<B: Backend>(
     State(state): State<SharedState<B>>,
 ) -> Result<Json<GcReport>, AdminError> {
     Ok(Json(state.backend.gc().await?))
+}
+
+/// `GET /admin/v1/status`: peers, roster version, replication health.
+async fn status<B: Backend>(
+    _: Admin,
+    State(state): State<SharedState<B>>,
+) -> Result<Json<serde_json::Value>, AdminError> {
+    Ok(Json(state.backend.status().await?))
 }
 
 /// `POST /admin/v1/repair`.

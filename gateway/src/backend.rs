@@ -130,6 +130,12 @@ pub enum FederationRequest {
         namespaces: Vec<String>,
         /// Bytes of storage this node offers.
         storage: u64,
+        /// Replication factor k; the roster default when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replication: Option<u32>,
+        /// Fewest distinct institutions among the k holders; the roster default when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min_institutions: Option<u32>,
     },
     /// Admit a newcomer from its join request line.
     Admit {
@@ -274,6 +280,12 @@ pub trait Backend: Clone + Send + Sync + 'static {
         &self,
         _prefix: &str,
     ) -> impl Future<Output = Result<Vec<Vec<u8>>, BackendError>> + Send {
+        unsupported()
+    }
+
+    /// Peers, roster version and each image's holders versus its replication target, for
+    /// `shubnet status` (under-replicated images first).
+    fn status(&self) -> impl Future<Output = Result<serde_json::Value, BackendError>> + Send {
         unsupported()
     }
 

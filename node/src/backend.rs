@@ -20,6 +20,8 @@ pub struct NodeBackend {
     pub(crate) tokens: crate::tokens::TokenStore,
     /// The Bitswap client, once the p2p network has started (`server.rs` sets it).
     bitswap: std::sync::Arc<std::sync::OnceLock<crate::p2p::bitswap_client::BitswapClient>>,
+    /// The replicator, once started (`server.rs` sets it); answers `status`.
+    replicator: std::sync::Arc<std::sync::OnceLock<crate::replication::Replicator>>,
 }
 
 impl NodeBackend {
@@ -49,6 +51,7 @@ impl NodeBackend {
             admin,
             tokens,
             bitswap: std::sync::Arc::default(),
+            replicator: std::sync::Arc::default(),
         }
     }
 
@@ -56,6 +59,16 @@ impl NodeBackend {
     /// `fetch` works. Later calls are ignored.
     pub fn set_bitswap(&self, client: crate::p2p::bitswap_client::BitswapClient) {
         let _ = self.bitswap.set(client);
+    }
+
+    /// Gives this backend the replicator, so `status` works. Later calls are ignored.
+    pub fn set_replicator(&self, r: crate::replication::Replicator) {
+        let _ = self.replicator.set(r);
+    }
+
+    /// The replicator, if started (to nudge it when a manifest arrives).
+    pub fn replicator(&self) -> Option<&crate::replication::Replicator> {
+        self.replicator.get()
     }
 }
 
@@ -251,6 +264,19 @@ impl Backend for NodeBackend {
 
     async fn delete_tag(&self, reference: &str) -> Result<PushOutcome, BackendError> {
         reg::delete_tag(&self.registry, reference).await
+    }
+
+    async fn status(&self) -> Result<serde_json::Value, BackendError> {
+        let r = self
+            .replicator
+            .get()
+            .cloned()
+            .ok_or_else(|| BackendError::Unavailable("replication has not started".into()))?;
+        let status = tokio::task::spawn_blocking(move || r.status())
+            .await
+            .map_err(|e| BackendError::Internal(format!("status task: {e}")))?
+            .map_err(|e| BackendError::Internal(e.to_string()))?;
+        serde_json::to_value(status).map_err(|e| BackendError::Internal(e.to_string()))
     }
 
     fn check_admin_token(&self, token: &str) -> bool {

@@ -28,6 +28,60 @@ pub struct NodeConfig {
     /// Federation membership.
     #[serde(default)]
     pub federation: FederationConfig,
+    /// What this node holds for the federation beyond its placements, and repair timing.
+    #[serde(default)]
+    pub replication: ReplicationConfig,
+}
+
+/// Replication settings that are this node's own choice (the factor k is the roster's).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationConfig {
+    /// Mirror policy: `["all"]` keeps a copy of every image in the federation; collection
+    /// patterns (`lab-a`, `lab-a-*`) keep those collections. Adds to the roster's placement.
+    #[serde(default)]
+    pub mirror: Vec<String>,
+    /// Seconds a holder may be unreachable before the next node in placement order fetches
+    /// its images (repair).
+    #[serde(default = "default_grace")]
+    pub grace_period_secs: u64,
+    /// Seconds a deleted image's content is kept (unpinned) so a mistaken delete can be undone
+    /// by pushing the tag again.
+    #[serde(default = "default_retention")]
+    pub tombstone_retention_secs: u64,
+    /// Seconds between placement checks.
+    #[serde(default = "default_check")]
+    pub check_interval_secs: u64,
+}
+
+fn default_grace() -> u64 {
+    600
+}
+fn default_retention() -> u64 {
+    7 * 24 * 3600
+}
+fn default_check() -> u64 {
+    30
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        Self {
+            mirror: Vec::new(),
+            grace_period_secs: default_grace(),
+            tombstone_retention_secs: default_retention(),
+            check_interval_secs: default_check(),
+        }
+    }
+}
+
+impl ReplicationConfig {
+    /// True when the mirror policy asks for `collection`.
+    pub fn mirrors(&self, collection: &str) -> bool {
+        self.mirror
+            .iter()
+            .any(|p| p == "all" || shubnet_protocol::roster::pattern_matches(p, collection))
+    }
 }
 
 /// Which federation this node trusts.

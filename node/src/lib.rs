@@ -14,6 +14,7 @@ pub mod keys;
 pub mod p2p;
 pub mod paths;
 pub mod registry;
+pub mod replication;
 pub mod secrets;
 pub mod server;
 pub mod store;

@@ -7,6 +7,7 @@ mod content;
 mod keys;
 mod registry;
 mod serve;
+mod status;
 mod tokens;
 
 use anyhow::Result;
@@ -92,6 +93,9 @@ pub enum Command {
     Gc(content::NodeOnly),
     /// Check every blob against its CID and rebuild the index from blobs/.
     Repair(content::NodeOnly),
+    /// Show connected peers, the roster version, and each image's holders against its
+    /// replication target (under-replicated images first).
+    Status(status::StatusArgs),
 }
 
 /// The runtime a client command runs its HTTP calls on.
@@ -125,5 +129,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Collection(c) => tokens::collection(c),
         Command::Gc(a) => content::gc(a),
         Command::Repair(a) => content::repair(a),
+        Command::Status(a) => status::status(a),
     }
 }

@@ -41,6 +41,14 @@ pub enum FederationCommand {
         /// Storage this node offers to the federation (e.g. 500G, 2T, or bytes).
         #[arg(long, default_value = "0", value_parser = parse_size)]
         storage: u64,
+        /// How many members hold each image besides the publisher's own copy [default: 3].
+        /// Members that offer no storage never hold others' images.
+        #[arg(long, value_name = "K")]
+        replication: Option<u32>,
+        /// Fewest distinct institutions among those k holders, when enough offer storage
+        /// [default: 2, or k if smaller].
+        #[arg(long, value_name = "N")]
+        min_institutions: Option<u32>,
         #[command(flatten)]
         node: NodeArgs,
     },
@@ -259,6 +267,8 @@ pub fn federation(c: FederationCommand) -> Result<()> {
             institution,
             namespaces,
             storage,
+            replication,
+            min_institutions,
             node,
         } => {
             let institution =
@@ -276,6 +286,8 @@ pub fn federation(c: FederationCommand) -> Result<()> {
                     institution,
                     namespaces,
                     storage,
+                    replication,
+                    min_institutions,
                 },
             ))?;
             println!("{}", v["id"].as_str().unwrap_or_default());

@@ -107,8 +107,18 @@ pub async fn federation_admin(
             institution,
             namespaces,
             storage,
+            replication,
+            min_institutions,
         } => {
-            let id = reg.create_federation(&name, &institution, namespaces, storage)?;
+            let mut policy = shubnet_protocol::roster::Replication::default();
+            if let Some(k) = replication {
+                policy.k = k;
+                policy.min_institutions = policy.min_institutions.min(k);
+            }
+            if let Some(m) = min_institutions {
+                policy.min_institutions = m;
+            }
+            let id = reg.create_federation(&name, &institution, namespaces, storage, policy)?;
             Ok(serde_json::json!({ "id": id }))
         }
         FederationRequest::Admit { request, storage } => {

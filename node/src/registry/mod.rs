@@ -196,6 +196,7 @@ impl Registry {
         institution: &str,
         namespaces: Vec<String>,
         storage_bytes: u64,
+        replication: shubnet_protocol::roster::Replication,
     ) -> Result<String> {
         let _w = self.lock();
         if let Some(id) = self.federation_id() {
@@ -203,6 +204,7 @@ impl Registry {
         }
         let keys = &self.inner.keys;
         let mut body = Roster::genesis(name, vec![keys.admin.verifying_key().to_bytes()], 1, now());
+        body.replication = replication;
         body.members.push(Member {
             id: institution.to_owned(),
             name: institution.to_owned(),

@@ -24,6 +24,7 @@ fn fixture() -> Fixture {
             "lab-a",
             vec!["lab-a".into(), "lab-a-*".into()],
             0,
+            Default::default(),
         )
         .expect("create");
     // A second institution, lab-b, admitted by lab-a's admin key.

@@ -95,7 +95,7 @@ impl Store {
     fn gc_blocking(&self) -> Result<GcOutcome> {
         let mut out = GcOutcome::default();
         for (root, rec) in self.roots()? {
-            if self.is_pinned(&root)? {
+            if self.is_pinned(&root)? || self.is_retained(&root)? {
                 continue;
             }
             self.remove_root(&root)?;

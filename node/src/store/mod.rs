@@ -13,6 +13,7 @@
 mod import;
 mod maintenance;
 mod read;
+mod retention;
 pub mod tables;
 
 pub use import::{CarImported, FetchedDag};
@@ -106,6 +107,7 @@ struct Inner {
     blocks: sled::Tree,
     roots: sled::Tree,
     pins: sled::Tree,
+    retained: sled::Tree,
     layout: Layout,
     maintenance: tokio::sync::RwLock<()>,
     temp_counter: AtomicU64,
@@ -140,6 +142,7 @@ impl Store {
                 blocks: db.open_tree(tables::BLOCKS).map_err(sled_err)?,
                 roots: db.open_tree(tables::ROOTS).map_err(sled_err)?,
                 pins: db.open_tree(tables::PINS).map_err(sled_err)?,
+                retained: db.open_tree(tables::RETAINED).map_err(sled_err)?,
                 db,
                 dir,
                 layout: Layout::default(),

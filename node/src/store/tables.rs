@@ -11,6 +11,8 @@ pub const BLOCKS: &str = "blocks-1";
 pub const ROOTS: &str = "roots-1";
 /// Root CID → pin time (unix seconds, big-endian u64).
 pub const PINS: &str = "pins-1";
+/// Root CID → unix seconds until which unpinned content is kept (deleted images, retention).
+pub const RETAINED: &str = "retained-1";
 
 /// The key prefix shared by every location of `cid`.
 pub fn block_prefix(cid: &Cid) -> Vec<u8> {

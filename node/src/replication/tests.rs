@@ -1,0 +1,194 @@
+//! The replicator's decisions on a real store and registry: the publisher's copy, mirror
+//! policy, tombstones and retention. Placement across nodes is tested in `placement.rs`;
+//! fetching between real processes in the integration tests.
+
+use super::*;
+use crate::keys::NodeKeys;
+use crate::paths::DataDir;
+use bytes::Bytes;
+use shubnet_protocol::reference::Reference;
+
+#[derive(Default)]
+struct FakeTransfers {
+    fetched: Mutex<Vec<Cid>>,
+    announced: Mutex<Vec<Cid>>,
+}
+
+impl Transfers for FakeTransfers {
+    fn fetch(&self, root: Cid, _holders: Vec<PeerId>) -> BoxFuture<'static, Result<(), String>> {
+        self.fetched.lock().expect("lock").push(root);
+        Box::pin(async { Err("no network in this test".to_string()) })
+    }
+    fn announce_holding(&self, root: Cid) {
+        self.announced.lock().expect("lock").push(root);
+    }
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    store: Store,
+    reg: Registry,
+    fake: Arc<FakeTransfers>,
+}
+
+async fn fixture(cfg: ReplicationConfig) -> (Fixture, Replicator) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = DataDir::new(tmp.path().join("n"));
+    std::fs::create_dir_all(dir.root()).expect("mkdir");
+    let (keys, _) = NodeKeys::init(&dir).expect("keys");
+    let store = Store::open(dir.clone()).await.expect("store");
+    let reg = Registry::open(dir, store.index_db(), keys).expect("registry");
+    reg.create_federation(
+        "t",
+        "lab-a",
+        vec!["lab-a".into()],
+        1 << 30,
+        shubnet_protocol::roster::Replication {
+            k: 1,
+            min_institutions: 1,
+        },
+    )
+    .expect("create");
+    let fake = Arc::new(FakeTransfers::default());
+    let r = Replicator::new(
+        store.clone(),
+        reg.clone(),
+        PeerBook::default(),
+        cfg,
+        fake.clone(),
+    );
+    (
+        Fixture {
+            _tmp: tmp,
+            store,
+            reg,
+            fake,
+        },
+        r,
+    )
+}
+
+async fn add(store: &Store, seed: u8) -> (Cid, u64) {
+    let bytes = Bytes::from(vec![seed; 300_000]);
+    let (cid, rec) = store
+        .add_stream(futures::stream::iter([Ok::<_, std::io::Error>(bytes)]))
+        .await
+        .expect("add");
+    (cid, rec.size)
+}
+
+fn reference(tag: &str) -> Reference {
+    Reference::new("lab-a", "img", tag).expect("reference")
+}
+
+#[tokio::test]
+async fn publisher_pins_its_images_and_fetches_what_it_lacks() {
+    let (f, r) = fixture(ReplicationConfig::default()).await;
+    let (held, size) = add(&f.store, 1).await;
+    f.store.unpin(&held).expect("unpin");
+    f.reg
+        .publish(&reference("1"), Some((held, size, [1; 32])), false, "t")
+        .expect("publish");
+    let missing = shubnet_protocol::cid::cid_for(shubnet_protocol::cid::RAW, b"elsewhere");
+    f.reg
+        .publish(&reference("2"), Some((missing, 9, [2; 32])), false, "t")
+        .expect("publish");
+    r.round().await.expect("round");
+    assert!(
+        f.store.is_pinned(&held).expect("pinned"),
+        "held image re-pinned"
+    );
+    assert_eq!(*f.fake.announced.lock().expect("lock"), vec![held]);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(*f.fake.fetched.lock().expect("lock"), vec![missing]);
+    let status = r.status().expect("status");
+    assert_eq!(status.images.len(), 2);
+    assert!(status.images[0].under_replicated && !status.images[0].local);
+    assert_eq!(status.images[0].root, missing.to_string());
+    assert_eq!(status.images[1].replicas, 1);
+    assert!(status.images[1].local && !status.images[1].under_replicated);
+}
+
+#[tokio::test]
+async fn a_deleted_image_is_unpinned_kept_for_the_retention_then_removed() {
+    let cfg = ReplicationConfig {
+        tombstone_retention_secs: 3600,
+        ..ReplicationConfig::default()
+    };
+    let (f, r) = fixture(cfg).await;
+    let (root, size) = add(&f.store, 2).await;
+    f.reg
+        .publish(&reference("1"), Some((root, size, [1; 32])), false, "t")
+        .expect("publish");
+    f.reg
+        .publish(&reference("1"), None, false, "t")
+        .expect("delete");
+    r.round().await.expect("round");
+    assert!(
+        !f.store.is_pinned(&root).expect("pinned"),
+        "unpinned at once"
+    );
+    assert!(f.store.is_retained(&root).expect("retained"));
+    f.store.gc().await.expect("gc");
+    assert!(
+        f.store.root_record(&root).expect("rec").is_some(),
+        "gc keeps it"
+    );
+    // Undo: the tag is pushed again with the same content; it is live and pinned again.
+    f.reg
+        .publish(&reference("1"), Some((root, size, [1; 32])), false, "t")
+        .expect("re-push");
+    r.round().await.expect("round");
+    assert!(f.store.is_pinned(&root).expect("pinned"));
+    assert_eq!(f.store.retained_until(&root).expect("until"), None);
+}
+
+#[tokio::test]
+async fn retention_over_removes_the_content() {
+    let cfg = ReplicationConfig {
+        tombstone_retention_secs: 0,
+        ..ReplicationConfig::default()
+    };
+    let (f, r) = fixture(cfg).await;
+    let (root, size) = add(&f.store, 3).await;
+    let (other, other_size) = add(&f.store, 4).await;
+    f.reg
+        .publish(&reference("1"), Some((root, size, [1; 32])), false, "t")
+        .expect("publish");
+    f.reg
+        .publish(
+            &reference("2"),
+            Some((other, other_size, [1; 32])),
+            false,
+            "t",
+        )
+        .expect("publish");
+    f.reg
+        .publish(&reference("1"), None, false, "t")
+        .expect("delete");
+    r.round().await.expect("round");
+    r.round().await.expect("round");
+    assert!(
+        f.store.root_record(&root).expect("rec").is_none(),
+        "removed"
+    );
+    assert!(
+        f.store.root_record(&other).expect("rec").is_some(),
+        "others stay"
+    );
+    assert!(f.store.is_pinned(&other).expect("pinned"));
+}
+
+#[tokio::test]
+async fn mirror_policy_matches_patterns() {
+    let cfg = ReplicationConfig {
+        mirror: vec!["lab-b-*".into()],
+        ..ReplicationConfig::default()
+    };
+    assert!(cfg.mirrors("lab-b-x") && !cfg.mirrors("lab-c"));
+    let all = ReplicationConfig {
+        mirror: vec!["all".into()],
+        ..ReplicationConfig::default()
+    };
+    assert!(all.mirrors("anything"));
+}
