@@ -50,16 +50,22 @@ pub fn keys(node: &TestNode) -> Keys {
 /// `shubnet federation create --name NAME --institution INST` on `node`; returns the id.
 #[track_caller]
 pub fn create(node: &TestNode, name: &str, institution: &str) -> String {
-    let r = node
-        .cli(&[
-            "federation",
-            "create",
-            "--name",
-            name,
-            "--institution",
-            institution,
-        ])
-        .ok();
+    create_with(node, name, institution, &[])
+}
+
+/// [`create`] with extra arguments (`--storage`, `--replication`…).
+#[track_caller]
+pub fn create_with(node: &TestNode, name: &str, institution: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "federation",
+        "create",
+        "--name",
+        name,
+        "--institution",
+        institution,
+    ];
+    args.extend_from_slice(extra);
+    let r = node.cli(&args).ok();
     let id = r.out();
     assert!(
         crate::cid::decode(&id).is_some(),

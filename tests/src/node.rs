@@ -25,6 +25,8 @@ pub struct TestNode {
     child: Option<Child>,
     starts: u32,
     logs: Vec<(PathBuf, PathBuf)>,
+    /// Extra `serve` arguments, used on every start.
+    serve_args: Vec<String>,
     // Declared last: removed after the process is gone.
     _tmp: Option<tempfile::TempDir>,
 }
@@ -44,6 +46,49 @@ impl TestNode {
         n
     }
 
+    /// Starts a node with a fresh data directory whose `config.toml` is `config` (if given),
+    /// passing `serve_args` to `shubnet serve` on this and every later start.
+    pub fn start_with(serve_args: &[&str], config: Option<&str>) -> Self {
+        let tmp = tempfile::Builder::new()
+            .prefix("shubnet-node-")
+            .tempdir()
+            .expect("creating a temp dir");
+        let data_dir = tmp.path().join("data");
+        let logs_dir = tmp.path().join("logs");
+        if let Some(text) = config {
+            std::fs::create_dir_all(&data_dir).expect("creating the data dir");
+            std::fs::write(data_dir.join("config.toml"), text).expect("writing config.toml");
+        }
+        let mut n = Self::new(data_dir, logs_dir);
+        n.serve_args = serve_args.iter().map(|s| (*s).to_string()).collect();
+        n._tmp = Some(tmp);
+        n.spawn();
+        n
+    }
+
+    /// The node's TCP listen address on 127.0.0.1 with `/p2p/<peer id>`, from
+    /// `DATA_DIR/p2p.addrs` (waits for the file).
+    pub fn p2p_addr(&self) -> String {
+        let path = self.data_dir.join("p2p.addrs");
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&path)
+                && let Some(line) = text
+                    .lines()
+                    .find(|l| l.starts_with("/ip4/127.0.0.1/tcp/") && l.contains("/p2p/"))
+            {
+                return line.trim().to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no 127.0.0.1 TCP address in {}\n{}",
+                path.display(),
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Starts a node on `data_dir` (created if missing), logging under `logs_dir`. The caller
     /// owns both directories and must keep them until the node is dropped.
     pub fn start_at(data_dir: &Path, logs_dir: &Path) -> Self {
@@ -61,6 +106,7 @@ impl TestNode {
             child: None,
             starts: 0,
             logs: Vec::new(),
+            serve_args: Vec::new(),
             _tmp: None,
         }
     }
@@ -87,6 +133,7 @@ impl TestNode {
             "--data-dir",
         ]);
         cmd.arg(&self.data_dir)
+            .args(&self.serve_args)
             .env("RUST_BACKTRACE", "1")
             // Plain logs in the log files (tracing-subscriber colours even when not on a TTY).
             .env("NO_COLOR", "1")

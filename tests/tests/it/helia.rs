@@ -12,35 +12,6 @@ use shubnet_tests::js::{self, HELIA_FETCH_TIMEOUT, HeliaServe};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// How long a node may take to list its p2p addresses after its HTTP API answers.
-const P2P_ADDRS_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The node's TCP listen address on 127.0.0.1, with `/p2p/<peer id>`, from `DATA_DIR/p2p.addrs`
-/// (waiting for it with a deadline).
-#[track_caller]
-fn tcp_multiaddr(node: &mut TestNode) -> String {
-    let path = node.data_dir().join("p2p.addrs");
-    let deadline = Instant::now() + P2P_ADDRS_TIMEOUT;
-    loop {
-        node.assert_running();
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        if let Some(addr) = text.lines().map(str::trim).find(|l| {
-            l.starts_with("/ip4/127.0.0.1/tcp/") && l.contains("/p2p/") && !l.contains("/quic")
-        }) {
-            return addr.to_string();
-        }
-        if Instant::now() >= deadline {
-            panic!(
-                "the node listed no /ip4/127.0.0.1/tcp/PORT/p2p/PEERID address in {} within \
-                 {P2P_ADDRS_TIMEOUT:?} (it was started with `--p2p /ip4/127.0.0.1/tcp/0` and must \
-                 write one full multiaddr per line once listening); the file holds: {text:?}",
-                path.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Helia fetches `cid` from `addr` into `out`; panics with Helia's report unless it succeeds and
 /// the bytes are those of `want`.
 #[track_caller]
@@ -57,7 +28,7 @@ fn helia_fetches_an_image_from_a_shubnet_node_over_bitswap() {
     js::helia_node(); // the packages are installed, or a clear hint
     let tmp = tmpdir();
     let mut node = TestNode::start();
-    let addr = tcp_multiaddr(&mut node);
+    let addr = node.p2p_addr();
 
     // A 50 MB image: 191 leaves, more than one node's 174 links, so a two-level DAG.
     let big_len = 50_000_000;
@@ -90,7 +61,7 @@ fn helia_fetch_of_a_cid_the_node_lacks_fails_within_the_timeout() {
     js::helia_node();
     let tmp = tmpdir();
     let mut node = TestNode::start();
-    let addr = tcp_multiaddr(&mut node);
+    let addr = node.p2p_addr();
     // Something the node holds, so that it has blocks to serve; and a CID it never saw (the
     // known answer for 262144 bytes of kubo's `chunk-v0-seed` data, interop notes §1.6).
     let held = file_in(tmp.path(), "held.bin");

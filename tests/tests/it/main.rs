@@ -33,6 +33,9 @@ mod attacks;
 /// Key files readable by others keep the node from starting.
 mod key_files;
 
+/// Placement and repair across three institutions: k holders, a lost member, repair.
+mod replication;
+
 use std::path::{Path, PathBuf};
 
 /// A fresh temporary directory for one test.
