@@ -283,6 +283,11 @@ pub trait Backend: Clone + Send + Sync + 'static {
         unsupported()
     }
 
+    /// Whether the node can serve requests now (for `/readyz`); the reason when it cannot.
+    fn ready(&self) -> impl Future<Output = Result<(), String>> + Send {
+        async { Ok(()) }
+    }
+
     /// Peers, roster version and each image's holders versus its replication target, for
     /// `shubnet status` (under-replicated images first).
     fn status(&self) -> impl Future<Output = Result<serde_json::Value, BackendError>> + Send {

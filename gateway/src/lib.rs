@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod backend;
 mod error;
+pub mod health;
 pub mod ipfs;
 pub mod registry;
 pub mod tokens;
@@ -53,6 +54,7 @@ pub fn app<B: Backend + tokens::TokenBackend>(backend: B, config: GatewayConfig)
     let state = Arc::new(AppState { backend, config });
     Router::new()
         .merge(ipfs::router::<B>())
+        .merge(health::router::<B>())
         .nest("/shubnet/v1", registry::public_router::<B>())
         .nest(
             "/admin/v1",

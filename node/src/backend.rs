@@ -266,6 +266,13 @@ impl Backend for NodeBackend {
         reg::delete_tag(&self.registry, reference).await
     }
 
+    async fn ready(&self) -> Result<(), String> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.pins().map(|_| ()).map_err(|e| e.to_string()))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
     async fn status(&self) -> Result<serde_json::Value, BackendError> {
         let r = self
             .replicator

@@ -374,3 +374,14 @@ fn unpin_and_gc() {
     );
     node.cli(&["pin", "add", &a]).fails();
 }
+
+#[test]
+fn health_and_readiness_answer_for_probes() {
+    let node = TestNode::start();
+    let h = get(&node.at("/healthz"));
+    h.expect_status(200);
+    assert_eq!(h.body, b"ok\n");
+    let r = get(&node.at("/readyz"));
+    r.expect_status(200);
+    assert_eq!(r.body, b"ready\n");
+}
