@@ -36,6 +36,9 @@ mod key_files;
 /// Placement and repair across three institutions: k holders, a lost member, repair.
 mod replication;
 
+/// Deployment files: compose, Kubernetes, systemd, and the Dockerfile's build in CI.
+mod deploy;
+
 use std::path::{Path, PathBuf};
 
 /// A fresh temporary directory for one test.
