@@ -3,6 +3,7 @@
 //! so the CLI never opens the store of a running node.
 
 mod client;
+mod config;
 mod content;
 mod keys;
 mod registry;
@@ -96,6 +97,9 @@ pub enum Command {
     /// Show connected peers, the roster version, and each image's holders against its
     /// replication target (under-replicated images first).
     Status(status::StatusArgs),
+    /// Check config.toml, or print the reference of every option.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
 }
 
 /// The runtime a client command runs its HTTP calls on.
@@ -130,5 +134,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Gc(a) => content::gc(a),
         Command::Repair(a) => content::repair(a),
         Command::Status(a) => status::status(a),
+        Command::Config(c) => config::config(c),
     }
 }

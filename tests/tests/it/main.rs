@@ -39,6 +39,9 @@ mod replication;
 /// Deployment files: compose, Kubernetes, systemd, and the Dockerfile's build in CI.
 mod deploy;
 
+/// `shubnet config check` and the generated option reference.
+mod config;
+
 use std::path::{Path, PathBuf};
 
 /// A fresh temporary directory for one test.

@@ -2,6 +2,9 @@
 //! Written by `init` and by federation commands; flags and environment variables override it
 //! (the full option reference comes with the operations issue).
 
+pub mod check;
+pub mod schema;
+
 use crate::paths::DataDir;
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +28,15 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
+    /// The HTTP gateway.
+    #[serde(default, skip_serializing_if = "HttpConfig::is_empty")]
+    pub http: HttpConfig,
+    /// The libp2p network.
+    #[serde(default, skip_serializing_if = "P2pFileConfig::is_empty")]
+    pub p2p: P2pFileConfig,
+    /// Logging.
+    #[serde(default, skip_serializing_if = "LogConfig::is_empty")]
+    pub log: LogConfig,
     /// Federation membership.
     #[serde(default)]
     pub federation: FederationConfig,
@@ -84,6 +96,81 @@ impl ReplicationConfig {
     }
 }
 
+/// `[http]`: unset keys fall back to the flag defaults (see [`schema::OPTIONS`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address of the gateway and admin API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<toml::Spanned<String>>,
+    /// Let the admin API answer non-loopback clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_remote_admin: Option<bool>,
+    /// Largest upload, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_upload_bytes: Option<u64>,
+    /// PEM certificate chain for HTTPS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<String>,
+    /// PEM private key for HTTPS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<String>,
+}
+
+impl HttpConfig {
+    fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// `[p2p]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct P2pFileConfig {
+    /// Listen multiaddrs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listen: Vec<toml::Spanned<String>>,
+    /// Peers to dial at start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bootstrap: Vec<toml::Spanned<String>>,
+    /// Addresses to announce.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub announce: Vec<toml::Spanned<String>>,
+    /// Bytes per second this node sends to peers; 0 = unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_limit: Option<u64>,
+    /// Bytes per second this node receives from peers; 0 = unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_limit: Option<u64>,
+    /// Seconds between anti-entropy rounds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_interval_secs: Option<u64>,
+    /// Publish and subscribe to the federation's gossip topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gossip: Option<bool>,
+}
+
+impl P2pFileConfig {
+    fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter (`info`, `shubnet_node=debug`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+}
+
+impl LogConfig {
+    fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
 /// Which federation this node trusts.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -101,7 +188,8 @@ const HEADER: &str =
     "# shubnet node configuration. Edit with care; `shubnet` commands rewrite this file.\n";
 
 impl NodeConfig {
-    /// Loads `config.toml`, or the defaults if it does not exist.
+    /// Loads `config.toml` as written (no environment overrides), or the defaults if it does
+    /// not exist. Commands that rewrite the file use this, so an override never gets saved.
     pub fn load(dir: &DataDir) -> Result<Self, ConfigError> {
         let path = dir.config();
         let text = match std::fs::read_to_string(&path) {
@@ -113,6 +201,27 @@ impl NodeConfig {
             path: path.display().to_string(),
             message: e.to_string(),
         })
+    }
+
+    /// Loads `config.toml` with `SHUBNET_*` environment overrides applied and checked: what
+    /// `serve` runs with (flags still win over both).
+    pub fn load_effective(dir: &DataDir) -> Result<Self, ConfigError> {
+        let path = dir.config();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(ConfigError::Io(format!("reading {}", path.display()), e)),
+        };
+        let name = path.display().to_string();
+        let cfg = check::parse_with_env(&text, &name, |k| std::env::var(k).ok())?;
+        let problems = check::validate(&cfg, &text);
+        if let Some(first) = problems.first() {
+            return Err(ConfigError::Parse {
+                path: name,
+                message: first.to_string(),
+            });
+        }
+        Ok(cfg)
     }
 
     /// Writes `config.toml` atomically.

@@ -1,0 +1,264 @@
+//! Every `config.toml` option in one table: its key, type, default, environment variable and
+//! meaning. The option reference (`shubnet config reference`, `docs/config-reference.md`), the
+//! `SHUBNET_*` environment overrides and the tests that keep the table and [`NodeConfig`]
+//! in step all read it, so the documentation cannot drift from the code.
+//!
+//! [`NodeConfig`]: super::NodeConfig
+
+/// How an option's value is written (and how its environment variable is parsed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A string.
+    Text,
+    /// A non-negative integer.
+    Integer,
+    /// `true` or `false`.
+    Bool,
+    /// A list of strings; in the environment, comma-separated.
+    List,
+}
+
+impl Kind {
+    /// The name used in the reference.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Text => "string",
+            Kind::Integer => "integer",
+            Kind::Bool => "boolean",
+            Kind::List => "list of strings",
+        }
+    }
+}
+
+/// One option.
+#[derive(Debug, Clone, Copy)]
+pub struct Opt {
+    /// `[section]`.
+    pub section: &'static str,
+    /// Key within the section.
+    pub key: &'static str,
+    /// Value type.
+    pub kind: Kind,
+    /// The default, as written in TOML (or a description when it is computed).
+    pub default: &'static str,
+    /// The environment variable that overrides the file.
+    pub env: &'static str,
+    /// The `serve` flag that overrides both, if any.
+    pub flag: Option<&'static str>,
+    /// What it does, for operators.
+    pub doc: &'static str,
+}
+
+/// Every option. Precedence: flag > environment > file > default.
+pub const OPTIONS: &[Opt] = &[
+    Opt {
+        section: "http",
+        key: "listen",
+        kind: Kind::Text,
+        default: "\"127.0.0.1:8080\"",
+        env: "SHUBNET_HTTP",
+        flag: Some("--http"),
+        doc: "Address of the HTTP gateway and admin API. Loopback by default; `0.0.0.0:PORT` \
+              serves other hosts (the admin API still answers only loopback).",
+    },
+    Opt {
+        section: "http",
+        key: "allow_remote_admin",
+        kind: Kind::Bool,
+        default: "false",
+        env: "SHUBNET_ALLOW_REMOTE_ADMIN",
+        flag: Some("--allow-remote-admin"),
+        doc: "Let the admin API answer non-loopback clients (they still need the admin token).",
+    },
+    Opt {
+        section: "http",
+        key: "max_upload_bytes",
+        kind: Kind::Integer,
+        default: "68719476736",
+        env: "SHUBNET_MAX_UPLOAD",
+        flag: Some("--max-upload"),
+        doc: "Largest image upload accepted, in bytes (64 GiB by default).",
+    },
+    Opt {
+        section: "http",
+        key: "tls_cert",
+        kind: Kind::Text,
+        default: "unset (plain HTTP)",
+        env: "SHUBNET_TLS_CERT",
+        flag: Some("--tls-cert"),
+        doc: "PEM certificate chain; with `tls_key`, the gateway serves HTTPS.",
+    },
+    Opt {
+        section: "http",
+        key: "tls_key",
+        kind: Kind::Text,
+        default: "unset (plain HTTP)",
+        env: "SHUBNET_TLS_KEY",
+        flag: Some("--tls-key"),
+        doc: "PEM private key for `tls_cert`. Keep it 0600.",
+    },
+    Opt {
+        section: "p2p",
+        key: "listen",
+        kind: Kind::List,
+        default: "[\"/ip4/0.0.0.0/tcp/4001\", \"/ip4/0.0.0.0/udp/4001/quic-v1\"]",
+        env: "SHUBNET_P2P_LISTEN",
+        flag: Some("--p2p"),
+        doc: "libp2p listen multiaddrs (TCP and QUIC).",
+    },
+    Opt {
+        section: "p2p",
+        key: "bootstrap",
+        kind: Kind::List,
+        default: "[]",
+        env: "SHUBNET_BOOTSTRAP",
+        flag: Some("--bootstrap"),
+        doc: "Peers to dial at start, as `/ip4/…/tcp/4001/p2p/PEER_ID`. Known members are \
+              remembered, so this is needed only for the first start.",
+    },
+    Opt {
+        section: "p2p",
+        key: "announce",
+        kind: Kind::List,
+        default: "[]",
+        env: "SHUBNET_ANNOUNCE",
+        flag: Some("--announce"),
+        doc: "Addresses to announce to peers (the public address behind NAT or a load \
+              balancer).",
+    },
+    Opt {
+        section: "p2p",
+        key: "upload_limit",
+        kind: Kind::Integer,
+        default: "0",
+        env: "SHUBNET_UPLOAD_LIMIT",
+        flag: Some("--upload-limit"),
+        doc: "Bytes per second this node sends to the federation; 0 is unlimited.",
+    },
+    Opt {
+        section: "p2p",
+        key: "download_limit",
+        kind: Kind::Integer,
+        default: "0",
+        env: "SHUBNET_DOWNLOAD_LIMIT",
+        flag: Some("--download-limit"),
+        doc: "Bytes per second this node receives from the federation; 0 is unlimited.",
+    },
+    Opt {
+        section: "p2p",
+        key: "sync_interval_secs",
+        kind: Kind::Integer,
+        default: "60",
+        env: "SHUBNET_SYNC_INTERVAL",
+        flag: Some("--sync-interval"),
+        doc: "Seconds between anti-entropy rounds with each member (also run on connect).",
+    },
+    Opt {
+        section: "p2p",
+        key: "gossip",
+        kind: Kind::Bool,
+        default: "true",
+        env: "SHUBNET_GOSSIP",
+        flag: Some("--no-gossip"),
+        doc: "Publish and receive new manifests and rosters over gossipsub. Sync works \
+              without it, only slower.",
+    },
+    Opt {
+        section: "log",
+        key: "filter",
+        kind: Kind::Text,
+        default: "\"info\"",
+        env: "SHUBNET_LOG",
+        flag: Some("--log"),
+        doc: "Log filter, e.g. `info` or `shubnet_node=debug` (`RUST_LOG` also works).",
+    },
+    Opt {
+        section: "federation",
+        key: "id",
+        kind: Kind::Text,
+        default: "unset",
+        env: "SHUBNET_FEDERATION_ID",
+        flag: None,
+        doc: "The federation id (CID of roster version 1) everything is verified against. \
+              Written by `federation create` and `federation join`.",
+    },
+    Opt {
+        section: "federation",
+        key: "institution",
+        kind: Kind::Text,
+        default: "unset",
+        env: "SHUBNET_INSTITUTION",
+        flag: None,
+        doc: "This node's institution id in the roster. Written by the federation commands.",
+    },
+    Opt {
+        section: "replication",
+        key: "mirror",
+        kind: Kind::List,
+        default: "[]",
+        env: "SHUBNET_MIRROR",
+        flag: None,
+        doc: "Extra images to keep beyond the roster's placement: `all`, or collection \
+              patterns (`lab-a`, `lab-a-*`).",
+    },
+    Opt {
+        section: "replication",
+        key: "grace_period_secs",
+        kind: Kind::Integer,
+        default: "600",
+        env: "SHUBNET_GRACE_PERIOD",
+        flag: None,
+        doc: "Seconds a holder may be unreachable before the next node in placement order \
+              fetches its images (repair).",
+    },
+    Opt {
+        section: "replication",
+        key: "tombstone_retention_secs",
+        kind: Kind::Integer,
+        default: "604800",
+        env: "SHUBNET_TOMBSTONE_RETENTION",
+        flag: None,
+        doc: "Seconds a deleted image's bytes are kept (unpinned) so a mistaken delete can be \
+              undone by pushing the tag again.",
+    },
+    Opt {
+        section: "replication",
+        key: "check_interval_secs",
+        kind: Kind::Integer,
+        default: "30",
+        env: "SHUBNET_REPLICATION_INTERVAL",
+        flag: None,
+        doc: "Seconds between placement checks (new manifests also start one at once).",
+    },
+];
+
+/// The option reference in Markdown, as `docs/config-reference.md` holds it.
+pub fn reference_markdown() -> String {
+    let mut out = String::from(
+        "# shubnet configuration reference\n\n\
+         <!-- Generated by `shubnet config reference`; a test checks this file against it. -->\n\n\
+         A node reads `DATA_DIR/config.toml` (default data dir `~/.local/share/shubnet`). Every \
+         option is optional. Precedence: command-line flag > environment variable > file > \
+         default. `shubnet config check [FILE]` validates a file and names the line of each \
+         error.\n",
+    );
+    let mut section = "";
+    for o in OPTIONS {
+        if o.section != section {
+            section = o.section;
+            out.push_str(&format!("\n## `[{section}]`\n\n"));
+            out.push_str("| key | type | default | environment | flag | meaning |\n");
+            out.push_str("|---|---|---|---|---|---|\n");
+        }
+        out.push_str(&format!(
+            "| `{}` | {} | `{}` | `{}` | {} | {} |\n",
+            o.key,
+            o.kind.name(),
+            o.default,
+            o.env,
+            o.flag.map_or("—".to_string(), |f| format!("`{f}`")),
+            o.doc.split_whitespace().collect::<Vec<_>>().join(" "),
+        ));
+    }
+    out
+}
