@@ -46,6 +46,7 @@ pub fn router<B: Backend>() -> Router<SharedState<B>> {
         .route("/gc", post(gc::<B>))
         .route("/repair", post(repair::<B>))
         .route("/status", get(status::<B>))
+        .route("/backup", get(backup::<B>))
 }
 
 /// Why an admin request failed; rendered as JSON `{"error": "..."}`.
@@ -235,6 +236,19 @@ async fn status<B: Backend>(
     State(state): State<SharedState<B>>,
 ) -> Result<Json<serde_json::Value>, AdminError> {
     Ok(Json(state.backend.status().await?))
+}
+
+/// `GET /admin/v1/backup`: a tar of what the federation cannot give back (keys included).
+async fn backup<B: Backend>(
+    _: Admin,
+    State(state): State<SharedState<B>>,
+) -> Result<axum::response::Response, AdminError> {
+    let stream = state.backend.backup().await?;
+    axum::response::Response::builder()
+        .header(axum::http::header::CONTENT_TYPE, "application/x-tar")
+        .header(axum::http::header::CACHE_CONTROL, "no-store")
+        .body(axum::body::Body::from_stream(stream))
+        .map_err(|e| AdminError::from(BackendError::Internal(e.to_string())))
 }
 
 /// `POST /admin/v1/repair`.

@@ -283,6 +283,11 @@ pub trait Backend: Clone + Send + Sync + 'static {
         unsupported()
     }
 
+    /// The node's cold backup (keys, config, log, token records) as a tar stream.
+    fn backup(&self) -> impl Future<Output = Result<ByteStream, BackendError>> + Send {
+        async { Err(BackendError::Unavailable("backup is not supported".into())) }
+    }
+
     /// Whether the node can serve requests now (for `/readyz`); the reason when it cannot.
     fn ready(&self) -> impl Future<Output = Result<(), String>> + Send {
         async { Ok(()) }

@@ -266,6 +266,19 @@ impl Backend for NodeBackend {
         reg::delete_tag(&self.registry, reference).await
     }
 
+    async fn backup(&self) -> Result<ByteStream, BackendError> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+        let (dir, tokens) = (self.store.dir().clone(), self.tokens.clone());
+        tokio::task::spawn_blocking(move || {
+            let w = std::io::BufWriter::with_capacity(1 << 16, ChannelWriter(tx.clone()));
+            if let Err(e) = crate::backup::write(&dir, &tokens, w) {
+                tracing::error!(error = %e, "backup failed");
+                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            }
+        });
+        Ok(Box::pin(tokio_stream_from(rx)))
+    }
+
     async fn ready(&self) -> Result<(), String> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.pins().map(|_| ()).map_err(|e| e.to_string()))
@@ -295,4 +308,20 @@ fn tokio_stream_from(
     mut rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
 ) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// A `Write` that hands each buffer to an async receiver (a blocking task producing a stream).
+struct ChannelWriter(tokio::sync::mpsc::Sender<std::io::Result<Bytes>>);
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

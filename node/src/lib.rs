@@ -7,6 +7,7 @@
 //! - [`paths`]: where a node keeps its files.
 
 pub mod backend;
+pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -107,6 +107,19 @@ impl NodeClient {
             .context("reading the node's reply")
     }
 
+    /// An authenticated admin GET whose body is returned as a response to stream.
+    pub async fn admin_stream(&self, path: &str) -> Result<reqwest::Response> {
+        let url = format!("{}/admin/v1{}", self.base, path);
+        let resp = self
+            .http
+            .get(&url)
+            .bearer_auth(self.token()?)
+            .send()
+            .await
+            .with_context(|| self.unreachable(&url))?;
+        check(resp).await
+    }
+
     fn unreachable(&self, url: &str) -> String {
         format!(
             "cannot reach the node at {url}; is `shubnet serve` running? \

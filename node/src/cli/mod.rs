@@ -2,6 +2,7 @@
 //! function in its own module. Commands that change a node go through its admin API over HTTP,
 //! so the CLI never opens the store of a running node.
 
+mod backup;
 mod client;
 mod config;
 mod content;
@@ -97,6 +98,11 @@ pub enum Command {
     /// Show connected peers, the roster version, and each image's holders against its
     /// replication target (under-replicated images first).
     Status(status::StatusArgs),
+    /// Write the node's cold backup (keys, config, manifest/roster log, tokens) to a file.
+    /// Content is not included: the federation holds it.
+    Backup(backup::BackupArgs),
+    /// Recreate a data directory from a backup (then `serve` rebuilds and re-fetches).
+    Restore(backup::RestoreArgs),
     /// Check config.toml, or print the reference of every option.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -135,5 +141,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Repair(a) => content::repair(a),
         Command::Status(a) => status::status(a),
         Command::Config(c) => config::config(c),
+        Command::Backup(a) => backup::backup(a),
+        Command::Restore(a) => backup::restore(a),
     }
 }

@@ -42,6 +42,9 @@ mod deploy;
 /// `shubnet config check` and the generated option reference.
 mod config;
 
+/// `shubnet backup` and `restore`.
+mod backup;
+
 use std::path::{Path, PathBuf};
 
 /// A fresh temporary directory for one test.
