@@ -58,13 +58,13 @@ fn a_node_restored_from_backup_keeps_identity_federation_tags_and_tokens() {
 
     // Restoring over a node refuses; into an empty directory it works.
     let data = a.data_dir().as_os_str().to_owned();
-    let r = a.command(&[
+    let mut over = a.command(&[
         "restore".as_ref(),
         archive.as_os_str(),
         "--data-dir".as_ref(),
         data.as_os_str(),
     ]);
-    let r = shubnet_tests::run_cmd(&mut { r }).fails();
+    let r = shubnet_tests::run_cmd(&mut over).fails();
     assert!(r.stderr.contains("already holds node keys"), "{r}");
 
     let restored = tmp.path().join("restored");
