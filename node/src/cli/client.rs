@@ -22,7 +22,7 @@ impl NodeClient {
             .build()
             .context("building the HTTP client")?;
         Ok(Self {
-            base: args.url.trim_end_matches('/').to_string(),
+            base: args.base_url().trim_end_matches('/').to_string(),
             http,
             token: args.token.clone(),
             data_dir: args

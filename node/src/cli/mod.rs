@@ -31,9 +31,10 @@ pub struct Cli {
 /// Where a command finds the node it talks to.
 #[derive(Debug, Args, Clone)]
 pub struct NodeArgs {
-    /// URL of the node's HTTP API.
-    #[arg(long = "node", env = "SHUBNET_NODE", default_value = DEFAULT_NODE_URL, value_name = "URL")]
-    pub url: String,
+    /// URL of the node's HTTP API [default: the URL the node wrote to DATA_DIR/api.url, else
+    /// http://127.0.0.1:8080].
+    #[arg(long = "node", env = "SHUBNET_NODE", value_name = "URL")]
+    pub url: Option<String>,
     /// Data directory of that node, where its admin token is read from
     /// [default: ~/.local/share/shubnet].
     #[arg(long, env = crate::paths::DATA_DIR_ENV, value_name = "DIR")]
@@ -46,6 +47,26 @@ pub struct NodeArgs {
         value_name = "TOKEN"
     )]
     pub token: Option<String>,
+}
+
+impl NodeArgs {
+    /// The node's URL: `--node`/`SHUBNET_NODE`, else what the running node wrote to
+    /// `DATA_DIR/api.url` (so a node on another port needs no flag), else the default.
+    pub fn base_url(&self) -> String {
+        if let Some(u) = &self.url {
+            return u.clone();
+        }
+        let dir = crate::paths::DataDir::new(
+            self.data_dir
+                .clone()
+                .unwrap_or_else(crate::paths::DataDir::default_location),
+        );
+        std::fs::read_to_string(dir.api_file())
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| t.starts_with("http"))
+            .unwrap_or_else(|| DEFAULT_NODE_URL.to_string())
+    }
 }
 
 /// The subcommands.

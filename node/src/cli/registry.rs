@@ -358,7 +358,7 @@ pub fn federation(c: FederationCommand) -> Result<()> {
         }
         FederationCommand::Join { id, from, node } => {
             let remote = NodeClient::new(&NodeArgs {
-                url: from,
+                url: Some(from),
                 ..node.clone()
             })?;
             let local = NodeClient::new(&node)?;
@@ -537,9 +537,9 @@ pub fn pull(a: PullArgs) -> Result<()> {
                 anyhow!("no federation to verify against: pass --federation ID, or join one")
             })?,
     };
-    let url = a.from.clone().unwrap_or_else(|| a.node.url.clone());
+    let url = a.from.clone().unwrap_or_else(|| a.node.base_url());
     let client = NodeClient::new(&NodeArgs {
-        url,
+        url: Some(url),
         ..a.node.clone()
     })?
     .with_bearer(a.pull_token.clone());
@@ -628,7 +628,7 @@ async fn local_head(
     federation: &str,
 ) -> Option<Manifest> {
     let from = a.from.as_deref()?;
-    if from.trim_end_matches('/') == a.node.url.trim_end_matches('/') {
+    if from.trim_end_matches('/') == a.node.base_url().trim_end_matches('/') {
         return None;
     }
     let local = NodeClient::new(&a.node)
