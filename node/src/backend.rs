@@ -20,6 +20,8 @@ pub struct NodeBackend {
     pub(crate) tokens: crate::tokens::TokenStore,
     /// The Bitswap client, once the p2p network has started (`server.rs` sets it).
     bitswap: std::sync::Arc<std::sync::OnceLock<crate::p2p::bitswap_client::BitswapClient>>,
+    /// The federation network handle, once the p2p network has started (`p2p::spawn` sets it).
+    network: std::sync::Arc<std::sync::OnceLock<crate::p2p::Network>>,
 }
 
 impl NodeBackend {
@@ -49,7 +51,23 @@ impl NodeBackend {
             admin,
             tokens,
             bitswap: std::sync::Arc::default(),
+            network: std::sync::Arc::default(),
         }
+    }
+
+    /// The registry, for the network's sync and gossip.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Gives this backend (and every clone) the network handle; later calls are ignored.
+    pub fn set_network(&self, network: crate::p2p::Network) {
+        let _ = self.network.set(network);
+    }
+
+    /// The network handle (announcements, peer book), once the p2p network runs.
+    pub fn network(&self) -> Option<crate::p2p::Network> {
+        self.network.get().cloned()
     }
 
     /// Gives this backend (and every clone of it) the p2p network's Bitswap client, so

@@ -25,6 +25,8 @@ pub struct TestNode {
     child: Option<Child>,
     starts: u32,
     logs: Vec<(PathBuf, PathBuf)>,
+    /// Extra `serve` arguments, used at every (re)start.
+    extra_args: Vec<String>,
     // Declared last: removed after the process is gone.
     _tmp: Option<tempfile::TempDir>,
 }
@@ -32,6 +34,12 @@ pub struct TestNode {
 impl TestNode {
     /// Starts a node with a fresh temporary data directory.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a node with a fresh temporary data directory and extra `serve` arguments
+    /// (e.g. `--bootstrap ADDR`, `--no-gossip`), kept for restarts.
+    pub fn start_with(args: &[&str]) -> Self {
         let tmp = tempfile::Builder::new()
             .prefix("shubnet-node-")
             .tempdir()
@@ -40,6 +48,7 @@ impl TestNode {
         let logs_dir = tmp.path().join("logs");
         let mut n = Self::new(data_dir, logs_dir);
         n._tmp = Some(tmp);
+        n.set_args(args);
         n.spawn();
         n
     }
@@ -61,6 +70,7 @@ impl TestNode {
             child: None,
             starts: 0,
             logs: Vec::new(),
+            extra_args: Vec::new(),
             _tmp: None,
         }
     }
@@ -87,6 +97,7 @@ impl TestNode {
             "--data-dir",
         ]);
         cmd.arg(&self.data_dir)
+            .args(&self.extra_args)
             .env("RUST_BACKTRACE", "1")
             // Plain logs in the log files (tracing-subscriber colours even when not on a TTY).
             .env("NO_COLOR", "1")
@@ -133,6 +144,11 @@ impl TestNode {
         let hostport = url.strip_prefix("http://")?;
         TcpStream::connect(hostport).ok()?;
         Some(url)
+    }
+
+    /// Replaces the extra `serve` arguments used from the next (re)start on.
+    pub fn set_args(&mut self, args: &[&str]) {
+        self.extra_args = args.iter().map(|a| a.to_string()).collect();
     }
 
     /// Starts the node again on the same data directory (stopping it first if it runs).
