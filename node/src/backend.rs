@@ -22,6 +22,8 @@ pub struct NodeBackend {
     bitswap: std::sync::Arc<std::sync::OnceLock<crate::p2p::bitswap_client::BitswapClient>>,
     /// The replicator, once started (`server.rs` sets it); answers `status`.
     replicator: std::sync::Arc<std::sync::OnceLock<crate::replication::Replicator>>,
+    /// The federation network handle, once the p2p network has started (`p2p::spawn` sets it).
+    network: std::sync::Arc<std::sync::OnceLock<crate::p2p::Network>>,
 }
 
 impl NodeBackend {
@@ -52,7 +54,23 @@ impl NodeBackend {
             tokens,
             bitswap: std::sync::Arc::default(),
             replicator: std::sync::Arc::default(),
+            network: std::sync::Arc::default(),
         }
+    }
+
+    /// The registry, for the network's sync and gossip.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Gives this backend (and every clone) the network handle; later calls are ignored.
+    pub fn set_network(&self, network: crate::p2p::Network) {
+        let _ = self.network.set(network);
+    }
+
+    /// The network handle (announcements, peer book), once the p2p network runs.
+    pub fn network(&self) -> Option<crate::p2p::Network> {
+        self.network.get().cloned()
     }
 
     /// Gives this backend (and every clone of it) the p2p network's Bitswap client, so

@@ -25,8 +25,8 @@ pub struct TestNode {
     child: Option<Child>,
     starts: u32,
     logs: Vec<(PathBuf, PathBuf)>,
-    /// Extra `serve` arguments, used on every start.
-    serve_args: Vec<String>,
+    /// Extra `serve` arguments, used at every (re)start.
+    extra_args: Vec<String>,
     // Declared last: removed after the process is gone.
     _tmp: Option<tempfile::TempDir>,
 }
@@ -34,6 +34,12 @@ pub struct TestNode {
 impl TestNode {
     /// Starts a node with a fresh temporary data directory.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a node with a fresh temporary data directory and extra `serve` arguments
+    /// (e.g. `--bootstrap ADDR`, `--no-gossip`), kept for restarts.
+    pub fn start_with(args: &[&str]) -> Self {
         let tmp = tempfile::Builder::new()
             .prefix("shubnet-node-")
             .tempdir()
@@ -42,25 +48,24 @@ impl TestNode {
         let logs_dir = tmp.path().join("logs");
         let mut n = Self::new(data_dir, logs_dir);
         n._tmp = Some(tmp);
+        n.set_args(args);
         n.spawn();
         n
     }
 
-    /// Starts a node with a fresh data directory whose `config.toml` is `config` (if given),
-    /// passing `serve_args` to `shubnet serve` on this and every later start.
-    pub fn start_with(serve_args: &[&str], config: Option<&str>) -> Self {
+    /// Starts a node with a fresh data directory whose `config.toml` is `config`, passing
+    /// `args` to `shubnet serve` on this and every later start.
+    pub fn start_configured(args: &[&str], config: &str) -> Self {
         let tmp = tempfile::Builder::new()
             .prefix("shubnet-node-")
             .tempdir()
             .expect("creating a temp dir");
         let data_dir = tmp.path().join("data");
         let logs_dir = tmp.path().join("logs");
-        if let Some(text) = config {
-            std::fs::create_dir_all(&data_dir).expect("creating the data dir");
-            std::fs::write(data_dir.join("config.toml"), text).expect("writing config.toml");
-        }
+        std::fs::create_dir_all(&data_dir).expect("creating the data dir");
+        std::fs::write(data_dir.join("config.toml"), config).expect("writing config.toml");
         let mut n = Self::new(data_dir, logs_dir);
-        n.serve_args = serve_args.iter().map(|s| (*s).to_string()).collect();
+        n.set_args(args);
         n._tmp = Some(tmp);
         n.spawn();
         n
@@ -73,15 +78,17 @@ impl TestNode {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Ok(text) = std::fs::read_to_string(&path)
-                && let Some(line) = text
-                    .lines()
-                    .find(|l| l.starts_with("/ip4/127.0.0.1/tcp/") && l.contains("/p2p/"))
+                && let Some(line) = text.lines().map(str::trim).find(|l| {
+                    l.starts_with("/ip4/127.0.0.1/tcp/")
+                        && l.contains("/p2p/")
+                        && !l.contains("/quic")
+                })
             {
-                return line.trim().to_string();
+                return line.to_string();
             }
             assert!(
                 Instant::now() < deadline,
-                "no 127.0.0.1 TCP address in {}\n{}",
+                "no /ip4/127.0.0.1/tcp/PORT/p2p/PEERID address in {}\n{}",
                 path.display(),
                 self.log_text()
             );
@@ -106,7 +113,7 @@ impl TestNode {
             child: None,
             starts: 0,
             logs: Vec::new(),
-            serve_args: Vec::new(),
+            extra_args: Vec::new(),
             _tmp: None,
         }
     }
@@ -133,7 +140,7 @@ impl TestNode {
             "--data-dir",
         ]);
         cmd.arg(&self.data_dir)
-            .args(&self.serve_args)
+            .args(&self.extra_args)
             .env("RUST_BACKTRACE", "1")
             // Plain logs in the log files (tracing-subscriber colours even when not on a TTY).
             .env("NO_COLOR", "1")
@@ -180,6 +187,11 @@ impl TestNode {
         let hostport = url.strip_prefix("http://")?;
         TcpStream::connect(hostport).ok()?;
         Some(url)
+    }
+
+    /// Replaces the extra `serve` arguments used from the next (re)start on.
+    pub fn set_args(&mut self, args: &[&str]) {
+        self.extra_args = args.iter().map(|a| a.to_string()).collect();
     }
 
     /// Starts the node again on the same data directory (stopping it first if it runs).

@@ -33,6 +33,13 @@ pub struct ServeArgs {
     /// An address to announce to peers (e.g. the public one behind NAT); repeat for several.
     #[arg(long, value_name = "MULTIADDR")]
     pub announce: Vec<libp2p::Multiaddr>,
+    /// Neither publish nor subscribe to gossip; sync alone carries manifests and rosters
+    /// (for tests and diagnosis).
+    #[arg(long)]
+    pub no_gossip: bool,
+    /// Seconds between anti-entropy sync rounds with each connected member.
+    #[arg(long, default_value_t = 60, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub sync_interval: u64,
     /// Let the admin API answer non-loopback clients (they still need the admin token).
     #[arg(long)]
     pub allow_remote_admin: bool,
@@ -70,6 +77,8 @@ pub fn run(a: ServeArgs) -> Result<()> {
             },
             bootstrap: a.bootstrap,
             announce: a.announce,
+            no_gossip: a.no_gossip,
+            sync_interval: std::time::Duration::from_secs(a.sync_interval),
         },
         gateway: GatewayConfig {
             allow_remote_admin: a.allow_remote_admin,

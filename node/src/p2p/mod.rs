@@ -1,27 +1,45 @@
 //! The libp2p side of a node: one event loop owns the swarm (TCP and QUIC, noise, yamux,
 //! identify, ping, and raw streams), and the stream protocols run as tasks beside it.
 //!
-//! Built so far: listening and dialling, the Bitswap 1.2.0 *server* ([`bitswap`]), so an
-//! unmodified IPFS node (Helia) can fetch any public image by CID, and the Bitswap *client*
-//! ([`bitswap_client`]), so this node can fetch a CID from one. Not built yet (issue 4):
-//! Kademlia, gossipsub, connection gating to roster members, `/shubnet/sync/1`,
-//! `/shubnet/fetch/1`, placement and repair.
+//! - Bitswap 1.2.0 server ([`bitswap`]) and client ([`bitswap_client`]), open to any IPFS node.
+//! - Gossipsub on `/shubnet/<federation id>/announce` ([`gossip`]): new manifests, roster
+//!   versions, holdings; strict validation through the registry.
+//! - Kademlia under `/shubnet/<federation id>/kad/1.0.0`, server mode, routing table fed only
+//!   with members' addresses (from identify), for finding members' addresses. Its protocol
+//!   name needs the federation id, so it runs from the first start after create/join.
+//! - `/shubnet/sync/1` anti-entropy ([`sync`]).
+//! - Gating to the newest roster ([`gate`]), and reconnecting to members with backoff from
+//!   persisted addresses ([`addrbook`]).
+//!
+//! The rest of the node uses the [`Network`] handle. Not built here: `/shubnet/fetch/1`,
+//! placement and repair.
 
+mod addrbook;
 mod bitswap;
 pub mod bitswap_client;
+pub mod gate;
+pub mod gossip;
+mod network;
 pub mod peers;
+pub mod sync;
+
+pub use network::Network;
 
 use crate::backend::NodeBackend;
 use crate::paths::DataDir;
 use anyhow::{Context, Result};
 use bitswap_client::{BitswapClient, Pending};
 use futures::StreamExt;
+use libp2p::gossipsub::{self, MessageAcceptance, MessageAuthenticity, MessageId};
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, StreamProtocol, identify, noise, ping, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, identify, kad, noise, ping, tcp, yamux};
+use shubnet_protocol::sync::Announcement;
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// Requests to the event loop, which owns the swarm.
@@ -30,6 +48,19 @@ pub(crate) enum Command {
     /// Connect to the address (ending in `/p2p/PEER_ID`); answered once connected, at once if
     /// already connected, or with the reason the dial failed.
     Dial(Multiaddr, oneshot::Sender<Result<PeerId, String>>),
+    /// Gossip this on the federation topic.
+    Publish(Announcement),
+    /// The verdict on a gossip message.
+    Validated {
+        /// Gossipsub's id.
+        id: MessageId,
+        /// Who forwarded it.
+        propagation: PeerId,
+        /// Forward it, drop it, or drop it and penalise the sender.
+        acceptance: MessageAcceptance,
+    },
+    /// The gate's roster changed: resubscribe, unblacklist new members, dial them.
+    RosterChanged,
 }
 
 /// What `serve` passes to the network.
@@ -41,6 +72,10 @@ pub struct P2pConfig {
     pub bootstrap: Vec<Multiaddr>,
     /// Addresses to announce instead of (in addition to) the observed ones.
     pub announce: Vec<Multiaddr>,
+    /// Neither publish nor subscribe to gossip (sync alone carries everything).
+    pub no_gossip: bool,
+    /// Time between sync rounds with each connected member.
+    pub sync_interval: Duration,
 }
 
 /// The default listen addresses: all interfaces, port 4001, TCP and QUIC.
@@ -59,6 +94,36 @@ struct Behaviour {
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     stream: libp2p_stream::Behaviour,
+    gossipsub: Toggle<gossipsub::Behaviour>,
+    kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
+}
+
+/// How often the loop checks for members to (re)dial.
+const RECONNECT_TICK: Duration = Duration::from_secs(1);
+
+fn gossipsub_behaviour(key: &Keypair) -> Result<gossipsub::Behaviour> {
+    let config = gossipsub::ConfigBuilder::default()
+        .validate_messages()
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .heartbeat_interval(Duration::from_secs(1))
+        .max_transmit_size(shubnet_protocol::roster::MAX_ROSTER_SIZE + 1024)
+        .build()
+        .map_err(|e| anyhow::anyhow!("gossipsub config: {e}"))?;
+    gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config)
+        .map_err(|e| anyhow::anyhow!("gossipsub: {e}"))
+}
+
+fn kad_behaviour(
+    peer: PeerId,
+    federation: &str,
+) -> Result<kad::Behaviour<kad::store::MemoryStore>> {
+    let name = StreamProtocol::try_from_owned(format!("/shubnet/{federation}/kad/1.0.0"))
+        .map_err(|e| anyhow::anyhow!("kad protocol name: {e}"))?;
+    let mut cfg = kad::Config::new(name);
+    cfg.set_kbucket_inserts(kad::BucketInserts::Manual);
+    let mut k = kad::Behaviour::with_config(peer, kad::store::MemoryStore::new(peer), cfg);
+    k.set_mode(Some(kad::Mode::Server));
+    Ok(k)
 }
 
 /// Streams per yamux connection. Chosen for its side effect: rust-yamux grows a stream's receive
@@ -75,13 +140,26 @@ fn yamux_config() -> yamux::Config {
 }
 
 /// Starts the swarm and its protocols; runs until the returned task is dropped with the runtime.
-/// Also returns the Bitswap client handle for fetching from other nodes.
+/// Also returns the Bitswap client handle for fetching from other nodes, and gives `backend`
+/// the [`Network`] handle (`NodeBackend::network`).
 pub fn spawn(
     identity: Keypair,
     cfg: P2pConfig,
     dir: DataDir,
     backend: NodeBackend,
 ) -> Result<(tokio::task::JoinHandle<()>, BitswapClient)> {
+    let gate = gate::Gate::default();
+    gate.refresh(backend.registry());
+    let local = identity.public().to_peer_id();
+    let gossip = if cfg.no_gossip {
+        None
+    } else {
+        Some(gossipsub_behaviour(&identity)?)
+    };
+    let kad = gate
+        .federation()
+        .map(|f| kad_behaviour(local, &f))
+        .transpose()?;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(identity)
         .with_tokio()
         .with_tcp(
@@ -98,16 +176,34 @@ pub fn spawn(
             )),
             ping: ping::Behaviour::default(),
             stream: libp2p_stream::Behaviour::new(),
+            gossipsub: Toggle::from(gossip),
+            kad: Toggle::from(kad),
         })
         .context("setting up the network behaviour")?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
         .build();
     let control = swarm.behaviour().stream.new_control();
-    let peer_id = *swarm.local_peer_id();
     let pending = Pending::default();
-    bitswap::serve(control.clone(), backend, pending.clone()).context("registering bitswap")?;
-    let (cmd_tx, cmd_rx) = mpsc::channel(64);
-    let client = BitswapClient::new(control, pending, cmd_tx);
+    bitswap::serve(control.clone(), backend.clone(), pending.clone())
+        .context("registering bitswap")?;
+    let (cmd_tx, cmd_rx) = mpsc::channel(256);
+    let client = BitswapClient::new(control.clone(), pending, cmd_tx.clone());
+    let peers = peers::PeerBook::default();
+    let net = Network::new(cmd_tx.clone(), peers.clone(), gate.clone(), local);
+    backend.set_network(net.clone());
+    let ctx = sync::SyncCtx {
+        control,
+        backend,
+        gate: gate.clone(),
+        peers: peers.clone(),
+        cmds: cmd_tx,
+    };
+    sync::serve(ctx.clone()).context("registering sync")?;
+    let (sync_tx, sync_rx) = mpsc::channel(256);
+    sync::schedule(ctx.clone(), sync_rx, cfg.sync_interval);
+    let (inbound_tx, inbound_rx) = mpsc::channel(1024);
+    gossip::validate(ctx.clone(), inbound_rx, sync_tx.clone());
+    network::forward_local_events(ctx, net);
     for addr in &cfg.listen {
         swarm
             .listen_on(addr.clone())
@@ -121,69 +217,206 @@ pub fn spawn(
             tracing::warn!(%addr, error = %e, "cannot dial bootstrap peer");
         }
     }
-    Ok((tokio::spawn(run(swarm, peer_id, dir, cmd_rx)), client))
+    let mut ev = EventLoop {
+        swarm,
+        local,
+        addrbook: addrbook::AddrBook::load(&dir),
+        dir,
+        gate,
+        peers,
+        listening: Vec::new(),
+        dials: DialWaiters::new(),
+        sync_tx,
+        inbound_tx,
+        subscribed: None,
+    };
+    ev.roster_changed();
+    Ok((tokio::spawn(ev.run(cmd_rx)), client))
 }
 
 type DialWaiters = HashMap<PeerId, Vec<oneshot::Sender<Result<PeerId, String>>>>;
 
-fn command(swarm: &mut libp2p::Swarm<Behaviour>, dials: &mut DialWaiters, cmd: Command) {
-    match cmd {
-        Command::Dial(addr, reply) => {
-            let Some(peer) = addr.iter().find_map(|p| match p {
-                Protocol::P2p(id) => Some(id),
-                _ => None,
-            }) else {
-                let _ = reply.send(Err(format!(
-                    "{addr} names no peer id; give the full address ending in /p2p/PEER_ID"
-                )));
-                return;
-            };
-            if swarm.is_connected(&peer) {
-                let _ = reply.send(Ok(peer));
-                return;
-            }
-            match swarm.dial(addr.clone()) {
-                Ok(()) => dials.entry(peer).or_default().push(reply),
-                Err(e) => {
-                    let _ = reply.send(Err(format!("cannot dial {addr}: {e}")));
-                }
+/// Owns the swarm; does no policy beyond membership, and no disk work beyond two small files
+/// (`p2p.addrs` for local tools, `p2p.peers` for reconnecting).
+struct EventLoop {
+    swarm: libp2p::Swarm<Behaviour>,
+    local: PeerId,
+    dir: DataDir,
+    addrbook: addrbook::AddrBook,
+    gate: gate::Gate,
+    peers: peers::PeerBook,
+    listening: Vec<Multiaddr>,
+    dials: DialWaiters,
+    /// Peers to run a sync round with now.
+    sync_tx: mpsc::Sender<PeerId>,
+    /// Gossip messages waiting for validation.
+    inbound_tx: mpsc::Sender<gossip::Inbound>,
+    /// The gossip topic subscribed to.
+    subscribed: Option<gossipsub::IdentTopic>,
+}
+
+impl EventLoop {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut tick = tokio::time::interval(RECONNECT_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                event = self.swarm.next() => match event {
+                    Some(e) => self.event(e),
+                    None => break,
+                },
+                Some(cmd) = commands.recv() => self.command(cmd),
+                _ = tick.tick() => self.reconnect(),
             }
         }
     }
-}
 
-/// The event loop: it owns the swarm and does no disk or policy work beyond writing the
-/// listen addresses for local tools.
-async fn run(
-    mut swarm: libp2p::Swarm<Behaviour>,
-    peer_id: PeerId,
-    dir: DataDir,
-    mut commands: mpsc::Receiver<Command>,
-) {
-    let mut listening: Vec<Multiaddr> = Vec::new();
-    let mut dials = DialWaiters::new();
-    loop {
-        let event = tokio::select! {
-            event = swarm.next() => match event {
-                Some(e) => e,
-                None => break,
-            },
-            Some(cmd) = commands.recv() => {
-                command(&mut swarm, &mut dials, cmd);
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Dial(addr, reply) => self.dial(addr, reply),
+            Command::Publish(a) => {
+                let Some(topic) = self.subscribed.clone() else {
+                    tracing::debug!("not publishing: gossip off or no federation yet");
+                    return;
+                };
+                if let Some(g) = self.swarm.behaviour_mut().gossipsub.as_mut() {
+                    match g.publish(topic, a.encode()) {
+                        Ok(_) => tracing::debug!("announced"),
+                        Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                            tracing::debug!("no peer to announce to yet; sync will carry it");
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot announce"),
+                    }
+                }
+            }
+            Command::Validated {
+                id,
+                propagation,
+                acceptance,
+            } => {
+                if let Some(g) = self.swarm.behaviour_mut().gossipsub.as_mut() {
+                    g.report_message_validation_result(&id, &propagation, acceptance);
+                }
+            }
+            Command::RosterChanged => self.roster_changed(),
+        }
+    }
+
+    fn dial(&mut self, addr: Multiaddr, reply: oneshot::Sender<Result<PeerId, String>>) {
+        let Some(peer) = addr.iter().find_map(|p| match p {
+            Protocol::P2p(id) => Some(id),
+            _ => None,
+        }) else {
+            let _ = reply.send(Err(format!(
+                "{addr} names no peer id; give the full address ending in /p2p/PEER_ID"
+            )));
+            return;
+        };
+        if self.swarm.is_connected(&peer) {
+            let _ = reply.send(Ok(peer));
+            return;
+        }
+        match self.swarm.dial(addr.clone()) {
+            Ok(()) => self.dials.entry(peer).or_default().push(reply),
+            Err(e) => {
+                let _ = reply.send(Err(format!("cannot dial {addr}: {e}")));
+            }
+        }
+    }
+
+    /// The roster changed (or the node joined): subscribe to the federation's topic, let new
+    /// members' gossip in and keep non-members' out, and sync with connected members.
+    fn roster_changed(&mut self) {
+        let state = self.gate.state();
+        if let (Some(fed), Some(g)) = (
+            &state.federation,
+            self.swarm.behaviour_mut().gossipsub.as_mut(),
+        ) && self.subscribed.is_none()
+        {
+            let topic = gossip::topic(fed);
+            match g.subscribe(&topic) {
+                Ok(_) => {
+                    tracing::info!(topic = %topic, "gossip subscribed");
+                    self.subscribed = Some(topic);
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot subscribe to gossip"),
+            }
+        }
+        let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for p in connected {
+            let member = state.members.contains(&p);
+            if let Some(g) = self.swarm.behaviour_mut().gossipsub.as_mut() {
+                if member {
+                    g.remove_blacklisted_peer(&p);
+                } else {
+                    g.blacklist_peer(&p);
+                }
+            }
+            if member {
+                let _ = self.sync_tx.try_send(p);
+            }
+        }
+        if self.addrbook.retain(&state.members) {
+            self.addrbook.save();
+        }
+    }
+
+    /// Dials members that are not connected, with backoff; asks Kademlia for members whose
+    /// addresses are unknown.
+    fn reconnect(&mut self) {
+        let now = Instant::now();
+        let members = self.gate.state().members;
+        for m in members {
+            if m == self.local || self.swarm.is_connected(&m) {
                 continue;
             }
-        };
+            let addrs = self.addrbook.addrs(&m);
+            if !self.addrbook.due(m, now) {
+                continue;
+            }
+            if addrs.is_empty() {
+                if let Some(k) = self.swarm.behaviour_mut().kad.as_mut() {
+                    k.get_closest_peers(m);
+                }
+                continue;
+            }
+            let opts = DialOpts::peer_id(m)
+                .addresses(addrs)
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            if let Err(e) = self.swarm.dial(opts) {
+                tracing::debug!(peer = %m, error = %e, "cannot dial member");
+            }
+        }
+    }
+
+    fn learn_addrs(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        if !self.gate.is_member(&peer) || peer == self.local {
+            return;
+        }
+        if let Some(k) = self.swarm.behaviour_mut().kad.as_mut() {
+            for a in &addrs {
+                k.add_address(&peer, a.clone());
+            }
+        }
+        if self.addrbook.add(peer, addrs) {
+            self.addrbook.save();
+        }
+    }
+
+    fn event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
-                let full = address.with_p2p(peer_id).unwrap_or_else(|a| a);
+                let full = address.with_p2p(self.local).unwrap_or_else(|a| a);
                 println!("shubnet: p2p listening on {full}");
                 tracing::info!(%full, "p2p listening");
-                listening.push(full);
-                write_addrs(&dir, &listening);
+                self.listening.push(full);
+                write_addrs(&self.dir, &self.listening);
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
-                listening.retain(|a| !a.to_string().starts_with(&address.to_string()));
-                write_addrs(&dir, &listening);
+                self.listening
+                    .retain(|a| !a.to_string().starts_with(&address.to_string()));
+                write_addrs(&self.dir, &self.listening);
             }
             SwarmEvent::ListenerError { error, .. } => {
                 tracing::error!(%error, "p2p listener failed");
@@ -194,19 +427,72 @@ async fn run(
                 tracing::error!(?addresses, ?reason, "p2p listener closed");
             }
             SwarmEvent::ConnectionEstablished {
-                peer_id, endpoint, ..
+                peer_id,
+                endpoint,
+                num_established,
+                ..
             } => {
                 tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
-                for w in dials.remove(&peer_id).unwrap_or_default() {
+                self.peers.connected(peer_id);
+                self.addrbook.connected(&peer_id);
+                for w in self.dials.remove(&peer_id).unwrap_or_default() {
                     let _ = w.send(Ok(peer_id));
                 }
+                if self.gate.is_member(&peer_id) {
+                    if endpoint.is_dialer() {
+                        self.learn_addrs(peer_id, vec![endpoint.get_remote_address().clone()]);
+                    }
+                    if num_established.get() == 1 {
+                        let _ = self.sync_tx.try_send(peer_id);
+                    }
+                } else if let Some(g) = self.swarm.behaviour_mut().gossipsub.as_mut() {
+                    g.blacklist_peer(&peer_id);
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, .. } => {
+                self.peers.disconnected(peer_id);
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
-                tracing::warn!(?peer_id, %error, "dial failed");
+                tracing::debug!(?peer_id, %error, "dial failed");
                 if let Some(p) = peer_id {
-                    for w in dials.remove(&p).unwrap_or_default() {
+                    for w in self.dials.remove(&p).unwrap_or_default() {
                         let _ = w.send(Err(format!("cannot connect to {p}: {error}")));
                     }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => self.learn_addrs(peer_id, info.listen_addrs),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => {
+                let inbound = gossip::Inbound {
+                    id: message_id.clone(),
+                    propagation: propagation_source,
+                    source: message.source,
+                    data: message.data,
+                };
+                if self.inbound_tx.try_send(inbound).is_err()
+                    && let Some(g) = self.swarm.behaviour_mut().gossipsub.as_mut()
+                {
+                    // Too many waiting: drop it; sync will carry it.
+                    g.report_message_validation_result(
+                        &message_id,
+                        &propagation_source,
+                        MessageAcceptance::Ignore,
+                    );
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                result: kad::QueryResult::GetClosestPeers(Ok(ok)),
+                ..
+            })) => {
+                for p in ok.peers {
+                    self.learn_addrs(p.peer_id, p.addrs);
                 }
             }
             other => tracing::trace!(?other, "swarm event"),

@@ -15,6 +15,9 @@
 
 pub mod api;
 mod log;
+mod sync;
+
+pub use sync::{BatchReport, LocalEvent};
 
 use crate::clock::unix_now as now;
 use crate::config::NodeConfig;
@@ -119,6 +122,8 @@ struct Inner {
     root_collections: sled::Tree,
     /// Serialises acceptance so succession checks and head updates cannot interleave.
     write: Mutex<()>,
+    /// What this node itself published or accepted, for the network to announce.
+    events: tokio::sync::broadcast::Sender<LocalEvent>,
 }
 
 /// The key of a tag head.
@@ -142,6 +147,7 @@ impl Registry {
                 keys,
                 config: Mutex::new(config),
                 write: Mutex::new(()),
+                events: tokio::sync::broadcast::channel(256).0,
             }),
         };
         if reg.inner.rosters.is_empty() {
@@ -227,6 +233,7 @@ impl Registry {
             c.federation.id = Some(id.clone());
             c.federation.institution = Some(institution.to_owned());
         })?;
+        self.emit(LocalEvent::Federation);
         Ok(id)
     }
 
@@ -266,6 +273,7 @@ impl Registry {
             c.federation.id = Some(id.to_owned());
             c.federation.institution = institution.clone();
         })?;
+        self.emit(LocalEvent::Federation);
         Ok(latest)
     }
 
@@ -370,6 +378,7 @@ impl Registry {
             Ok(()) => {
                 self.store_roster(&signed)?;
                 self.inner.pending.clear().map_err(db)?;
+                self.emit(LocalEvent::Roster(signed.encode()));
                 Ok(RosterOutcome::Accepted(signed))
             }
             Err(RosterError::TooFewSignatures { have, need }) => {
@@ -477,6 +486,15 @@ impl Registry {
             Err(ManifestError::AlreadyKnown) => return Ok(()),
             Err(e) => return Err(e.into()),
         }
+        self.store_manifest(m, true)?;
+        self.inner.heads.flush().map_err(db)?;
+        Ok(())
+    }
+
+    /// Logs and indexes a verified manifest; `head` makes it the tag's head (false for an
+    /// older version learnt later by sync). The caller flushes.
+    fn store_manifest(&self, m: &Manifest, head: bool) -> Result<()> {
+        let b = &m.body;
         let cid = m.cid();
         let bytes = m.encode();
         log::write(&self.inner.dir.log(), &format!("{cid}.manifest"), &bytes)
@@ -491,11 +509,12 @@ impl Registry {
             key.extend_from_slice(b.collection.as_bytes());
             self.inner.root_collections.insert(key, &[]).map_err(db)?;
         }
-        self.inner
-            .heads
-            .insert(head_key(&b.collection, &b.name, &b.tag), cid.to_bytes())
-            .map_err(db)?;
-        self.inner.heads.flush().map_err(db)?;
+        if head {
+            self.inner
+                .heads
+                .insert(head_key(&b.collection, &b.name, &b.tag), cid.to_bytes())
+                .map_err(db)?;
+        }
         Ok(())
     }
 
@@ -541,6 +560,7 @@ impl Registry {
         };
         let m = body.sign(&self.inner.keys.publisher)?;
         self.accept_manifest_locked(&m)?;
+        self.emit(LocalEvent::Manifest(m.encode()));
         Ok(m)
     }
 

@@ -100,3 +100,5 @@ mod private;
 
 /// Unmodified Helia (tests/js-helia, Node 22) fetching from a node over Bitswap 1.2.0.
 mod helia;
+/// The federation swarm: gossip, sync catch-up, gating, reconnect.
+mod sync;

@@ -47,11 +47,11 @@ fn three_institutions_k2_replicate_serve_survive_a_lost_member_and_repair() {
     let tmp = tmpdir();
     let cfg = config();
     let fast = ["--sync-interval", "2"];
-    let mut a = TestNode::start_with(&fast, Some(&cfg));
+    let mut a = TestNode::start_configured(&fast, &cfg);
     let a_addr = a.p2p_addr();
     let with_boot = ["--sync-interval", "2", "--bootstrap", &a_addr];
-    let b = TestNode::start_with(&with_boot, Some(&cfg));
-    let c = TestNode::start_with(&with_boot, Some(&cfg));
+    let b = TestNode::start_configured(&with_boot, &cfg);
+    let c = TestNode::start_configured(&with_boot, &cfg);
 
     let fed = create_with(
         &a,

@@ -1,0 +1,159 @@
+//! Known addresses of federation members, kept in `DATA_DIR/p2p.peers` (one
+//! `MULTIADDR/p2p/PEER_ID` per line) so a restarted node reconnects without `--bootstrap`.
+//! Also the dial backoff per member.
+
+use crate::paths::DataDir;
+use libp2p::multiaddr::Protocol;
+use libp2p::{Multiaddr, PeerId};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Addresses kept per peer (newest first).
+const MAX_ADDRS: usize = 8;
+/// First retry after a failed dial; doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest wait between dials of one member.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Member addresses and dial timing.
+#[derive(Debug)]
+pub struct AddrBook {
+    path: PathBuf,
+    addrs: HashMap<PeerId, Vec<Multiaddr>>,
+    next_dial: HashMap<PeerId, (Instant, Duration)>,
+}
+
+fn split(addr: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
+    let mut a = addr.clone();
+    match a.pop()? {
+        Protocol::P2p(p) => Some((p, a)),
+        _ => None,
+    }
+}
+
+impl AddrBook {
+    /// Loads `p2p.peers` (missing or unreadable lines are skipped).
+    pub fn load(dir: &DataDir) -> Self {
+        let path = dir.root().join("p2p.peers");
+        let mut addrs: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            for line in text.lines() {
+                if let Some((p, a)) = line
+                    .trim()
+                    .parse::<Multiaddr>()
+                    .ok()
+                    .as_ref()
+                    .and_then(split)
+                {
+                    addrs.entry(p).or_default().push(a);
+                }
+            }
+        }
+        AddrBook {
+            path,
+            addrs,
+            next_dial: HashMap::new(),
+        }
+    }
+
+    /// Known addresses of `peer`.
+    pub fn addrs(&self, peer: &PeerId) -> Vec<Multiaddr> {
+        self.addrs.get(peer).cloned().unwrap_or_default()
+    }
+
+    /// Records addresses of `peer` (usable ones only); returns true if the book changed.
+    pub fn add(&mut self, peer: PeerId, new: impl IntoIterator<Item = Multiaddr>) -> bool {
+        let list = self.addrs.entry(peer).or_default();
+        let mut changed = false;
+        for a in new {
+            let a = match split(&a) {
+                Some((_, bare)) => bare,
+                None => a,
+            };
+            if a.iter().any(|p| matches!(p, Protocol::P2pCircuit))
+                || a.iter()
+                    .any(|p| matches!(p, Protocol::Tcp(0) | Protocol::Udp(0)))
+            {
+                continue;
+            }
+            if let Some(i) = list.iter().position(|x| *x == a) {
+                if i == 0 {
+                    continue;
+                }
+                list.remove(i);
+            }
+            list.insert(0, a);
+            list.truncate(MAX_ADDRS);
+            changed = true;
+        }
+        changed
+    }
+
+    /// Forgets peers not in `keep` (they left the roster).
+    pub fn retain(&mut self, keep: &std::collections::HashSet<PeerId>) -> bool {
+        let before = self.addrs.len();
+        self.addrs.retain(|p, _| keep.contains(p));
+        before != self.addrs.len()
+    }
+
+    /// Writes `p2p.peers` (temp → rename).
+    pub fn save(&self) {
+        let mut text = String::new();
+        for (p, list) in &self.addrs {
+            for a in list {
+                text.push_str(&format!("{}\n", a.clone().with(Protocol::P2p(*p))));
+            }
+        }
+        let tmp = self.path.with_extension("peers.tmp");
+        if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &self.path))
+        {
+            tracing::warn!(error = %e, "cannot write p2p.peers");
+        }
+    }
+
+    /// True if it is time to dial `peer` again; if so, the next attempt is pushed back.
+    pub fn due(&mut self, peer: PeerId, now: Instant) -> bool {
+        let (at, wait) = self.next_dial.entry(peer).or_insert((now, MIN_BACKOFF));
+        if *at > now {
+            return false;
+        }
+        *at = now + *wait;
+        *wait = (*wait * 2).min(MAX_BACKOFF);
+        true
+    }
+
+    /// A connection to `peer` opened: the next loss is retried at once.
+    pub fn connected(&mut self, peer: &PeerId) {
+        self.next_dial.remove(peer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn persists_and_backs_off() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = DataDir::new(tmp.path());
+        let p = PeerId::random();
+        let mut b = AddrBook::load(&dir);
+        let a: Multiaddr = "/ip4/127.0.0.1/tcp/4001".parse().expect("addr");
+        assert!(b.add(
+            p,
+            [a.clone(), "/ip4/127.0.0.1/tcp/0".parse().expect("addr")]
+        ));
+        assert!(!b.add(p, [a.clone()]));
+        b.save();
+        let mut again = AddrBook::load(&dir);
+        assert_eq!(again.addrs(&p), vec![a]);
+        let t = Instant::now();
+        assert!(again.due(p, t));
+        assert!(!again.due(p, t));
+        assert!(again.due(p, t + MIN_BACKOFF));
+        assert!(!again.due(p, t + MIN_BACKOFF + MIN_BACKOFF / 2));
+        again.connected(&p);
+        assert!(again.due(p, t + MIN_BACKOFF));
+    }
+}

@@ -1,0 +1,100 @@
+//! [`Network`]: the handle the rest of the node uses to talk to the federation (announce, look
+//! up peers), and the glue that turns this node's own registry events into announcements.
+
+use super::Command;
+use super::gate::Gate;
+use super::peers::PeerBook;
+use super::sync::SyncCtx;
+use crate::registry::LocalEvent;
+use libp2p::PeerId;
+use shubnet_protocol::Cid;
+use shubnet_protocol::sync::Announcement;
+use tokio::sync::mpsc;
+
+/// A cheap-to-clone handle to the swarm loop.
+#[derive(Debug, Clone)]
+pub struct Network {
+    cmds: mpsc::Sender<Command>,
+    peers: PeerBook,
+    gate: Gate,
+    local: PeerId,
+}
+
+impl Network {
+    pub(crate) fn new(
+        cmds: mpsc::Sender<Command>,
+        peers: PeerBook,
+        gate: Gate,
+        local: PeerId,
+    ) -> Self {
+        Network {
+            cmds,
+            peers,
+            gate,
+            local,
+        }
+    }
+
+    fn publish(&self, a: Announcement) {
+        if let Err(e) = self.cmds.try_send(Command::Publish(a)) {
+            tracing::warn!(error = %e, "announcement dropped (the network is busy or stopped); sync will carry it");
+        }
+    }
+
+    /// Gossips a manifest this node accepted (push or delete).
+    pub fn announce_manifest(&self, bytes: Vec<u8>) {
+        self.publish(Announcement::Manifest(bytes));
+    }
+
+    /// Gossips a roster version this node accepted.
+    pub fn announce_roster(&self, bytes: Vec<u8>) {
+        self.publish(Announcement::Roster(bytes));
+    }
+
+    /// Gossips that this node now holds `root` completely.
+    pub fn announce_holding(&self, root: Cid) {
+        self.publish(Announcement::Holding(root));
+    }
+
+    /// The shared peer table.
+    pub fn peer_book(&self) -> &PeerBook {
+        &self.peers
+    }
+
+    /// This node's peer id.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local
+    }
+
+    /// Peers with an open connection.
+    pub fn connected_peers(&self) -> Vec<PeerId> {
+        self.peers.connected_peers()
+    }
+
+    /// True if `peer` is a node of a member in the newest roster known.
+    pub fn is_member(&self, peer: &PeerId) -> bool {
+        self.gate.is_member(peer)
+    }
+}
+
+/// Announces what this node itself publishes and keeps the gate current after local roster
+/// changes (create, join, admit, sign).
+pub fn forward_local_events(ctx: SyncCtx, net: Network) {
+    let mut events = ctx.backend.registry().local_events();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(LocalEvent::Manifest(b)) => net.announce_manifest(b),
+                Ok(LocalEvent::Roster(b)) => {
+                    ctx.roster_changed().await;
+                    net.announce_roster(b);
+                }
+                Ok(LocalEvent::Federation) => ctx.roster_changed().await,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "local events missed; sync will carry them");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+}

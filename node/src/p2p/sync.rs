@@ -1,0 +1,430 @@
+//! `/shubnet/sync/1`, server and client (wire format: `shubnet_protocol::sync`).
+//!
+//! The server answers members of the newest roster it knows and refuses everyone else. The
+//! client runs right after a member connects and every sync interval against each connected
+//! member: it takes roster versions after its own first (each checked by `verify_next`), then
+//! compares the 256 manifest buckets, lists only those that differ, and fetches the manifests
+//! it lacks in batches, which the registry verifies with one `Verifier` per batch. A manifest
+//! whose predecessor has not arrived yet is offered again once the batch round is over. The
+//! peer's holdings come with the summary and go into the [`PeerBook`](super::peers::PeerBook).
+
+use super::Command;
+use super::gate::Gate;
+use super::peers::PeerBook;
+use super::protocol;
+use crate::backend::NodeBackend;
+use crate::registry::{Registry, RegistryError};
+use anyhow::{Context, Result, anyhow, bail};
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use libp2p::PeerId;
+use shubnet_gateway::Backend;
+use shubnet_protocol::Cid;
+use shubnet_protocol::manifest::{Manifest, ManifestError};
+use shubnet_protocol::roster::SignedRoster;
+use shubnet_protocol::sync::{
+    MAX_BATCH, MAX_CIDS, MAX_ROSTERS, PROTOCOL, Request, Response, frame, frame_len,
+};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How long one request may wait for its answer.
+const IO_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Everything sync needs; cheap to clone.
+#[derive(Clone)]
+pub struct SyncCtx {
+    /// Opens streams to peers.
+    pub control: libp2p_stream::Control,
+    /// The node (registry, pins).
+    pub backend: NodeBackend,
+    /// Who is a member.
+    pub gate: Gate,
+    /// Where holdings and misbehaviour go.
+    pub peers: PeerBook,
+    /// Tells the swarm loop about roster changes.
+    pub(crate) cmds: mpsc::Sender<Command>,
+}
+
+impl SyncCtx {
+    fn registry(&self) -> Registry {
+        self.backend.registry().clone()
+    }
+
+    /// Re-reads the roster into the gate and tells the loop if it changed.
+    pub async fn roster_changed(&self) {
+        let (gate, reg) = (self.gate.clone(), self.registry());
+        let changed = tokio::task::spawn_blocking(move || gate.refresh(&reg))
+            .await
+            .unwrap_or(false);
+        if changed {
+            let _ = self.cmds.send(Command::RosterChanged).await;
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RegistryError> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| anyhow!("task failed: {e}"))?
+        .map_err(Into::into)
+}
+
+async fn read_frame(s: &mut libp2p::Stream) -> Result<Option<Vec<u8>>> {
+    let mut header = [0u8; 4];
+    match s.read_exact(&mut header).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let len = frame_len(header)?;
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).await.context("truncated frame")?;
+    Ok(Some(body))
+}
+
+async fn write_frame(s: &mut libp2p::Stream, body: &[u8]) -> Result<()> {
+    s.write_all(&frame(body)).await?;
+    s.flush().await?;
+    Ok(())
+}
+
+// ---------- server ----------
+
+/// Registers the protocol and answers peers' sync requests.
+pub fn serve(ctx: SyncCtx) -> Result<()> {
+    let mut control = ctx.control.clone();
+    let mut incoming = control
+        .accept(protocol(PROTOCOL))
+        .map_err(|e| anyhow!("{e}"))?;
+    tokio::spawn(async move {
+        while let Some((peer, stream)) = incoming.next().await {
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                if let Err(e) = serve_stream(&ctx, peer, stream).await {
+                    tracing::debug!(%peer, error = %e, "sync stream ended");
+                }
+            });
+        }
+    });
+    Ok(())
+}
+
+async fn serve_stream(ctx: &SyncCtx, peer: PeerId, mut stream: libp2p::Stream) -> Result<()> {
+    loop {
+        let Some(body) = tokio::time::timeout(IO_TIMEOUT, read_frame(&mut stream))
+            .await
+            .context("peer idle")??
+        else {
+            return Ok(());
+        };
+        let req = match Request::decode(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                ctx.peers.misbehaved(peer);
+                bail!("bad sync request: {e}");
+            }
+        };
+        let resp = if ctx.gate.is_member(&peer) {
+            answer(ctx, req).await?
+        } else {
+            tracing::info!(%peer, "sync refused: not a member of the roster");
+            Response::Refused {
+                reason: "not a member of this federation's roster".into(),
+            }
+        };
+        write_frame(&mut stream, &resp.encode()).await?;
+        if matches!(resp, Response::Refused { .. }) {
+            let _ = stream.close().await;
+            return Ok(());
+        }
+        ctx.peers.seen(peer);
+    }
+}
+
+async fn answer(ctx: &SyncCtx, req: Request) -> Result<Response> {
+    let reg = ctx.registry();
+    Ok(match req {
+        Request::Summary { federation } => {
+            if ctx.gate.federation().as_deref() != Some(federation.as_str()) {
+                return Ok(Response::Refused {
+                    reason: "another federation".into(),
+                });
+            }
+            let (roster_version, summary) =
+                blocking(move || Ok((reg.roster_version()?, reg.summary()?))).await?;
+            let mut holdings: Vec<Cid> = ctx
+                .backend
+                .pins()
+                .await
+                .map(|p| p.iter().filter_map(|p| p.cid.parse().ok()).collect())
+                .unwrap_or_default();
+            holdings.truncate(MAX_CIDS);
+            Response::Summary {
+                roster_version,
+                buckets: summary.buckets,
+                holdings,
+            }
+        }
+        Request::Rosters { after } => Response::Rosters {
+            rosters: blocking(move || reg.rosters_after(after, MAX_ROSTERS)).await?,
+        },
+        Request::Bucket { index } => {
+            let mut cids = blocking(move || reg.bucket(index)).await?;
+            cids.truncate(MAX_CIDS);
+            Response::Bucket { cids }
+        }
+        Request::Manifests { cids } => Response::Manifests {
+            manifests: blocking(move || reg.manifests_encoded(&cids)).await?,
+        },
+    })
+}
+
+// ---------- client ----------
+
+/// What one sync round with a peer brought.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Round {
+    /// New roster versions.
+    pub rosters: usize,
+    /// New manifests.
+    pub manifests: usize,
+    /// Manifests the peer sent that were refused.
+    pub refused: usize,
+}
+
+struct Session<'a> {
+    ctx: &'a SyncCtx,
+    peer: PeerId,
+    stream: libp2p::Stream,
+}
+
+impl Session<'_> {
+    async fn ask(&mut self, req: &Request) -> Result<Response> {
+        write_frame(&mut self.stream, &req.encode()).await?;
+        let body = tokio::time::timeout(IO_TIMEOUT, read_frame(&mut self.stream))
+            .await
+            .context("no answer in time")??
+            .ok_or_else(|| anyhow!("the peer closed the sync stream"))?;
+        match Response::decode(&body) {
+            Ok(Response::Refused { reason }) => bail!("the peer refused to sync: {reason}"),
+            Ok(r) => Ok(r),
+            Err(e) => {
+                self.ctx.peers.misbehaved(self.peer);
+                bail!("bad sync answer: {e}")
+            }
+        }
+    }
+
+    fn protocol_error(&self, what: &str) -> anyhow::Error {
+        self.ctx.peers.misbehaved(self.peer);
+        anyhow!("the peer answered {what}")
+    }
+}
+
+/// One sync round with `peer`: rosters, then manifests; holdings into the peer book.
+pub async fn sync_with(ctx: &SyncCtx, peer: PeerId) -> Result<Round> {
+    let federation = ctx
+        .gate
+        .federation()
+        .ok_or_else(|| anyhow!("not in a federation"))?;
+    let stream = ctx
+        .control
+        .clone()
+        .open_stream(peer, protocol(PROTOCOL))
+        .await
+        .map_err(|e| anyhow!("cannot open a sync stream: {e}"))?;
+    let mut s = Session { ctx, peer, stream };
+    let mut round = Round::default();
+    let Response::Summary {
+        roster_version,
+        buckets,
+        holdings,
+    } = s.ask(&Request::Summary { federation }).await?
+    else {
+        return Err(s.protocol_error("something else than a summary"));
+    };
+    ctx.peers.set_holdings(peer, holdings);
+    let reg = ctx.registry();
+
+    // Rosters first: manifests are checked against the newest one.
+    loop {
+        let r = reg.clone();
+        let have = blocking(move || r.roster_version()).await?;
+        if have >= roster_version {
+            break;
+        }
+        let Response::Rosters { rosters } = s.ask(&Request::Rosters { after: have }).await? else {
+            return Err(s.protocol_error("something else than rosters"));
+        };
+        let decoded: Vec<SignedRoster> = rosters
+            .iter()
+            .map(|b| SignedRoster::decode(b))
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                ctx.peers.misbehaved(peer);
+                anyhow!("the peer sent an undecodable roster: {e}")
+            })?;
+        let r = reg.clone();
+        let new = match blocking(move || r.accept_rosters(&decoded)).await {
+            Ok(n) => n,
+            Err(e) => {
+                ctx.peers.misbehaved(peer);
+                ctx.roster_changed().await;
+                bail!("the peer sent a roster this node refuses: {e:#}");
+            }
+        };
+        round.rosters += new;
+        ctx.roster_changed().await;
+        if new == 0 {
+            break;
+        }
+    }
+
+    // Manifests: only the buckets that differ.
+    let r = reg.clone();
+    let mine = blocking(move || r.summary()).await?;
+    let mut missing: Vec<Cid> = Vec::new();
+    for index in mine.differing(&buckets) {
+        let Response::Bucket { cids } = s.ask(&Request::Bucket { index }).await? else {
+            return Err(s.protocol_error("something else than a bucket"));
+        };
+        let r = reg.clone();
+        let lacking = blocking(move || {
+            let mut out = Vec::new();
+            for c in cids {
+                if !r.has_manifest(&c)? {
+                    out.push(c);
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+        missing.extend(lacking);
+    }
+    let mut deferred: Vec<Manifest> = Vec::new();
+    for chunk in missing.chunks(MAX_BATCH) {
+        let asked: HashSet<Cid> = chunk.iter().copied().collect();
+        let Response::Manifests { manifests } = s
+            .ask(&Request::Manifests {
+                cids: chunk.to_vec(),
+            })
+            .await?
+        else {
+            return Err(s.protocol_error("something else than manifests"));
+        };
+        let mut batch = Vec::with_capacity(manifests.len());
+        for b in manifests {
+            match Manifest::decode(&b) {
+                Ok(m) if asked.contains(&m.cid()) => batch.push(m),
+                Ok(_) => return Err(s.protocol_error("a manifest that was not asked for")),
+                Err(e) => return Err(s.protocol_error(&format!("an undecodable manifest ({e})"))),
+            }
+        }
+        accept(ctx, peer, &reg, batch, &mut round, &mut deferred).await?;
+    }
+    // Manifests whose predecessor came in a later batch: retry while that helps.
+    while !deferred.is_empty() {
+        let before = deferred.len();
+        let batch = std::mem::take(&mut deferred);
+        accept(ctx, peer, &reg, batch, &mut round, &mut deferred).await?;
+        if deferred.len() == before {
+            round.refused += deferred.len();
+            for m in &deferred {
+                tracing::info!(%peer, cid = %m.cid(), "synced manifest refused: its predecessor is unknown");
+            }
+            break;
+        }
+    }
+    let _ = s.stream.close().await;
+    Ok(round)
+}
+
+async fn accept(
+    ctx: &SyncCtx,
+    peer: PeerId,
+    reg: &Registry,
+    batch: Vec<Manifest>,
+    round: &mut Round,
+    deferred: &mut Vec<Manifest>,
+) -> Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let r = reg.clone();
+    let keep = batch.clone();
+    let report = blocking(move || r.accept_manifests(batch)).await?;
+    round.manifests += report.accepted;
+    for (cid, e) in report.refused {
+        match e {
+            RegistryError::Manifest(ManifestError::WrongPrev { .. }) => {
+                if let Some(m) = keep.iter().find(|m| m.cid() == cid) {
+                    deferred.push(m.clone());
+                }
+            }
+            e => {
+                round.refused += 1;
+                tracing::warn!(%cid, error = %e, "synced manifest refused");
+                if matches!(
+                    e,
+                    RegistryError::Manifest(
+                        ManifestError::BadSignature | ManifestError::UnknownPublisher
+                    )
+                ) {
+                    ctx.peers.misbehaved(peer);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---------- scheduling ----------
+
+/// Runs sync rounds: with each member right after it connects (`connected`), and with every
+/// connected member each `interval`. One round per peer at a time.
+pub fn schedule(ctx: SyncCtx, mut connected: mpsc::Receiver<PeerId>, interval: Duration) {
+    let busy: Arc<Mutex<HashSet<PeerId>>> = Arc::default();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let peers = tokio::select! {
+                p = connected.recv() => match p {
+                    Some(p) => vec![p],
+                    None => return,
+                },
+                _ = tick.tick() => ctx.peers.connected_peers(),
+            };
+            for peer in peers {
+                if !ctx.gate.is_member(&peer) || ctx.gate.federation().is_none() {
+                    continue;
+                }
+                if !busy
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(peer)
+                {
+                    continue;
+                }
+                let (ctx, busy) = (ctx.clone(), busy.clone());
+                tokio::spawn(async move {
+                    match sync_with(&ctx, peer).await {
+                        Ok(r) if r.rosters + r.manifests + r.refused > 0 => tracing::info!(
+                            %peer, rosters = r.rosters, manifests = r.manifests,
+                            refused = r.refused, "synced"
+                        ),
+                        Ok(_) => tracing::debug!(%peer, "in sync"),
+                        Err(e) => tracing::info!(%peer, error = %format!("{e:#}"), "sync failed"),
+                    }
+                    busy.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(&peer);
+                });
+            }
+        }
+    });
+}

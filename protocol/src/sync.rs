@@ -1,0 +1,637 @@
+//! `/shubnet/sync/1` (anti-entropy between federation members) and the gossip announcements.
+//!
+//! Goals: a node that missed gossip (offline, partitioned, gossip disabled) learns every roster
+//! version and manifest a peer has, exchanging little when both already agree, at 100 000
+//! manifests and more. Non-goals: content transfer (that is `/shubnet/fetch/1` and Bitswap),
+//! authentication (libp2p's noise gives the peer id; membership is checked by the node).
+//!
+//! The manifest set is split into [`BUCKETS`] buckets by the first byte of `sha256(cid bytes)`;
+//! a bucket's digest is the XOR of those hashes plus a count, so both sides compute it in one
+//! pass in any order. A client asks for the [`Response::Summary`], compares the 256 digests with
+//! its own, lists only the buckets that differ and asks for the manifests it lacks, at most
+//! [`MAX_BATCH`] per request. Roster versions come first: manifests are checked against them.
+//!
+//! Wire: each message is one frame, a 4-byte big-endian length and then the body, at most
+//! [`MAX_FRAME`] bytes; the body is a kind byte and fields (varints, length-prefixed bytes).
+//! Every count and length is capped before anything is allocated, so [`Request::decode`] and
+//! [`Response::decode`] are safe on any input (see `fuzz/fuzz_targets/sync.rs`).
+
+use crate::Cid;
+use crate::varint;
+use sha2::{Digest, Sha256};
+
+/// The stream protocol id.
+pub const PROTOCOL: &str = "/shubnet/sync/1";
+/// Largest frame body, in bytes.
+pub const MAX_FRAME: usize = 20 * 1024 * 1024;
+/// Number of digest buckets.
+pub const BUCKETS: usize = 256;
+/// Most manifests asked for or sent in one message.
+pub const MAX_BATCH: usize = 256;
+/// Most roster versions sent in one message.
+pub const MAX_ROSTERS: usize = 16;
+/// Most CIDs in one bucket listing or holdings list.
+pub const MAX_CIDS: usize = 400_000;
+/// Longest text field (federation id, refusal reason).
+pub const MAX_TEXT: usize = 1024;
+/// Longest encoded CID accepted.
+pub const MAX_CID_LEN: usize = 128;
+
+/// Why a sync message did not decode.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SyncError {
+    /// The input ended early.
+    #[error("sync message truncated")]
+    Truncated,
+    /// Bytes were left after the message.
+    #[error("{0} trailing bytes after the sync message")]
+    Trailing(usize),
+    /// An unknown message kind.
+    #[error("unknown sync message kind {0}")]
+    UnknownKind(u8),
+    /// A count or length over its cap.
+    #[error("{what} of {len} exceeds the limit of {max}")]
+    TooLarge {
+        /// Which field.
+        what: &'static str,
+        /// What the message claimed.
+        len: u64,
+        /// The cap.
+        max: usize,
+    },
+    /// A malformed varint.
+    #[error("bad varint: {0}")]
+    Varint(#[from] varint::VarintError),
+    /// A CID that does not parse.
+    #[error("bad CID: {0}")]
+    Cid(String),
+    /// Text that is not UTF-8.
+    #[error("text is not UTF-8")]
+    Utf8,
+    /// The summary does not have exactly [`BUCKETS`] buckets.
+    #[error("summary has {0} buckets, not {BUCKETS}")]
+    BucketCount(usize),
+}
+
+/// One bucket of the manifest set: how many CIDs and the XOR of their hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Bucket {
+    /// Manifests in the bucket.
+    pub count: u32,
+    /// XOR of `sha256(cid bytes)` over the bucket.
+    pub digest: [u8; 32],
+}
+
+/// The bucket index and hash of one manifest CID.
+pub fn bucket_of(cid: &Cid) -> (u8, [u8; 32]) {
+    let h: [u8; 32] = Sha256::digest(cid.to_bytes()).into();
+    (h[0], h)
+}
+
+/// Digests of a whole manifest set, built one CID at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Exactly [`BUCKETS`] buckets.
+    pub buckets: Vec<Bucket>,
+}
+
+impl Default for Summary {
+    fn default() -> Self {
+        Summary {
+            buckets: vec![Bucket::default(); BUCKETS],
+        }
+    }
+}
+
+impl Summary {
+    /// Adds one CID (adding the same CID twice cancels it out; callers add each once).
+    pub fn add(&mut self, cid: &Cid) {
+        let (i, h) = bucket_of(cid);
+        let b = &mut self.buckets[usize::from(i)];
+        b.count = b.count.saturating_add(1);
+        for (d, x) in b.digest.iter_mut().zip(h) {
+            *d ^= x;
+        }
+    }
+
+    /// Indices of buckets that differ from `other` (all of them if `other` is malformed).
+    pub fn differing(&self, other: &[Bucket]) -> Vec<u8> {
+        (0..BUCKETS)
+            .filter(|&i| other.get(i) != self.buckets.get(i))
+            .filter_map(|i| u8::try_from(i).ok())
+            .collect()
+    }
+}
+
+/// What a client asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// The peer's roster version, manifest digests and holdings, for federation `federation`.
+    Summary {
+        /// The federation id the client is in.
+        federation: String,
+    },
+    /// Roster versions after `after`, oldest first (at most [`MAX_ROSTERS`]).
+    Rosters {
+        /// The client's current version.
+        after: u64,
+    },
+    /// The manifest CIDs in one bucket.
+    Bucket {
+        /// Bucket index.
+        index: u8,
+    },
+    /// These manifests (at most [`MAX_BATCH`]).
+    Manifests {
+        /// Wanted manifest CIDs.
+        cids: Vec<Cid>,
+    },
+}
+
+/// What a server answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// Answer to [`Request::Summary`].
+    Summary {
+        /// The server's current roster version.
+        roster_version: u64,
+        /// [`BUCKETS`] manifest buckets.
+        buckets: Vec<Bucket>,
+        /// Image roots the server holds completely and pinned.
+        holdings: Vec<Cid>,
+    },
+    /// Signed roster encodings, oldest first.
+    Rosters {
+        /// Encoded `SignedRoster`s.
+        rosters: Vec<Vec<u8>>,
+    },
+    /// Manifest CIDs of one bucket.
+    Bucket {
+        /// The CIDs.
+        cids: Vec<Cid>,
+    },
+    /// Encoded manifests the server has, of those asked for.
+    Manifests {
+        /// Encoded `Manifest`s.
+        manifests: Vec<Vec<u8>>,
+    },
+    /// The server will not sync with this client (not a member, other federation).
+    Refused {
+        /// Why, for the logs.
+        reason: String,
+    },
+}
+
+/// A gossip message on the federation's topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Announcement {
+    /// A new manifest (encoded).
+    Manifest(Vec<u8>),
+    /// A new roster version (encoded `SignedRoster`).
+    Roster(Vec<u8>),
+    /// The message's author now holds this image root completely.
+    Holding(Cid),
+}
+
+/// Wraps a body in a frame: 4-byte big-endian length, then the body.
+pub fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// The body length a frame header announces, refused over [`MAX_FRAME`].
+pub fn frame_len(header: [u8; 4]) -> Result<usize, SyncError> {
+    let len = u32::from_be_bytes(header);
+    let n = usize::try_from(len).map_err(|_| SyncError::TooLarge {
+        what: "frame",
+        len: u64::from(len),
+        max: MAX_FRAME,
+    })?;
+    if n > MAX_FRAME {
+        return Err(SyncError::TooLarge {
+            what: "frame",
+            len: u64::from(len),
+            max: MAX_FRAME,
+        });
+    }
+    Ok(n)
+}
+
+// --- encoding helpers ---
+
+fn put_uint(out: &mut Vec<u8>, v: u64) {
+    varint::encode(v, out);
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_uint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+fn put_cids(out: &mut Vec<u8>, cids: &[Cid]) {
+    put_uint(out, cids.len() as u64);
+    for c in cids {
+        put_bytes(out, &c.to_bytes());
+    }
+}
+
+fn put_blobs(out: &mut Vec<u8>, blobs: &[Vec<u8>]) {
+    put_uint(out, blobs.len() as u64);
+    for b in blobs {
+        put_bytes(out, b);
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn byte(&mut self) -> Result<u8, SyncError> {
+        let (&b, rest) = self.buf.split_first().ok_or(SyncError::Truncated)?;
+        self.buf = rest;
+        Ok(b)
+    }
+
+    fn uint(&mut self) -> Result<u64, SyncError> {
+        let (v, n) = varint::decode(self.buf)?;
+        self.buf = &self.buf[n..];
+        Ok(v)
+    }
+
+    fn count(&mut self, what: &'static str, max: usize) -> Result<usize, SyncError> {
+        let n = self.uint()?;
+        match usize::try_from(n) {
+            Ok(n) if n <= max => Ok(n),
+            _ => Err(SyncError::TooLarge { what, len: n, max }),
+        }
+    }
+
+    fn bytes(&mut self, what: &'static str, max: usize) -> Result<&'a [u8], SyncError> {
+        let n = self.count(what, max)?;
+        if self.buf.len() < n {
+            return Err(SyncError::Truncated);
+        }
+        let (b, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(b)
+    }
+
+    fn text(&mut self, what: &'static str) -> Result<String, SyncError> {
+        let b = self.bytes(what, MAX_TEXT)?;
+        std::str::from_utf8(b)
+            .map(str::to_owned)
+            .map_err(|_| SyncError::Utf8)
+    }
+
+    fn cid(&mut self) -> Result<Cid, SyncError> {
+        let b = self.bytes("CID", MAX_CID_LEN)?;
+        let c = Cid::try_from(b).map_err(|e| SyncError::Cid(e.to_string()))?;
+        if c.to_bytes() != b {
+            return Err(SyncError::Cid("not the canonical encoding".into()));
+        }
+        Ok(c)
+    }
+
+    fn cids(&mut self, what: &'static str, max: usize) -> Result<Vec<Cid>, SyncError> {
+        let n = self.count(what, max)?;
+        // Each CID takes at least 2 bytes: never reserve more than the input could hold.
+        let mut v = Vec::with_capacity(n.min(self.buf.len() / 2));
+        for _ in 0..n {
+            v.push(self.cid()?);
+        }
+        Ok(v)
+    }
+
+    fn blobs(
+        &mut self,
+        what: &'static str,
+        max: usize,
+        each: usize,
+    ) -> Result<Vec<Vec<u8>>, SyncError> {
+        let n = self.count(what, max)?;
+        let mut v = Vec::with_capacity(n.min(self.buf.len()));
+        for _ in 0..n {
+            v.push(self.bytes(what, each)?.to_vec());
+        }
+        Ok(v)
+    }
+
+    fn finish(self) -> Result<(), SyncError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(SyncError::Trailing(self.buf.len()))
+        }
+    }
+}
+
+const REQ_SUMMARY: u8 = 1;
+const REQ_ROSTERS: u8 = 2;
+const REQ_BUCKET: u8 = 3;
+const REQ_MANIFESTS: u8 = 4;
+
+const RESP_SUMMARY: u8 = 1;
+const RESP_ROSTERS: u8 = 2;
+const RESP_BUCKET: u8 = 3;
+const RESP_MANIFESTS: u8 = 4;
+const RESP_REFUSED: u8 = 5;
+
+const ANN_MANIFEST: u8 = 1;
+const ANN_ROSTER: u8 = 2;
+const ANN_HOLDING: u8 = 3;
+
+impl Request {
+    /// The body (without the frame header).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Request::Summary { federation } => {
+                out.push(REQ_SUMMARY);
+                put_bytes(&mut out, federation.as_bytes());
+            }
+            Request::Rosters { after } => {
+                out.push(REQ_ROSTERS);
+                put_uint(&mut out, *after);
+            }
+            Request::Bucket { index } => {
+                out.push(REQ_BUCKET);
+                out.push(*index);
+            }
+            Request::Manifests { cids } => {
+                out.push(REQ_MANIFESTS);
+                put_cids(&mut out, cids);
+            }
+        }
+        out
+    }
+
+    /// Decodes a body, enforcing every cap.
+    pub fn decode(buf: &[u8]) -> Result<Self, SyncError> {
+        let mut r = Reader { buf };
+        let req = match r.byte()? {
+            REQ_SUMMARY => Request::Summary {
+                federation: r.text("federation id")?,
+            },
+            REQ_ROSTERS => Request::Rosters { after: r.uint()? },
+            REQ_BUCKET => Request::Bucket { index: r.byte()? },
+            REQ_MANIFESTS => Request::Manifests {
+                cids: r.cids("manifest request", MAX_BATCH)?,
+            },
+            k => return Err(SyncError::UnknownKind(k)),
+        };
+        r.finish()?;
+        Ok(req)
+    }
+}
+
+impl Response {
+    /// The body (without the frame header).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Response::Summary {
+                roster_version,
+                buckets,
+                holdings,
+            } => {
+                out.push(RESP_SUMMARY);
+                put_uint(&mut out, *roster_version);
+                put_uint(&mut out, buckets.len() as u64);
+                for b in buckets {
+                    put_uint(&mut out, u64::from(b.count));
+                    out.extend_from_slice(&b.digest);
+                }
+                put_cids(&mut out, holdings);
+            }
+            Response::Rosters { rosters } => {
+                out.push(RESP_ROSTERS);
+                put_blobs(&mut out, rosters);
+            }
+            Response::Bucket { cids } => {
+                out.push(RESP_BUCKET);
+                put_cids(&mut out, cids);
+            }
+            Response::Manifests { manifests } => {
+                out.push(RESP_MANIFESTS);
+                put_blobs(&mut out, manifests);
+            }
+            Response::Refused { reason } => {
+                out.push(RESP_REFUSED);
+                let mut end = reason.len().min(MAX_TEXT);
+                while !reason.is_char_boundary(end) {
+                    end -= 1;
+                }
+                put_bytes(&mut out, &reason.as_bytes()[..end]);
+            }
+        }
+        out
+    }
+
+    /// Decodes a body, enforcing every cap.
+    pub fn decode(buf: &[u8]) -> Result<Self, SyncError> {
+        let mut r = Reader { buf };
+        let resp = match r.byte()? {
+            RESP_SUMMARY => {
+                let roster_version = r.uint()?;
+                let n = r.count("buckets", BUCKETS)?;
+                if n != BUCKETS {
+                    return Err(SyncError::BucketCount(n));
+                }
+                let mut buckets = Vec::with_capacity(BUCKETS);
+                for _ in 0..n {
+                    let count = u32::try_from(r.uint()?).map_err(|_| SyncError::TooLarge {
+                        what: "bucket count",
+                        len: u64::MAX,
+                        max: u32::MAX as usize,
+                    })?;
+                    let d = r.buf.get(..32).ok_or(SyncError::Truncated)?;
+                    let mut digest = [0u8; 32];
+                    digest.copy_from_slice(d);
+                    r.buf = &r.buf[32..];
+                    buckets.push(Bucket { count, digest });
+                }
+                Response::Summary {
+                    roster_version,
+                    buckets,
+                    holdings: r.cids("holdings", MAX_CIDS)?,
+                }
+            }
+            RESP_ROSTERS => Response::Rosters {
+                rosters: r.blobs("rosters", MAX_ROSTERS, crate::roster::MAX_ROSTER_SIZE)?,
+            },
+            RESP_BUCKET => Response::Bucket {
+                cids: r.cids("bucket", MAX_CIDS)?,
+            },
+            RESP_MANIFESTS => Response::Manifests {
+                manifests: r.blobs("manifests", MAX_BATCH, crate::manifest::MAX_MANIFEST_SIZE)?,
+            },
+            RESP_REFUSED => Response::Refused {
+                reason: r.text("reason")?,
+            },
+            k => return Err(SyncError::UnknownKind(k)),
+        };
+        r.finish()?;
+        Ok(resp)
+    }
+}
+
+impl Announcement {
+    /// The gossip payload.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Announcement::Manifest(b) => {
+                out.push(ANN_MANIFEST);
+                out.extend_from_slice(b);
+            }
+            Announcement::Roster(b) => {
+                out.push(ANN_ROSTER);
+                out.extend_from_slice(b);
+            }
+            Announcement::Holding(c) => {
+                out.push(ANN_HOLDING);
+                out.extend_from_slice(&c.to_bytes());
+            }
+        }
+        out
+    }
+
+    /// Decodes a gossip payload; the manifest or roster inside is not decoded here.
+    pub fn decode(buf: &[u8]) -> Result<Self, SyncError> {
+        let (&kind, rest) = buf.split_first().ok_or(SyncError::Truncated)?;
+        let cap = |max: usize, what| {
+            if rest.len() > max {
+                Err(SyncError::TooLarge {
+                    what,
+                    len: rest.len() as u64,
+                    max,
+                })
+            } else {
+                Ok(rest.to_vec())
+            }
+        };
+        match kind {
+            ANN_MANIFEST => Ok(Announcement::Manifest(cap(
+                crate::manifest::MAX_MANIFEST_SIZE,
+                "manifest",
+            )?)),
+            ANN_ROSTER => Ok(Announcement::Roster(cap(
+                crate::roster::MAX_ROSTER_SIZE,
+                "roster",
+            )?)),
+            ANN_HOLDING => {
+                let c = Cid::try_from(rest).map_err(|e| SyncError::Cid(e.to_string()))?;
+                if c.to_bytes() != rest {
+                    return Err(SyncError::Cid("not the canonical encoding".into()));
+                }
+                Ok(Announcement::Holding(c))
+            }
+            k => Err(SyncError::UnknownKind(k)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cid::{RAW, cid_for};
+    use proptest::prelude::*;
+
+    fn cid(n: u32) -> Cid {
+        cid_for(RAW, &n.to_le_bytes())
+    }
+
+    #[test]
+    fn roundtrips() {
+        let reqs = [
+            Request::Summary {
+                federation: "fed".into(),
+            },
+            Request::Rosters { after: 7 },
+            Request::Bucket { index: 255 },
+            Request::Manifests {
+                cids: vec![cid(1), cid(2)],
+            },
+        ];
+        for r in reqs {
+            assert_eq!(Request::decode(&r.encode()), Ok(r));
+        }
+        let mut s = Summary::default();
+        s.add(&cid(1));
+        let resps = [
+            Response::Summary {
+                roster_version: 3,
+                buckets: s.buckets.clone(),
+                holdings: vec![cid(9)],
+            },
+            Response::Rosters {
+                rosters: vec![vec![1, 2], vec![]],
+            },
+            Response::Bucket { cids: vec![cid(3)] },
+            Response::Manifests {
+                manifests: vec![vec![0; 10]],
+            },
+            Response::Refused {
+                reason: "not a member".into(),
+            },
+        ];
+        for r in resps {
+            assert_eq!(Response::decode(&r.encode()), Ok(r));
+        }
+        for a in [
+            Announcement::Manifest(vec![1, 2, 3]),
+            Announcement::Roster(vec![4]),
+            Announcement::Holding(cid(5)),
+        ] {
+            assert_eq!(Announcement::decode(&a.encode()), Ok(a));
+        }
+    }
+
+    #[test]
+    fn caps_and_garbage() {
+        // A manifest request claiming 2^40 CIDs is refused before allocating.
+        let mut b = vec![REQ_MANIFESTS];
+        varint::encode(1 << 40, &mut b);
+        assert!(matches!(
+            Request::decode(&b),
+            Err(SyncError::TooLarge { .. })
+        ));
+        assert_eq!(Request::decode(&[]), Err(SyncError::Truncated));
+        assert_eq!(Request::decode(&[99]), Err(SyncError::UnknownKind(99)));
+        let mut ok = Request::Rosters { after: 1 }.encode();
+        ok.push(0);
+        assert_eq!(Request::decode(&ok), Err(SyncError::Trailing(1)));
+        assert!(frame_len((MAX_FRAME as u32 + 1).to_be_bytes()).is_err());
+        assert_eq!(frame_len(5u32.to_be_bytes()), Ok(5));
+        // A summary with too few buckets.
+        let mut s = vec![RESP_SUMMARY, 1, 1, 0];
+        s.extend_from_slice(&[0; 32]);
+        s.push(0);
+        assert_eq!(Response::decode(&s), Err(SyncError::BucketCount(1)));
+    }
+
+    #[test]
+    fn summaries_compare_by_bucket() {
+        let (mut a, mut b) = (Summary::default(), Summary::default());
+        for i in 0..1000 {
+            a.add(&cid(i));
+            b.add(&cid(999 - i));
+        }
+        assert!(a.differing(&b.buckets).is_empty());
+        b.add(&cid(5000));
+        let d = a.differing(&b.buckets);
+        assert_eq!(d, vec![bucket_of(&cid(5000)).0]);
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_never_panics(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Request::decode(&data);
+            let _ = Response::decode(&data);
+            let _ = Announcement::decode(&data);
+        }
+    }
+}

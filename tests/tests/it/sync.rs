@@ -1,0 +1,180 @@
+//! The federation swarm: gossip of manifests and rosters, `/shubnet/sync/1` catch-up with gossip
+//! off, gating to roster members, reconnecting from persisted peers, and refusal of
+//! conflicting manifests arriving over sync. Real `shubnet serve` processes on 127.0.0.1.
+
+use shubnet_tests::TestNode;
+use shubnet_tests::fed::push;
+use shubnet_tests::swarm::{federate, heads, p2p_addr, roster_version, small_files, wait_head};
+use std::time::{Duration, Instant};
+
+/// Push on A; B and C resolve the tag within 5 s. Sync runs only hourly here, and its one round
+/// at join time happens before the push, so gossip is what carries it. Then the same from B.
+#[test]
+fn gossip_reaches_three_institutions_within_5s() {
+    let a = TestNode::start_with(&["--sync-interval", "3600"]);
+    let addr = p2p_addr(&a);
+    let b = TestNode::start_with(&["--sync-interval", "3600", "--bootstrap", &addr]);
+    let c = TestNode::start_with(&["--sync-interval", "3600", "--bootstrap", &addr]);
+    federate(&a, &[], &[(&b, "lab-b", &[]), (&c, "lab-c", &[])]);
+    // Let the gossip subscriptions (sent when each node joined) settle.
+    std::thread::sleep(Duration::from_secs(2));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let files = small_files(tmp.path(), "gossip", 2);
+    let m = push(&a, &files[0], "lab-a/tool:1", false);
+    let t = Instant::now();
+    wait_head(&b, "lab-a/tool:1", &m, Duration::from_secs(5));
+    wait_head(&c, "lab-a/tool:1", &m, Duration::from_secs(5));
+    eprintln!("gossip A → B, C took {:?}", t.elapsed());
+    let m = push(&b, &files[1], "lab-b/tool:1", false);
+    wait_head(&a, "lab-b/tool:1", &m, Duration::from_secs(5));
+    wait_head(&c, "lab-b/tool:1", &m, Duration::from_secs(5));
+}
+
+/// Gossip off everywhere: a node stopped while 50 manifests and a roster version were made
+/// elsewhere has all of them within 30 s of starting again, by sync alone.
+#[test]
+fn catch_up_by_sync_alone() {
+    let a = TestNode::start_with(&["--no-gossip", "--sync-interval", "1"]);
+    let addr = p2p_addr(&a);
+    let mut b =
+        TestNode::start_with(&["--no-gossip", "--sync-interval", "1", "--bootstrap", &addr]);
+    federate(&a, &[], &[(&b, "lab-b", &[])]);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let files = small_files(tmp.path(), "catch-up", 51);
+    let first = push(&a, &files[50], "lab-a/first:1", false);
+    wait_head(&b, "lab-a/first:1", &first, Duration::from_secs(30));
+
+    b.stop();
+    let c = TestNode::start();
+    let line = c
+        .cli(&["federation", "request", "--institution", "lab-c"])
+        .ok()
+        .out();
+    a.cli(&["federation", "admit", &line]).ok();
+    assert_eq!(roster_version(&a), 3);
+    let want: Vec<(String, String)> = files[..50]
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let r = format!("lab-a/img{i}:1");
+            let m = push(&a, f, &r, false);
+            (r, m)
+        })
+        .collect();
+
+    b.restart();
+    let t = Instant::now();
+    let deadline = t + Duration::from_secs(30);
+    loop {
+        let have = heads(&b);
+        let missing: Vec<_> = want
+            .iter()
+            .filter(|(r, m)| have.get(r) != Some(m))
+            .collect();
+        let v = roster_version(&b);
+        if missing.is_empty() && v == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after 30 s B still lacks {} of 50 manifests (roster version {v}, want 3)\n{}",
+            missing.len(),
+            b.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "catch-up of 50 manifests and 1 roster version took {:?}",
+        t.elapsed()
+    );
+}
+
+/// A node that copied the roster but was never admitted is refused by sync and gets nothing,
+/// by sync or by gossip.
+#[test]
+fn non_member_is_refused() {
+    let a = TestNode::start_with(&["--sync-interval", "1"]);
+    let id = federate(&a, &[], &[]);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let files = small_files(tmp.path(), "gate", 2);
+    push(&a, &files[0], "lab-a/tool:1", false);
+    let addr = p2p_addr(&a);
+    let x = TestNode::start_with(&["--sync-interval", "1", "--bootstrap", &addr]);
+    shubnet_tests::fed::join(&x, &id, a.url());
+    shubnet_tests::cmd::poll_until(Duration::from_secs(20), "A refusing X's sync", || {
+        a.log_text()
+            .contains("sync refused: not a member")
+            .then_some(())
+    });
+    assert!(
+        x.log_text().contains("the peer refused to sync"),
+        "X does not report the refusal\n{}",
+        x.log_text()
+    );
+    push(&a, &files[1], "lab-a/tool:2", false);
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        heads(&x).is_empty(),
+        "a non-member got manifests: {:#?}",
+        heads(&x)
+    );
+}
+
+/// A member restarted without `--bootstrap` dials the federation from `p2p.peers` and catches up.
+#[test]
+fn reconnects_from_persisted_peers() {
+    let a = TestNode::start_with(&["--sync-interval", "1"]);
+    let addr = p2p_addr(&a);
+    let mut b = TestNode::start_with(&["--sync-interval", "1", "--bootstrap", &addr]);
+    federate(&a, &[], &[(&b, "lab-b", &[])]);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let files = small_files(tmp.path(), "reconnect", 2);
+    let m = push(&a, &files[0], "lab-a/tool:1", false);
+    wait_head(&b, "lab-a/tool:1", &m, Duration::from_secs(30));
+    let a_peer = addr.rsplit('/').next().expect("peer id").to_string();
+    shubnet_tests::cmd::poll_until(Duration::from_secs(10), "A in B's p2p.peers", || {
+        std::fs::read_to_string(b.data_dir().join("p2p.peers"))
+            .ok()
+            .filter(|t| t.contains(&a_peer))
+    });
+    b.stop();
+    b.set_args(&["--sync-interval", "1"]);
+    let m = push(&a, &files[1], "lab-a/tool:2", false);
+    b.restart();
+    wait_head(&b, "lab-a/tool:2", &m, Duration::from_secs(30));
+}
+
+/// Two members publish different `seq 1` manifests for the same tag while apart (both may
+/// publish `shared`). When they meet, sync carries everything else, but each refuses the other's
+/// conflicting manifest: the registry's succession check holds over the wire.
+#[test]
+fn conflicting_manifest_over_sync_is_refused() {
+    let a = TestNode::start_with(&["--no-gossip", "--sync-interval", "1"]);
+    let mut b = TestNode::start_with(&["--no-gossip", "--sync-interval", "1"]);
+    federate(
+        &a,
+        &["lab-a", "shared"],
+        &[(&b, "lab-b", &["lab-b", "shared"])],
+    );
+    let tmp = tempfile::tempdir().expect("tmp");
+    let files = small_files(tmp.path(), "conflict", 3);
+    let ma = push(&a, &files[0], "shared/img:1", false);
+    let ok = push(&a, &files[1], "lab-a/ok:1", false);
+    let mb = push(&b, &files[2], "shared/img:1", false);
+    assert_ne!(ma, mb);
+    let addr = p2p_addr(&a);
+    b.set_args(&["--no-gossip", "--sync-interval", "1", "--bootstrap", &addr]);
+    b.restart();
+    wait_head(&b, "lab-a/ok:1", &ok, Duration::from_secs(30));
+    shubnet_tests::cmd::poll_until(
+        Duration::from_secs(10),
+        "B refusing A's conflicting manifest",
+        || {
+            b.log_text()
+                .contains("synced manifest refused")
+                .then_some(())
+        },
+    );
+    assert_eq!(heads(&b).get("shared/img:1"), Some(&mb));
+    assert_eq!(heads(&a).get("shared/img:1"), Some(&ma));
+}
