@@ -88,3 +88,9 @@ mod private;
 
 /// Unmodified Helia (tests/js-helia, Node 22) fetching from a node over Bitswap 1.2.0.
 mod helia;
+
+/// The shub API as Apptainer's `shub://` client uses it (issue 5).
+mod shub;
+
+/// The real `sregistry` client: push, pull, private pulls, delete (issue 5).
+mod sregistry;
