@@ -25,6 +25,7 @@ pub mod cid;
 pub mod cmd;
 pub mod data;
 pub mod fed;
+pub mod golib;
 pub mod http;
 pub mod js;
 pub mod mitm;

@@ -104,12 +104,28 @@ fn image_id(id: &str) -> Result<ImageId, LibraryError> {
     ImageId::parse(id).ok_or_else(|| LibraryError::not_found(format!("unknown image id {id:?}")))
 }
 
+/// Refuses an upload into a collection this node may not publish, before any byte is stored
+/// (the tag call would refuse it anyway, but the content would stay behind). A frozen `latest`
+/// is no reason to refuse the bytes: the tag call decides about tags.
+async fn check_namespace<B: Backend>(backend: &B, id: &ImageId) -> Result<(), LibraryError> {
+    match backend
+        .push_check(&format!("{}/{}:latest", id.collection, id.name))
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(crate::BackendError::Invalid(m)) if m.contains("frozen") => Ok(()),
+        Err(crate::BackendError::Invalid(m)) => Err(LibraryError::new(StatusCode::FORBIDDEN, m)),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Stores the body of an upload for `id`.
 async fn receive<B: Backend + TokenBackend>(
     state: &SharedState<B>,
     id: &ImageId,
     body: Body,
 ) -> Result<(), LibraryError> {
+    check_namespace(&state.backend, id).await?;
     let stream = verified(body, id.sha256, state.config.max_upload_bytes);
     let out = state.backend.add(stream).await.map_err(|e| match e {
         crate::BackendError::Invalid(m) if m.contains("sha256") => LibraryError::bad_request(m),
@@ -155,6 +171,7 @@ pub(super) async fn v2_request<B: Backend + TokenBackend>(
 ) -> Result<Response, LibraryError> {
     let image = image_id(&id)?;
     require(&state.backend, &headers, &image.collection, Right::Push).await?;
+    check_namespace(&state.backend, &image).await?;
     let req: UploadRequest = serde_json::from_slice(&body)
         .map_err(|e| LibraryError::bad_request(format!("invalid JSON: {e}")))?;
     let limit = state.config.max_upload_bytes;
@@ -268,6 +285,12 @@ pub(super) struct TagRequest {
     image_id: String,
 }
 
+/// Parses a tag call's body; clients send it without a JSON content type.
+fn tag_request(body: &[u8]) -> Result<TagRequest, LibraryError> {
+    serde_json::from_slice(body)
+        .map_err(|e| LibraryError::bad_request(format!("expected {{Tag, ImageID}}: {e}")))
+}
+
 /// Publishes `tag` → the image: signs a manifest for the uploaded (or already published)
 /// content on behalf of the token's user.
 async fn set_tag<B: Backend + TokenBackend>(
@@ -322,16 +345,16 @@ pub(super) async fn set_tag_v1<B: Backend + TokenBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Json(req): Json<TagRequest>,
+    body: axum::body::Bytes,
 ) -> Result<Response, LibraryError> {
-    set_tag(&state, &headers, &id, req).await
+    set_tag(&state, &headers, &id, tag_request(&body)?).await
 }
 
 pub(super) async fn set_tag_v2<B: Backend + TokenBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Json(req): Json<TagRequest>,
+    body: axum::body::Bytes,
 ) -> Result<Response, LibraryError> {
-    set_tag(&state, &headers, &id, req).await
+    set_tag(&state, &headers, &id, tag_request(&body)?).await
 }

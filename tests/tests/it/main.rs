@@ -94,3 +94,6 @@ mod shub;
 
 /// The real `sregistry` client: push, pull, private pulls, delete (issue 5).
 mod sregistry;
+
+/// Apptainer's library client (Go) and the library API (issue 5).
+mod library;
