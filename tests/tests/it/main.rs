@@ -97,3 +97,6 @@ mod sregistry;
 
 /// Apptainer's library client (Go) and the library API (issue 5).
 mod library;
+
+/// `serve --tls-cert/--tls-key`: HTTPS with rustls (issue 5).
+mod tls;
