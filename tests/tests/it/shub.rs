@@ -121,6 +121,15 @@ fn shub_flow_manifest_then_image() {
     let nm = request("GET", &url, &[("If-None-Match", &etag)]);
     nm.expect_status(304);
 
+    // `apptainer pull ipfs://CID` (client-protocols.md §7): plain bytes at /ipfs/<cid>, the CID
+    // (quotes stripped) as the ETag.
+    let root = m["metadata"]["root"].as_str().expect("root CID in metadata");
+    assert!(root.starts_with("bafy"), "a base32 CIDv1: {root}");
+    let ip = get(&node.at(&format!("/ipfs/{root}")));
+    ip.expect_status(200).expect_framed();
+    assert_eq!(ip.header("etag").map(|e| e.trim_matches('"')), Some(root), "{ip}");
+    assert_eq!(ip.body, v1, "the /ipfs bytes differ");
+
     // New content under the same tag: commit and version change, the image follows.
     let v2 = kubo_bytes("shub-v2", 300_000);
     push(&node, tmp.path(), "lab-a/tools:latest", &v2);
