@@ -344,6 +344,31 @@ pub trait Backend: Clone + Send + Sync + 'static {
         unsupported()
     }
 
+    /// Like [`Backend::push`], recording `user` as the pusher in the signed manifest (the shub,
+    /// sregistry and library APIs push on behalf of a token's user). The default ignores the
+    /// user.
+    fn push_as(
+        &self,
+        reference: &str,
+        frozen: bool,
+        user: &str,
+        body: ByteStream,
+    ) -> impl Future<Output = Result<PushOutcome, BackendError>> + Send {
+        let _ = user;
+        self.push(reference, frozen, body)
+    }
+
+    /// Like [`Backend::delete_tag`], recording `user` in the tombstone. The default ignores the
+    /// user.
+    fn delete_as(
+        &self,
+        reference: &str,
+        user: &str,
+    ) -> impl Future<Output = Result<PushOutcome, BackendError>> + Send {
+        let _ = user;
+        self.delete_tag(reference)
+    }
+
     /// True if `token` is this node's admin token. Implementations compare hashes in constant
     /// time and never store the token itself.
     fn check_admin_token(&self, token: &str) -> bool;

@@ -18,7 +18,7 @@
 
 mod car;
 mod negotiate;
-mod plain;
+pub(crate) mod plain;
 mod range;
 
 use crate::error::{backend_response, json_error};

@@ -9,7 +9,10 @@ pub mod backend;
 mod error;
 pub mod health;
 pub mod ipfs;
+pub mod library;
 pub mod registry;
+pub mod shub;
+pub mod tls;
 pub mod tokens;
 
 pub use backend::{Backend, BackendError, ByteStream};
@@ -25,6 +28,9 @@ pub struct GatewayConfig {
     pub allow_remote_admin: bool,
     /// Largest upload accepted by the admin add and CAR import routes, in bytes.
     pub max_upload_bytes: u64,
+    /// Whether this gateway itself serves HTTPS; absolute URLs it builds (shub `image`) then use
+    /// `https` unless a proxy's `X-Forwarded-Proto` says otherwise.
+    pub tls: bool,
 }
 
 impl Default for GatewayConfig {
@@ -32,6 +38,7 @@ impl Default for GatewayConfig {
         Self {
             allow_remote_admin: false,
             max_upload_bytes: 64 * 1024 * 1024 * 1024,
+            tls: false,
         }
     }
 }
@@ -43,6 +50,10 @@ pub struct AppState<B> {
     pub backend: B,
     /// HTTP settings.
     pub config: GatewayConfig,
+    /// Per-process key that signs the download URLs of private images (shub `image`).
+    pub url_key: [u8; 32],
+    /// Library uploads waiting for their tag call.
+    pub uploads: library::Uploads,
 }
 
 /// Handlers receive the state behind an `Arc` so cloning per request is cheap.
@@ -51,10 +62,22 @@ pub type SharedState<B> = Arc<AppState<B>>;
 /// The whole HTTP application. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so the admin API can see the peer.
 pub fn app<B: Backend + tokens::TokenBackend>(backend: B, config: GatewayConfig) -> Router {
-    let state = Arc::new(AppState { backend, config });
+    let mut url_key = [0u8; 32];
+    if let Err(e) = getrandom::fill(&mut url_key) {
+        // Without randomness private download URLs would be guessable; refuse them instead.
+        tracing::error!(error = %e, "no OS randomness; private shub download URLs will not verify");
+    }
+    let state = Arc::new(AppState {
+        backend,
+        config,
+        url_key,
+        uploads: library::Uploads::default(),
+    });
     Router::new()
         .merge(ipfs::router::<B>())
         .merge(health::router::<B>())
+        .merge(shub::router::<B>())
+        .merge(library::router::<B>())
         .nest("/shubnet/v1", registry::public_router::<B>())
         .nest(
             "/admin/v1",

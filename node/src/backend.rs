@@ -320,6 +320,20 @@ impl Backend for NodeBackend {
     fn check_admin_token(&self, token: &str) -> bool {
         self.admin.matches(token)
     }
+
+    async fn push_as(
+        &self,
+        reference: &str,
+        frozen: bool,
+        user: &str,
+        body: ByteStream,
+    ) -> Result<PushOutcome, BackendError> {
+        reg::push_by(&self.registry, &self.store, reference, frozen, user, body).await
+    }
+
+    async fn delete_as(&self, reference: &str, user: &str) -> Result<PushOutcome, BackendError> {
+        reg::delete_tag_by(&self.registry, reference, user).await
+    }
 }
 
 fn tokio_stream_from(

@@ -7,6 +7,7 @@ use crate::store::Store;
 use crate::token::AdminToken;
 use anyhow::{Context, Result};
 use shubnet_gateway::GatewayConfig;
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 
 /// Everything `serve` needs.
@@ -20,6 +21,40 @@ pub struct ServeConfig {
     pub gateway: GatewayConfig,
     /// libp2p listen, bootstrap and announce addresses.
     pub p2p: crate::p2p::P2pConfig,
+    /// Also serve HTTPS, with this certificate and key, on this address.
+    pub tls: Option<TlsFlags>,
+}
+
+/// `serve --tls-cert FILE --tls-key FILE --https ADDR`.
+#[derive(Debug, Clone)]
+pub struct TlsFlags {
+    /// PEM certificate chain.
+    pub cert: std::path::PathBuf,
+    /// PEM private key.
+    pub key: std::path::PathBuf,
+    /// HTTPS listen address.
+    pub listen: SocketAddr,
+}
+
+/// Loads the certificate and binds the HTTPS address (so a bad flag fails the start, not later);
+/// writes the URL to `DATA_DIR/https.url`. The plain listener keeps serving the local CLI.
+async fn bind_tls(dir: &DataDir, tls: &TlsFlags) -> Result<shubnet_gateway::tls::TlsListener> {
+    let config = shubnet_gateway::tls::server_config(&tls.cert, &tls.key)
+        .context("loading --tls-cert/--tls-key")?;
+    let tcp = tokio::net::TcpListener::bind(tls.listen)
+        .await
+        .with_context(|| format!("listening on {} for HTTPS", tls.listen))?;
+    let listener =
+        shubnet_gateway::tls::TlsListener::new(tcp, config).context("starting the TLS listener")?;
+    let addr = axum::serve::Listener::local_addr(&listener).context("reading the HTTPS address")?;
+    let url = format!("https://{addr}");
+    let tmp = dir.root().join("https.url.tmp");
+    std::fs::write(&tmp, format!("{url}\n"))
+        .and_then(|()| std::fs::rename(&tmp, dir.root().join("https.url")))
+        .context("writing https.url")?;
+    println!("shubnet: serving {url}");
+    tracing::info!(%url, "serving HTTPS");
+    Ok(listener)
 }
 
 /// Runs a node until SIGTERM/SIGINT.
@@ -52,7 +87,19 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
         crate::p2p::spawn(identity, cfg.p2p.clone(), dir.clone(), backend.clone())
             .context("starting the p2p network")?;
     backend.set_bitswap(bitswap);
-    let app = shubnet_gateway::app(backend, cfg.gateway);
+    let tls = match &cfg.tls {
+        Some(flags) => {
+            let mut c = cfg.gateway.clone();
+            c.tls = true;
+            Some((
+                bind_tls(&dir, flags).await?,
+                shubnet_gateway::app(backend.clone(), c),
+            ))
+        }
+        None => None,
+    };
+    let gateway_cfg = cfg.gateway.clone();
+    let app = shubnet_gateway::app(backend, gateway_cfg);
     let listener = tokio::net::TcpListener::bind(cfg.http)
         .await
         .with_context(|| format!("listening on {}", cfg.http))?;
@@ -62,13 +109,25 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
     println!("shubnet: serving {url}");
     println!("shubnet: data directory {}", dir.root().display());
     tracing::info!(%url, "serving");
-    axum::serve(
+    let http = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("HTTP server failed")?;
+    .with_graceful_shutdown(shutdown_signal());
+    match tls {
+        Some((listener, tls_app)) => {
+            let https = axum::serve(
+                listener,
+                shubnet_gateway::tls::with_peer_info(tls_app)
+                    .into_make_service_with_connect_info::<shubnet_gateway::tls::TlsPeer>(),
+            )
+            .with_graceful_shutdown(shutdown_signal());
+            let (a, b) = tokio::join!(http.into_future(), https.into_future());
+            a.context("HTTP server failed")?;
+            b.context("HTTPS server failed")?;
+        }
+        None => http.await.context("HTTP server failed")?,
+    }
     tracing::info!("shutting down");
     let _ = std::fs::remove_file(dir.api_file());
     let _ = std::fs::remove_file(dir.p2p_addrs());

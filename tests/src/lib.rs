@@ -25,10 +25,12 @@ pub mod cid;
 pub mod cmd;
 pub mod data;
 pub mod fed;
+pub mod golib;
 pub mod http;
 pub mod js;
 pub mod mitm;
 pub mod node;
+pub mod sregistry;
 pub mod swarm;
 
 pub use cmd::{Run, run_cmd};

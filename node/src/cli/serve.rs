@@ -46,6 +46,31 @@ pub struct ServeArgs {
     /// Largest upload accepted, in bytes.
     #[arg(long, env = "SHUBNET_MAX_UPLOAD", default_value_t = 64 * 1024 * 1024 * 1024, value_name = "BYTES")]
     pub max_upload: u64,
+    /// PEM certificate chain: also serve the gateway over HTTPS on --https (with --tls-key).
+    #[arg(
+        long,
+        env = "SHUBNET_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "SHUBNET_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// HTTPS listen address when --tls-cert is given. shub:// URIs allow no port, so public
+    /// gateways answer on 443; --http keeps serving plain HTTP (the CLI's admin API).
+    #[arg(
+        long,
+        env = "SHUBNET_HTTPS",
+        default_value = "0.0.0.0:443",
+        value_name = "ADDR"
+    )]
+    pub https: SocketAddr,
     /// Log filter, e.g. `info` or `shubnet_node=debug` (also RUST_LOG).
     #[arg(
         long,
@@ -83,7 +108,16 @@ pub fn run(a: ServeArgs) -> Result<()> {
         gateway: GatewayConfig {
             allow_remote_admin: a.allow_remote_admin,
             max_upload_bytes: a.max_upload,
+            tls: false,
         },
+        tls: a
+            .tls_cert
+            .zip(a.tls_key)
+            .map(|(cert, key)| server::TlsFlags {
+                cert,
+                key,
+                listen: a.https,
+            }),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

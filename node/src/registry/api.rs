@@ -201,6 +201,19 @@ pub async fn push(
     store: &Store,
     reference: &str,
     frozen: bool,
+    body: ByteStream,
+) -> Result<PushOutcome, BackendError> {
+    push_by(reg, store, reference, frozen, "admin", body).await
+}
+
+/// [`push`] on behalf of `pushed_by` (the user of the token a client API authenticated), who
+/// is recorded in the signed manifest.
+pub async fn push_by(
+    reg: &Registry,
+    store: &Store,
+    reference: &str,
+    frozen: bool,
+    pushed_by: &str,
     mut body: ByteStream,
 ) -> Result<PushOutcome, BackendError> {
     let precheck = match parse_ref(reference) {
@@ -224,8 +237,9 @@ pub async fn push(
         .map_err(crate::backend::conv)?;
     let reg2 = reg.clone();
     let r2 = r.clone();
+    let user = pushed_by.to_owned();
     let published =
-        blocking(move || reg2.publish(&r2, Some((root, rec.size, rec.sha256)), frozen, "admin"))
+        blocking(move || reg2.publish(&r2, Some((root, rec.size, rec.sha256)), frozen, &user))
             .await;
     match published {
         Ok(m) => Ok(push_outcome(&m)),
@@ -254,9 +268,18 @@ pub async fn push_check(reg: &Registry, reference: &str) -> Result<(), BackendEr
 
 /// `POST /admin/v1/delete`: publish a tombstone.
 pub async fn delete_tag(reg: &Registry, reference: &str) -> Result<PushOutcome, BackendError> {
+    delete_tag_by(reg, reference, "admin").await
+}
+
+/// [`delete_tag`] on behalf of `deleted_by`, recorded in the tombstone.
+pub async fn delete_tag_by(
+    reg: &Registry,
+    reference: &str,
+    deleted_by: &str,
+) -> Result<PushOutcome, BackendError> {
     let r = parse_ref(reference)?;
-    let reg = reg.clone();
-    let m = blocking(move || reg.publish(&r, None, false, "admin")).await?;
+    let (reg, user) = (reg.clone(), deleted_by.to_owned());
+    let m = blocking(move || reg.publish(&r, None, false, &user)).await?;
     Ok(push_outcome(&m))
 }
 

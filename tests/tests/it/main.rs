@@ -102,3 +102,15 @@ mod private;
 mod helia;
 /// The federation swarm: gossip, sync catch-up, gating, reconnect.
 mod sync;
+
+/// The shub API as Apptainer's `shub://` client uses it (issue 5).
+mod shub;
+
+/// The real `sregistry` client: push, pull, private pulls, delete (issue 5).
+mod sregistry;
+
+/// Apptainer's library client (Go) and the library API (issue 5).
+mod library;
+
+/// `serve --tls-cert/--tls-key`: HTTPS with rustls (issue 5).
+mod tls;

@@ -1,0 +1,287 @@
+//! Listings and search of the shub API, in the shapes the `sregistry` client reads
+//! (`sregistry search`, `sregistry labels`; client-protocols.md §1.1 rows 5–11).
+//!
+//! Only public collections are listed: a private collection's images are reachable by name with
+//! a token, never enumerable. Lists are DRF `LimitOffsetPagination` pages
+//! (`{"count","next","previous","results"}`) where sregistry paginates, plain JSON elsewhere.
+
+use super::{ShubError, decode_all, external_base, time};
+use crate::tokens::TokenBackend;
+use crate::{Backend, SharedState};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shubnet_protocol::manifest::Manifest;
+use std::collections::{BTreeMap, HashMap};
+
+/// DRF's default page size in sregistry.
+const PAGE_SIZE: usize = 10;
+/// Largest page a client may ask for.
+const MAX_PAGE: usize = 1000;
+
+pub(super) fn router<B: Backend + TokenBackend>() -> Router<SharedState<B>> {
+    Router::new()
+        .route("/api/containers", get(containers::<B>))
+        .route("/api/containers/", get(containers::<B>))
+        .route("/api/collections", get(collections::<B>))
+        .route("/api/collections/", get(collections::<B>))
+        .route("/api/collection/search/{q}", get(collection_search::<B>))
+        .route("/api/collection/{name}", get(collection::<B>))
+        .route("/api/labels/search", get(labels_all::<B>))
+        .route("/api/labels/search/{k}/key", get(labels_key::<B>))
+        .route(
+            "/api/labels/search/{k}/key/{v}/value",
+            get(labels_key_value::<B>),
+        )
+        .route("/api/labels/search/{v}/value", get(labels_value::<B>))
+        .route("/api/registry/identity", get(identity::<B>))
+}
+
+/// `?limit=&offset=`.
+#[derive(Debug, Deserialize)]
+struct Page {
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+/// Every live image of a public collection, sorted by collection, name, tag.
+async fn public_images<B: Backend + TokenBackend>(
+    state: &SharedState<B>,
+    prefix: &str,
+) -> Result<Vec<Manifest>, ShubError> {
+    let all = decode_all(state.backend.tag_heads(prefix).await?);
+    let mut private: HashMap<String, bool> = HashMap::new();
+    let mut out = Vec::new();
+    for m in all {
+        if m.body.tombstone || m.body.root.is_none() {
+            continue;
+        }
+        let c = m.body.collection.clone();
+        let is_private = match private.get(&c) {
+            Some(p) => *p,
+            None => {
+                let p = state.backend.collection_is_private(&c).await?;
+                private.insert(c, p);
+                p
+            }
+        };
+        if !is_private {
+            out.push(m);
+        }
+    }
+    out.sort_by(|a, b| {
+        (&a.body.collection, &a.body.name, &a.body.tag).cmp(&(
+            &b.body.collection,
+            &b.body.name,
+            &b.body.tag,
+        ))
+    });
+    Ok(out)
+}
+
+/// A container as listings show it.
+fn summary(base: &str, m: &Manifest) -> Value {
+    let b = &m.body;
+    json!({
+        "id": m.cid().to_string(),
+        "name": b.name,
+        "tag": b.tag,
+        "collection": b.collection,
+        "uri": format!("{}/{}:{}", b.collection, b.name, b.tag),
+        "detail": format!("{base}/api/container/{}/{}:{}", b.collection, b.name, b.tag),
+        "version": format!("sha256.{}", hex::encode(b.sha256)),
+        "frozen": b.frozen,
+        "add_date": time::rfc3339(b.created),
+        "size": b.size,
+    })
+}
+
+fn paginate(base: &str, path: &str, items: Vec<Value>, page: &Page) -> Value {
+    let limit = page.limit.unwrap_or(PAGE_SIZE).clamp(1, MAX_PAGE);
+    let offset = page.offset.unwrap_or(0);
+    let count = items.len();
+    let link = |o: usize| format!("{base}{path}?limit={limit}&offset={o}");
+    let next = (offset + limit < count).then(|| link(offset + limit));
+    let previous = (offset > 0).then(|| link(offset.saturating_sub(limit)));
+    let results: Vec<Value> = items.into_iter().skip(offset).take(limit).collect();
+    json!({ "count": count, "next": next, "previous": previous, "results": results })
+}
+
+async fn containers<B: Backend + TokenBackend>(
+    State(state): State<SharedState<B>>,
+    headers: HeaderMap,
+    Query(page): Query<Page>,
+) -> Result<Response, ShubError> {
+    let base = external_base(&headers, state.config.tls)?;
+    let items = public_images(&state, "")
+        .await?
+        .iter()
+        .map(|m| summary(&base, m))
+        .collect();
+    Ok(Json(paginate(&base, "/api/containers/", items, &page)).into_response())
+}
+
+/// Public images grouped by collection, as collection objects.
+fn group(base: &str, images: &[Manifest]) -> Vec<Value> {
+    let mut by: BTreeMap<&str, Vec<&Manifest>> = BTreeMap::new();
+    for m in images {
+        by.entry(&m.body.collection).or_default().push(m);
+    }
+    by.into_iter()
+        .map(|(name, ms)| {
+            let modified = ms.iter().map(|m| m.body.created).max().unwrap_or(0);
+            let added = ms.iter().map(|m| m.body.created).min().unwrap_or(0);
+            json!({
+                "id": name,
+                "name": name,
+                "private": false,
+                "add_date": time::rfc3339(added),
+                "modify_date": time::rfc3339(modified),
+                "containers": ms.iter().map(|m| summary(base, m)).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
+async fn collections<B: Backend + TokenBackend>(
+    State(state): State<SharedState<B>>,
+    headers: HeaderMap,
+    Query(page): Query<Page>,
+) -> Result<Response, ShubError> {
+    let base = external_base(&headers, state.config.tls)?;
+    let images = public_images(&state, "").await?;
+    let items = group(&base, &images);
+    Ok(Json(paginate(&base, "/api/collections/", items, &page)).into_response())
+}
+
+async fn collection<B: Backend + TokenBackend>(
+    State(state): State<SharedState<B>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ShubError> {
+    let name = name.to_ascii_lowercase();
+    shubnet_protocol::reference::validate_collection(&name)
+        .map_err(|e| ShubError::bad_request(format!("invalid collection name: {e}")))?;
+    let base = external_base(&headers, state.config.tls)?;
+    let images = public_images(&state, &name).await?;
+    group(&base, &images)
+        .into_iter()
+        .next()
+        .map(|c| Json(c).into_response())
+        .ok_or_else(ShubError::not_found)
+}
+
+async fn collection_search<B: Backend + TokenBackend>(
+    State(state): State<SharedState<B>>,
+    headers: HeaderMap,
+    Path(q): Path<String>,
+) -> Result<Response, ShubError> {
+    let base = external_base(&headers, state.config.tls)?;
+    let q = q.to_ascii_lowercase();
+    let images: Vec<Manifest> = public_images(&state, "")
+        .await?
+        .into_iter()
+        .filter(|m| m.body.collection.contains(&q) || m.body.name.contains(&q))
+        .collect();
+    Ok(Json(group(&base, &images)).into_response())
+}
+
+/// `/api/container/search/name/<n>[/tag/<t>]` and
+/// `/api/container/search/collection/<c>/name/<n>[/tag/<t>]` (routed from the container path).
+pub(super) async fn container_search<B: Backend + TokenBackend>(
+    state: &SharedState<B>,
+    query: &str,
+) -> Result<Response, ShubError> {
+    let parts: Vec<&str> = query.trim_end_matches('/').split('/').collect();
+    let (collection, name, tag) = match parts[..] {
+        ["name", n] => (None, n, None),
+        ["name", n, "tag", t] => (None, n, Some(t)),
+        ["collection", c, "name", n] => (Some(c), n, None),
+        ["collection", c, "name", n, "tag", t] => (Some(c), n, Some(t)),
+        _ => return Err(ShubError::not_found()),
+    };
+    let images = public_images(state, collection.unwrap_or("")).await?;
+    let found: Vec<Value> = images
+        .iter()
+        .filter(|m| {
+            collection.is_none_or(|c| m.body.collection == c)
+                && m.body.name.contains(name)
+                && tag.is_none_or(|t| m.body.tag == t)
+        })
+        .map(|m| summary("", m))
+        .collect();
+    Ok(Json(json!({ "containers": found })).into_response())
+}
+
+/// Labels of public images: `(key, value) → container uris`.
+async fn label_index<B: Backend + TokenBackend>(
+    state: &SharedState<B>,
+) -> Result<BTreeMap<(String, String), Vec<String>>, ShubError> {
+    let mut out: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for m in public_images(state, "").await? {
+        let uri = format!("{}/{}:{}", m.body.collection, m.body.name, m.body.tag);
+        for (k, v) in &m.body.metadata.labels {
+            out.entry((k.clone(), v.clone()))
+                .or_default()
+                .push(uri.clone());
+        }
+    }
+    Ok(out)
+}
+
+async fn labels_filtered<B: Backend + TokenBackend>(
+    state: &SharedState<B>,
+    key: Option<&str>,
+    value: Option<&str>,
+) -> Result<Response, ShubError> {
+    let list: Vec<Value> = label_index(state)
+        .await?
+        .into_iter()
+        .filter(|((k, v), _)| {
+            key.is_none_or(|q| k.eq_ignore_ascii_case(q))
+                && value.is_none_or(|q| v.eq_ignore_ascii_case(q))
+        })
+        .map(|((k, v), cs)| json!({ "key": k, "value": v, "containers": cs }))
+        .collect();
+    Ok(Json(list).into_response())
+}
+
+async fn labels_all<B: Backend + TokenBackend>(
+    State(state): State<SharedState<B>>,
+) -> Result<Response, ShubError> {
+    labels_filtered(&state, None, None).await
+}
+
+async fn labels_key<B: Backend + TokenBackend>(
+    State(state): State<SharedState<B>>,
+    Path(k): Path<String>,
+) -> Result<Response, ShubError> {
+    labels_filtered(&state, Some(&k), None).await
+}
+
+async fn labels_value<B: Backend + TokenBackend>(
+    State(state): State<SharedState<B>>,
+    Path(v): Path<String>,
+) -> Result<Response, ShubError> {
+    labels_filtered(&state, None, Some(&v)).await
+}
+
+async fn labels_key_value<B: Backend + TokenBackend>(
+    State(state): State<SharedState<B>>,
+    Path((k, v)): Path<(String, String)>,
+) -> Result<Response, ShubError> {
+    labels_filtered(&state, Some(&k), Some(&v)).await
+}
+
+async fn identity<B: Backend + TokenBackend>(
+    State(state): State<SharedState<B>>,
+    headers: HeaderMap,
+) -> Result<Response, ShubError> {
+    let base = external_base(&headers, state.config.tls)?;
+    let id = state.backend.federation().await.ok().and_then(|f| f.id);
+    Ok(Json(json!({ "name": "shubnet", "id": id, "url": base })).into_response())
+}
