@@ -11,6 +11,7 @@
 //! - [`reference`](mod@reference): `collection/name:tag@digest` and library paths, with the rules clients impose.
 //! - [`manifest`]: the signed image manifest (canonical DAG-CBOR), succession and resolution rules.
 //! - [`roster`]: the federation charter: hash-chained, threshold-signed versions; join requests.
+//! - [`sif`]: SIF inspection: header, descriptors, and the image metadata a manifest carries.
 
 pub mod bitswap;
 pub mod car;
@@ -19,6 +20,7 @@ pub mod dagpb;
 pub mod manifest;
 pub mod reference;
 pub mod roster;
+pub mod sif;
 pub mod unixfs;
 pub mod varint;
 
