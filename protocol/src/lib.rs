@@ -11,6 +11,7 @@
 //! - [`reference`](mod@reference): `collection/name:tag@digest` and library paths, with the rules clients impose.
 //! - [`manifest`]: the signed image manifest (canonical DAG-CBOR), succession and resolution rules.
 //! - [`roster`]: the federation charter: hash-chained, threshold-signed versions; join requests.
+//! - [`sif`]: SIF inspection: header, descriptors, and the image metadata a manifest carries.
 //! - [`sync`]: `/shubnet/sync/1` anti-entropy messages and gossip announcements.
 
 pub mod bitswap;
@@ -20,6 +21,7 @@ pub mod dagpb;
 pub mod manifest;
 pub mod reference;
 pub mod roster;
+pub mod sif;
 pub mod sync;
 pub mod unixfs;
 pub mod varint;

@@ -1,0 +1,145 @@
+//! The squashfs fallback: reading `/.singularity.d` metadata files from a SIF's primary system
+//! partition when the SIF has no `inspect-metadata.json`.
+//!
+//! The partition is read through [`Window`], a `Read + Seek` view limited to the partition's
+//! bytes, so the squashfs reader can neither see nor seek outside them. The reader is `backhand`
+//! (gzip only, Apptainer's default compression): it loads the partition's directory and inode
+//! tables (proportional to the number of files, not their size) and decompresses only the files
+//! asked for, each capped at [`MAX_OBJECT_SIZE`]. backhand panics on some corrupt tables, so the
+//! read runs under `catch_unwind` and a panic becomes [`SifError::Squashfs`].
+
+use super::{MAX_OBJECT_SIZE, SifError};
+use backhand::{FilesystemReader, InnerNode};
+use std::collections::BTreeMap;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// Where Apptainer keeps its metadata inside the image.
+pub const SINGULARITY_D: &str = "/.singularity.d";
+
+/// A `Read + Seek` view of `len` bytes of `inner` starting at `start`: position 0 is `start`,
+/// reads stop at `len`, and seeks past the end read nothing.
+#[derive(Debug)]
+pub struct Window<R> {
+    inner: R,
+    start: u64,
+    len: u64,
+    pos: u64,
+}
+
+impl<R: Seek> Window<R> {
+    /// A view of `inner[start..start + len]`.
+    pub fn new(mut inner: R, start: u64, len: u64) -> io::Result<Self> {
+        inner.seek(SeekFrom::Start(start))?;
+        Ok(Self {
+            inner,
+            start,
+            len,
+            pos: 0,
+        })
+    }
+}
+
+impl<R: Read + Seek> Read for Window<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.len.saturating_sub(self.pos);
+        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        if n == 0 {
+            return Ok(0);
+        }
+        let got = self.inner.read(&mut buf[..n])?;
+        self.pos += got as u64;
+        Ok(got)
+    }
+}
+
+impl<R: Read + Seek> Seek for Window<R> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let target = match to {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        }
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the window"))?;
+        let abs = self
+            .start
+            .checked_add(target.min(self.len))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek overflows"))?;
+        self.inner.seek(SeekFrom::Start(abs))?;
+        self.pos = target;
+        Ok(target)
+    }
+}
+
+/// The `/.singularity.d` files the fallback reads, by path inside the image.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SingularityD {
+    /// Each wanted regular file found, path → bytes.
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+/// Is `path` one of the files the fallback wants: `labels.json`, `Singularity`, `runscript`,
+/// `runscript.help`, or an environment script `env/*environment.sh` (the files Apptainer's
+/// inspect lists under `environment`: `90-environment.sh` and `91-environment.sh`).
+pub fn is_wanted(path: &str) -> bool {
+    let Some(rest) = path
+        .strip_prefix(SINGULARITY_D)
+        .and_then(|r| r.strip_prefix('/'))
+    else {
+        return false;
+    };
+    match rest {
+        "labels.json" | "Singularity" | "runscript" | "runscript.help" => true,
+        _ => rest
+            .strip_prefix("env/")
+            .is_some_and(|name| !name.contains('/') && name.ends_with("environment.sh")),
+    }
+}
+
+/// Reads the wanted `/.singularity.d` files from the squashfs at `inner[start..start + len]`.
+pub fn read_singularity_d<R: Read + Seek + Send>(
+    inner: R,
+    start: u64,
+    len: u64,
+) -> Result<SingularityD, SifError> {
+    let window = Window::new(inner, start, len)?;
+    let outcome = catch_unwind(AssertUnwindSafe(move || read_impl(window)));
+    match outcome {
+        Ok(r) => r,
+        Err(_) => Err(SifError::Squashfs(
+            "the squashfs reader gave up on a corrupt filesystem".into(),
+        )),
+    }
+}
+
+fn read_impl<R: Read + Seek + Send>(window: Window<R>) -> Result<SingularityD, SifError> {
+    let fs = FilesystemReader::from_reader(BufReader::new(window))
+        .map_err(|e| SifError::Squashfs(e.to_string()))?;
+    let mut out = SingularityD::default();
+    for node in fs.files() {
+        let Some(path) = node.fullpath.to_str() else {
+            continue;
+        };
+        if !is_wanted(path) {
+            continue;
+        }
+        let InnerNode::File(file) = &node.inner else {
+            continue;
+        };
+        let size = file.file_len() as u64;
+        if size > MAX_OBJECT_SIZE {
+            return Err(SifError::ObjectTooLarge {
+                name: path.to_owned(),
+                size,
+            });
+        }
+        let mut buf = Vec::with_capacity(size as usize);
+        fs.file(file)
+            .reader()
+            .take(MAX_OBJECT_SIZE)
+            .read_to_end(&mut buf)
+            .map_err(|e| SifError::Squashfs(format!("reading {path}: {e}")))?;
+        out.files.insert(path.to_owned(), buf);
+    }
+    Ok(out)
+}
