@@ -3,7 +3,10 @@
 //! has handed the manifest or roster to the registry and it was accepted; anything the
 //! registry refuses is rejected (or ignored when this node is merely behind, which also starts
 //! a sync with the peer that sent it). Messages authored or forwarded by non-members are
-//! rejected.
+//! rejected and non-members are blacklisted in gossipsub. Gossipsub cannot refuse to *send* to a
+//! connected peer that subscribed, so a hostile non-member could still read announcements
+//! (which carry only what the public gateway lists anyway); a shubnet node that is not in its
+//! own roster does not subscribe.
 
 use super::Command;
 use super::sync::SyncCtx;

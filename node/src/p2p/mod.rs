@@ -229,6 +229,7 @@ pub fn spawn(
         sync_tx,
         inbound_tx,
         subscribed: None,
+        observed: HashMap::new(),
     };
     ev.roster_changed();
     Ok((tokio::spawn(ev.run(cmd_rx)), client))
@@ -253,6 +254,9 @@ struct EventLoop {
     inbound_tx: mpsc::Sender<gossip::Inbound>,
     /// The gossip topic subscribed to.
     subscribed: Option<gossipsub::IdentTopic>,
+    /// Addresses of connected peers (identify, dialled address), members or not yet: a peer
+    /// that becomes a member while connected goes into the address book from here.
+    observed: HashMap<PeerId, Vec<Multiaddr>>,
 }
 
 impl EventLoop {
@@ -328,10 +332,14 @@ impl EventLoop {
     /// members' gossip in and keep non-members' out, and sync with connected members.
     fn roster_changed(&mut self) {
         let state = self.gate.state();
+        // Only a member subscribes: a node that copied the roster without being admitted
+        // neither receives nor sends gossip.
+        let admitted = state.members.contains(&self.local);
         if let (Some(fed), Some(g)) = (
             &state.federation,
             self.swarm.behaviour_mut().gossipsub.as_mut(),
         ) && self.subscribed.is_none()
+            && admitted
         {
             let topic = gossip::topic(fed);
             match g.subscribe(&topic) {
@@ -354,6 +362,8 @@ impl EventLoop {
             }
             if member {
                 let _ = self.sync_tx.try_send(p);
+                let addrs = self.observed.get(&p).cloned().unwrap_or_default();
+                self.learn_addrs(p, addrs);
             }
         }
         if self.addrbook.retain(&state.members) {
@@ -391,6 +401,14 @@ impl EventLoop {
     }
 
     fn learn_addrs(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        if self.swarm.is_connected(&peer) {
+            let seen = self.observed.entry(peer).or_default();
+            for a in &addrs {
+                if !seen.contains(a) && seen.len() < 16 {
+                    seen.push(a.clone());
+                }
+            }
+        }
         if !self.gate.is_member(&peer) || peer == self.local {
             return;
         }
@@ -438,10 +456,10 @@ impl EventLoop {
                 for w in self.dials.remove(&peer_id).unwrap_or_default() {
                     let _ = w.send(Ok(peer_id));
                 }
+                if endpoint.is_dialer() {
+                    self.learn_addrs(peer_id, vec![endpoint.get_remote_address().clone()]);
+                }
                 if self.gate.is_member(&peer_id) {
-                    if endpoint.is_dialer() {
-                        self.learn_addrs(peer_id, vec![endpoint.get_remote_address().clone()]);
-                    }
                     if num_established.get() == 1 {
                         let _ = self.sync_tx.try_send(peer_id);
                     }
@@ -449,8 +467,15 @@ impl EventLoop {
                     g.blacklist_peer(&peer_id);
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, .. } => {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
                 self.peers.disconnected(peer_id);
+                if num_established == 0 {
+                    self.observed.remove(&peer_id);
+                }
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(?peer_id, %error, "dial failed");

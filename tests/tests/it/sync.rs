@@ -25,6 +25,13 @@ fn gossip_reaches_three_institutions_within_5s() {
     wait_head(&b, "lab-a/tool:1", &m, Duration::from_secs(5));
     wait_head(&c, "lab-a/tool:1", &m, Duration::from_secs(5));
     eprintln!("gossip A → B, C took {:?}", t.elapsed());
+    for n in [&b, &c] {
+        assert!(
+            n.log_text().contains("manifest accepted from gossip"),
+            "the manifest did not come by gossip\n{}",
+            n.log_text()
+        );
+    }
     let m = push(&b, &files[1], "lab-b/tool:1", false);
     wait_head(&a, "lab-b/tool:1", &m, Duration::from_secs(5));
     wait_head(&c, "lab-b/tool:1", &m, Duration::from_secs(5));
@@ -144,37 +151,57 @@ fn reconnects_from_persisted_peers() {
     wait_head(&b, "lab-a/tool:2", &m, Duration::from_secs(30));
 }
 
-/// Two members publish different `seq 1` manifests for the same tag while apart (both may
-/// publish `shared`). When they meet, sync carries everything else, but each refuses the other's
-/// conflicting manifest: the registry's succession check holds over the wire.
+/// A member that equivocates: a copy of A's data directory (same keys) publishes a different
+/// `seq 1` for a tag B already has from A. When B syncs with the copy, it refuses that manifest
+/// (the registry's succession check, over the wire) and keeps A's.
 #[test]
 fn conflicting_manifest_over_sync_is_refused() {
-    let a = TestNode::start_with(&["--no-gossip", "--sync-interval", "1"]);
-    let mut b = TestNode::start_with(&["--no-gossip", "--sync-interval", "1"]);
-    federate(
-        &a,
-        &["lab-a", "shared"],
-        &[(&b, "lab-b", &["lab-b", "shared"])],
-    );
+    let mut a = TestNode::start_with(&["--no-gossip", "--sync-interval", "1"]);
+    let addr = p2p_addr(&a);
+    let mut b =
+        TestNode::start_with(&["--no-gossip", "--sync-interval", "1", "--bootstrap", &addr]);
+    federate(&a, &[], &[(&b, "lab-b", &[])]);
+    b.stop();
+    a.stop();
     let tmp = tempfile::tempdir().expect("tmp");
+    let copy = tmp.path().join("copy");
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(a.data_dir())
+        .arg(&copy)
+        .status()
+        .expect("cp");
+    assert!(status.success());
     let files = small_files(tmp.path(), "conflict", 3);
-    let ma = push(&a, &files[0], "shared/img:1", false);
+    a.restart();
+    let ma = push(&a, &files[0], "lab-a/img:1", false);
     let ok = push(&a, &files[1], "lab-a/ok:1", false);
-    let mb = push(&b, &files[2], "shared/img:1", false);
-    assert_ne!(ma, mb);
+    a.stop();
+    let twin = TestNode::start_at(&copy, &tmp.path().join("twin-logs"));
+    let mt = push(&twin, &files[2], "lab-a/img:1", false);
+    assert_ne!(ma, mt);
+    drop(twin);
+    a.restart();
     let addr = p2p_addr(&a);
     b.set_args(&["--no-gossip", "--sync-interval", "1", "--bootstrap", &addr]);
     b.restart();
     wait_head(&b, "lab-a/ok:1", &ok, Duration::from_secs(30));
+    wait_head(&b, "lab-a/img:1", &ma, Duration::from_secs(5));
+    b.stop();
+    drop(a);
+    let twin = TestNode::start_at(&copy, &tmp.path().join("twin-logs"));
+    let addr = p2p_addr(&twin);
+    b.set_args(&["--no-gossip", "--sync-interval", "1", "--bootstrap", &addr]);
+    b.restart();
     shubnet_tests::cmd::poll_until(
-        Duration::from_secs(10),
-        "B refusing A's conflicting manifest",
+        Duration::from_secs(30),
+        "B refusing the twin's conflicting manifest",
         || {
             b.log_text()
                 .contains("synced manifest refused")
                 .then_some(())
         },
     );
-    assert_eq!(heads(&b).get("shared/img:1"), Some(&mb));
-    assert_eq!(heads(&a).get("shared/img:1"), Some(&ma));
+    assert_eq!(heads(&b).get("lab-a/img:1"), Some(&ma), "{}", b.log_text());
+    assert_eq!(heads(&twin).get("lab-a/img:1"), Some(&mt));
 }
