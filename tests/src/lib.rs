@@ -29,6 +29,7 @@ pub mod http;
 pub mod js;
 pub mod mitm;
 pub mod node;
+pub mod sif;
 
 pub use cmd::{Run, run_cmd};
 pub use node::TestNode;

@@ -191,11 +191,12 @@ fn parse_ref(text: &str) -> Result<Reference, BackendError> {
     Ok(r)
 }
 
-/// `POST /admin/v1/push`: store and pin the file, then sign and accept its manifest.
-/// What can be refused without the content (namespace, frozen tag) is checked first, and the
-/// body is still read to its end so the client gets the reason, not a broken pipe; a manifest
-/// refused after the content was stored removes that content again unless something else pins
-/// it. Nothing of a refused push stays stored or served.
+/// `POST /admin/v1/push`: store and pin the file, extract its SIF metadata, then sign and accept
+/// its manifest. What can be refused without the content (namespace, frozen tag) is checked
+/// first, and the body is still read to its end so the client gets the reason, not a broken
+/// pipe; a push refused after the content was stored (a corrupt SIF, a rule) removes that
+/// content again unless something else pins it. Nothing of a refused push stays stored or
+/// served.
 pub async fn push(
     reg: &Registry,
     store: &Store,
@@ -222,11 +223,13 @@ pub async fn push(
         .add_stream_reporting(body)
         .await
         .map_err(crate::backend::conv)?;
-    let reg2 = reg.clone();
-    let r2 = r.clone();
-    let published =
-        blocking(move || reg2.publish(&r2, Some((root, rec.size, rec.sha256)), frozen, "admin"))
-            .await;
+    let published = async {
+        let metadata = super::metadata::extract(store, &root).await?;
+        let (reg2, r2) = (reg.clone(), r.clone());
+        let content = Some((root, rec.size, rec.sha256));
+        blocking(move || reg2.publish(&r2, content, metadata, frozen, "admin")).await
+    }
+    .await;
     match published {
         Ok(m) => Ok(push_outcome(&m)),
         Err(e) => {
@@ -256,7 +259,7 @@ pub async fn push_check(reg: &Registry, reference: &str) -> Result<(), BackendEr
 pub async fn delete_tag(reg: &Registry, reference: &str) -> Result<PushOutcome, BackendError> {
     let r = parse_ref(reference)?;
     let reg = reg.clone();
-    let m = blocking(move || reg.publish(&r, None, false, "admin")).await?;
+    let m = blocking(move || reg.publish(&r, None, None, false, "admin")).await?;
     Ok(push_outcome(&m))
 }
 
