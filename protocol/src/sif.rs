@@ -27,12 +27,14 @@ mod tests;
 
 pub use metadata::{
     HELP_KEY, Inspection, MetadataSource, TRUNCATED_KEY, fit_metadata, help, inspect,
-    inspect_without_squashfs,
+    inspect_without_squashfs, truncated,
 };
 
 use std::io::{self, Read, Seek, SeekFrom};
 use thiserror::Error;
 
+/// Media type of an image that is not a SIF: published as opaque bytes with empty metadata.
+pub const MEDIA_TYPE_OPAQUE: &str = "application/octet-stream";
 /// Bytes of the global header at offset 0.
 pub const HEADER_SIZE: u64 = 128;
 /// Bytes of one descriptor in the descriptor table.

@@ -6,6 +6,7 @@ mod backup;
 mod client;
 mod config;
 mod content;
+mod inspect;
 mod keys;
 mod registry;
 mod serve;
@@ -104,6 +105,9 @@ pub enum Command {
     Pull(registry::PullArgs),
     /// Delete a tag by publishing a signed tombstone.
     Delete(registry::DeleteArgs),
+    /// Show an image's metadata (arch, labels, definition file, runscript, environment) from
+    /// its tag's signed manifest.
+    Inspect(inspect::InspectArgs),
     /// List tags, optionally under a collection or collection/name.
     Tags(registry::TagsArgs),
     /// Create, list and revoke user tokens (for sregistry and library clients).
@@ -155,6 +159,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Push(a) => registry::push(a),
         Command::Pull(a) => registry::pull(a),
         Command::Delete(a) => registry::delete(a),
+        Command::Inspect(a) => inspect::inspect(a),
         Command::Tags(a) => registry::tags(a),
         Command::Token(c) => tokens::token(c),
         Command::Collection(c) => tokens::collection(c),

@@ -215,7 +215,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 use super::runtime;
 
-fn data_dir(node: &NodeArgs) -> DataDir {
+pub(super) fn data_dir(node: &NodeArgs) -> DataDir {
     DataDir::new(
         node.data_dir
             .clone()
@@ -237,7 +237,10 @@ fn print_outcome(v: &Value) {
 }
 
 /// Fetches and verifies a gateway's roster chain against `id`.
-async fn fetch_chain(client: &NodeClient, id: &str) -> Result<(Vec<SignedRoster>, Vec<String>)> {
+pub(super) async fn fetch_chain(
+    client: &NodeClient,
+    id: &str,
+) -> Result<(Vec<SignedRoster>, Vec<String>)> {
     let v: Value = client.get("/shubnet/v1/federation").await?.json().await?;
     let encoded: Vec<String> = v["rosters"]
         .as_array()
@@ -512,7 +515,7 @@ pub fn tags(a: TagsArgs) -> Result<()> {
     Ok(())
 }
 
-fn urlencode(s: &str) -> String {
+pub(super) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {

@@ -191,11 +191,12 @@ fn parse_ref(text: &str) -> Result<Reference, BackendError> {
     Ok(r)
 }
 
-/// `POST /admin/v1/push`: store and pin the file, then sign and accept its manifest.
-/// What can be refused without the content (namespace, frozen tag) is checked first, and the
-/// body is still read to its end so the client gets the reason, not a broken pipe; a manifest
-/// refused after the content was stored removes that content again unless something else pins
-/// it. Nothing of a refused push stays stored or served.
+/// `POST /admin/v1/push`: store and pin the file, extract its SIF metadata, then sign and accept
+/// its manifest. What can be refused without the content (namespace, frozen tag) is checked
+/// first, and the body is still read to its end so the client gets the reason, not a broken
+/// pipe; a push refused after the content was stored (a corrupt SIF, a rule) removes that
+/// content again unless something else pins it. Nothing of a refused push stays stored or
+/// served.
 pub async fn push(
     reg: &Registry,
     store: &Store,
@@ -235,12 +236,22 @@ pub async fn push_by(
         .add_stream_reporting(body)
         .await
         .map_err(crate::backend::conv)?;
+<<<<<<< HEAD
     let reg2 = reg.clone();
     let r2 = r.clone();
     let user = pushed_by.to_owned();
     let published =
         blocking(move || reg2.publish(&r2, Some((root, rec.size, rec.sha256)), frozen, &user))
             .await;
+=======
+    let published = async {
+        let metadata = super::metadata::extract(store, &root).await?;
+        let (reg2, r2) = (reg.clone(), r.clone());
+        let content = Some((root, rec.size, rec.sha256));
+        blocking(move || reg2.publish(&r2, content, metadata, frozen, "admin")).await
+    }
+    .await;
+>>>>>>> sif
     match published {
         Ok(m) => Ok(push_outcome(&m)),
         Err(e) => {
@@ -278,8 +289,13 @@ pub async fn delete_tag_by(
     deleted_by: &str,
 ) -> Result<PushOutcome, BackendError> {
     let r = parse_ref(reference)?;
+<<<<<<< HEAD
     let (reg, user) = (reg.clone(), deleted_by.to_owned());
     let m = blocking(move || reg.publish(&r, None, false, &user)).await?;
+=======
+    let reg = reg.clone();
+    let m = blocking(move || reg.publish(&r, None, None, false, "admin")).await?;
+>>>>>>> sif
     Ok(push_outcome(&m))
 }
 

@@ -15,9 +15,13 @@
 
 pub mod api;
 mod log;
+<<<<<<< HEAD
 mod sync;
 
 pub use sync::{BatchReport, LocalEvent};
+=======
+pub mod metadata;
+>>>>>>> sif
 
 use crate::clock::unix_now as now;
 use crate::config::NodeConfig;
@@ -25,12 +29,15 @@ use crate::keys::NodeKeys;
 use crate::paths::DataDir;
 use base64::Engine;
 use shubnet_protocol::Cid;
-use shubnet_protocol::manifest::{Manifest, ManifestError, UnsignedManifest, check_succession};
+use shubnet_protocol::manifest::{
+    Manifest, ManifestError, Metadata, UnsignedManifest, check_succession,
+};
 use shubnet_protocol::reference::Reference;
 use shubnet_protocol::roster::{
     JoinRequest, Member, Roster, RosterError, SignedRoster, verify_chain, verify_genesis,
     verify_next,
 };
+use shubnet_protocol::sif::MEDIA_TYPE_OPAQUE;
 use std::sync::{Arc, Mutex};
 
 /// sled tree: roster version (u64 big-endian) → signed roster encoding.
@@ -519,11 +526,14 @@ impl Registry {
     }
 
     /// Signs a manifest with this node's publisher key for the next `seq` of the tag, and
-    /// accepts it. `root` is `None` for a tombstone.
+    /// accepts it. `root` is `None` for a tombstone. `metadata` is the SIF metadata
+    /// ([`metadata::extract`]); `None` for content that is not a SIF, which is published as an
+    /// opaque image (media type [`MEDIA_TYPE_OPAQUE`], empty metadata). Tombstones ignore it.
     pub fn publish(
         &self,
         reference: &Reference,
         content: Option<(Cid, u64, [u8; 32])>,
+        metadata: Option<Metadata>,
         frozen: bool,
         pushed_by: &str,
     ) -> Result<Manifest> {
@@ -545,12 +555,15 @@ impl Registry {
             root,
             size,
             sha256,
-            media_type: if root.is_some() {
-                shubnet_protocol::manifest::MEDIA_TYPE_SIF.to_owned()
-            } else {
-                String::new()
+            media_type: match (root, &metadata) {
+                (None, _) => String::new(),
+                (Some(_), Some(_)) => shubnet_protocol::manifest::MEDIA_TYPE_SIF.to_owned(),
+                (Some(_), None) => MEDIA_TYPE_OPAQUE.to_owned(),
             },
-            metadata: Default::default(),
+            metadata: match root {
+                Some(_) => metadata.unwrap_or_default(),
+                None => Metadata::default(),
+            },
             created: now(),
             seq: head.as_ref().map_or(1, |h| h.body.seq + 1),
             prev: head.as_ref().map(Manifest::cid),

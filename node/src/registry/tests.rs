@@ -174,12 +174,24 @@ fn replays_conflicts_and_frozen_tags() {
     let r = Reference::parse("lab-a/blast:2.14").expect("ref");
     let frozen = f
         .reg
-        .publish(&r, Some((cid_for(RAW, b"f"), 1, [3; 32])), true, "alice")
+        .publish(
+            &r,
+            Some((cid_for(RAW, b"f"), 1, [3; 32])),
+            None,
+            true,
+            "alice",
+        )
         .expect("freeze");
     assert!(frozen.body.frozen);
     let err = f
         .reg
-        .publish(&r, Some((cid_for(RAW, b"g"), 1, [4; 32])), false, "alice")
+        .publish(
+            &r,
+            Some((cid_for(RAW, b"g"), 1, [4; 32])),
+            None,
+            false,
+            "alice",
+        )
         .expect_err("move");
     assert!(
         matches!(
@@ -188,7 +200,10 @@ fn replays_conflicts_and_frozen_tags() {
         ),
         "{err}"
     );
-    let err = f.reg.publish(&r, None, false, "alice").expect_err("delete");
+    let err = f
+        .reg
+        .publish(&r, None, None, false, "alice")
+        .expect_err("delete");
     assert!(
         matches!(
             err,
@@ -207,9 +222,9 @@ fn tombstones_delete_and_tags_list() {
     let f = fixture();
     let r = Reference::parse("lab-a/tool:1").expect("ref");
     f.reg
-        .publish(&r, Some((cid_for(RAW, b"x"), 1, [1; 32])), false, "a")
+        .publish(&r, Some((cid_for(RAW, b"x"), 1, [1; 32])), None, false, "a")
         .expect("push");
-    let t = f.reg.publish(&r, None, false, "a").expect("delete");
+    let t = f.reg.publish(&r, None, None, false, "a").expect("delete");
     assert!(t.body.tombstone && t.body.root.is_none());
     let tags = f.reg.tags("lab-a").expect("tags");
     assert_eq!(tags.len(), 1);
@@ -218,6 +233,7 @@ fn tombstones_delete_and_tags_list() {
         .reg
         .publish(
             &Reference::parse("lab-a/none:1").expect("ref"),
+            None,
             None,
             false,
             "a",
@@ -252,7 +268,7 @@ fn the_index_is_rebuilt_from_log() {
     let r = Reference::parse("lab-a/tool:1").expect("ref");
     let m = f
         .reg
-        .publish(&r, Some((cid_for(RAW, b"x"), 1, [1; 32])), false, "a")
+        .publish(&r, Some((cid_for(RAW, b"x"), 1, [1; 32])), None, false, "a")
         .expect("push");
     let chain = f.reg.roster_chain().expect("chain");
     // A fresh index over the same data dir: everything comes back from log/ and verifies.

@@ -87,11 +87,23 @@ async fn publisher_pins_its_images_and_fetches_what_it_lacks() {
     let (held, size) = add(&f.store, 1).await;
     f.store.unpin(&held).expect("unpin");
     f.reg
-        .publish(&reference("1"), Some((held, size, [1; 32])), false, "t")
+        .publish(
+            &reference("1"),
+            Some((held, size, [1; 32])),
+            None,
+            false,
+            "t",
+        )
         .expect("publish");
     let missing = shubnet_protocol::cid::cid_for(shubnet_protocol::cid::RAW, b"elsewhere");
     f.reg
-        .publish(&reference("2"), Some((missing, 9, [2; 32])), false, "t")
+        .publish(
+            &reference("2"),
+            Some((missing, 9, [2; 32])),
+            None,
+            false,
+            "t",
+        )
         .expect("publish");
     r.round().await.expect("round");
     assert!(
@@ -118,10 +130,16 @@ async fn a_deleted_image_is_unpinned_kept_for_the_retention_then_removed() {
     let (f, r) = fixture(cfg).await;
     let (root, size) = add(&f.store, 2).await;
     f.reg
-        .publish(&reference("1"), Some((root, size, [1; 32])), false, "t")
+        .publish(
+            &reference("1"),
+            Some((root, size, [1; 32])),
+            None,
+            false,
+            "t",
+        )
         .expect("publish");
     f.reg
-        .publish(&reference("1"), None, false, "t")
+        .publish(&reference("1"), None, None, false, "t")
         .expect("delete");
     r.round().await.expect("round");
     assert!(
@@ -136,7 +154,13 @@ async fn a_deleted_image_is_unpinned_kept_for_the_retention_then_removed() {
     );
     // Undo: the tag is pushed again with the same content; it is live and pinned again.
     f.reg
-        .publish(&reference("1"), Some((root, size, [1; 32])), false, "t")
+        .publish(
+            &reference("1"),
+            Some((root, size, [1; 32])),
+            None,
+            false,
+            "t",
+        )
         .expect("re-push");
     r.round().await.expect("round");
     assert!(f.store.is_pinned(&root).expect("pinned"));
@@ -153,18 +177,25 @@ async fn retention_over_removes_the_content() {
     let (root, size) = add(&f.store, 3).await;
     let (other, other_size) = add(&f.store, 4).await;
     f.reg
-        .publish(&reference("1"), Some((root, size, [1; 32])), false, "t")
-        .expect("publish");
-    f.reg
         .publish(
-            &reference("2"),
-            Some((other, other_size, [1; 32])),
+            &reference("1"),
+            Some((root, size, [1; 32])),
+            None,
             false,
             "t",
         )
         .expect("publish");
     f.reg
-        .publish(&reference("1"), None, false, "t")
+        .publish(
+            &reference("2"),
+            Some((other, other_size, [1; 32])),
+            None,
+            false,
+            "t",
+        )
+        .expect("publish");
+    f.reg
+        .publish(&reference("1"), None, None, false, "t")
         .expect("delete");
     r.round().await.expect("round");
     r.round().await.expect("round");

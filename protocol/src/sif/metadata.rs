@@ -259,6 +259,20 @@ pub fn help(m: &Metadata) -> Option<String> {
     d.text("metadata.help").ok().map(str::to_owned)
 }
 
+/// The fields [`fit_metadata`] shortened (`extra["truncated"]`), empty when none were.
+pub fn truncated(m: &Metadata) -> Vec<String> {
+    let Some(raw) = m.extra.get(TRUNCATED_KEY) else {
+        return Vec::new();
+    };
+    let mut d = cbor::Decoder::new(raw);
+    let Ok(n) = d.array("metadata.truncated", 16) else {
+        return Vec::new();
+    };
+    (0..n)
+        .map_while(|_| d.text("metadata.truncated").ok().map(str::to_owned))
+        .collect()
+}
+
 /// Trims metadata so its manifest stays under [`crate::manifest::MAX_MANIFEST_SIZE`]: each text
 /// is cut (at a character boundary) to its cap ([`MAX_DEFFILE`], [`MAX_RUNSCRIPT`],
 /// [`MAX_ENVIRONMENT`], [`MAX_HELP`]), labels beyond [`MAX_LABEL_BYTES`] or [`MAX_LABELS`] are

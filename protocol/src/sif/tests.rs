@@ -198,7 +198,7 @@ fn metadata_from_inspect_metadata_json() {
         )
     );
     assert_eq!(help(m).as_deref(), Some("json help"));
-    assert!(!m.extra.contains_key(TRUNCATED_KEY));
+    assert!(truncated(m).is_empty());
 }
 
 #[test]
@@ -454,8 +454,10 @@ fn fitted_metadata_always_signs_under_the_manifest_cap() {
             .is_some_and(|d| d.len() <= 24 * 1024)
     );
     assert!(!fitted.labels.is_empty());
-    let mut truncated = crate::manifest::cbor::Decoder::new(&fitted.extra[TRUNCATED_KEY]);
-    assert_eq!(truncated.array("t", 10).unwrap(), 5);
+    assert_eq!(
+        truncated(&fitted),
+        ["deffile", "runscript", "environment", "help", "labels"]
+    );
     let roster = crate::roster::Roster::genesis("t", vec![[7; 32]], 1, 1);
     let body = UnsignedManifest {
         federation: roster.federation_id().unwrap(),

@@ -98,6 +98,9 @@ pub fn holdings(node: &shubnet_tests::TestNode) -> Holdings {
 /// Private collections: manifests and listings need a user token with the pull right.
 mod private;
 
+/// SIF metadata: extracted at push, signed into the manifest, shown by `shubnet inspect`.
+mod sif;
+
 /// Unmodified Helia (tests/js-helia, Node 22) fetching from a node over Bitswap 1.2.0.
 mod helia;
 /// The federation swarm: gossip, sync catch-up, gating, reconnect.

@@ -1,0 +1,65 @@
+//! Push-time image metadata: inspect the stored blob of a pushed image, off the async threads,
+//! and hand the result to [`Registry::publish`](super::Registry::publish) so it is signed into
+//! the manifest.
+//!
+//! The blob is read through `protocol::sif::inspect`, which reads only the SIF header,
+//! descriptors, small metadata objects and (when `inspect-metadata.json` is absent) a few files
+//! of the squashfs partition: memory stays flat in image size. A file that is not a SIF is an
+//! opaque image (`Ok(None)`); a file that claims to be a SIF but is truncated or whose
+//! descriptors lie is refused with the parser's reason.
+
+use crate::store::Store;
+use shubnet_gateway::backend::BackendError;
+use shubnet_protocol::Cid;
+use shubnet_protocol::manifest::Metadata;
+use shubnet_protocol::sif::{self, SifError};
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
+
+/// The metadata of the stored image `root`: `Some` for a SIF, `None` for anything else.
+/// Errors: [`BackendError::Invalid`] for a corrupt SIF, [`BackendError::Internal`] when the
+/// stored blob cannot be read.
+pub async fn extract(store: &Store, root: &Cid) -> Result<Option<Metadata>, BackendError> {
+    let path = store.dir().blobs().join(root.to_string());
+    let short = root.to_string();
+    let short = short[short.len().saturating_sub(8)..].to_owned();
+    crate::backend::off_thread(move || extract_file(path), conv)
+        .await
+        .inspect(|m| {
+            tracing::debug!(cid = %short, sif = m.is_some(), "extracted image metadata");
+        })
+}
+
+/// Why a stored blob's metadata could not be extracted.
+#[derive(Debug)]
+enum ExtractError {
+    /// The blob could not be opened (a node problem, not the client's).
+    Open(PathBuf, std::io::Error),
+    /// The SIF parser refused the file.
+    Sif(SifError),
+}
+
+fn conv(e: ExtractError) -> BackendError {
+    match e {
+        ExtractError::Open(path, e) => {
+            BackendError::Internal(format!("opening {}: {e}", path.display()))
+        }
+        ExtractError::Sif(SifError::Io(e)) => {
+            BackendError::Internal(format!("reading the stored image: {e}"))
+        }
+        ExtractError::Sif(e) => BackendError::Invalid(format!(
+            "the upload starts like a SIF but is not a valid one: {e}"
+        )),
+    }
+}
+
+/// Synchronous core of [`extract`], for blocking threads.
+fn extract_file(path: PathBuf) -> Result<Option<Metadata>, ExtractError> {
+    let file = File::open(&path).map_err(|e| ExtractError::Open(path.clone(), e))?;
+    let found = sif::inspect(BufReader::new(file)).map_err(ExtractError::Sif)?;
+    if let Some(e) = &found.fallback_error {
+        tracing::warn!(path = %path.display(), error = %e, "no metadata from the squashfs partition");
+    }
+    Ok(found.sif.then_some(found.metadata))
+}
