@@ -30,12 +30,9 @@ pub mod http;
 pub mod js;
 pub mod mitm;
 pub mod node;
-<<<<<<< HEAD
+pub mod sif;
 pub mod sregistry;
 pub mod swarm;
-=======
-pub mod sif;
->>>>>>> sif
 
 pub use cmd::{Run, run_cmd};
 pub use node::TestNode;

@@ -236,22 +236,13 @@ pub async fn push_by(
         .add_stream_reporting(body)
         .await
         .map_err(crate::backend::conv)?;
-<<<<<<< HEAD
-    let reg2 = reg.clone();
-    let r2 = r.clone();
-    let user = pushed_by.to_owned();
-    let published =
-        blocking(move || reg2.publish(&r2, Some((root, rec.size, rec.sha256)), frozen, &user))
-            .await;
-=======
     let published = async {
         let metadata = super::metadata::extract(store, &root).await?;
-        let (reg2, r2) = (reg.clone(), r.clone());
+        let (reg2, r2, user) = (reg.clone(), r.clone(), pushed_by.to_owned());
         let content = Some((root, rec.size, rec.sha256));
-        blocking(move || reg2.publish(&r2, content, metadata, frozen, "admin")).await
+        blocking(move || reg2.publish(&r2, content, metadata, frozen, &user)).await
     }
     .await;
->>>>>>> sif
     match published {
         Ok(m) => Ok(push_outcome(&m)),
         Err(e) => {
@@ -289,13 +280,8 @@ pub async fn delete_tag_by(
     deleted_by: &str,
 ) -> Result<PushOutcome, BackendError> {
     let r = parse_ref(reference)?;
-<<<<<<< HEAD
     let (reg, user) = (reg.clone(), deleted_by.to_owned());
-    let m = blocking(move || reg.publish(&r, None, false, &user)).await?;
-=======
-    let reg = reg.clone();
-    let m = blocking(move || reg.publish(&r, None, None, false, "admin")).await?;
->>>>>>> sif
+    let m = blocking(move || reg.publish(&r, None, None, false, &user)).await?;
     Ok(push_outcome(&m))
 }
 

@@ -15,13 +15,10 @@
 
 pub mod api;
 mod log;
-<<<<<<< HEAD
+pub mod metadata;
 mod sync;
 
 pub use sync::{BatchReport, LocalEvent};
-=======
-pub mod metadata;
->>>>>>> sif
 
 use crate::clock::unix_now as now;
 use crate::config::NodeConfig;
