@@ -55,10 +55,7 @@ pub fn router<B: Backend + TokenBackend>() -> Router<SharedState<B>> {
         .route("/v1/containers", post(container_create))
         .route("/v1/images/{*path}", get(image::<B>))
         .route("/v1/images", post(image_create::<B>))
-        .route(
-            "/v1/imagefile/{*path}",
-            get(imagefile::<B>).post(upload::v1_raw::<B>),
-        )
+        .route("/v1/imagefile/{*path}", get(imagefile::<B>))
         .route("/v2/imagefile/{id}", post(upload::v2_request::<B>))
         .route(
             "/v2/imagefile/{id}/_complete",
@@ -68,6 +65,10 @@ pub fn router<B: Backend + TokenBackend>() -> Router<SharedState<B>> {
             "/v2/imagefile/{id}/_multipart",
             post(no_multipart).put(no_multipart),
         )
+        .route_layer(axum::middleware::from_fn(crate::shub::request_timeout))
+        // Uploads stream bodies of any size inside the handler, and a tag call re-reads the
+        // content: no handler timeout.
+        .route("/v1/imagefile/{*path}", post(upload::v1_raw::<B>))
         .route("/v2/upload/{id}/{secret}", put(upload::v2_put::<B>))
         .route(
             "/v1/tags/{id}",

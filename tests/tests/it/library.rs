@@ -190,6 +190,17 @@ fn library_discovery_and_paths() {
         f.expect_status(200);
         assert!(f.body == bytes, "{path}: wrong bytes");
     }
+    // A tombstoned tag is gone for the library API too.
+    node.cli(&["push", image.to_str().expect("utf8"), "lab-a/gone:v1"])
+        .ok();
+    get(&node.at("/v1/images/lab-a/gone:v1")).expect_status(200);
+    node.cli(&["delete", "lab-a/gone:v1"]).ok();
+    for path in ["/v1/images/lab-a/gone:v1", "/v1/imagefile/lab-a/gone:v1"] {
+        let r = get(&node.at(path));
+        r.expect_status(404);
+        assert_eq!(json(&r.body)["error"]["code"], 404, "{path}");
+    }
+
     // Bad names, traversal, unknown images: JSON errors with the documented codes.
     for (path, want) in [
         ("lab-a/Tool_:latest", 400),

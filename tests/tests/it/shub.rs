@@ -123,11 +123,17 @@ fn shub_flow_manifest_then_image() {
 
     // `apptainer pull ipfs://CID` (client-protocols.md §7): plain bytes at /ipfs/<cid>, the CID
     // (quotes stripped) as the ETag.
-    let root = m["metadata"]["root"].as_str().expect("root CID in metadata");
+    let root = m["metadata"]["root"]
+        .as_str()
+        .expect("root CID in metadata");
     assert!(root.starts_with("bafy"), "a base32 CIDv1: {root}");
     let ip = get(&node.at(&format!("/ipfs/{root}")));
     ip.expect_status(200).expect_framed();
-    assert_eq!(ip.header("etag").map(|e| e.trim_matches('"')), Some(root), "{ip}");
+    assert_eq!(
+        ip.header("etag").map(|e| e.trim_matches('"')),
+        Some(root),
+        "{ip}"
+    );
     assert_eq!(ip.body, v1, "the /ipfs bytes differ");
 
     // New content under the same tag: commit and version change, the image follows.
