@@ -305,3 +305,45 @@ fn library_bad_uploads_store_nothing() {
     let tags = node.cli(&["tags", "--json"]).ok().out();
     assert_eq!(tags.trim(), "[]", "a refused upload published a tag");
 }
+
+#[test]
+fn library_client_multipart_upload() {
+    // Above the client's 64 MiB threshold it asks for a multipart upload: two parts here.
+    let (node, token) = node_with_token();
+    let tmp = crate::tmpdir();
+    let image = tmp.path().join("big.sif");
+    kubo_file(&image, "library-multipart", 70 * 1024 * 1024 + 123);
+    let img = image.to_str().expect("utf8");
+    let r = golib::run(
+        node.url(),
+        &token,
+        &["upload", img, "alice/lab-a/big", "v1"],
+    )
+    .ok();
+    let out = tmp.path().join("big-pulled.sif");
+    golib::run(
+        node.url(),
+        "",
+        &[
+            "download",
+            "alice/lab-a/big",
+            "v1",
+            out.to_str().expect("utf8"),
+        ],
+    )
+    .ok();
+    assert_same_file(&out, &image);
+    // The node really took the multipart path.
+    assert!(
+        node.log_text().contains("multipart upload started parts=2")
+            || node.log_text().contains("parts=2"),
+        "the client did not use the multipart upload\n{r}\n{}",
+        node.log_text()
+    );
+    let m = json(
+        &get(&node.at("/api/container/lab-a/big:v1"))
+            .expect_status(200)
+            .body,
+    );
+    assert_eq!(m["size"], 70 * 1024 * 1024 + 123);
+}
