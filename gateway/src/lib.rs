@@ -54,6 +54,8 @@ pub struct AppState<B> {
     pub url_key: [u8; 32],
     /// Library uploads waiting for their tag call.
     pub uploads: library::Uploads,
+    /// Library multipart uploads in progress.
+    pub multipart: library::Sessions,
 }
 
 /// Handlers receive the state behind an `Arc` so cloning per request is cheap.
@@ -72,6 +74,7 @@ pub fn app<B: Backend + tokens::TokenBackend>(backend: B, config: GatewayConfig)
         config,
         url_key,
         uploads: library::Uploads::default(),
+        multipart: library::Sessions::default(),
     });
     Router::new()
         .merge(ipfs::router::<B>())

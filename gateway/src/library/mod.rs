@@ -11,12 +11,13 @@
 //! Uploads (v1 raw `POST /v1/imagefile/<id>`, v2 single part `POST /v2/imagefile/<id>` then
 //! `PUT <uploadURL>`) stream into [`Backend::add`] through a hashing wrapper that fails the
 //! stream when the bytes do not hash to the image id's sha256 or exceed the limit, so the store
-//! keeps nothing of a bad upload. Setting a tag publishes the signed manifest. v2 multipart is
-//! answered 404, which makes every client fall back to the single-part upload.
+//! keeps nothing of a bad upload. The v2 multipart upload streams its parts in order into one
+//! such store call ([`multipart`]). Setting a tag publishes the signed manifest.
 //!
 //! Errors are `{"error":{"code","message"}}`; tokens come as `Bearer` or `BEARER`.
 
 mod ids;
+mod multipart;
 mod upload;
 
 use crate::ipfs::plain::{self, Naming};
@@ -33,6 +34,7 @@ use serde_json::{Value, json};
 use shubnet_protocol::manifest::Manifest;
 use shubnet_protocol::reference::{LibraryRef, LibraryVersion, Reference};
 
+pub use multipart::Sessions;
 pub use upload::Uploads;
 
 /// The API version reported by `/version`: ≥ 2.0.0-alpha.1 selects v2 uploads and ≥
@@ -55,18 +57,31 @@ pub fn router<B: Backend + TokenBackend>() -> Router<SharedState<B>> {
         .route("/v1/containers", post(container_create))
         .route("/v1/images/{*path}", get(image::<B>))
         .route("/v1/images", post(image_create::<B>))
-        .route(
-            "/v1/imagefile/{*path}",
-            get(imagefile::<B>).post(upload::v1_raw::<B>),
-        )
+        .route("/v1/imagefile/{*path}", get(imagefile::<B>))
         .route("/v2/imagefile/{id}", post(upload::v2_request::<B>))
         .route(
             "/v2/imagefile/{id}/_complete",
             put(upload::v2_complete::<B>),
         )
+        .route_layer(axum::middleware::from_fn(crate::shub::request_timeout))
+        // Uploads stream bodies of any size inside the handler, and a tag call re-reads the
+        // content: no handler timeout.
+        .route("/v1/imagefile/{*path}", post(upload::v1_raw::<B>))
         .route(
             "/v2/imagefile/{id}/_multipart",
-            post(no_multipart).put(no_multipart),
+            post(multipart::start::<B>).put(multipart::part_url::<B>),
+        )
+        .route(
+            "/v2/imagefile/{id}/_multipart_complete",
+            put(multipart::complete::<B>),
+        )
+        .route(
+            "/v2/imagefile/{id}/_multipart_abort",
+            put(multipart::abort::<B>),
+        )
+        .route(
+            "/v2/part/{uid}/{part}/{secret}",
+            put(multipart::part_put::<B>),
         )
         .route("/v2/upload/{id}/{secret}", put(upload::v2_put::<B>))
         .route(
@@ -288,10 +303,6 @@ async fn version() -> Response {
 
 async fn oci_redirect() -> LibraryError {
     LibraryError::not_found("not supported")
-}
-
-async fn no_multipart() -> LibraryError {
-    LibraryError::not_found("multipart uploads are not supported; use the single-part upload")
 }
 
 async fn token_status<B: Backend + TokenBackend>(

@@ -34,7 +34,7 @@ pub struct Uploads {
 }
 
 impl Uploads {
-    fn insert(&self, id: String, root: Cid, size: u64) {
+    pub(super) fn insert(&self, id: String, root: Cid, size: u64) {
         let mut m = self.done.lock().unwrap_or_else(|p| p.into_inner());
         if m.len() >= MAX_PENDING {
             m.clear();
@@ -50,13 +50,26 @@ impl Uploads {
 
 /// `body`, failing at the end unless it hashes to `sha256`, and as soon as it passes `limit`.
 pub(crate) fn verified(body: Body, sha256: [u8; 32], limit: u64) -> ByteStream {
-    struct St {
-        inner: axum::body::BodyDataStream,
+    verified_stream(
+        body.into_data_stream().map(|r| r.map_err(io::Error::other)),
+        sha256,
+        limit,
+    )
+}
+
+/// [`verified`] for any stream of chunks.
+pub(super) fn verified_stream(
+    inner: impl futures::Stream<Item = io::Result<bytes::Bytes>> + Send + Unpin + 'static,
+    sha256: [u8; 32],
+    limit: u64,
+) -> ByteStream {
+    struct St<S> {
+        inner: S,
         hasher: Option<Sha256>,
         seen: u64,
     }
     let st = St {
-        inner: body.into_data_stream(),
+        inner,
         hasher: Some(Sha256::new()),
         seen: 0,
     };
@@ -78,7 +91,7 @@ pub(crate) fn verified(body: Body, sha256: [u8; 32], limit: u64) -> ByteStream {
             }
             Some(Err(e)) => {
                 st.hasher = None;
-                Some((Err(io::Error::other(e)), st))
+                Some((Err(e), st))
             }
             None => {
                 let got: [u8; 32] = st.hasher.take()?.finalize().into();
@@ -100,14 +113,17 @@ pub(crate) fn verified(body: Body, sha256: [u8; 32], limit: u64) -> ByteStream {
     }))
 }
 
-fn image_id(id: &str) -> Result<ImageId, LibraryError> {
+pub(super) fn image_id(id: &str) -> Result<ImageId, LibraryError> {
     ImageId::parse(id).ok_or_else(|| LibraryError::not_found(format!("unknown image id {id:?}")))
 }
 
 /// Refuses an upload into a collection this node may not publish, before any byte is stored
 /// (the tag call would refuse it anyway, but the content would stay behind). A frozen `latest`
 /// is no reason to refuse the bytes: the tag call decides about tags.
-async fn check_namespace<B: Backend>(backend: &B, id: &ImageId) -> Result<(), LibraryError> {
+pub(super) async fn check_namespace<B: Backend>(
+    backend: &B,
+    id: &ImageId,
+) -> Result<(), LibraryError> {
     match backend
         .push_check(&format!("{}/{}:latest", id.collection, id.name))
         .await
@@ -127,10 +143,24 @@ async fn receive<B: Backend + TokenBackend>(
 ) -> Result<(), LibraryError> {
     check_namespace(&state.backend, id).await?;
     let stream = verified(body, id.sha256, state.config.max_upload_bytes);
-    let out = state.backend.add(stream).await.map_err(|e| match e {
+    let out = state.backend.add(stream).await.map_err(upload_error)?;
+    remember(state, id, &out)
+}
+
+/// A failed upload's error: a sha256 mismatch is the client's (400).
+pub(super) fn upload_error(e: crate::BackendError) -> LibraryError {
+    match e {
         crate::BackendError::Invalid(m) if m.contains("sha256") => LibraryError::bad_request(m),
         other => other.into(),
-    })?;
+    }
+}
+
+/// Records stored content for the tag call.
+pub(super) fn remember<B: Backend>(
+    state: &SharedState<B>,
+    id: &ImageId,
+    out: &crate::backend::AddOutcome,
+) -> Result<(), LibraryError> {
     let root = shubnet_protocol::cid::parse(&out.cid)
         .map_err(|e| LibraryError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     state.uploads.insert(id.to_string(), root, out.size);

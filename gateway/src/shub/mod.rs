@@ -39,6 +39,28 @@ use shubnet_protocol::reference::{Digest, Reference};
 
 /// The secret in the download URL of a public image.
 const PUBLIC_SECRET: &str = "public";
+/// How long a handler that does not stream a request body may take before the client gets a
+/// 503 (manifests, listings, the start of a download; uploads are bounded by their body).
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Fails a request whose handler has not produced a response within [`REQUEST_TIMEOUT`]. The
+/// body of a download streams after the response, so the timeout never cuts a long transfer.
+pub(crate) async fn request_timeout(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            tracing::warn!("request timed out after {REQUEST_TIMEOUT:?}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "detail": "the request timed out; try again" })),
+            )
+                .into_response()
+        }
+    }
+}
 
 /// Routes of the shub and sregistry APIs, mounted at the root.
 pub fn router<B: Backend + TokenBackend>() -> Router<SharedState<B>> {

@@ -190,6 +190,17 @@ fn library_discovery_and_paths() {
         f.expect_status(200);
         assert!(f.body == bytes, "{path}: wrong bytes");
     }
+    // A tombstoned tag is gone for the library API too.
+    node.cli(&["push", image.to_str().expect("utf8"), "lab-a/gone:v1"])
+        .ok();
+    get(&node.at("/v1/images/lab-a/gone:v1")).expect_status(200);
+    node.cli(&["delete", "lab-a/gone:v1"]).ok();
+    for path in ["/v1/images/lab-a/gone:v1", "/v1/imagefile/lab-a/gone:v1"] {
+        let r = get(&node.at(path));
+        r.expect_status(404);
+        assert_eq!(json(&r.body)["error"]["code"], 404, "{path}");
+    }
+
     // Bad names, traversal, unknown images: JSON errors with the documented codes.
     for (path, want) in [
         ("lab-a/Tool_:latest", 400),
@@ -293,4 +304,46 @@ fn library_bad_uploads_store_nothing() {
     assert_eq!(node.pins(), pins, "a refused upload left content pinned");
     let tags = node.cli(&["tags", "--json"]).ok().out();
     assert_eq!(tags.trim(), "[]", "a refused upload published a tag");
+}
+
+#[test]
+fn library_client_multipart_upload() {
+    // Above the client's 64 MiB threshold it asks for a multipart upload: two parts here.
+    let (node, token) = node_with_token();
+    let tmp = crate::tmpdir();
+    let image = tmp.path().join("big.sif");
+    kubo_file(&image, "library-multipart", 70 * 1024 * 1024 + 123);
+    let img = image.to_str().expect("utf8");
+    let r = golib::run(
+        node.url(),
+        &token,
+        &["upload", img, "alice/lab-a/big", "v1"],
+    )
+    .ok();
+    let out = tmp.path().join("big-pulled.sif");
+    golib::run(
+        node.url(),
+        "",
+        &[
+            "download",
+            "alice/lab-a/big",
+            "v1",
+            out.to_str().expect("utf8"),
+        ],
+    )
+    .ok();
+    assert_same_file(&out, &image);
+    // The node really took the multipart path.
+    assert!(
+        node.log_text().contains("multipart upload started parts=2")
+            || node.log_text().contains("parts=2"),
+        "the client did not use the multipart upload\n{r}\n{}",
+        node.log_text()
+    );
+    let m = json(
+        &get(&node.at("/api/container/lab-a/big:v1"))
+            .expect_status(200)
+            .body,
+    );
+    assert_eq!(m["size"], 70 * 1024 * 1024 + 123);
 }
