@@ -33,6 +33,13 @@ pub struct ServeArgs {
     /// An address to announce to peers (e.g. the public one behind NAT); repeat for several.
     #[arg(long, value_name = "MULTIADDR")]
     pub announce: Vec<libp2p::Multiaddr>,
+    /// Cap on what this node sends to other nodes (fetch/1 and Bitswap), bytes per second;
+    /// 0 = unlimited.
+    #[arg(long, env = "SHUBNET_UPLOAD_LIMIT", default_value_t = 0, value_name = "BYTES_PER_SEC")]
+    pub upload_limit: u64,
+    /// Cap on what this node fetches from other nodes, bytes per second; 0 = unlimited.
+    #[arg(long, env = "SHUBNET_DOWNLOAD_LIMIT", default_value_t = 0, value_name = "BYTES_PER_SEC")]
+    pub download_limit: u64,
     /// Let the admin API answer non-loopback clients (they still need the admin token).
     #[arg(long)]
     pub allow_remote_admin: bool,
@@ -70,6 +77,8 @@ pub fn run(a: ServeArgs) -> Result<()> {
             },
             bootstrap: a.bootstrap,
             announce: a.announce,
+            upload_limit: a.upload_limit,
+            download_limit: a.download_limit,
         },
         gateway: GatewayConfig {
             allow_remote_admin: a.allow_remote_admin,

@@ -9,7 +9,9 @@
 
 mod bitswap;
 pub mod bitswap_client;
+pub mod fetch;
 pub mod peers;
+pub mod ratelimit;
 
 use crate::backend::NodeBackend;
 use crate::paths::DataDir;
@@ -30,6 +32,9 @@ pub(crate) enum Command {
     /// Connect to the address (ending in `/p2p/PEER_ID`); answered once connected, at once if
     /// already connected, or with the reason the dial failed.
     Dial(Multiaddr, oneshot::Sender<Result<PeerId, String>>),
+    /// Connect again to a peer this node dialled before, at the address it used; answered like
+    /// `Dial`.
+    Reconnect(PeerId, oneshot::Sender<Result<PeerId, String>>),
 }
 
 /// What `serve` passes to the network.
@@ -41,6 +46,21 @@ pub struct P2pConfig {
     pub bootstrap: Vec<Multiaddr>,
     /// Addresses to announce instead of (in addition to) the observed ones.
     pub announce: Vec<Multiaddr>,
+    /// Bytes per second this node sends on fetch/1 and Bitswap; 0 = unlimited.
+    pub upload_limit: u64,
+    /// Bytes per second the fetch client receives; 0 = unlimited.
+    pub download_limit: u64,
+}
+
+/// The handles `spawn` returns.
+#[derive(Debug)]
+pub struct Network {
+    /// The event loop task.
+    pub task: tokio::task::JoinHandle<()>,
+    /// Bitswap client (IPFS peers).
+    pub bitswap: BitswapClient,
+    /// `/shubnet/fetch/1` client (federation members).
+    pub fetch: fetch::client::FetchClient,
 }
 
 /// The default listen addresses: all interfaces, port 4001, TCP and QUIC.
@@ -81,7 +101,8 @@ pub fn spawn(
     cfg: P2pConfig,
     dir: DataDir,
     backend: NodeBackend,
-) -> Result<(tokio::task::JoinHandle<()>, BitswapClient)> {
+    store: crate::store::Store,
+) -> Result<Network> {
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(identity)
         .with_tokio()
         .with_tcp(
@@ -105,8 +126,30 @@ pub fn spawn(
     let control = swarm.behaviour().stream.new_control();
     let peer_id = *swarm.local_peer_id();
     let pending = Pending::default();
-    bitswap::serve(control.clone(), backend, pending.clone()).context("registering bitswap")?;
+    bitswap::serve(control.clone(), backend.clone(), pending.clone())
+        .context("registering bitswap")?;
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let book = peers::PeerBook::default();
+    let limits = ratelimit::Limits::new(cfg.upload_limit, cfg.download_limit);
+    let partials = fetch::Partials::default();
+    fetch::server::serve(
+        control.clone(),
+        fetch::server::Server {
+            backend: backend.clone(),
+            store: store.clone(),
+            partials: partials.clone(),
+            upload: limits.upload.clone(),
+        },
+    )
+    .context("registering fetch")?;
+    let fetch_client = fetch::client::FetchClient::new(
+        control.clone(),
+        store,
+        partials,
+        book.clone(),
+        limits.download.clone(),
+        cmd_tx.clone(),
+    );
     let client = BitswapClient::new(control, pending, cmd_tx);
     for addr in &cfg.listen {
         swarm
@@ -121,13 +164,52 @@ pub fn spawn(
             tracing::warn!(%addr, error = %e, "cannot dial bootstrap peer");
         }
     }
-    Ok((tokio::spawn(run(swarm, peer_id, dir, cmd_rx)), client))
+    let mut known = HashMap::new();
+    for addr in &cfg.bootstrap {
+        if let Some(p) = peer_of(addr) {
+            known.insert(p, addr.clone());
+        }
+    }
+    let task = tokio::spawn(run(swarm, peer_id, dir, cmd_rx, book, known));
+    Ok(Network {
+        task,
+        bitswap: client,
+        fetch: fetch_client,
+    })
 }
 
 type DialWaiters = HashMap<PeerId, Vec<oneshot::Sender<Result<PeerId, String>>>>;
 
-fn command(swarm: &mut libp2p::Swarm<Behaviour>, dials: &mut DialWaiters, cmd: Command) {
+fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| match p {
+        Protocol::P2p(id) => Some(id),
+        _ => None,
+    })
+}
+
+fn command(
+    swarm: &mut libp2p::Swarm<Behaviour>,
+    dials: &mut DialWaiters,
+    known: &HashMap<PeerId, Multiaddr>,
+    cmd: Command,
+) {
     match cmd {
+        Command::Reconnect(peer, reply) => {
+            if swarm.is_connected(&peer) {
+                let _ = reply.send(Ok(peer));
+                return;
+            }
+            let Some(addr) = known.get(&peer) else {
+                let _ = reply.send(Err(format!("no known address for {peer}")));
+                return;
+            };
+            match swarm.dial(addr.clone()) {
+                Ok(()) => dials.entry(peer).or_default().push(reply),
+                Err(e) => {
+                    let _ = reply.send(Err(format!("cannot dial {addr}: {e}")));
+                }
+            }
+        }
         Command::Dial(addr, reply) => {
             let Some(peer) = addr.iter().find_map(|p| match p {
                 Protocol::P2p(id) => Some(id),
@@ -159,6 +241,8 @@ async fn run(
     peer_id: PeerId,
     dir: DataDir,
     mut commands: mpsc::Receiver<Command>,
+    book: peers::PeerBook,
+    mut known: HashMap<PeerId, Multiaddr>,
 ) {
     let mut listening: Vec<Multiaddr> = Vec::new();
     let mut dials = DialWaiters::new();
@@ -169,7 +253,7 @@ async fn run(
                 None => break,
             },
             Some(cmd) = commands.recv() => {
-                command(&mut swarm, &mut dials, cmd);
+                command(&mut swarm, &mut dials, &known, cmd);
                 continue;
             }
         };
@@ -197,9 +281,18 @@ async fn run(
                 peer_id, endpoint, ..
             } => {
                 tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
+                book.connected(peer_id);
+                if endpoint.is_dialer() {
+                    let addr = endpoint.get_remote_address().clone();
+                    let addr = addr.clone().with_p2p(peer_id).unwrap_or(addr);
+                    known.insert(peer_id, addr);
+                }
                 for w in dials.remove(&peer_id).unwrap_or_default() {
                     let _ = w.send(Ok(peer_id));
                 }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, .. } => {
+                book.disconnected(peer_id);
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::warn!(?peer_id, %error, "dial failed");
