@@ -113,10 +113,12 @@ pub fn spawn(
         .context("setting up TCP")?
         .with_quic()
         .with_behaviour(|key| Behaviour {
-            identify: identify::Behaviour::new(identify::Config::new(
-                AGENT_PROTOCOL.to_string(),
-                key.public(),
-            )),
+            // No address cache: a lost connection is redialled at the address this node
+            // dialled (`Command::Reconnect`), not at addresses the peer claims for itself.
+            identify: identify::Behaviour::new(
+                identify::Config::new(AGENT_PROTOCOL.to_string(), key.public())
+                    .with_cache_size(0),
+            ),
             ping: ping::Behaviour::default(),
             stream: libp2p_stream::Behaviour::new(),
         })

@@ -42,6 +42,8 @@ pub struct Partial {
     nodes: Vec<(Cid, Vec<u8>)>,
     leaves: Vec<LeafInfo>,
     state: Mutex<State>,
+    /// Serialises checkpoints (they share one temp file).
+    checkpointing: Mutex<()>,
 }
 
 #[derive(Debug)]
@@ -137,6 +139,10 @@ impl Partial {
 
     /// Makes every leaf verified so far durable: fsync `data`, then replace the bitmap.
     pub fn checkpoint(&self) -> Result<()> {
+        let _one = self
+            .checkpointing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         self.data
             .sync_data()
             .map_err(|e| StoreError::io("syncing a partial download", e))?;
@@ -225,6 +231,7 @@ impl Store {
                 verified,
                 since_checkpoint: 0,
             }),
+            checkpointing: Mutex::new(()),
         };
         if recovered > 0 {
             p.checkpoint()?;
