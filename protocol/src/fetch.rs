@@ -338,7 +338,9 @@ pub fn leaf_table(
     let mut out = Vec::new();
     if root.codec() == RAW {
         let len = root_len.ok_or_else(|| {
-            DagError::Unsupported(format!("{root} is a single raw block; its length is unknown"))
+            DagError::Unsupported(format!(
+                "{root} is a single raw block; its length is unknown"
+            ))
         })?;
         out.push(LeafInfo {
             cid: *root,
@@ -562,7 +564,9 @@ mod tests {
 
     #[test]
     fn leaf_table_matches_the_importer() {
-        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 1000) as u8).collect();
+        let data: Vec<u8> = (0..3_000_000u32)
+            .map(|i| (i * 7 + i / 1000) as u8)
+            .collect();
         let mut imp = Importer::new(Layout::default());
         imp.update(&data);
         let mut blocks: Vec<Block> = imp.take_blocks().collect();

@@ -22,7 +22,9 @@ impl Proxy {
     pub fn start(upstream: SocketAddr, cut_every: u64) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding the proxy");
         let addr = listener.local_addr().expect("proxy address");
-        listener.set_nonblocking(true).expect("nonblocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
         let down = Arc::new(AtomicU64::new(0));
         let cuts = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -71,20 +73,25 @@ impl Drop for Proxy {
     }
 }
 
-fn pipe(client: TcpStream, server: TcpStream, down: Arc<AtomicU64>, cuts: Arc<AtomicU64>, every: u64) {
+fn pipe(
+    client: TcpStream,
+    server: TcpStream,
+    down: Arc<AtomicU64>,
+    cuts: Arc<AtomicU64>,
+    every: u64,
+) {
     let (c2, s2) = (
         client.try_clone().expect("clone"),
         server.try_clone().expect("clone"),
     );
     // Upstream direction: plain copy.
-    let (c3, s3) = (client.try_clone().expect("clone"), server.try_clone().expect("clone"));
+    let (c3, s3) = (
+        client.try_clone().expect("clone"),
+        server.try_clone().expect("clone"),
+    );
     std::thread::spawn(move || copy(c2, s2, None));
     std::thread::spawn(move || {
-        copy(
-            s3,
-            c3,
-            Some((down, cuts, every)),
-        );
+        copy(s3, c3, Some((down, cuts, every)));
         let _ = client.shutdown(Shutdown::Both);
         let _ = server.shutdown(Shutdown::Both);
     });

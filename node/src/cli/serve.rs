@@ -35,10 +35,20 @@ pub struct ServeArgs {
     pub announce: Vec<libp2p::Multiaddr>,
     /// Cap on what this node sends to other nodes (fetch/1 and Bitswap), bytes per second;
     /// 0 = unlimited.
-    #[arg(long, env = "SHUBNET_UPLOAD_LIMIT", default_value_t = 0, value_name = "BYTES_PER_SEC")]
+    #[arg(
+        long,
+        env = "SHUBNET_UPLOAD_LIMIT",
+        default_value_t = 0,
+        value_name = "BYTES_PER_SEC"
+    )]
     pub upload_limit: u64,
     /// Cap on what this node fetches from other nodes, bytes per second; 0 = unlimited.
-    #[arg(long, env = "SHUBNET_DOWNLOAD_LIMIT", default_value_t = 0, value_name = "BYTES_PER_SEC")]
+    #[arg(
+        long,
+        env = "SHUBNET_DOWNLOAD_LIMIT",
+        default_value_t = 0,
+        value_name = "BYTES_PER_SEC"
+    )]
     pub download_limit: u64,
     /// Let the admin API answer non-loopback clients (they still need the admin token).
     #[arg(long)]

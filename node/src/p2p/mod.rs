@@ -116,8 +116,7 @@ pub fn spawn(
             // No address cache: a lost connection is redialled at the address this node
             // dialled (`Command::Reconnect`), not at addresses the peer claims for itself.
             identify: identify::Behaviour::new(
-                identify::Config::new(AGENT_PROTOCOL.to_string(), key.public())
-                    .with_cache_size(0),
+                identify::Config::new(AGENT_PROTOCOL.to_string(), key.public()).with_cache_size(0),
             ),
             ping: ping::Behaviour::default(),
             stream: libp2p_stream::Behaviour::new(),

@@ -399,7 +399,11 @@ impl Store {
     }
 
     /// [`commit`](Self::commit), pinning only if `pin` (a fetched copy is pinned by its caller).
-    pub(super) async fn commit_with(&self, s: Staged, pin: bool) -> Result<(Cid, RootRecord, bool)> {
+    pub(super) async fn commit_with(
+        &self,
+        s: Staged,
+        pin: bool,
+    ) -> Result<(Cid, RootRecord, bool)> {
         let dest = self.blob_path(&s.root);
         let blobs_dir = self.inner.dir.blobs();
         let temp = s.temp.clone();

@@ -30,6 +30,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
+/// A DAG's dag-pb nodes with their CIDs.
+pub type DagNodes = Vec<(Cid, Vec<u8>)>;
+
 /// Leaves written between checkpoints of the bitmap (64 × 256 KiB = 16 MiB).
 const CHECKPOINT_EVERY: u32 = 64;
 
@@ -165,7 +168,11 @@ impl Partial {
 
 impl Store {
     fn partial_dir(&self, root: &Cid) -> PathBuf {
-        self.inner.dir.partial().join("fetch").join(root.to_string())
+        self.inner
+            .dir
+            .partial()
+            .join("fetch")
+            .join(root.to_string())
     }
 
     /// True if a partial download of `root` exists on disk.
@@ -189,7 +196,8 @@ impl Store {
             (None, None) => return Err(StoreError::NotFound(*root)),
         };
         let map: HashMap<Cid, Vec<u8>> = nodes.iter().cloned().collect();
-        let leaves = leaf_table(root, &map, None).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let leaves =
+            leaf_table(root, &map, None).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let size = leaves.last().map_or(0, |l| l.offset + u64::from(l.len));
         let data = OpenOptions::new()
             .read(true)
@@ -330,7 +338,7 @@ fn read_bitmap(path: &Path, leaves: u64) -> Option<Bitmap> {
 }
 
 /// The nodes of a partial download, each verified again; `None` if there is none.
-fn read_nodes(path: &Path, root: &Cid) -> Result<Option<Vec<(Cid, Vec<u8>)>>> {
+fn read_nodes(path: &Path, root: &Cid) -> Result<Option<DagNodes>> {
     let f = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

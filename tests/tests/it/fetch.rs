@@ -36,7 +36,12 @@ fn p2p_addr(node: &TestNode) -> String {
 }
 
 fn tcp_of(addr: &str) -> SocketAddr {
-    let port = addr.split('/').nth(4).expect("a port").parse::<u16>().expect("a port");
+    let port = addr
+        .split('/')
+        .nth(4)
+        .expect("a port")
+        .parse::<u16>()
+        .expect("a port");
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
@@ -61,7 +66,10 @@ fn reboot(node: &mut TestNode, peers: &[String], args: &[&str], env: &[(&str, &s
 fn wait_connected(node: &TestNode, n: usize) {
     poll_until(P2P_TIMEOUT, "p2p connections", || {
         let log = node.log_text();
-        let last = log.rsplit("===== ").find(|s| s.contains(".stderr")).unwrap_or("");
+        let last = log
+            .rsplit("===== ")
+            .find(|s| s.contains(".stderr"))
+            .unwrap_or("");
         (last.matches(" connected").count() >= n).then_some(())
     });
 }
@@ -109,7 +117,7 @@ fn members_fetch_and_outsiders_are_refused() {
     data::kubo_file(&file, "fetch-basic", 20_000_000);
     let cid = a.add(&file);
     let a_addr = p2p_addr(&a);
-    reboot(&mut b, &[a_addr.clone()], &[], &[]);
+    reboot(&mut b, std::slice::from_ref(&a_addr), &[], &[]);
     wait_connected(&b, 1);
     fetch_ok(&b, &cid);
     let out = file_in(tmp.path(), "out.sif");
@@ -131,7 +139,10 @@ fn members_fetch_and_outsiders_are_refused() {
         .stderr_mentions("roster members");
     assert!(outsider.pins().is_empty());
     assert!(
-        !outsider.files_under("blobs").iter().any(|f| f.contains(&cid)),
+        !outsider
+            .files_under("blobs")
+            .iter()
+            .any(|f| f.contains(&cid)),
         "the outsider stored the image"
     );
     // Private blocks over Bitswap are gated too: see private.rs (session 1) for /ipfs and
@@ -157,12 +168,7 @@ fn a_corrupting_holder_is_dropped_and_counted() {
     let cid = a.add(&file);
     assert_eq!(m.add(&file), cid);
     reboot(&mut a, &[], &[], &[]);
-    reboot(
-        &mut m,
-        &[],
-        &[],
-        &[("SHUBNET_FAULT_CORRUPT_FETCH", "1")],
-    );
+    reboot(&mut m, &[], &[], &[("SHUBNET_FAULT_CORRUPT_FETCH", "1")]);
     let (a_addr, m_addr) = (p2p_addr(&a), p2p_addr(&m));
     reboot(&mut b, &[a_addr, m_addr.clone()], &[], &[]);
     wait_connected(&b, 2);
@@ -184,7 +190,10 @@ fn a_corrupting_holder_is_dropped_and_counted() {
         .unwrap_or_else(|| panic!("the corrupting holder was never asked: {last:#}"));
     assert!(mh["misbehaviour"].as_u64().unwrap_or(0) >= 1, "{last:#}");
     assert!(mh["dropped"].is_string(), "{last:#}");
-    assert_eq!(mh["leaves"], 0, "leaves from the corrupting holder were kept: {last:#}");
+    assert_eq!(
+        mh["leaves"], 0,
+        "leaves from the corrupting holder were kept: {last:#}"
+    );
 }
 
 /// A member that does not hold an image serves it over `/ipfs` by fetching it: a Range request
@@ -218,13 +227,19 @@ fn gateway_reads_images_held_elsewhere() {
         .next()
         .and_then(|n| n.parse().ok())
         .expect("du output");
-    assert!(kib < 4 * 1024, "a 1000-byte range allocated {kib} KiB of {len} bytes");
+    assert!(
+        kib < 4 * 1024,
+        "a 1000-byte range allocated {kib} KiB of {len} bytes"
+    );
 
     let r = get(&b.at(&format!("/ipfs/{cid}")));
     r.expect_status(200);
     assert!(r.body == bytes, "full on-demand read differs");
     poll_until(Duration::from_secs(30), "the copy to be stored", || {
-        b.files_under("blobs").iter().any(|f| f == &cid).then_some(())
+        b.files_under("blobs")
+            .iter()
+            .any(|f| f == &cid)
+            .then_some(())
     });
     repair_clean(&b);
 }
@@ -239,13 +254,21 @@ fn a_download_limit_slows_the_transfer() {
     data::kubo_file(&file, "fetch-limit", len);
     let cid = a.add(&file);
     let limit = 6_000_000u64;
-    reboot(&mut b, &[p2p_addr(&a)], &["--download-limit", &limit.to_string()], &[]);
+    reboot(
+        &mut b,
+        &[p2p_addr(&a)],
+        &["--download-limit", &limit.to_string()],
+        &[],
+    );
     wait_connected(&b, 1);
     let t = Instant::now();
     fetch_ok(&b, &cid);
     let took = t.elapsed();
     // 4 s at the limit, less the 2 MiB burst.
-    assert!(took >= Duration::from_secs(3), "{len} bytes at {limit} B/s took only {took:?}");
+    assert!(
+        took >= Duration::from_secs(3),
+        "{len} bytes at {limit} B/s took only {took:?}"
+    );
 }
 
 /// 500 MB through a proxy that cuts the connection every 50 MB: the transfer completes, exact,
@@ -261,8 +284,12 @@ fn transfers_resume_after_drops_and_kill9() {
     let cid = a.add(&file);
     let a_addr = p2p_addr(&a);
     let proxy = Proxy::start(tcp_of(&a_addr), 50_000_000);
-    let via = format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", proxy.addr().port(), peer_of(&a_addr));
-    reboot(&mut b, &[via.clone()], &[], &[]);
+    let via = format!(
+        "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+        proxy.addr().port(),
+        peer_of(&a_addr)
+    );
+    reboot(&mut b, std::slice::from_ref(&via), &[], &[]);
     wait_connected(&b, 1);
     fetch_ok(&b, &cid);
     let out = file_in(tmp.path(), "out.sif");
@@ -270,15 +297,27 @@ fn transfers_resume_after_drops_and_kill9() {
     assert_same_file(&out, &file);
     let got = proxy.downstream_bytes();
     assert!(proxy.cuts() >= 9, "only {} cuts", proxy.cuts());
-    assert!(got <= len + len / 10, "{got} bytes received for a {len}-byte image");
+    assert!(
+        got <= len + len / 10,
+        "{got} bytes received for a {len}-byte image"
+    );
 
     // kill -9 mid-transfer of a second image, restart, finish.
     let file2 = file_in(tmp.path(), "img2.sif");
     data::kubo_file(&file2, "fetch-resume-2", 200_000_000);
     let cid2 = a.add(&file2);
     let proxy2 = Proxy::start(tcp_of(&a_addr), 0);
-    let via2 = format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", proxy2.addr().port(), peer_of(&a_addr));
-    reboot(&mut b, &[via2.clone()], &["--download-limit", "40000000"], &[]);
+    let via2 = format!(
+        "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+        proxy2.addr().port(),
+        peer_of(&a_addr)
+    );
+    reboot(
+        &mut b,
+        std::slice::from_ref(&via2),
+        &["--download-limit", "40000000"],
+        &[],
+    );
     wait_connected(&b, 1);
     let mut child = b
         .command(&["fetch", &cid2])
@@ -301,7 +340,11 @@ fn transfers_resume_after_drops_and_kill9() {
     let already = last["already_verified"].as_u64().expect("already_verified");
     let fetched = last["fetched_leaves"].as_u64().expect("fetched_leaves");
     assert!(already > 0, "nothing was kept across kill -9: {last:#}");
-    assert_eq!(already + fetched, last["leaves"].as_u64().expect("leaves"), "{last:#}");
+    assert_eq!(
+        already + fetched,
+        last["leaves"].as_u64().expect("leaves"),
+        "{last:#}"
+    );
     let after = proxy2.downstream_bytes() - before;
     assert!(
         before + after <= 200_000_000 + 20_000_000,

@@ -185,7 +185,11 @@ impl Transfer {
         let (pending, inflight) = &mut *g;
         let start_at = if self.spread && !pending.is_empty() {
             let n = pending.len() as u64;
-            pending.iter().nth((salt % n) as usize).copied().unwrap_or(0)
+            pending
+                .iter()
+                .nth((salt % n) as usize)
+                .copied()
+                .unwrap_or(0)
         } else {
             0
         };
@@ -255,7 +259,9 @@ impl FetchClient {
             .await
         {
             Ok(s) => return Ok(s),
-            Err(e) => tracing::debug!(%peer, error = %e, "cannot open a fetch stream; reconnecting"),
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "cannot open a fetch stream; reconnecting")
+            }
         }
         let (tx, rx) = oneshot::channel();
         self.commands
@@ -279,7 +285,9 @@ impl FetchClient {
         write_frame(&mut s, req)
             .await
             .map_err(|e| format!("sending to {peer}: {e}"))?;
-        s.flush().await.map_err(|e| format!("sending to {peer}: {e}"))?;
+        s.flush()
+            .await
+            .map_err(|e| format!("sending to {peer}: {e}"))?;
         Ok(s)
     }
 
@@ -385,7 +393,10 @@ impl FetchClient {
                 for (peer, _) in holders {
                     match self.nodes_from(*peer, root).await {
                         Ok(n) => return Ok(n),
-                        Err(e) => errors.lock().unwrap_or_else(PoisonError::into_inner).push(e),
+                        Err(e) => errors
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push(e),
                     }
                 }
                 Err(StoreError::Fetch(format!(
@@ -511,7 +522,8 @@ impl FetchClient {
                     holding.clone(),
                     dropped.clone(),
                 );
-                let salt = seed(&peer) ^ ((n * STREAMS_PER_HOLDER + s) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                let salt = seed(&peer)
+                    ^ ((n * STREAMS_PER_HOLDER + s) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
                 tasks.spawn(async move { me.worker(peer, h, t, d, salt).await });
             }
         }
@@ -539,7 +551,9 @@ impl FetchClient {
                 });
                 return;
             }
-            salt = salt.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            salt = salt
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let Some((first, count)) = t.take(&holding, salt >> 11) else {
                 tokio::time::sleep(if matches!(holding, Holding::Complete) {
                     RETRY_DELAY / 2
@@ -606,7 +620,9 @@ impl FetchClient {
                 Ok(Err(WireError::Frame(FrameError::Truncated))) => {
                     return RunEnd::Broken("the stream ended inside a frame".into());
                 }
-                Ok(Err(WireError::Frame(e))) => return RunEnd::Bad(format!("sent a bad frame: {e}")),
+                Ok(Err(WireError::Frame(e))) => {
+                    return RunEnd::Bad(format!("sent a bad frame: {e}"));
+                }
             };
             match frame {
                 Frame::Leaf { index, bytes } => {
@@ -670,7 +686,11 @@ impl FetchClient {
             .filter(|(_, l)| l.offset < end && l.offset + u64::from(l.len) > start)
             .map(|(i, _)| i as u64)
             .collect();
-        let wanted: BTreeSet<u64> = covered.iter().copied().filter(|&i| !partial.has(i)).collect();
+        let wanted: BTreeSet<u64> = covered
+            .iter()
+            .copied()
+            .filter(|&i| !partial.has(i))
+            .collect();
         let (tx, rx) = mpsc::channel(8);
         let (ptx, mut prx) = watch::channel(0u64);
         let me = self.clone();
@@ -735,5 +755,7 @@ impl FetchClient {
 fn seed(peer: &PeerId) -> u64 {
     peer.to_bytes()
         .iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        })
 }

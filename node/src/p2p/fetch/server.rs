@@ -221,7 +221,11 @@ fn corrupt(bytes: &mut [u8]) {
 
 /// The dag-pb nodes of a stored file DAG, depth-first. Blocking.
 pub fn stored_nodes(store: &Store, root: &Cid) -> Result<Vec<(Cid, Vec<u8>)>, String> {
-    if store.root_record(root).map_err(|e| e.to_string())?.is_none() {
+    if store
+        .root_record(root)
+        .map_err(|e| e.to_string())?
+        .is_none()
+    {
         return Err(format!("{root} is not held here"));
     }
     let mut out = Vec::new();
