@@ -75,7 +75,7 @@ stop() { # NAME
 }
 cli() { # NAME args...
     local name=$1; shift
-    SHUBNET_DATA_DIR=$WORK/$name "$BIN" "$@"
+    SHUBNET_DATA_DIR=$WORK/$name SHUBNET_NODE=$(tr -d '[:space:]' <"$WORK/$name/api.url") "$BIN" "$@"
 }
 
 # --- a federation: seed founds it, the others are admitted --------------------------------
