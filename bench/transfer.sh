@@ -153,7 +153,8 @@ done
 for p in "${FPIDS[@]}"; do wait "$p" || die "a swarm fetch failed"; done
 times=()
 for n in "${NODES[@]:1}"; do times+=("$(py "print($(cat "$WORK/$n.done") - $t0)")"); done
-median=$(py "import statistics; print(f'{statistics.median([${times[*]// /,}]):.2f}')")
+joined=$(IFS=,; echo "${times[*]}")
+median=$(py "import statistics; print(f'{statistics.median([$joined]):.2f}')")
 ideal=$(py "print(f'{$SWARM_MIB * 1048576 / $LIMIT:.2f}')")
 
 ratio=$(py "print(f'{$fetch_bps / $nginx_bps:.2f}')")
