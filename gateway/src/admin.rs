@@ -162,7 +162,8 @@ async fn import_car<B: Backend>(
 }
 
 /// `POST /admin/v1/fetch`: JSON `{"cid": "...", "peers": ["/ip4/.../p2p/..."]}`; fetches the
-/// DAG over Bitswap, stores and pins it.
+/// DAG over Bitswap from the named peers, or with no peers over `/shubnet/fetch/1` from the
+/// federation, then stores and pins it.
 async fn fetch<B: Backend>(
     _: Admin,
     State(state): State<SharedState<B>>,
@@ -171,11 +172,6 @@ async fn fetch<B: Backend>(
     let Json(req) = req.map_err(|e| AdminError::BadRequest(e.body_text()))?;
     let cid = shubnet_protocol::cid::parse(&req.cid)
         .map_err(|e| AdminError::BadRequest(e.to_string()))?;
-    if req.peers.is_empty() {
-        return Err(AdminError::BadRequest(
-            "name at least one peer to fetch from".into(),
-        ));
-    }
     Ok(Json(state.backend.fetch(&cid, &req.peers).await?))
 }
 

@@ -1,5 +1,6 @@
 //! The gateway's view of this node: [`shubnet_gateway::Backend`] over the [`Store`].
 
+use crate::p2p::fetch::client::{FetchClient, FetchError};
 use crate::registry::{Registry, api as reg};
 use crate::store::{Store, StoreError};
 use crate::token::AdminToken;
@@ -24,6 +25,8 @@ pub struct NodeBackend {
     replicator: std::sync::Arc<std::sync::OnceLock<crate::replication::Replicator>>,
     /// The federation network handle, once the p2p network has started (`p2p::spawn` sets it).
     network: std::sync::Arc<std::sync::OnceLock<crate::p2p::Network>>,
+    /// The `/shubnet/fetch/1` client, once the p2p network has started.
+    fetcher: std::sync::Arc<std::sync::OnceLock<FetchClient>>,
 }
 
 impl NodeBackend {
@@ -55,6 +58,7 @@ impl NodeBackend {
             bitswap: std::sync::Arc::default(),
             replicator: std::sync::Arc::default(),
             network: std::sync::Arc::default(),
+            fetcher: std::sync::Arc::default(),
         }
     }
 
@@ -87,6 +91,50 @@ impl NodeBackend {
     /// The replicator, if started (to nudge it when a manifest arrives).
     pub fn replicator(&self) -> Option<&crate::replication::Replicator> {
         self.replicator.get()
+    }
+
+    /// Gives this backend the fetch/1 client, so `fetch` without peers and on-demand reads of
+    /// images held elsewhere in the federation work. Later calls are ignored.
+    pub fn set_fetch(&self, client: FetchClient) {
+        let _ = self.fetcher.set(client);
+    }
+
+    /// The fetch/1 client, if the network runs.
+    pub fn fetcher(&self) -> Option<&FetchClient> {
+        self.fetcher.get()
+    }
+
+    /// Fetches `root` over `/shubnet/fetch/1` from the federation (announced holders, else
+    /// connected members), stores and pins it.
+    async fn fetch_federated(&self, root: Cid) -> Result<AddOutcome, BackendError> {
+        let client = self.fetcher.get().cloned().ok_or_else(|| {
+            BackendError::Unavailable("the p2p network is not running on this node".into())
+        })?;
+        let report = client.fetch(root, Vec::new()).await.map_err(|e| match e {
+            FetchError::Store(s) => conv(s),
+            FetchError::NoHolders(_) | FetchError::NotHeld { .. } => {
+                BackendError::NotFound(e.to_string())
+            }
+            other => BackendError::Unavailable(other.to_string()),
+        })?;
+        tracing::debug!(%root, fetched = report.fetched_leaves, "fetched over fetch/1");
+        let (s, c) = (self.store.clone(), root);
+        blocking(move || s.pin(&c)).await?;
+        let (s, c) = (self.store.clone(), root);
+        let rec = blocking(move || s.root_record(&c))
+            .await?
+            .ok_or_else(|| BackendError::Internal(format!("{root} vanished after its fetch")))?;
+        Ok(outcome(root, rec, true))
+    }
+
+    /// True if a file DAG rooted at `cid` is not held here but may be fetched on demand.
+    async fn remote(&self, cid: &Cid) -> Result<Option<FetchClient>, BackendError> {
+        let Some(client) = self.fetcher.get() else {
+            return Ok(None);
+        };
+        let (s, c) = (self.store.clone(), *cid);
+        let held = blocking(move || s.has_block(&c)).await?;
+        Ok((!held && cid.codec() == shubnet_protocol::cid::DAG_PB).then(|| client.clone()))
     }
 }
 
@@ -144,11 +192,24 @@ impl Backend for NodeBackend {
     }
 
     async fn file_size(&self, cid: &Cid) -> Result<Option<u64>, BackendError> {
+        if let Some(client) = self.remote(cid).await? {
+            return client
+                .remote_size(*cid)
+                .await
+                .map_err(|e| BackendError::Unavailable(e.to_string()));
+        }
         let (s, c) = (self.store.clone(), *cid);
         blocking(move || s.file_size(&c)).await
     }
 
     async fn read_file(&self, cid: &Cid, start: u64, end: u64) -> Result<ByteStream, BackendError> {
+        if let Some(client) = self.remote(cid).await? {
+            let rx = client
+                .read_range(*cid, start, end)
+                .await
+                .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+            return Ok(Box::pin(tokio_stream_from(rx)));
+        }
         let rx = self.store.read_file(*cid, start, end);
         Ok(Box::pin(tokio_stream_from(rx)))
     }
@@ -171,6 +232,9 @@ impl Backend for NodeBackend {
     }
 
     async fn fetch(&self, cid: &Cid, peers: &[String]) -> Result<AddOutcome, BackendError> {
+        if peers.is_empty() {
+            return self.fetch_federated(*cid).await;
+        }
         let client = self.bitswap.get().cloned().ok_or_else(|| {
             BackendError::Unavailable("the p2p network is not running on this node".into())
         })?;

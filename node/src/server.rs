@@ -83,10 +83,17 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
         .context("opening the registry")?;
     let tokens = crate::tokens::TokenStore::open(&store).context("opening the token store")?;
     let backend = NodeBackend::new(store.clone(), registry, token, tokens);
-    let (_p2p, bitswap) =
-        crate::p2p::spawn(identity, cfg.p2p.clone(), dir.clone(), backend.clone())
-            .context("starting the p2p network")?;
-    backend.set_bitswap(bitswap);
+    let net = crate::p2p::spawn(
+        identity,
+        cfg.p2p.clone(),
+        dir.clone(),
+        backend.clone(),
+        store.clone(),
+    )
+    .context("starting the p2p network")?;
+    let _p2p = net.task;
+    backend.set_bitswap(net.bitswap);
+    backend.set_fetch(net.fetch);
     let tls = match &cfg.tls {
         Some(flags) => {
             let mut c = cfg.gateway.clone();

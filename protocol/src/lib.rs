@@ -8,6 +8,7 @@
 //! - [`dagpb`]: the canonical dag-pb codec (links before data, as kubo writes it).
 //! - [`unixfs`]: the streaming UnixFS file importer that reproduces `ipfs add --cid-version=1`.
 //! - [`car`]: CAR v1 reading and writing, streaming.
+//! - [`fetch`]: `/shubnet/fetch/1` frames, bulk leaf transfer between federation members.
 //! - [`reference`](mod@reference): `collection/name:tag@digest` and library paths, with the rules clients impose.
 //! - [`manifest`]: the signed image manifest (canonical DAG-CBOR), succession and resolution rules.
 //! - [`roster`]: the federation charter: hash-chained, threshold-signed versions; join requests.
@@ -18,6 +19,7 @@ pub mod bitswap;
 pub mod car;
 pub mod cid;
 pub mod dagpb;
+pub mod fetch;
 pub mod manifest;
 pub mod reference;
 pub mod roster;

@@ -13,6 +13,7 @@
 //! - [`js`]: the Node 22 interop scripts in `tests/js/`.
 //! - [`cid`]: decoding CID strings, independently of the code under test.
 //! - [`fed`]: federation, push and tags commands through the CLI, checked; a two-member federation.
+//! - [`proxy`]: a TCP proxy that counts bytes and cuts connections on schedule.
 //! - [`mitm`]: a malicious HTTP gateway that forwards to a real node and tampers with answers.
 //!
 //! A failing helper panics with a message that says what was run and what came back: these are
@@ -30,6 +31,7 @@ pub mod http;
 pub mod js;
 pub mod mitm;
 pub mod node;
+pub mod proxy;
 pub mod sif;
 pub mod sregistry;
 pub mod swarm;

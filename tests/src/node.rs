@@ -25,8 +25,9 @@ pub struct TestNode {
     child: Option<Child>,
     starts: u32,
     logs: Vec<(PathBuf, PathBuf)>,
-    /// Extra `serve` arguments, used at every (re)start.
-    extra_args: Vec<String>,
+    /// Extra `serve` arguments and environment, kept across restarts.
+    extra: Vec<String>,
+    env: Vec<(String, String)>,
     // Declared last: removed after the process is gone.
     _tmp: Option<tempfile::TempDir>,
 }
@@ -113,7 +114,8 @@ impl TestNode {
             child: None,
             starts: 0,
             logs: Vec::new(),
-            extra_args: Vec::new(),
+            extra: Vec::new(),
+            env: Vec::new(),
             _tmp: None,
         }
     }
@@ -140,7 +142,8 @@ impl TestNode {
             "--data-dir",
         ]);
         cmd.arg(&self.data_dir)
-            .args(&self.extra_args)
+            .args(&self.extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_BACKTRACE", "1")
             // Plain logs in the log files (tracing-subscriber colours even when not on a TTY).
             .env("NO_COLOR", "1")
@@ -191,7 +194,16 @@ impl TestNode {
 
     /// Replaces the extra `serve` arguments used from the next (re)start on.
     pub fn set_args(&mut self, args: &[&str]) {
-        self.extra_args = args.iter().map(|a| a.to_string()).collect();
+        self.extra = args.iter().map(|a| a.to_string()).collect();
+    }
+
+    /// Sets extra `serve` arguments and environment variables for the next (re)start.
+    pub fn set_serve_args(&mut self, args: &[&str], env: &[(&str, &str)]) {
+        self.extra = args.iter().map(|a| a.to_string()).collect();
+        self.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
     }
 
     /// Starts the node again on the same data directory (stopping it first if it runs).

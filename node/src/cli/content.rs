@@ -51,9 +51,10 @@ pub struct CatArgs {
 pub struct FetchArgs {
     /// The root CID to fetch.
     pub cid: String,
-    /// A peer to fetch from: its libp2p multiaddr ending in `/p2p/PEER_ID` (repeatable; asked
-    /// in order when one lacks a block).
-    #[arg(long = "peer", value_name = "MULTIADDR", required = true)]
+    /// An IPFS peer to fetch from over Bitswap: its libp2p multiaddr ending in `/p2p/PEER_ID`
+    /// (repeatable; asked in order when one lacks a block). Without it the image is fetched
+    /// over `/shubnet/fetch/1` from the federation's holders and connected members.
+    #[arg(long = "peer", value_name = "MULTIADDR")]
     pub peers: Vec<String>,
     #[command(flatten)]
     node: NodeArgs,

@@ -40,6 +40,23 @@ pub struct ServeArgs {
     /// Seconds between anti-entropy sync rounds with each connected member.
     #[arg(long, default_value_t = 60, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub sync_interval: u64,
+    /// Cap on what this node sends to other nodes (fetch/1 and Bitswap), bytes per second;
+    /// 0 = unlimited.
+    #[arg(
+        long,
+        env = "SHUBNET_UPLOAD_LIMIT",
+        default_value_t = 0,
+        value_name = "BYTES_PER_SEC"
+    )]
+    pub upload_limit: u64,
+    /// Cap on what this node fetches from other nodes, bytes per second; 0 = unlimited.
+    #[arg(
+        long,
+        env = "SHUBNET_DOWNLOAD_LIMIT",
+        default_value_t = 0,
+        value_name = "BYTES_PER_SEC"
+    )]
+    pub download_limit: u64,
     /// Let the admin API answer non-loopback clients (they still need the admin token).
     #[arg(long)]
     pub allow_remote_admin: bool,
@@ -104,6 +121,8 @@ pub fn run(a: ServeArgs) -> Result<()> {
             announce: a.announce,
             no_gossip: a.no_gossip,
             sync_interval: std::time::Duration::from_secs(a.sync_interval),
+            upload_limit: a.upload_limit,
+            download_limit: a.download_limit,
         },
         gateway: GatewayConfig {
             allow_remote_admin: a.allow_remote_admin,

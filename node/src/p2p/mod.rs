@@ -11,16 +11,20 @@
 //! - Gating to the newest roster ([`gate`]), and reconnecting to members with backoff from
 //!   persisted addresses ([`addrbook`]).
 //!
-//! The rest of the node uses the [`Network`] handle. Not built here: `/shubnet/fetch/1`,
-//! placement and repair.
+//! - `/shubnet/fetch/1` bulk transfer ([`fetch`]) with per-node rate limits ([`ratelimit`]).
+//!
+//! The rest of the node uses the [`Network`] handle; placement and repair live in
+//! `crate::replication`.
 
 mod addrbook;
 mod bitswap;
 pub mod bitswap_client;
+pub mod fetch;
 pub mod gate;
 pub mod gossip;
 mod network;
 pub mod peers;
+pub mod ratelimit;
 pub mod sync;
 
 pub use network::Network;
@@ -61,6 +65,20 @@ pub(crate) enum Command {
     },
     /// The gate's roster changed: resubscribe, unblacklist new members, dial them.
     RosterChanged,
+    /// Connect again to a peer this node dialled before, at the address it used (so a transfer
+    /// resumes on the same path); answered like `Dial`.
+    Reconnect(PeerId, oneshot::Sender<Result<PeerId, String>>),
+}
+
+/// The handles `spawn` returns.
+#[derive(Debug)]
+pub struct Spawned {
+    /// The event loop task.
+    pub task: tokio::task::JoinHandle<()>,
+    /// Bitswap client (IPFS peers).
+    pub bitswap: BitswapClient,
+    /// `/shubnet/fetch/1` client (federation members).
+    pub fetch: fetch::client::FetchClient,
 }
 
 /// What `serve` passes to the network.
@@ -76,6 +94,10 @@ pub struct P2pConfig {
     pub no_gossip: bool,
     /// Time between sync rounds with each connected member.
     pub sync_interval: Duration,
+    /// Bytes per second this node sends on fetch/1 and Bitswap; 0 = unlimited.
+    pub upload_limit: u64,
+    /// Bytes per second the fetch client receives; 0 = unlimited.
+    pub download_limit: u64,
 }
 
 /// The default listen addresses: all interfaces, port 4001, TCP and QUIC.
@@ -147,7 +169,8 @@ pub fn spawn(
     cfg: P2pConfig,
     dir: DataDir,
     backend: NodeBackend,
-) -> Result<(tokio::task::JoinHandle<()>, BitswapClient)> {
+    store: crate::store::Store,
+) -> Result<Spawned> {
     let gate = gate::Gate::default();
     gate.refresh(backend.registry());
     let local = identity.public().to_peer_id();
@@ -170,10 +193,11 @@ pub fn spawn(
         .context("setting up TCP")?
         .with_quic()
         .with_behaviour(|key| Behaviour {
-            identify: identify::Behaviour::new(identify::Config::new(
-                AGENT_PROTOCOL.to_string(),
-                key.public(),
-            )),
+            // No address cache: a lost connection is redialled at the address this node
+            // used (`Command::Reconnect`), so a transfer resumes on the same path.
+            identify: identify::Behaviour::new(
+                identify::Config::new(AGENT_PROTOCOL.to_string(), key.public()).with_cache_size(0),
+            ),
             ping: ping::Behaviour::default(),
             stream: libp2p_stream::Behaviour::new(),
             gossipsub: Toggle::from(gossip),
@@ -189,6 +213,26 @@ pub fn spawn(
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     let client = BitswapClient::new(control.clone(), pending, cmd_tx.clone());
     let peers = peers::PeerBook::default();
+    let limits = ratelimit::Limits::new(cfg.upload_limit, cfg.download_limit);
+    let partials = fetch::Partials::default();
+    fetch::server::serve(
+        control.clone(),
+        fetch::server::Server {
+            backend: backend.clone(),
+            store: store.clone(),
+            partials: partials.clone(),
+            upload: limits.upload.clone(),
+        },
+    )
+    .context("registering fetch")?;
+    let fetch_client = fetch::client::FetchClient::new(
+        control.clone(),
+        store,
+        partials,
+        peers.clone(),
+        limits.download.clone(),
+        cmd_tx.clone(),
+    );
     let net = Network::new(cmd_tx.clone(), peers.clone(), gate.clone(), local);
     backend.set_network(net.clone());
     let ctx = sync::SyncCtx {
@@ -212,7 +256,11 @@ pub fn spawn(
     for addr in &cfg.announce {
         swarm.add_external_address(addr.clone());
     }
+    let mut dialled = HashMap::new();
     for addr in &cfg.bootstrap {
+        if let Some(p) = peer_of(addr) {
+            dialled.insert(p, addr.clone());
+        }
         if let Err(e) = swarm.dial(addr.clone()) {
             tracing::warn!(%addr, error = %e, "cannot dial bootstrap peer");
         }
@@ -230,9 +278,21 @@ pub fn spawn(
         inbound_tx,
         subscribed: None,
         observed: HashMap::new(),
+        dialled,
     };
     ev.roster_changed();
-    Ok((tokio::spawn(ev.run(cmd_rx)), client))
+    Ok(Spawned {
+        task: tokio::spawn(ev.run(cmd_rx)),
+        bitswap: client,
+        fetch: fetch_client,
+    })
+}
+
+fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| match p {
+        Protocol::P2p(id) => Some(id),
+        _ => None,
+    })
 }
 
 type DialWaiters = HashMap<PeerId, Vec<oneshot::Sender<Result<PeerId, String>>>>;
@@ -257,6 +317,8 @@ struct EventLoop {
     /// Addresses of connected peers (identify, dialled address), members or not yet: a peer
     /// that becomes a member while connected goes into the address book from here.
     observed: HashMap<PeerId, Vec<Multiaddr>>,
+    /// The address this node last dialled each peer at (bootstrap, `Dial`), for `Reconnect`.
+    dialled: HashMap<PeerId, Multiaddr>,
 }
 
 impl EventLoop {
@@ -303,6 +365,25 @@ impl EventLoop {
                 }
             }
             Command::RosterChanged => self.roster_changed(),
+            Command::Reconnect(peer, reply) => {
+                if self.swarm.is_connected(&peer) {
+                    let _ = reply.send(Ok(peer));
+                    return;
+                }
+                match self.dialled.get(&peer).cloned() {
+                    Some(addr) => self.dial(addr, reply),
+                    None => {
+                        // Not dialled by address before: let the swarm use what it knows
+                        // (Kademlia, the address book).
+                        match self.swarm.dial(peer) {
+                            Ok(()) => self.dials.entry(peer).or_default().push(reply),
+                            Err(e) => {
+                                let _ = reply.send(Err(format!("cannot dial {peer}: {e}")));
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -316,6 +397,7 @@ impl EventLoop {
             )));
             return;
         };
+        self.dialled.insert(peer, addr.clone());
         if self.swarm.is_connected(&peer) {
             let _ = reply.send(Ok(peer));
             return;

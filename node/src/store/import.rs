@@ -35,13 +35,13 @@ pub struct CarImported {
 }
 
 /// A finished temp blob, ready to commit.
-struct Staged {
-    temp: PathBuf,
-    root: Cid,
-    record: RootRecord,
-    blocks: Vec<Block>,
+pub(super) struct Staged {
+    pub(super) temp: PathBuf,
+    pub(super) root: Cid,
+    pub(super) record: RootRecord,
+    pub(super) blocks: Vec<Block>,
     /// dag-pb nodes to keep in a sidecar (non-default layouts only).
-    sidecar: Option<Vec<(Cid, Vec<u8>)>>,
+    pub(super) sidecar: Option<Vec<(Cid, Vec<u8>)>>,
 }
 
 /// The blocks of one file DAG gathered elsewhere (a Bitswap fetch), as [`Store::import_fetched`]
@@ -395,6 +395,15 @@ impl Store {
 
     /// Makes a staged blob durable and visible: rename into `blobs/`, then index and pin it.
     async fn commit(&self, s: Staged) -> Result<(Cid, RootRecord, bool)> {
+        self.commit_with(s, true).await
+    }
+
+    /// [`commit`](Self::commit), pinning only if `pin` (a fetched copy is pinned by its caller).
+    pub(super) async fn commit_with(
+        &self,
+        s: Staged,
+        pin: bool,
+    ) -> Result<(Cid, RootRecord, bool)> {
         let dest = self.blob_path(&s.root);
         let blobs_dir = self.inner.dir.blobs();
         let temp = s.temp.clone();
@@ -422,6 +431,10 @@ impl Store {
             return Err(e);
         }
         self.index_blob(&s.root, &s.record, &s.blocks)?;
+        if !pin {
+            self.flush().await?;
+            return Ok((s.root, s.record, false));
+        }
         let newly_pinned = self
             .inner
             .pins

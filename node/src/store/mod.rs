@@ -12,6 +12,7 @@
 
 mod import;
 mod maintenance;
+pub mod partial;
 mod read;
 mod retention;
 pub mod tables;

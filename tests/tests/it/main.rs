@@ -30,6 +30,10 @@ mod federation;
 /// Attacks through the CLI and a malicious gateway: each refused, nothing stored or written.
 mod attacks;
 
+/// `/shubnet/fetch/1` between federation members: gating, malicious holder, on-demand reads,
+/// rate limits, resumption.
+mod fetch;
+
 /// Key files readable by others keep the node from starting.
 mod key_files;
 

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# bench/transfer.sh — /shubnet/fetch/1 speed between real nodes on loopback, against a baseline
+# measured in the same run on the same machine. Not part of the test run.
+#
+# What it measures:
+#   fetch_vs_nginx_throughput  `shubnet fetch CID` of a SIZE_MIB (default 1024) image from one
+#                              member to another (wall time, including the final fsync, rename,
+#                              index), as bytes/s, divided by `curl -o /dev/null` of the same
+#                              file from nginx on 127.0.0.1 (sendfile), warm in the page cache.
+#                              Target >= 0.5. Higher is better.
+#   cpu_s_per_gib              CPU seconds (user+sys, /proc/PID/stat) that the two nodes spent
+#                              during the transfer, per GiB moved. Lower is better (info).
+#   swarm_median_vs_ideal      one seeder (--upload-limit 20000000) and 8 members (each
+#                              --download-limit 20000000) all fetch a SWARM_MIB (default 256)
+#                              image at once; the median finish time divided by
+#                              size / 20 MB/s. Target <= 1.5 (nodes must serve each other).
+#
+# Usage: bash bench/transfer.sh   Env: SIZE_MIB SWARM_MIB BENCH_DIR SHUBNET_BIN CARGO_TARGET_DIR
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+SIZE_MIB=${SIZE_MIB:-1024}
+SWARM_MIB=${SWARM_MIB:-256}
+LIMIT=20000000
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "bench: $*"; exit 1; }
+for t in curl python3; do command -v "$t" >/dev/null || die "$t is missing"; done
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[[ -x $NGINX ]] || die "nginx is missing (apt-get install -y nginx)"
+if [[ -n ${SHUBNET_BIN:-} ]]; then
+    BIN=$SHUBNET_BIN
+else
+    say "building the release binary"
+    cargo build --release -p shubnet-node >&2
+    BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/shubnet
+fi
+[[ -x $BIN ]] || die "no binary at $BIN"
+
+WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/shubnet-transfer.XXXXXX")
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+py() { python3 -c "$@"; }
+free_port() { py "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"; }
+wait_for() { for _ in $(seq 600); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+cpu_ticks() { # PID -> utime+stime in clock ticks
+    awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
+# start NAME [serve args...] -> sets URL_<NAME>, PID_<NAME>, ADDR_<NAME>
+start() {
+    local name=$1; shift
+    local data=$WORK/$name
+    mkdir -p "$data"
+    "$BIN" serve --data-dir "$data" --http 127.0.0.1:0 --p2p /ip4/127.0.0.1/tcp/0 "$@" \
+        >"$WORK/$name.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    wait_for test -s "$data/api.url" || { cat "$WORK/$name.log" >&2; die "$name did not start"; }
+    wait_for grep -q /p2p/ "$data/p2p.addrs" || die "$name has no p2p address"
+    printf -v "PID_$name" '%s' "$pid"
+    printf -v "ADDR_$name" '%s' "$(grep -m1 '^/ip4/127.0.0.1/tcp/' "$data/p2p.addrs")"
+}
+stop() { # NAME
+    local v="PID_$1"
+    kill "${!v}" 2>/dev/null || true
+    wait "${!v}" 2>/dev/null || true
+}
+cli() { # NAME args...
+    local name=$1; shift
+    SHUBNET_DATA_DIR=$WORK/$name SHUBNET_NODE=$(tr -d '[:space:]' <"$WORK/$name/api.url") "$BIN" "$@"
+}
+
+# --- a federation: seed founds it, the others are admitted --------------------------------
+NODES=(seed n1 n2 n3 n4 n5 n6 n7 n8)
+for n in "${NODES[@]}"; do start "$n"; done
+FED=$(cli seed federation create --name Bench --institution seed)
+for n in "${NODES[@]:1}"; do
+    line=$(cli "$n" federation request --institution "$n")
+    cli seed federation admit "$line" >/dev/null
+done
+SEED_URL=$(tr -d '[:space:]' <"$WORK/seed/api.url")
+for n in "${NODES[@]:1}"; do cli "$n" federation join "$FED" --from "$SEED_URL" >/dev/null; done
+for n in "${NODES[@]}"; do stop "$n"; done
+
+# --- (a) one-to-one vs nginx -----------------------------------------------------------------
+say "writing a ${SIZE_MIB} MiB image"
+head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom >"$WORK/image.bin"
+start seed
+CID=$(cli seed add "$WORK/image.bin")
+start n1 --bootstrap "$ADDR_seed"
+sleep 1
+c0=$(( $(cpu_ticks "$PID_seed") + $(cpu_ticks "$PID_n1") ))
+t0=$(now)
+cli n1 fetch "$CID" >/dev/null
+t1=$(now)
+c1=$(( $(cpu_ticks "$PID_seed") + $(cpu_ticks "$PID_n1") ))
+HZ=$(getconf CLK_TCK)
+fetch_bps=$(py "print($SIZE_MIB * 1048576 / ($t1 - $t0))")
+cpu_per_gib=$(py "print(f'{($c1 - $c0) / $HZ / ($SIZE_MIB / 1024):.2f}')")
+
+mkdir -p "$WORK/www" "$WORK/nginx-tmp"
+ln "$WORK/image.bin" "$WORK/www/image.bin"
+NGINX_PORT=$(free_port)
+cat >"$WORK/nginx.conf" <<EOF
+user root;
+worker_processes auto;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 256; }
+http {
+    sendfile on; tcp_nopush on; access_log off;
+    client_body_temp_path $WORK/nginx-tmp/body; proxy_temp_path $WORK/nginx-tmp/proxy;
+    fastcgi_temp_path $WORK/nginx-tmp/fastcgi; uwsgi_temp_path $WORK/nginx-tmp/uwsgi;
+    scgi_temp_path $WORK/nginx-tmp/scgi;
+    server { listen 127.0.0.1:$NGINX_PORT; root $WORK/www; }
+}
+EOF
+"$NGINX" -p "$WORK" -c "$WORK/nginx.conf" -g 'daemon off;' 2>"$WORK/nginx-stderr.log" &
+PIDS+=($!)
+NGINX_URL=http://127.0.0.1:$NGINX_PORT/image.bin
+wait_for curl -sf -o /dev/null -r 0-0 "$NGINX_URL" || die "nginx did not start"
+curl -s -o /dev/null "$NGINX_URL"
+nginx_bps=$(curl -sS -o /dev/null -w '%{speed_download}' "$NGINX_URL")
+stop n1
+
+# --- (b) swarm -------------------------------------------------------------------------------
+stop seed
+head -c $((SWARM_MIB * 1024 * 1024)) /dev/urandom >"$WORK/swarm.bin"
+start seed --upload-limit $LIMIT
+SCID=$(cli seed add "$WORK/swarm.bin")
+# Each member dials the seed and the members started before it, so the swarm is a mesh.
+boots=(--bootstrap "$ADDR_seed")
+for n in "${NODES[@]:1}"; do
+    start "$n" --download-limit $LIMIT "${boots[@]}"
+    v="ADDR_$n"; boots+=(--bootstrap "${!v}")
+done
+sleep 2
+say "8 members fetch a ${SWARM_MIB} MiB image at once"
+t0=$(now)
+FPIDS=()
+for n in "${NODES[@]:1}"; do
+    ( cli "$n" fetch "$SCID" >/dev/null && echo "$(now)" >"$WORK/$n.done" ) &
+    FPIDS+=($!)
+done
+for p in "${FPIDS[@]}"; do wait "$p" || die "a swarm fetch failed"; done
+times=()
+for n in "${NODES[@]:1}"; do times+=("$(py "print($(cat "$WORK/$n.done") - $t0)")"); done
+joined=$(IFS=,; echo "${times[*]}")
+median=$(py "import statistics; print(f'{statistics.median([$joined]):.2f}')")
+ideal=$(py "print(f'{$SWARM_MIB * 1048576 / $LIMIT:.2f}')")
+
+ratio=$(py "print(f'{$fetch_bps / $nginx_bps:.2f}')")
+swarm=$(py "print(f'{$median / $ideal:.2f}')")
+echo "info fetch_bytes_per_s: $(py "print(int($fetch_bps))") nginx_bytes_per_s: $(py "print(int(float('$nginx_bps')))")"
+echo "fetch_vs_nginx_throughput: $ratio (target >= 0.5)"
+echo "cpu_s_per_gib: $cpu_per_gib (seeder + fetcher, info)"
+echo "info swarm_finish_s: ${times[*]} ideal: $ideal"
+echo "swarm_median_vs_ideal: $swarm (target <= 1.5)"

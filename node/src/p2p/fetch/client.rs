@@ -1,0 +1,761 @@
+//! The `/shubnet/fetch/1` client.
+//!
+//! A transfer first asks every candidate holder `Have`, learns the DAG's dag-pb nodes from one
+//! of them (each verified against its CID), and opens the image's partial download
+//! ([`crate::store::partial`]). Then one worker per holder (several streams each) takes runs of
+//! missing leaves that holder has, asks for them with `Leaves`, and hands each leaf to the
+//! partial download, which writes it only if it hashes to its CID. A holder that sends a wrong
+//! leaf or a malformed frame is dropped for the transfer and counted in the [`PeerBook`]; its
+//! runs go back to the pool for the others. A broken stream is retried (reconnecting if the
+//! connection is gone) up to [`MAX_FAILURES`] times in a row. Partial holders are asked `Have`
+//! again while the transfer runs, so nodes fetching the same image serve each other.
+//!
+//! Verified leaves survive drops and restarts (the partial download persists them), so nothing
+//! verified is fetched twice. When every leaf is verified the copy becomes a normal blob.
+
+use super::{Partials, WireError, read_frame, write_frame};
+use crate::p2p::peers::PeerBook;
+use crate::p2p::ratelimit::RateLimit;
+use crate::p2p::{Command, protocol};
+use crate::store::partial::Partial;
+use crate::store::{Store, StoreError};
+use bytes::Bytes;
+use futures::AsyncWriteExt;
+use libp2p::PeerId;
+use serde::Serialize;
+use shubnet_protocol::Cid;
+use shubnet_protocol::cid::{DAG_PB, verify};
+use shubnet_protocol::fetch::{FetchError as FrameError, Frame, Holding, PROTOCOL};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// How long a holder may take to answer `Have` or `Nodes`.
+pub const ASK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a leaf stream may stall before it counts as broken.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Leaves per request (64 × 256 KiB = 16 MiB).
+pub const RUN_LEAVES: u64 = 64;
+/// Streams per holder at once.
+pub const STREAMS_PER_HOLDER: usize = 2;
+/// Broken streams in a row after which a holder is given up for the transfer.
+pub const MAX_FAILURES: u32 = 30;
+/// Pause before retrying a broken stream.
+const RETRY_DELAY: Duration = Duration::from_millis(200);
+/// How often a partial holder is asked `Have` again when it has nothing we still need.
+const REFRESH: Duration = Duration::from_millis(250);
+/// Most dag-pb nodes accepted for one DAG.
+const MAX_NODES: usize = 1 << 20;
+
+/// Why a fetch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// No holder named, none announced, and no peer connected.
+    #[error("no holder of {0} is known and no peer is connected")]
+    NoHolders(Cid),
+    /// Every candidate was asked; none holds the image.
+    #[error("none of the {asked} peers asked holds {root}{}", detail(.reasons))]
+    NotHeld {
+        /// The image.
+        root: Cid,
+        /// How many were asked.
+        asked: usize,
+        /// What each said, when it was not a plain "no".
+        reasons: Vec<String>,
+    },
+    /// Some leaves could not be fetched from anyone; what was verified is kept for a retry.
+    #[error("{root}: {missing} of {total} leaves could not be fetched: {}", .reasons.join("; "))]
+    Incomplete {
+        /// The image.
+        root: Cid,
+        /// Leaves still missing.
+        missing: u64,
+        /// Leaves wanted.
+        total: u64,
+        /// Why each holder stopped.
+        reasons: Vec<String>,
+    },
+    /// The DAG's nodes could not be obtained or do not describe a supported file.
+    #[error("{0}")]
+    Dag(String),
+    /// The local store failed (disk full, I/O).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn detail(reasons: &[String]) -> String {
+    if reasons.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", reasons.join("; "))
+    }
+}
+
+/// What one holder contributed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HolderReport {
+    /// Its peer id.
+    pub peer: String,
+    /// Leaves it sent that were verified and kept.
+    pub leaves: u64,
+    /// Leaf bytes received from it (including any refused).
+    pub bytes: u64,
+    /// Its misbehaviour count after this transfer (wrong blocks, malformed frames).
+    pub misbehaviour: u64,
+    /// Why it was dropped from the transfer, if it was.
+    pub dropped: Option<String>,
+}
+
+/// The outcome of a fetch, logged as JSON (`fetch report: {...}`) and returned to callers.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FetchReport {
+    /// The image.
+    pub root: String,
+    /// File size.
+    pub size: u64,
+    /// Leaves in the DAG.
+    pub leaves: u64,
+    /// Leaves already verified on disk before this call (a resumed transfer).
+    pub already_verified: u64,
+    /// Leaves fetched and verified by this call.
+    pub fetched_leaves: u64,
+    /// Leaf bytes received by this call.
+    pub bytes_received: u64,
+    /// Per holder.
+    pub holders: Vec<HolderReport>,
+}
+
+/// A handle for fetching images from federation members; cheap to clone.
+#[derive(Clone)]
+pub struct FetchClient {
+    control: libp2p_stream::Control,
+    store: Store,
+    partials: Partials,
+    peers: PeerBook,
+    download: RateLimit,
+    commands: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for FetchClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchClient").finish_non_exhaustive()
+    }
+}
+
+/// Shared by the workers of one transfer.
+struct Transfer {
+    partial: Arc<Partial>,
+    pending: Mutex<(BTreeSet<u64>, usize)>,
+    progress: watch::Sender<u64>,
+    stats: Mutex<HashMap<PeerId, HolderReport>>,
+    abort: AtomicBool,
+    fatal: Mutex<Option<StoreError>>,
+    spread: bool,
+}
+
+/// How a run of leaves ended.
+enum RunEnd {
+    Done,
+    /// The stream broke or the holder declined; retry.
+    Broken(String),
+    /// The holder sent a wrong leaf or garbage.
+    Bad(String),
+    /// The local store failed; stop everything.
+    Fatal(StoreError),
+}
+
+impl Transfer {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (BTreeSet<u64>, usize)> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn stat(&self, peer: PeerId, f: impl FnOnce(&mut HolderReport)) {
+        let mut m = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
+        f(m.entry(peer).or_insert_with(|| HolderReport {
+            peer: peer.to_string(),
+            ..Default::default()
+        }));
+    }
+
+    /// Takes a run of pending leaves that `h` has, marking it in flight.
+    fn take(&self, h: &Holding, salt: u64) -> Option<(u64, u64)> {
+        let mut g = self.lock();
+        let (pending, inflight) = &mut *g;
+        let start_at = if self.spread && !pending.is_empty() {
+            let n = pending.len() as u64;
+            pending
+                .iter()
+                .nth((salt % n) as usize)
+                .copied()
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        let first = pending
+            .range(start_at..)
+            .chain(pending.range(..start_at))
+            .copied()
+            .find(|&i| h.has(i))?;
+        let mut count = 1;
+        while count < RUN_LEAVES && pending.contains(&(first + count)) && h.has(first + count) {
+            count += 1;
+        }
+        for i in first..first + count {
+            pending.remove(&i);
+        }
+        *inflight += 1;
+        Some((first, count))
+    }
+
+    /// Returns the leaves of a run that were not verified.
+    fn give_back(&self, first: u64, count: u64) {
+        let mut g = self.lock();
+        for i in first..first + count {
+            if !self.partial.has(i) {
+                g.0.insert(i);
+            }
+        }
+        g.1 -= 1;
+    }
+
+    fn finished(&self) -> bool {
+        let g = self.lock();
+        (g.0.is_empty() && g.1 == 0) || self.abort.load(Ordering::Relaxed)
+    }
+}
+
+impl FetchClient {
+    pub(crate) fn new(
+        control: libp2p_stream::Control,
+        store: Store,
+        partials: Partials,
+        peers: PeerBook,
+        download: RateLimit,
+        commands: mpsc::Sender<Command>,
+    ) -> Self {
+        Self {
+            control,
+            store,
+            partials,
+            peers,
+            download,
+            commands,
+        }
+    }
+
+    /// The node's peer table.
+    pub fn peers(&self) -> &PeerBook {
+        &self.peers
+    }
+
+    /// Opens a stream to `peer`, reconnecting through the event loop if the connection is gone.
+    async fn open(&self, peer: PeerId) -> Result<libp2p::Stream, String> {
+        match self
+            .control
+            .clone()
+            .open_stream(peer, protocol(PROTOCOL))
+            .await
+        {
+            Ok(s) => return Ok(s),
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "cannot open a fetch stream; reconnecting")
+            }
+        }
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Reconnect(peer, tx))
+            .await
+            .map_err(|_| "the p2p network is not running".to_string())?;
+        match tokio::time::timeout(ASK_TIMEOUT, rx).await {
+            Ok(Ok(Ok(_))) => {}
+            Ok(Ok(Err(e))) => return Err(e),
+            _ => return Err(format!("cannot reconnect to {peer}")),
+        }
+        self.control
+            .clone()
+            .open_stream(peer, protocol(PROTOCOL))
+            .await
+            .map_err(|e| format!("cannot open a fetch stream to {peer}: {e}"))
+    }
+
+    async fn request(&self, peer: PeerId, req: &Frame) -> Result<libp2p::Stream, String> {
+        let mut s = self.open(peer).await?;
+        write_frame(&mut s, req)
+            .await
+            .map_err(|e| format!("sending to {peer}: {e}"))?;
+        s.flush()
+            .await
+            .map_err(|e| format!("sending to {peer}: {e}"))?;
+        Ok(s)
+    }
+
+    /// Asks `peer` what it holds of `root`.
+    pub async fn have(&self, peer: PeerId, root: Cid) -> Result<Holding, String> {
+        let ask = async {
+            let mut s = self.request(peer, &Frame::Have(root)).await?;
+            match read_frame(&mut s).await {
+                Ok(Some(Frame::Holding(h))) => Ok(h),
+                Ok(Some(Frame::Error(why))) => Err(format!("{peer}: {why}")),
+                Ok(other) => Err(format!("{peer} answered Have with {other:?}")),
+                Err(e) => Err(format!("{peer}: {e}")),
+            }
+        };
+        tokio::time::timeout(ASK_TIMEOUT, ask)
+            .await
+            .unwrap_or_else(|_| Err(format!("{peer} did not answer within {ASK_TIMEOUT:?}")))
+    }
+
+    /// The verified dag-pb nodes of `root` from `peer`.
+    async fn nodes_from(&self, peer: PeerId, root: Cid) -> Result<Vec<(Cid, Vec<u8>)>, String> {
+        let ask = async {
+            let mut s = self.request(peer, &Frame::Nodes(root)).await?;
+            let mut out = Vec::new();
+            loop {
+                match read_frame(&mut s).await {
+                    Ok(Some(Frame::Node { cid, bytes })) => {
+                        if cid.codec() != DAG_PB || verify(&cid, &bytes).is_err() {
+                            self.peers.misbehaved(peer);
+                            return Err(format!("{peer} sent a node that does not match {cid}"));
+                        }
+                        if out.len() >= MAX_NODES {
+                            return Err(format!("{peer} sent too many nodes"));
+                        }
+                        out.push((cid, bytes));
+                    }
+                    Ok(Some(Frame::End)) => return Ok(out),
+                    Ok(Some(Frame::Error(why))) => return Err(format!("{peer}: {why}")),
+                    Ok(other) => return Err(format!("{peer} answered Nodes with {other:?}")),
+                    Err(e) => return Err(format!("{peer}: {e}")),
+                }
+            }
+        };
+        tokio::time::timeout(ASK_TIMEOUT, ask)
+            .await
+            .unwrap_or_else(|_| Err(format!("{peer} did not send the nodes in time")))
+    }
+
+    /// Who holds `root` (and what): the named holders, else those that announced it, else
+    /// every connected peer, each asked `Have`.
+    async fn survey(
+        &self,
+        root: Cid,
+        holders: Vec<PeerId>,
+    ) -> Result<Vec<(PeerId, Holding)>, FetchError> {
+        let mut candidates = holders;
+        if candidates.is_empty() {
+            candidates = self.peers.holders_of(&root);
+        }
+        if candidates.is_empty() {
+            candidates = self.peers.connected_peers();
+        }
+        if candidates.is_empty() {
+            return Err(FetchError::NoHolders(root));
+        }
+        let asked = candidates.len();
+        let answers = futures::future::join_all(
+            candidates
+                .iter()
+                .map(|&p| async move { (p, self.have(p, root).await) }),
+        )
+        .await;
+        let mut found = Vec::new();
+        let mut reasons = Vec::new();
+        for (peer, a) in answers {
+            match a {
+                Ok(Holding::None) => {}
+                Ok(h) => found.push((peer, h)),
+                Err(e) => reasons.push(e),
+            }
+        }
+        if found.is_empty() {
+            return Err(FetchError::NotHeld {
+                root,
+                asked,
+                reasons,
+            });
+        }
+        // Complete holders first: they are asked for the nodes.
+        found.sort_by_key(|(_, h)| !matches!(h, Holding::Complete));
+        Ok(found)
+    }
+
+    async fn partial_for(
+        &self,
+        root: Cid,
+        holders: &[(PeerId, Holding)],
+    ) -> Result<Arc<Partial>, FetchError> {
+        let errors = Mutex::new(Vec::new());
+        let res = self
+            .partials
+            .open(&self.store, root, || async {
+                for (peer, _) in holders {
+                    match self.nodes_from(*peer, root).await {
+                        Ok(n) => return Ok(n),
+                        Err(e) => errors
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push(e),
+                    }
+                }
+                Err(StoreError::Fetch(format!(
+                    "cannot learn the DAG of {root}: {}",
+                    errors
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .join("; ")
+                )))
+            })
+            .await;
+        match res {
+            Ok(p) => Ok(p),
+            Err(StoreError::Fetch(m)) | Err(StoreError::Invalid(m)) => Err(FetchError::Dag(m)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Fetches the whole image `root` from `holders` (or, if empty, from the peers that
+    /// announced it or every connected peer), splitting it across all that have it, and stores
+    /// it as an unpinned blob. Resumes a partial download left by an earlier call or process.
+    pub async fn fetch(&self, root: Cid, holders: Vec<PeerId>) -> Result<FetchReport, FetchError> {
+        if let Some(rec) = self.store.root_record(&root)? {
+            return Ok(FetchReport {
+                root: root.to_string(),
+                size: rec.size,
+                ..Default::default()
+            });
+        }
+        let found = self.survey(root, holders).await?;
+        let partial = self.partial_for(root, &found).await?;
+        let n = partial.leaves().len() as u64;
+        let wanted: BTreeSet<u64> = (0..n).filter(|&i| !partial.has(i)).collect();
+        let mut report = FetchReport {
+            root: root.to_string(),
+            size: partial.size(),
+            leaves: n,
+            already_verified: n - wanted.len() as u64,
+            ..Default::default()
+        };
+        let (tx, _rx) = watch::channel(0);
+        let transfer = self.run(partial.clone(), wanted, found, true, tx).await;
+        let holders: Vec<HolderReport> = transfer
+            .stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        report.fetched_leaves = holders.iter().map(|h| h.leaves).sum();
+        report.bytes_received = holders.iter().map(|h| h.bytes).sum();
+        report.holders = holders;
+        self.conclude(&partial, &transfer, &report).await?;
+        Ok(report)
+    }
+
+    /// After a transfer: store the image if complete, else checkpoint and explain.
+    async fn conclude(
+        &self,
+        partial: &Arc<Partial>,
+        transfer: &Transfer,
+        report: &FetchReport,
+    ) -> Result<(), FetchError> {
+        let root = *partial.root();
+        let json = serde_json::to_string(report).unwrap_or_default();
+        tracing::info!(%root, "fetch report: {json}");
+        if let Some(e) = transfer
+            .fatal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            return Err(e.into());
+        }
+        if partial.is_complete() {
+            let finished = self.store.finish_partial(partial).await;
+            self.partials.remove(&root).await;
+            finished?;
+            return Ok(());
+        }
+        let p = partial.clone();
+        let _ = tokio::task::spawn_blocking(move || p.checkpoint()).await;
+        let missing = partial.leaves().len() as u64 - partial.verified().count();
+        let reasons = report
+            .holders
+            .iter()
+            .filter_map(|h| h.dropped.as_ref().map(|d| format!("{}: {d}", h.peer)))
+            .collect();
+        Err(FetchError::Incomplete {
+            root,
+            missing,
+            total: partial.leaves().len() as u64,
+            reasons,
+        })
+    }
+
+    /// Runs workers for `holders` until every leaf of `wanted` is verified or nobody can give
+    /// the rest. Each verified leaf bumps `progress`.
+    async fn run(
+        &self,
+        partial: Arc<Partial>,
+        wanted: BTreeSet<u64>,
+        holders: Vec<(PeerId, Holding)>,
+        spread: bool,
+        progress: watch::Sender<u64>,
+    ) -> Arc<Transfer> {
+        let transfer = Arc::new(Transfer {
+            partial,
+            pending: Mutex::new((wanted, 0)),
+            progress,
+            stats: Mutex::default(),
+            abort: AtomicBool::new(false),
+            fatal: Mutex::new(None),
+            spread,
+        });
+        let mut tasks = tokio::task::JoinSet::new();
+        for (n, (peer, holding)) in holders.into_iter().enumerate() {
+            let dropped = Arc::new(AtomicBool::new(false));
+            for s in 0..STREAMS_PER_HOLDER {
+                let (me, t, h, d) = (
+                    self.clone(),
+                    transfer.clone(),
+                    holding.clone(),
+                    dropped.clone(),
+                );
+                let salt = seed(&peer)
+                    ^ ((n * STREAMS_PER_HOLDER + s) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                tasks.spawn(async move { me.worker(peer, h, t, d, salt).await });
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+        transfer
+    }
+
+    async fn worker(
+        &self,
+        peer: PeerId,
+        mut holding: Holding,
+        t: Arc<Transfer>,
+        dropped: Arc<AtomicBool>,
+        mut salt: u64,
+    ) {
+        let mut failures = 0u32;
+        let mut idle_since = std::time::Instant::now();
+        loop {
+            if t.finished() || dropped.load(Ordering::Relaxed) {
+                return;
+            }
+            if idle_since.elapsed() > STALL_TIMEOUT {
+                t.stat(peer, |s| {
+                    s.dropped = Some("has none of the missing leaves".into())
+                });
+                return;
+            }
+            salt = salt
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let Some((first, count)) = t.take(&holding, salt >> 11) else {
+                tokio::time::sleep(if matches!(holding, Holding::Complete) {
+                    RETRY_DELAY / 2
+                } else {
+                    REFRESH
+                })
+                .await;
+                if !matches!(holding, Holding::Complete)
+                    && let Ok(h) = self.have(peer, *t.partial.root()).await
+                {
+                    holding = h;
+                }
+                continue;
+            };
+            idle_since = std::time::Instant::now();
+            let end = self.get_run(peer, &t, first, count).await;
+            t.give_back(first, count);
+            match end {
+                RunEnd::Done => failures = 0,
+                RunEnd::Broken(why) => {
+                    failures += 1;
+                    tracing::debug!(%peer, failures, %why, "fetch stream broke; retrying");
+                    if failures >= MAX_FAILURES {
+                        dropped.store(true, Ordering::Relaxed);
+                        t.stat(peer, |s| s.dropped = Some(why));
+                        return;
+                    }
+                    tokio::time::sleep(RETRY_DELAY).await;
+                }
+                RunEnd::Bad(why) => {
+                    let total = self.peers.misbehaved(peer);
+                    tracing::warn!(%peer, misbehaviour = total, %why, "dropping a holder that sent bad data");
+                    dropped.store(true, Ordering::Relaxed);
+                    t.stat(peer, |s| {
+                        s.misbehaviour = total;
+                        s.dropped = Some(why);
+                    });
+                    return;
+                }
+                RunEnd::Fatal(e) => {
+                    t.abort.store(true, Ordering::Relaxed);
+                    *t.fatal.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Fetches leaves `first..first+count` from `peer` into the partial download.
+    async fn get_run(&self, peer: PeerId, t: &Transfer, first: u64, count: u64) -> RunEnd {
+        let root = *t.partial.root();
+        let req = Frame::Leaves { root, first, count };
+        let mut s = match self.request(peer, &req).await {
+            Ok(s) => s,
+            Err(e) => return RunEnd::Broken(e),
+        };
+        let mut next = first;
+        loop {
+            let frame = match tokio::time::timeout(STALL_TIMEOUT, read_frame(&mut s)).await {
+                Err(_) => return RunEnd::Broken(format!("stalled for {STALL_TIMEOUT:?}")),
+                Ok(Ok(Some(f))) => f,
+                Ok(Ok(None)) => return RunEnd::Broken("the stream ended early".into()),
+                Ok(Err(WireError::Io(e))) => return RunEnd::Broken(e.to_string()),
+                Ok(Err(WireError::Frame(FrameError::Truncated))) => {
+                    return RunEnd::Broken("the stream ended inside a frame".into());
+                }
+                Ok(Err(WireError::Frame(e))) => {
+                    return RunEnd::Bad(format!("sent a bad frame: {e}"));
+                }
+            };
+            match frame {
+                Frame::Leaf { index, bytes } => {
+                    if index != next || index >= first + count {
+                        return RunEnd::Bad(format!("sent leaf {index} where {next} was due"));
+                    }
+                    self.download.acquire(bytes.len()).await;
+                    let len = bytes.len() as u64;
+                    t.stat(peer, |s| s.bytes += len);
+                    let p = t.partial.clone();
+                    let written = tokio::task::spawn_blocking(move || p.write_leaf(index, &bytes))
+                        .await
+                        .unwrap_or_else(|e| Err(StoreError::Invalid(format!("task failed: {e}"))));
+                    match written {
+                        Ok(true) => {
+                            t.stat(peer, |s| s.leaves += 1);
+                            t.progress.send_modify(|n| *n += 1);
+                        }
+                        Ok(false) => {
+                            return RunEnd::Bad(format!(
+                                "sent a block for leaf {index} of {root} that does not match its CID"
+                            ));
+                        }
+                        Err(e) => return RunEnd::Fatal(e),
+                    }
+                    next += 1;
+                }
+                Frame::End if next == first + count => return RunEnd::Done,
+                Frame::End => return RunEnd::Broken(format!("ended at leaf {next}")),
+                Frame::Error(why) => return RunEnd::Broken(format!("declined: {why}")),
+                other => return RunEnd::Bad(format!("sent {other:?} in a leaf stream")),
+            }
+        }
+    }
+
+    /// The size of `root`, found from holders, for an image this node does not hold;
+    /// `None` if nobody has it. Opens its partial download (learning its DAG).
+    pub async fn remote_size(&self, root: Cid) -> Result<Option<u64>, FetchError> {
+        match self.survey(root, Vec::new()).await {
+            Ok(found) => Ok(Some(self.partial_for(root, &found).await?.size())),
+            Err(FetchError::NoHolders(_) | FetchError::NotHeld { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Streams file bytes `start..end` of `root`, which this node does not hold, fetching only
+    /// the leaves the range covers into the partial download (so they are kept) and yielding
+    /// each as soon as it is verified. If that completes the image, it is stored.
+    pub async fn read_range(
+        &self,
+        root: Cid,
+        start: u64,
+        end: u64,
+    ) -> Result<mpsc::Receiver<std::io::Result<Bytes>>, FetchError> {
+        let found = self.survey(root, Vec::new()).await?;
+        let partial = self.partial_for(root, &found).await?;
+        let leaves = partial.leaves();
+        let covered: Vec<u64> = leaves
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.offset < end && l.offset + u64::from(l.len) > start)
+            .map(|(i, _)| i as u64)
+            .collect();
+        let wanted: BTreeSet<u64> = covered
+            .iter()
+            .copied()
+            .filter(|&i| !partial.has(i))
+            .collect();
+        let (tx, rx) = mpsc::channel(8);
+        let (ptx, mut prx) = watch::channel(0u64);
+        let me = self.clone();
+        let p = partial.clone();
+        let fetcher = tokio::spawn(async move {
+            let transfer = me.run(p.clone(), wanted, found, false, ptx).await;
+            let report = FetchReport {
+                root: root.to_string(),
+                size: p.size(),
+                leaves: p.leaves().len() as u64,
+                ..Default::default()
+            };
+            if p.is_complete() {
+                if let Err(e) = me.conclude(&p, &transfer, &report).await {
+                    tracing::warn!(%root, error = %e, "cannot store a copy fetched on demand");
+                }
+            } else {
+                let _ = tokio::task::spawn_blocking(move || p.checkpoint()).await;
+            }
+        });
+        tokio::spawn(async move {
+            for i in covered {
+                let leaf = partial.leaves()[i as usize];
+                loop {
+                    if partial.has(i) {
+                        break;
+                    }
+                    if prx.changed().await.is_err() && !partial.has(i) {
+                        let _ = tx
+                            .send(Err(std::io::Error::other(format!(
+                                "leaf {i} of {root} could not be fetched from any holder"
+                            ))))
+                            .await;
+                        return;
+                    }
+                }
+                let p = partial.clone();
+                let bytes = match tokio::task::spawn_blocking(move || p.read_leaf(i)).await {
+                    Ok(Ok(Some(b))) => b,
+                    other => {
+                        let _ = tx
+                            .send(Err(std::io::Error::other(format!(
+                                "cannot read leaf {i} of {root}: {other:?}"
+                            ))))
+                            .await;
+                        return;
+                    }
+                };
+                let from = start.saturating_sub(leaf.offset) as usize;
+                let to = (end.min(leaf.offset + u64::from(leaf.len)) - leaf.offset) as usize;
+                if tx.send(Ok(bytes.slice(from..to))).await.is_err() {
+                    return; // the client went away; the fetcher keeps what it verified
+                }
+            }
+            drop(fetcher);
+        });
+        Ok(rx)
+    }
+}
+
+/// A per-peer number, so holders start at different places of the image.
+fn seed(peer: &PeerId) -> u64 {
+    peer.to_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        })
+}

@@ -1,0 +1,113 @@
+//! `/shubnet/fetch/1`: bulk transfer of image leaves between federation members (wire format in
+//! [`shubnet_protocol::fetch`]). [`server`] answers members only, from complete blobs and from
+//! partial downloads; [`client`] splits an image across every holder, verifies each leaf before
+//! it is written, resumes after drops and restarts, and streams byte ranges for on-demand reads.
+
+pub mod client;
+pub mod server;
+
+use crate::store::Store;
+use crate::store::partial::Partial;
+use futures::{AsyncReadExt, AsyncWriteExt};
+use shubnet_protocol::Cid;
+use shubnet_protocol::fetch::{FetchError, Frame, MAX_FRAME};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Why reading a frame failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// The stream broke.
+    #[error("stream: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer sent something that is not a valid frame.
+    #[error("{0}")]
+    Frame(#[from] FetchError),
+}
+
+/// Reads one length-prefixed frame; `Ok(None)` at a clean end of stream.
+pub(crate) async fn read_frame<S: futures::AsyncRead + Unpin>(
+    s: &mut S,
+) -> Result<Option<Frame>, WireError> {
+    let mut len = 0u64;
+    for i in 0..4 {
+        let mut b = [0u8; 1];
+        if s.read(&mut b).await? == 0 {
+            if i == 0 {
+                return Ok(None);
+            }
+            return Err(FetchError::Truncated.into());
+        }
+        len |= u64::from(b[0] & 0x7f) << (7 * i);
+        if b[0] & 0x80 == 0 {
+            if len > MAX_FRAME as u64 {
+                return Err(FetchError::TooLarge(len).into());
+            }
+            let mut body = vec![0u8; len as usize];
+            s.read_exact(&mut body).await.map_err(|e| {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    WireError::Frame(FetchError::Truncated)
+                } else {
+                    WireError::Io(e)
+                }
+            })?;
+            return Ok(Some(Frame::decode(&body)?));
+        }
+    }
+    Err(FetchError::TooLarge(u64::MAX).into())
+}
+
+/// Writes one frame.
+pub(crate) async fn write_frame<S: futures::AsyncWrite + Unpin>(
+    s: &mut S,
+    f: &Frame,
+) -> std::io::Result<()> {
+    s.write_all(&f.encode_framed()).await
+}
+
+/// Partial downloads open in this process, shared by the client (which fills them) and the
+/// server (which serves their verified leaves to other members).
+#[derive(Debug, Clone, Default)]
+pub struct Partials(Arc<tokio::sync::Mutex<HashMap<Cid, Arc<Partial>>>>);
+
+impl Partials {
+    /// The open partial download of `root`, if any.
+    pub async fn get(&self, root: &Cid) -> Option<Arc<Partial>> {
+        self.0.lock().await.get(root).cloned()
+    }
+
+    /// The partial download of `root`: the open one, else the one on disk, else a new one made
+    /// from `nodes` (which `nodes` produces only when needed). One per root per process.
+    pub async fn open<F, Fut>(
+        &self,
+        store: &Store,
+        root: Cid,
+        nodes: F,
+    ) -> Result<Arc<Partial>, crate::store::StoreError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<(Cid, Vec<u8>)>, crate::store::StoreError>>,
+    {
+        let mut map = self.0.lock().await;
+        if let Some(p) = map.get(&root) {
+            return Ok(p.clone());
+        }
+        let nodes = if store.has_partial(&root) {
+            None
+        } else {
+            Some(nodes().await?)
+        };
+        let s = store.clone();
+        let p = tokio::task::spawn_blocking(move || s.open_partial(&root, nodes))
+            .await
+            .map_err(|e| crate::store::StoreError::Invalid(format!("task failed: {e}")))??;
+        let p = Arc::new(p);
+        map.insert(root, p.clone());
+        Ok(p)
+    }
+
+    /// Forgets `root` (finished or given up).
+    pub async fn remove(&self, root: &Cid) {
+        self.0.lock().await.remove(root);
+    }
+}

@@ -1,0 +1,253 @@
+//! The `/shubnet/fetch/1` server: answers roster members only (everything on this protocol is
+//! federation-only; others get an error frame and the stream closes). Serves complete blobs and
+//! the verified leaves of partial downloads; every leaf is hashed against its CID as it is read,
+//! so damaged bytes never leave. Sends pass through the node's upload limit.
+
+use super::{Partials, read_frame, write_frame};
+use crate::backend::NodeBackend;
+use crate::p2p::protocol;
+use crate::p2p::ratelimit::RateLimit;
+use crate::store::{Store, StoreError};
+use bytes::Bytes;
+use futures::{AsyncWriteExt, StreamExt};
+use libp2p::PeerId;
+use shubnet_protocol::Cid;
+use shubnet_protocol::cid::DAG_PB;
+use shubnet_protocol::fetch::{Frame, Holding, LeafInfo, PROTOCOL, leaf_table};
+use shubnet_protocol::unixfs::FileNode;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// How long a peer may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Leaves read ahead of the stream.
+const READ_AHEAD: usize = 8;
+
+/// Everything the server needs; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Server {
+    /// Roster membership.
+    pub backend: NodeBackend,
+    /// Complete blobs.
+    pub store: Store,
+    /// Partial downloads in progress.
+    pub partials: Partials,
+    /// The node's upload bucket.
+    pub upload: RateLimit,
+}
+
+/// Registers the protocol and spawns the accept loop.
+pub fn serve(mut control: libp2p_stream::Control, server: Server) -> anyhow::Result<()> {
+    let mut incoming = control
+        .accept(protocol(PROTOCOL))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    tokio::spawn(async move {
+        while let Some((peer, stream)) = incoming.next().await {
+            let server = server.clone();
+            tokio::spawn(async move {
+                if let Err(e) = server.inbound(peer, stream).await {
+                    tracing::debug!(%peer, error = %e, "fetch stream ended");
+                }
+            });
+        }
+    });
+    Ok(())
+}
+
+impl Server {
+    async fn inbound(&self, peer: PeerId, mut stream: libp2p::Stream) -> anyhow::Result<()> {
+        if !self.backend.is_member(&peer).await {
+            tracing::info!(%peer, "refused a fetch request from a peer outside the roster");
+            let why = "refused: this node serves /shubnet/fetch/1 only to roster members";
+            write_frame(&mut stream, &Frame::Error(why.into())).await?;
+            stream.close().await?;
+            return Ok(());
+        }
+        let req = tokio::time::timeout(REQUEST_TIMEOUT, read_frame(&mut stream)).await;
+        let req = match req {
+            Err(_) => anyhow::bail!("no request within {REQUEST_TIMEOUT:?}"),
+            Ok(Ok(Some(r))) => r,
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Err(e)) => {
+                write_frame(&mut stream, &Frame::Error(format!("bad request: {e}"))).await?;
+                stream.close().await?;
+                return Ok(());
+            }
+        };
+        let result = match req {
+            Frame::Have(root) => {
+                let h = self.holding(&root).await;
+                write_frame(&mut stream, &Frame::Holding(h)).await?;
+                Ok(())
+            }
+            Frame::Nodes(root) => match self.nodes(&root).await {
+                Ok(nodes) => {
+                    for (cid, bytes) in nodes {
+                        write_frame(&mut stream, &Frame::Node { cid, bytes }).await?;
+                    }
+                    write_frame(&mut stream, &Frame::End).await?;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+            Frame::Leaves { root, first, count } => {
+                self.leaves(&mut stream, root, first, count).await
+            }
+            other => Err(format!("not a request: {other:?}")),
+        };
+        if let Err(why) = result {
+            write_frame(&mut stream, &Frame::Error(why)).await?;
+        }
+        stream.close().await?;
+        Ok(())
+    }
+
+    async fn holding(&self, root: &Cid) -> Holding {
+        if matches!(self.store.root_record(root), Ok(Some(_))) {
+            return Holding::Complete;
+        }
+        match self.partials.get(root).await {
+            Some(p) => {
+                let v = p.verified();
+                Holding::Partial {
+                    leaves: v.len(),
+                    bitmap: v.as_bytes().to_vec(),
+                }
+            }
+            None => Holding::None,
+        }
+    }
+
+    async fn nodes(&self, root: &Cid) -> Result<Vec<(Cid, Vec<u8>)>, String> {
+        if let Some(p) = self.partials.get(root).await {
+            return Ok(p.nodes().to_vec());
+        }
+        let (s, r) = (self.store.clone(), *root);
+        tokio::task::spawn_blocking(move || stored_nodes(&s, &r))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
+    async fn leaves(
+        &self,
+        stream: &mut libp2p::Stream,
+        root: Cid,
+        first: u64,
+        count: u64,
+    ) -> Result<(), String> {
+        let complete = matches!(self.store.root_record(&root), Ok(Some(_)));
+        let partial = if complete {
+            None
+        } else {
+            Some(
+                self.partials
+                    .get(&root)
+                    .await
+                    .ok_or_else(|| format!("{root} is not held here"))?,
+            )
+        };
+        let table: Vec<LeafInfo> = match &partial {
+            Some(p) => p.leaves().to_vec(),
+            None => {
+                let nodes = self.nodes(&root).await?;
+                let map: HashMap<Cid, Vec<u8>> = nodes.into_iter().collect();
+                let root_len = if root.codec() == DAG_PB {
+                    None
+                } else {
+                    self.store
+                        .block(&root)
+                        .ok()
+                        .flatten()
+                        .and_then(|b| u32::try_from(b.len()).ok())
+                };
+                leaf_table(&root, &map, root_len).map_err(|e| e.to_string())?
+            }
+        };
+        let end = first.saturating_add(count);
+        if end > table.len() as u64 {
+            return Err(format!(
+                "{root} has {} leaves; asked for {first}..{end}",
+                table.len()
+            ));
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(u64, Bytes), String>>(READ_AHEAD);
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            for i in first..end {
+                let leaf = &table[i as usize];
+                let got = match &partial {
+                    Some(p) => p.read_leaf(i),
+                    None => store.block(&leaf.cid),
+                };
+                let item = match got {
+                    Ok(Some(b)) => Ok((i, b)),
+                    Ok(None) => Err(format!("leaf {i} of {root} is not held here")),
+                    Err(StoreError::Corrupt(c)) => Err(format!("block {c} is damaged here")),
+                    Err(e) => Err(format!("cannot read leaf {i}: {e}")),
+                };
+                let stop = item.is_err();
+                if tx.blocking_send(item).is_err() || stop {
+                    return;
+                }
+            }
+        });
+        while let Some(item) = rx.recv().await {
+            let (index, bytes) = item?;
+            self.upload.acquire(bytes.len()).await;
+            #[allow(unused_mut)]
+            let mut bytes = bytes.to_vec();
+            #[cfg(feature = "fault-injection")]
+            corrupt(&mut bytes);
+            write_frame(stream, &Frame::Leaf { index, bytes })
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        write_frame(stream, &Frame::End)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Test builds only: `SHUBNET_FAULT_CORRUPT_FETCH=1` flips a byte of every leaf sent, so tests
+/// can play a malicious holder.
+#[cfg(feature = "fault-injection")]
+fn corrupt(bytes: &mut [u8]) {
+    if std::env::var("SHUBNET_FAULT_CORRUPT_FETCH").is_ok_and(|v| v == "1")
+        && let Some(b) = bytes.first_mut()
+    {
+        *b ^= 0xff;
+    }
+}
+
+/// The dag-pb nodes of a stored file DAG, depth-first. Blocking.
+pub fn stored_nodes(store: &Store, root: &Cid) -> Result<Vec<(Cid, Vec<u8>)>, String> {
+    if store
+        .root_record(root)
+        .map_err(|e| e.to_string())?
+        .is_none()
+    {
+        return Err(format!("{root} is not held here"));
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![*root];
+    while let Some(cid) = stack.pop() {
+        if cid.codec() != DAG_PB {
+            continue;
+        }
+        let bytes = store
+            .block(&cid)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("node {cid} of {root} is missing here"))?;
+        if let Ok(FileNode::Branch { children, .. }) = FileNode::decode(&cid, &bytes) {
+            stack.extend(
+                children
+                    .iter()
+                    .rev()
+                    .map(|(c, _)| *c)
+                    .filter(|c| c.codec() == DAG_PB),
+            );
+        }
+        out.push((cid, bytes.to_vec()));
+    }
+    Ok(out)
+}

@@ -1,0 +1,376 @@
+//! Partial downloads: an image arriving leaf by leaf, kept across dropped connections and
+//! restarts, and served to other members while it arrives.
+//!
+//! Layout, under `partial/fetch/<root>/` (a directory, so the sweep of stray temp files in
+//! `partial/` leaves it alone):
+//! - `nodes.car`: the DAG's dag-pb nodes, written once (temp → fsync → rename) before any leaf;
+//! - `data`: a sparse file of the image's size, each leaf at its file offset;
+//! - `leaves`: the bitmap of leaves verified and durable (temp → fsync → rename), written after
+//!   `data` is fsynced, so a set bit always names bytes on disk.
+//!
+//! A leaf written after the last checkpoint is not lost after a crash: opening re-hashes every
+//! leaf whose bit is clear and sets it if the bytes on disk match, so a restarted transfer never
+//! fetches again a leaf it already verified. When every bit is set, [`Store::finish_partial`]
+//! fsyncs `data` and renames it into `blobs/` as a normal blob.
+
+use super::import::{Staged, remove_quietly};
+use super::tables::RootRecord;
+use super::{Result, Store, StoreError, sync_dir};
+use bytes::{Bytes, BytesMut};
+use sha2::{Digest, Sha256};
+use shubnet_protocol::Cid;
+use shubnet_protocol::car::{CarReader, CarWriter};
+use shubnet_protocol::cid::verify;
+use shubnet_protocol::fetch::{Bitmap, LeafInfo, leaf_table};
+use shubnet_protocol::unixfs::Block;
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+/// A DAG's dag-pb nodes with their CIDs.
+pub type DagNodes = Vec<(Cid, Vec<u8>)>;
+
+/// Leaves written between checkpoints of the bitmap (64 × 256 KiB = 16 MiB).
+const CHECKPOINT_EVERY: u32 = 64;
+
+/// One partial download; share it behind an `Arc`.
+#[derive(Debug)]
+pub struct Partial {
+    root: Cid,
+    dir: PathBuf,
+    data: File,
+    nodes: Vec<(Cid, Vec<u8>)>,
+    leaves: Vec<LeafInfo>,
+    state: Mutex<State>,
+    /// Serialises checkpoints (they share one temp file).
+    checkpointing: Mutex<()>,
+}
+
+#[derive(Debug)]
+struct State {
+    verified: Bitmap,
+    since_checkpoint: u32,
+}
+
+impl Partial {
+    /// The DAG root.
+    pub fn root(&self) -> &Cid {
+        &self.root
+    }
+
+    /// Every leaf, in file order.
+    pub fn leaves(&self) -> &[LeafInfo] {
+        &self.leaves
+    }
+
+    /// The dag-pb nodes.
+    pub fn nodes(&self) -> &[(Cid, Vec<u8>)] {
+        &self.nodes
+    }
+
+    /// The file size.
+    pub fn size(&self) -> u64 {
+        self.leaves
+            .last()
+            .map_or(0, |l| l.offset + u64::from(l.len))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A copy of the bitmap of verified leaves.
+    pub fn verified(&self) -> Bitmap {
+        self.lock().verified.clone()
+    }
+
+    /// True if leaf `i` is verified.
+    pub fn has(&self, i: u64) -> bool {
+        self.lock().verified.get(i)
+    }
+
+    /// True when every leaf is verified.
+    pub fn is_complete(&self) -> bool {
+        self.lock().verified.is_full()
+    }
+
+    /// Checks `bytes` against leaf `i`'s CID and, if they match, writes them at its offset.
+    /// Returns false (writing nothing) if they do not match or there is no leaf `i`. Blocking.
+    pub fn write_leaf(&self, i: u64, bytes: &[u8]) -> Result<bool> {
+        let Some(leaf) = usize::try_from(i).ok().and_then(|i| self.leaves.get(i)) else {
+            return Ok(false);
+        };
+        if bytes.len() != leaf.len as usize || verify(&leaf.cid, bytes).is_err() {
+            return Ok(false);
+        }
+        if self.has(i) {
+            return Ok(true);
+        }
+        self.data
+            .write_all_at(bytes, leaf.offset)
+            .map_err(|e| StoreError::io("writing a partial download", e))?;
+        let checkpoint = {
+            let mut s = self.lock();
+            s.verified.set(i);
+            s.since_checkpoint += 1;
+            s.since_checkpoint >= CHECKPOINT_EVERY
+        };
+        if checkpoint {
+            self.checkpoint()?;
+        }
+        Ok(true)
+    }
+
+    /// Leaf `i`'s bytes if verified, hashed again as they are read. Blocking.
+    pub fn read_leaf(&self, i: u64) -> Result<Option<Bytes>> {
+        if !self.has(i) {
+            return Ok(None);
+        }
+        let Some(leaf) = self.leaves.get(i as usize) else {
+            return Ok(None);
+        };
+        let mut buf = BytesMut::zeroed(leaf.len as usize);
+        self.data
+            .read_exact_at(&mut buf, leaf.offset)
+            .map_err(|e| StoreError::io("reading a partial download", e))?;
+        verify(&leaf.cid, &buf).map_err(|_| StoreError::Corrupt(leaf.cid))?;
+        Ok(Some(buf.freeze()))
+    }
+
+    /// Makes every leaf verified so far durable: fsync `data`, then replace the bitmap.
+    pub fn checkpoint(&self) -> Result<()> {
+        let _one = self
+            .checkpointing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.data
+            .sync_data()
+            .map_err(|e| StoreError::io("syncing a partial download", e))?;
+        let bits = {
+            let mut s = self.lock();
+            s.since_checkpoint = 0;
+            s.verified.as_bytes().to_vec()
+        };
+        let tmp = self.dir.join("leaves.tmp");
+        let res = (|| {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&(self.leaves.len() as u64).to_be_bytes())?;
+            f.write_all(&bits)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, self.dir.join("leaves"))
+        })();
+        res.map_err(|e| StoreError::io("saving the leaves of a partial download", e))
+    }
+}
+
+impl Store {
+    fn partial_dir(&self, root: &Cid) -> PathBuf {
+        self.inner
+            .dir
+            .partial()
+            .join("fetch")
+            .join(root.to_string())
+    }
+
+    /// True if a partial download of `root` exists on disk.
+    pub fn has_partial(&self, root: &Cid) -> bool {
+        self.partial_dir(root).join("nodes.car").exists()
+    }
+
+    /// Starts a partial download of `root` from its verified dag-pb `nodes` (or resumes the one
+    /// on disk, whose own nodes win). Blocking: resuming re-hashes leaves not yet checkpointed.
+    pub fn open_partial(&self, root: &Cid, nodes: Option<Vec<(Cid, Vec<u8>)>>) -> Result<Partial> {
+        let dir = self.partial_dir(root);
+        let nodes_path = dir.join("nodes.car");
+        let nodes = match (read_nodes(&nodes_path, root)?, nodes) {
+            (Some(n), _) => n,
+            (None, Some(n)) => {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| StoreError::io("creating a partial download", e))?;
+                write_nodes(&dir, root, &n)?;
+                n
+            }
+            (None, None) => return Err(StoreError::NotFound(*root)),
+        };
+        let map: HashMap<Cid, Vec<u8>> = nodes.iter().cloned().collect();
+        let leaves =
+            leaf_table(root, &map, None).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let size = leaves.last().map_or(0, |l| l.offset + u64::from(l.len));
+        let data = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join("data"))
+            .map_err(|e| StoreError::io("opening a partial download", e))?;
+        data.set_len(size)
+            .map_err(|e| StoreError::io("sizing a partial download", e))?;
+        let n = leaves.len() as u64;
+        let mut verified = read_bitmap(&dir.join("leaves"), n).unwrap_or_else(|| Bitmap::new(n));
+        // Leaves written after the last checkpoint: keep those whose bytes hash right.
+        let mut buf = Vec::new();
+        let mut recovered = 0u64;
+        for (i, leaf) in leaves.iter().enumerate() {
+            if verified.get(i as u64) {
+                continue;
+            }
+            buf.resize(leaf.len as usize, 0);
+            if data.read_exact_at(&mut buf, leaf.offset).is_ok()
+                && buf.iter().any(|&b| b != 0)
+                && verify(&leaf.cid, &buf).is_ok()
+            {
+                verified.set(i as u64);
+                recovered += 1;
+            }
+        }
+        if verified.count() > 0 {
+            tracing::info!(%root, verified = verified.count(), recovered, of = n, "resuming a partial download");
+        }
+        let p = Partial {
+            root: *root,
+            dir,
+            data,
+            nodes,
+            leaves,
+            state: Mutex::new(State {
+                verified,
+                since_checkpoint: 0,
+            }),
+            checkpointing: Mutex::new(()),
+        };
+        if recovered > 0 {
+            p.checkpoint()?;
+        }
+        Ok(p)
+    }
+
+    /// Turns a complete partial download into a stored blob (indexed, not pinned) and removes
+    /// its record. Hashes the whole file once for the image's sha256.
+    pub async fn finish_partial(&self, p: &Partial) -> Result<(Cid, RootRecord)> {
+        if !p.is_complete() {
+            return Err(StoreError::Invalid(format!(
+                "{} is not complete yet",
+                p.root
+            )));
+        }
+        let _guard = self.inner.maintenance.read().await;
+        let temp = self.new_temp_path("fetched");
+        let data_path = p.dir.join("data");
+        let (record, blocks) = {
+            let data_path = data_path.clone();
+            let temp = temp.clone();
+            let leaves = p.leaves.clone();
+            let nodes = p.nodes.clone();
+            let size = p.size();
+            tokio::task::spawn_blocking(move || -> Result<(RootRecord, Vec<Block>)> {
+                let f = File::open(&data_path)
+                    .map_err(|e| StoreError::io("opening a partial download", e))?;
+                f.sync_all()
+                    .map_err(|e| StoreError::io("syncing a partial download", e))?;
+                let mut r = BufReader::with_capacity(1 << 20, f);
+                let mut sha = Sha256::new();
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let n = r
+                        .read(&mut buf)
+                        .map_err(|e| StoreError::io("reading a partial download", e))?;
+                    if n == 0 {
+                        break;
+                    }
+                    sha.update(&buf[..n]);
+                }
+                std::fs::rename(&data_path, &temp)
+                    .map_err(|e| StoreError::io("moving a finished download", e))?;
+                let mut blocks: Vec<Block> = nodes
+                    .into_iter()
+                    .map(|(cid, bytes)| Block::Node { cid, bytes })
+                    .collect();
+                blocks.extend(leaves.iter().map(|l| Block::Leaf {
+                    cid: l.cid,
+                    offset: l.offset,
+                    len: u64::from(l.len),
+                }));
+                Ok((
+                    RootRecord {
+                        size,
+                        sha256: sha.finalize().into(),
+                    },
+                    blocks,
+                ))
+            })
+            .await
+            .map_err(|e| StoreError::Invalid(format!("finishing task failed: {e}")))??
+        };
+        let staged = Staged {
+            temp,
+            root: p.root,
+            record,
+            blocks,
+            sidecar: Some(p.nodes.clone()),
+        };
+        let (root, record, _) = self.commit_with(staged, false).await?;
+        self.remove_partial(&p.root)?;
+        Ok((root, record))
+    }
+
+    /// Deletes the partial download of `root`, if any.
+    pub fn remove_partial(&self, root: &Cid) -> Result<()> {
+        let dir = self.partial_dir(root);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => sync_dir(&self.inner.dir.partial().join("fetch")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("removing a partial download", e)),
+        }
+    }
+}
+
+fn read_bitmap(path: &Path, leaves: u64) -> Option<Bitmap> {
+    let bytes = std::fs::read(path).ok()?;
+    let (head, bits) = bytes.split_at_checked(8)?;
+    let n = u64::from_be_bytes(head.try_into().ok()?);
+    if n != leaves {
+        return None;
+    }
+    Bitmap::from_bytes(n, bits.to_vec())
+}
+
+/// The nodes of a partial download, each verified again; `None` if there is none.
+fn read_nodes(path: &Path, root: &Cid) -> Result<Option<DagNodes>> {
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::io("opening a partial download", e)),
+    };
+    let bad = |e: String| StoreError::Invalid(format!("partial download of {root}: {e}"));
+    let mut r = CarReader::new(BufReader::new(f)).map_err(|e| bad(e.to_string()))?;
+    if r.roots() != [*root] {
+        return Err(bad("nodes.car names another root".into()));
+    }
+    let mut out = Vec::new();
+    while let Some(b) = r.next_verified_block().map_err(|e| bad(e.to_string()))? {
+        out.push(b);
+    }
+    Ok(Some(out))
+}
+
+fn write_nodes(dir: &Path, root: &Cid, nodes: &[(Cid, Vec<u8>)]) -> Result<()> {
+    let tmp = dir.join("nodes.car.tmp");
+    let res = (|| {
+        let f = File::create(&tmp)?;
+        let mut w = CarWriter::new(BufWriter::new(f), &[*root])?;
+        for (cid, bytes) in nodes {
+            w.write_block(cid, bytes)?;
+        }
+        let f = w.finish()?.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, dir.join("nodes.car"))?;
+        File::open(dir)?.sync_all()
+    })();
+    res.map_err(|e| {
+        remove_quietly(&tmp);
+        StoreError::io("writing the nodes of a partial download", e)
+    })
+}
