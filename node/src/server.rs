@@ -21,6 +21,8 @@ pub struct ServeConfig {
     pub gateway: GatewayConfig,
     /// libp2p listen, bootstrap and announce addresses.
     pub p2p: crate::p2p::P2pConfig,
+    /// Placement, mirror policy and repair timing (`config.toml` `[replication]`).
+    pub replication: crate::config::ReplicationConfig,
     /// Also serve HTTPS, with this certificate and key, on this address.
     pub tls: Option<TlsFlags>,
 }
@@ -93,7 +95,21 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
     .context("starting the p2p network")?;
     let _p2p = net.task;
     backend.set_bitswap(net.bitswap);
-    backend.set_fetch(net.fetch);
+    backend.set_fetch(net.fetch.clone());
+    if let Some(network) = backend.network() {
+        let replicator = crate::replication::Replicator::new(
+            store.clone(),
+            backend.registry().clone(),
+            network.peer_book().clone(),
+            cfg.replication.clone(),
+            std::sync::Arc::new(crate::replication::NetTransfers {
+                fetch: net.fetch,
+                network,
+            }),
+        );
+        let _replication = replicator.spawn();
+        backend.set_replicator(replicator);
+    }
     let tls = match &cfg.tls {
         Some(flags) => {
             let mut c = cfg.gateway.clone();

@@ -1,5 +1,6 @@
 //! `shubnet serve`.
 
+use crate::config::NodeConfig;
 use crate::paths::{DATA_DIR_ENV, DataDir};
 use crate::server::{self, ServeConfig};
 use anyhow::{Context, Result};
@@ -16,13 +17,9 @@ pub struct ServeArgs {
     pub data_dir: Option<PathBuf>,
     /// Address for the HTTP gateway and admin API. Loopback by default; use 0.0.0.0:PORT to
     /// serve other hosts (the admin API still answers only loopback unless --allow-remote-admin).
-    #[arg(
-        long,
-        env = "SHUBNET_HTTP",
-        default_value = "127.0.0.1:8080",
-        value_name = "ADDR"
-    )]
-    pub http: SocketAddr,
+    /// [default: 127.0.0.1:8080, or `[http] listen` in config.toml]
+    #[arg(long, env = "SHUBNET_HTTP", value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
     /// libp2p listen address; repeat for several [default: /ip4/0.0.0.0/tcp/4001 and
     /// /ip4/0.0.0.0/udp/4001/quic-v1].
     #[arg(long = "p2p", value_name = "MULTIADDR")]
@@ -38,31 +35,22 @@ pub struct ServeArgs {
     #[arg(long)]
     pub no_gossip: bool,
     /// Seconds between anti-entropy sync rounds with each connected member.
-    #[arg(long, default_value_t = 60, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
-    pub sync_interval: u64,
+    /// [default: 60, or `[p2p] sync_interval_secs`]
+    #[arg(long, env = "SHUBNET_SYNC_INTERVAL", value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub sync_interval: Option<u64>,
     /// Cap on what this node sends to other nodes (fetch/1 and Bitswap), bytes per second;
     /// 0 = unlimited.
-    #[arg(
-        long,
-        env = "SHUBNET_UPLOAD_LIMIT",
-        default_value_t = 0,
-        value_name = "BYTES_PER_SEC"
-    )]
-    pub upload_limit: u64,
+    #[arg(long, env = "SHUBNET_UPLOAD_LIMIT", value_name = "BYTES_PER_SEC")]
+    pub upload_limit: Option<u64>,
     /// Cap on what this node fetches from other nodes, bytes per second; 0 = unlimited.
-    #[arg(
-        long,
-        env = "SHUBNET_DOWNLOAD_LIMIT",
-        default_value_t = 0,
-        value_name = "BYTES_PER_SEC"
-    )]
-    pub download_limit: u64,
+    #[arg(long, env = "SHUBNET_DOWNLOAD_LIMIT", value_name = "BYTES_PER_SEC")]
+    pub download_limit: Option<u64>,
     /// Let the admin API answer non-loopback clients (they still need the admin token).
     #[arg(long)]
     pub allow_remote_admin: bool,
-    /// Largest upload accepted, in bytes.
-    #[arg(long, env = "SHUBNET_MAX_UPLOAD", default_value_t = 64 * 1024 * 1024 * 1024, value_name = "BYTES")]
-    pub max_upload: u64,
+    /// Largest upload accepted, in bytes [default: 64 GiB].
+    #[arg(long, env = "SHUBNET_MAX_UPLOAD", value_name = "BYTES")]
+    pub max_upload: Option<u64>,
     /// PEM certificate chain: also serve the gateway over HTTPS on --https (with --tls-key).
     #[arg(
         long,
@@ -89,18 +77,40 @@ pub struct ServeArgs {
     )]
     pub https: SocketAddr,
     /// Log filter, e.g. `info` or `shubnet_node=debug` (also RUST_LOG).
-    #[arg(
-        long,
-        env = "SHUBNET_LOG",
-        default_value = "info",
-        value_name = "FILTER"
-    )]
-    pub log: String,
+    /// [default: info]
+    #[arg(long, env = "SHUBNET_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
 }
 
 /// Runs `serve`.
 pub fn run(a: ServeArgs) -> Result<()> {
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| a.log.clone());
+    let data_dir = DataDir::new(a.data_dir.clone().unwrap_or_else(DataDir::default_location));
+    // Precedence: flag > environment > config.toml > default. Clap applies the flag and its
+    // environment variable; the file (with its own SHUBNET_* overrides) fills the rest.
+    let file = NodeConfig::load_effective(&data_dir)
+        .context("reading config.toml (`shubnet config check` explains each error)")?;
+    let parse_addrs = |v: &[toml::Spanned<String>]| -> Result<Vec<libp2p::Multiaddr>> {
+        v.iter()
+            .map(|s| s.get_ref().parse().context("a multiaddr in config.toml"))
+            .collect()
+    };
+    let file_listen = parse_addrs(&file.p2p.listen)?;
+    let file_bootstrap = parse_addrs(&file.p2p.bootstrap)?;
+    let file_announce = parse_addrs(&file.p2p.announce)?;
+    let http: SocketAddr = match (a.http, &file.http.listen) {
+        (Some(h), _) => h,
+        (None, Some(s)) => s
+            .get_ref()
+            .parse()
+            .context("[http] listen in config.toml")?,
+        (None, None) => SocketAddr::from(([127, 0, 0, 1], 8080)),
+    };
+    let log = a
+        .log
+        .clone()
+        .or(file.log.filter.clone())
+        .unwrap_or_else(|| "info".to_string());
+    let filter = std::env::var("RUST_LOG").unwrap_or(log);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&filter).context("invalid --log filter")?,
@@ -109,29 +119,35 @@ pub fn run(a: ServeArgs) -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cfg = ServeConfig {
-        data_dir: DataDir::new(a.data_dir.unwrap_or_else(DataDir::default_location)),
-        http: a.http,
+        data_dir,
+        http,
         p2p: crate::p2p::P2pConfig {
-            listen: if a.p2p.is_empty() {
-                crate::p2p::default_listen()
-            } else {
-                a.p2p
-            },
-            bootstrap: a.bootstrap,
-            announce: a.announce,
-            no_gossip: a.no_gossip,
-            sync_interval: std::time::Duration::from_secs(a.sync_interval),
-            upload_limit: a.upload_limit,
-            download_limit: a.download_limit,
+            listen: first_nonempty(a.p2p, file_listen).unwrap_or_else(crate::p2p::default_listen),
+            bootstrap: first_nonempty(a.bootstrap, file_bootstrap).unwrap_or_default(),
+            announce: first_nonempty(a.announce, file_announce).unwrap_or_default(),
+            no_gossip: a.no_gossip || file.p2p.gossip == Some(false),
+            sync_interval: std::time::Duration::from_secs(
+                a.sync_interval
+                    .or(file.p2p.sync_interval_secs)
+                    .unwrap_or(60)
+                    .max(1),
+            ),
+            upload_limit: a.upload_limit.or(file.p2p.upload_limit).unwrap_or(0),
+            download_limit: a.download_limit.or(file.p2p.download_limit).unwrap_or(0),
         },
+        replication: file.replication.clone(),
         gateway: GatewayConfig {
-            allow_remote_admin: a.allow_remote_admin,
-            max_upload_bytes: a.max_upload,
+            allow_remote_admin: a.allow_remote_admin || file.http.allow_remote_admin == Some(true),
+            max_upload_bytes: a
+                .max_upload
+                .or(file.http.max_upload_bytes)
+                .unwrap_or(64 * 1024 * 1024 * 1024),
             tls: false,
         },
         tls: a
             .tls_cert
-            .zip(a.tls_key)
+            .or(file.http.tls_cert.clone().map(PathBuf::from))
+            .zip(a.tls_key.or(file.http.tls_key.clone().map(PathBuf::from)))
             .map(|(cert, key)| server::TlsFlags {
                 cert,
                 key,
@@ -143,4 +159,15 @@ pub fn run(a: ServeArgs) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(server::run(cfg))
+}
+
+/// The flag's values if any were given, else the file's, else `None` (the default applies).
+fn first_nonempty<T>(flag: Vec<T>, file: Vec<T>) -> Option<Vec<T>> {
+    if !flag.is_empty() {
+        Some(flag)
+    } else if !file.is_empty() {
+        Some(file)
+    } else {
+        None
+    }
 }

@@ -137,9 +137,13 @@ fn gossipsub_behaviour(key: &Keypair) -> Result<gossipsub::Behaviour> {
 
 fn kad_behaviour(
     peer: PeerId,
-    federation: &str,
+    federation: Option<&str>,
 ) -> Result<kad::Behaviour<kad::store::MemoryStore>> {
-    let name = StreamProtocol::try_from_owned(format!("/shubnet/{federation}/kad/1.0.0"))
+    let name = match federation {
+        Some(f) => format!("/shubnet/{f}/kad/1.0.0"),
+        None => "/shubnet/kad/1.0.0".to_string(),
+    };
+    let name = StreamProtocol::try_from_owned(name)
         .map_err(|e| anyhow::anyhow!("kad protocol name: {e}"))?;
     let mut cfg = kad::Config::new(name);
     cfg.set_kbucket_inserts(kad::BucketInserts::Manual);
@@ -179,10 +183,10 @@ pub fn spawn(
     } else {
         Some(gossipsub_behaviour(&identity)?)
     };
-    let kad = gate
-        .federation()
-        .map(|f| kad_behaviour(local, &f))
-        .transpose()?;
+    // The protocol name is private to the federation when the node knows it at start. A node
+    // started before `federation create/join` uses the generic name until its next restart,
+    // so that members who all joined while running still find one another.
+    let kad = Some(kad_behaviour(local, gate.federation().as_deref())?);
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(identity)
         .with_tokio()
         .with_tcp(

@@ -12,6 +12,8 @@
 //! gossip keep up to date) and asks a [`Transfers`] implementation to fetch and announce.
 
 pub mod placement;
+mod transfers;
+pub use transfers::NetTransfers;
 mod status;
 
 pub use status::{ImageStatus, Status};
@@ -221,6 +223,7 @@ impl Replicator {
                 Ok(()) => this.inner.store.pin(&root).map_err(|e| e.to_string()),
                 Err(e) => Err(e),
             };
+            let done_ok = done.is_ok();
             match done {
                 Ok(()) => {
                     let _ = this.inner.store.release(&root);
@@ -234,8 +237,11 @@ impl Replicator {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .remove(&root);
-            // A slot is free: let queued images start without waiting for the interval.
-            this.nudge();
+            // After a success a slot is free: let queued images start without waiting for the
+            // interval. A failure waits for the next round instead of retrying at once.
+            if done_ok {
+                this.nudge();
+            }
         });
     }
 

@@ -144,12 +144,25 @@ fn three_institutions_k2_replicate_serve_survive_a_lost_member_and_repair() {
     // Back at 2 live holders, none of them A, within the grace period plus the time to notice
     // and copy (the images are a few MB).
     let limit = Duration::from_secs(GRACE_SECS * 2 + 30);
-    let holders = poll_until(limit, "repair to 2 live holders", || {
+    let deadline = Instant::now() + limit;
+    let holders = loop {
         let s = status(&c);
-        let img = image(&s, &target)?;
-        let holders = strings(&img["holders"]);
-        (holders.len() >= 2 && !holders.contains(&a_peer)).then_some(holders)
-    });
+        if let Some(img) = image(&s, &target) {
+            let holders = strings(&img["holders"]);
+            if holders.len() >= 2 && !holders.contains(&a_peer) {
+                break holders;
+            }
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "not repaired to 2 live holders within {limit:?}\nC: {s:#}\nB: {:#}\n{}\n{}",
+                status(&b),
+                b.log_text(),
+                c.log_text()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
     assert!(
         lost.elapsed() >= Duration::from_secs(GRACE_SECS),
         "C counted 2 live holders without A before A's grace period ended: {holders:?}"

@@ -345,10 +345,14 @@ impl FetchClient {
     ) -> Result<Vec<(PeerId, Holding)>, FetchError> {
         let mut candidates = holders;
         if candidates.is_empty() {
+            // Announced holders first, then every connected peer: announcements can lag (a
+            // copy finished a moment ago) or be stale (a holder lost its disk).
             candidates = self.peers.holders_of(&root);
-        }
-        if candidates.is_empty() {
-            candidates = self.peers.connected_peers();
+            for p in self.peers.connected_peers() {
+                if !candidates.contains(&p) {
+                    candidates.push(p);
+                }
+            }
         }
         if candidates.is_empty() {
             return Err(FetchError::NoHolders(root));
