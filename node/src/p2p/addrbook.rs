@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 const MAX_ADDRS: usize = 8;
 /// First retry after a failed dial; doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_secs(1);
+/// How long after a connection closes the reconnect tick leaves it to the node's own users.
+const RECONNECT_DELAY: Duration = Duration::from_secs(5);
 /// Longest wait between dials of one member.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -126,6 +128,13 @@ impl AddrBook {
     /// A connection to `peer` opened: the next loss is retried at once.
     pub fn connected(&mut self, peer: &PeerId) {
         self.next_dial.remove(peer);
+    }
+
+    /// The last connection to `peer` closed: the tick waits [`RECONNECT_DELAY`] before dialling
+    /// it, so whoever was using the connection (a transfer) redials first, on its own path.
+    pub fn disconnected(&mut self, peer: PeerId, now: Instant) {
+        self.next_dial
+            .insert(peer, (now + RECONNECT_DELAY, MIN_BACKOFF));
     }
 }
 

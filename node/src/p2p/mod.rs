@@ -466,7 +466,12 @@ impl EventLoop {
             if m == self.local || self.swarm.is_connected(&m) {
                 continue;
             }
-            let addrs = self.addrbook.addrs(&m);
+            // The address this node chose to dial (bootstrap, `Dial`) comes first: it is the
+            // operator's path to that peer (a proxy, a tunnel), not just one it announced.
+            let addrs = match self.dialled.get(&m) {
+                Some(a) => vec![a.clone()],
+                None => self.addrbook.addrs(&m),
+            };
             if !self.addrbook.due(m, now) {
                 continue;
             }
@@ -487,6 +492,12 @@ impl EventLoop {
     }
 
     fn learn_addrs(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        // A peer this node was told to reach at a given address (bootstrap, `Dial`) is reached
+        // there only: its own claims (identify, Kademlia) must not route around that path.
+        let addrs = match self.dialled.get(&peer) {
+            Some(a) => vec![a.clone()],
+            None => addrs,
+        };
         if self.swarm.is_connected(&peer) {
             let seen = self.observed.entry(peer).or_default();
             for a in &addrs {
@@ -561,6 +572,7 @@ impl EventLoop {
                 self.peers.disconnected(peer_id);
                 if num_established == 0 {
                     self.observed.remove(&peer_id);
+                    self.addrbook.disconnected(peer_id, Instant::now());
                 }
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
