@@ -37,6 +37,9 @@ pub enum BackupError {
     /// The token store failed.
     #[error("tokens: {0}")]
     Tokens(#[from] crate::tokens::TokenStoreError),
+    /// A restored file could not be written privately.
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
     /// The accounts database could not be opened.
     #[error("accounts database: {0}")]
     Db(#[from] sled::Error),
@@ -255,26 +258,17 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
 }
 
 fn write_file(path: &Path, data: &[u8]) -> Result<()> {
-    let parent = path
-        .parent()
-        .ok_or_else(|| BackupError::Bad(format!("{} has no parent", path.display())))?;
-    std::fs::create_dir_all(parent).map_err(io(format!("creating {}", parent.display())))?;
-    set_mode(parent, 0o700)?;
+    // secrets::create makes the parent 0700 and the file 0600, and syncs it; it refuses an
+    // existing file, so a temp file left by an interrupted restore goes first.
     let tmp = path.with_extension("restore.tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io(format!("creating {}", tmp.display())))?;
-    f.write_all(data)
-        .and_then(|()| f.sync_all())
-        .map_err(io(format!("writing {}", tmp.display())))?;
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(BackupError::Io(format!("removing {}", tmp.display()), e)),
+    }
+    crate::secrets::create(&tmp, data)?;
     std::fs::rename(&tmp, path).map_err(io(format!("renaming into {}", path.display())))
 }
-
-use std::os::unix::fs::OpenOptionsExt;
 
 #[cfg(test)]
 mod tests {

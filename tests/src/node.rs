@@ -41,33 +41,29 @@ impl TestNode {
     /// Starts a node with a fresh temporary data directory and extra `serve` arguments
     /// (e.g. `--bootstrap ADDR`, `--no-gossip`), kept for restarts.
     pub fn start_with(args: &[&str]) -> Self {
-        let tmp = tempfile::Builder::new()
-            .prefix("shubnet-node-")
-            .tempdir()
-            .expect("creating a temp dir");
-        let data_dir = tmp.path().join("data");
-        let logs_dir = tmp.path().join("logs");
-        let mut n = Self::new(data_dir, logs_dir);
-        n._tmp = Some(tmp);
-        n.set_args(args);
-        n.spawn();
-        n
+        Self::start_fresh(args, None)
     }
 
     /// Starts a node with a fresh data directory whose `config.toml` is `config`, passing
     /// `args` to `shubnet serve` on this and every later start.
     pub fn start_configured(args: &[&str], config: &str) -> Self {
+        Self::start_fresh(args, Some(config))
+    }
+
+    fn start_fresh(args: &[&str], config: Option<&str>) -> Self {
         let tmp = tempfile::Builder::new()
             .prefix("shubnet-node-")
             .tempdir()
             .expect("creating a temp dir");
         let data_dir = tmp.path().join("data");
         let logs_dir = tmp.path().join("logs");
-        std::fs::create_dir_all(&data_dir).expect("creating the data dir");
-        std::fs::write(data_dir.join("config.toml"), config).expect("writing config.toml");
+        if let Some(text) = config {
+            std::fs::create_dir_all(&data_dir).expect("creating the data dir");
+            std::fs::write(data_dir.join("config.toml"), text).expect("writing config.toml");
+        }
         let mut n = Self::new(data_dir, logs_dir);
-        n.set_args(args);
         n._tmp = Some(tmp);
+        n.set_args(args);
         n.spawn();
         n
     }

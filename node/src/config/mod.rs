@@ -184,6 +184,15 @@ pub struct FederationConfig {
     pub institution: Option<String>,
 }
 
+/// The file's text, or `None` when it does not exist (the defaults apply).
+fn read_text(path: &std::path::Path) -> Result<Option<String>, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ConfigError::Io(format!("reading {}", path.display()), e)),
+    }
+}
+
 const HEADER: &str =
     "# shubnet node configuration. Edit with care; `shubnet` commands rewrite this file.\n";
 
@@ -192,10 +201,8 @@ impl NodeConfig {
     /// not exist. Commands that rewrite the file use this, so an override never gets saved.
     pub fn load(dir: &DataDir) -> Result<Self, ConfigError> {
         let path = dir.config();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(e) => return Err(ConfigError::Io(format!("reading {}", path.display()), e)),
+        let Some(text) = read_text(&path)? else {
+            return Ok(Self::default());
         };
         toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.display().to_string(),
@@ -207,11 +214,7 @@ impl NodeConfig {
     /// `serve` runs with (flags still win over both).
     pub fn load_effective(dir: &DataDir) -> Result<Self, ConfigError> {
         let path = dir.config();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(ConfigError::Io(format!("reading {}", path.display()), e)),
-        };
+        let text = read_text(&path)?.unwrap_or_default();
         let name = path.display().to_string();
         let cfg = check::parse_with_env(&text, &name, |k| std::env::var(k).ok())?;
         let problems = check::validate(&cfg, &text);

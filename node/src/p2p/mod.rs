@@ -392,10 +392,7 @@ impl EventLoop {
     }
 
     fn dial(&mut self, addr: Multiaddr, reply: oneshot::Sender<Result<PeerId, String>>) {
-        let Some(peer) = addr.iter().find_map(|p| match p {
-            Protocol::P2p(id) => Some(id),
-            _ => None,
-        }) else {
+        let Some(peer) = peer_of(&addr) else {
             let _ = reply.send(Err(format!(
                 "{addr} names no peer id; give the full address ending in /p2p/PEER_ID"
             )));
