@@ -63,7 +63,7 @@ impl NodeClient {
             req = req.bearer_auth(b);
         }
         let resp = req.send().await.with_context(|| self.unreachable(&url))?;
-        check(resp).await
+        check(resp, Api::Content).await
     }
 
     /// An authenticated admin call with an optional streamed body, decoded as JSON.
@@ -81,7 +81,7 @@ impl NodeClient {
                 .body(b);
         }
         let resp = req.send().await.with_context(|| self.unreachable(&url))?;
-        let resp = check(resp).await?;
+        let resp = check(resp, Api::Admin).await?;
         resp.json().await.context("reading the node's reply")
     }
 
@@ -100,7 +100,7 @@ impl NodeClient {
             .send()
             .await
             .with_context(|| self.unreachable(&url))?;
-        check(resp)
+        check(resp, Api::Admin)
             .await?
             .json()
             .await
@@ -117,7 +117,7 @@ impl NodeClient {
             .send()
             .await
             .with_context(|| self.unreachable(&url))?;
-        check(resp).await
+        check(resp, Api::Admin).await
     }
 
     fn unreachable(&self, url: &str) -> String {
@@ -128,7 +128,16 @@ impl NodeClient {
     }
 }
 
-async fn check(resp: reqwest::Response) -> Result<reqwest::Response> {
+/// Which API a request went to, so an error can say what to do next.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Api {
+    /// `/admin/v1`: needs the node's admin token.
+    Admin,
+    /// Content and registry reads: public, or a user token for private collections.
+    Content,
+}
+
+async fn check(resp: reqwest::Response, api: Api) -> Result<reqwest::Response> {
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);
@@ -138,5 +147,44 @@ async fn check(resp: reqwest::Response) -> Result<reqwest::Response> {
         .ok()
         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
         .unwrap_or(text);
-    bail!("the node answered {status}: {}", msg.trim())
+    match next_step(status, api) {
+        Some(hint) => bail!("the node answered {status}: {}\n  hint: {hint}", msg.trim()),
+        None => bail!("the node answered {status}: {}", msg.trim()),
+    }
+}
+
+/// What an operator or user can do about an error status.
+fn next_step(status: reqwest::StatusCode, api: Api) -> Option<&'static str> {
+    use reqwest::StatusCode as S;
+    Some(match (status, api) {
+        (S::UNAUTHORIZED | S::FORBIDDEN, Api::Admin) => {
+            "the admin token was refused: run the command where the node runs with its \
+             --data-dir (the token is DATA_DIR/keys/admin.token), or pass --token; remote \
+             admin calls also need `serve --allow-remote-admin`"
+        }
+        (S::UNAUTHORIZED | S::FORBIDDEN, Api::Content) => {
+            "the collection is private: pass --pull-token with a user token that has the pull \
+             right (an operator creates one with `shubnet token create --rights pull`)"
+        }
+        (S::NOT_FOUND, _) => {
+            "nothing by that name here: list tags with `shubnet tags [COLLECTION]` and content \
+             with `shubnet pin ls`"
+        }
+        (S::PAYLOAD_TOO_LARGE, _) => {
+            "the file is larger than the node accepts: raise http.max_upload_bytes in \
+             config.toml (see `shubnet config reference`) and restart the node"
+        }
+        (S::SERVICE_UNAVAILABLE, _) => {
+            "the node is not ready (starting, or not yet in a federation): retry shortly, and \
+             see `shubnet status`"
+        }
+        (S::CONFLICT, _) => {
+            "the tag is frozen or the request conflicts with the node's state: \
+             see `shubnet tags` for the tag's current state"
+        }
+        (S::INSUFFICIENT_STORAGE, _) => {
+            "the node's disk is full: free space or run `shubnet gc`, then retry"
+        }
+        _ => return None,
+    })
 }

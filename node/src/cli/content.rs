@@ -2,18 +2,15 @@
 
 use super::NodeArgs;
 use super::client::NodeClient;
+use super::progress::{self, file_body};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use futures::StreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
 use shubnet_gateway::backend::{AddOutcome, CarImportOutcome, GcReport, PinInfo, RepairReport};
 use shubnet_protocol::unixfs::{Layout, import_reader};
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt;
-
-/// Files smaller than this get no progress bar.
-const PROGRESS_MIN_BYTES: u64 = 16 * 1024 * 1024;
 
 /// `shubnet cid`.
 #[derive(Debug, Args)]
@@ -147,37 +144,11 @@ pub fn cid(a: CidArgs) -> Result<()> {
     Ok(())
 }
 
-fn progress(len: u64, what: &str) -> ProgressBar {
-    if !std::io::stderr().is_terminal() || len < PROGRESS_MIN_BYTES {
-        return ProgressBar::hidden();
-    }
-    let pb = ProgressBar::new(len);
-    pb.set_style(
-        ProgressStyle::with_template(
-            "{msg} {bar:40.cyan/blue} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    pb.set_message(what.to_string());
-    pb
-}
-
-/// Streams a file as a request body, advancing a progress bar.
-fn file_body(file: std::fs::File, pb: ProgressBar) -> reqwest::Body {
-    let file = tokio::fs::File::from_std(file);
-    let stream = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20).inspect(move |chunk| {
-        if let Ok(c) = chunk {
-            pb.inc(c.len() as u64);
-        }
-    });
-    reqwest::Body::wrap_stream(stream)
-}
-
 /// `shubnet add FILE`.
 pub fn add(a: AddArgs) -> Result<()> {
     let (f, len) = open_regular(&a.file)?;
     let client = NodeClient::new(&a.node)?;
-    let pb = progress(len, "adding");
+    let pb = progress::bar(len, "adding");
     let out: AddOutcome = runtime()?.block_on(client.admin(
         reqwest::Method::POST,
         "/add",
@@ -188,11 +159,13 @@ pub fn add(a: AddArgs) -> Result<()> {
     Ok(())
 }
 
-async fn copy_to_stdout(resp: reqwest::Response) -> Result<()> {
+/// Copies a response body to stdout, counting the bytes on `pb`.
+async fn copy_to_stdout(resp: reqwest::Response, pb: &indicatif::ProgressBar) -> Result<()> {
     let mut stdout = tokio::io::stdout();
     let mut body = resp.bytes_stream();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.context("the transfer was interrupted")?;
+        pb.inc(chunk.len() as u64);
         stdout
             .write_all(&chunk)
             .await
@@ -253,13 +226,16 @@ pub fn car(c: CarCommand) -> Result<()> {
                 let resp = client
                     .get(&format!("/ipfs/{cid}?format=car&dag-scope=all&car-dups=n"))
                     .await?;
-                copy_to_stdout(resp).await
+                let pb = progress::counter("exporting");
+                let done = copy_to_stdout(resp, &pb).await;
+                pb.finish_and_clear();
+                done
             })
         }
         CarCommand::Import { file, node } => {
             let (f, len) = open_regular(&file)?;
             let client = NodeClient::new(&node)?;
-            let pb = progress(len, "importing");
+            let pb = progress::bar(len, "importing");
             let out: CarImportOutcome = runtime()?.block_on(client.admin(
                 reqwest::Method::POST,
                 "/car/import",

@@ -8,6 +8,7 @@ mod config;
 mod content;
 mod inspect;
 mod keys;
+mod progress;
 mod registry;
 mod serve;
 mod status;
@@ -131,6 +132,25 @@ pub enum Command {
     /// Check config.toml, or print the reference of every option.
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// Print a shell completion script, e.g.
+    /// `shubnet completions bash > /etc/bash_completion.d/shubnet`.
+    Completions(CompletionsArgs),
+}
+
+/// `shubnet completions SHELL`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Writes the completion script for `shell` to stdout.
+fn completions(a: CompletionsArgs) -> Result<()> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    clap_complete::generate(a.shell, &mut cmd, "shubnet", &mut std::io::stdout());
+    Ok(())
 }
 
 /// The runtime a client command runs its HTTP calls on.
@@ -169,5 +189,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Config(c) => config::config(c),
         Command::Backup(a) => backup::backup(a),
         Command::Restore(a) => backup::restore(a),
+        Command::Completions(a) => completions(a),
     }
 }

@@ -450,17 +450,16 @@ pub fn push(a: PushArgs) -> Result<()> {
         urlencode(&a.reference),
         a.freeze
     );
-    let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
-        tokio::fs::File::from_std(f),
-        1 << 20,
-    ));
+    let pb = super::progress::bar(meta.len(), "pushing");
+    let body = super::progress::file_body(f, pb.clone());
     let check = format!("/push?reference={}&check=true", urlencode(&a.reference));
-    let out: PushOutcome = runtime()?.block_on(async {
+    let out: Result<PushOutcome> = runtime()?.block_on(async {
         // Ask first, so a refused push fails before the upload rather than after it.
         let _: PushOutcome = client.admin(reqwest::Method::POST, &check, None).await?;
         client.admin(reqwest::Method::POST, &path, Some(body)).await
-    })?;
-    println!("{}", out.manifest);
+    });
+    pb.finish_and_clear();
+    println!("{}", out?.manifest);
     Ok(())
 }
 
@@ -582,6 +581,7 @@ pub fn pull(a: PullArgs) -> Result<()> {
         let resp = client.get(&format!("/ipfs/{root}")).await?;
         let dir = out_path.parent().filter(|p| !p.as_os_str().is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
         let mut tmp = tempfile_in(&dir)?;
+        let pb = super::progress::bar(b.size, "pulling");
         let result = async {
             let mut sha = Sha256::new();
             let mut imp = Importer::new(Layout::default()).without_file_hash();
@@ -589,6 +589,7 @@ pub fn pull(a: PullArgs) -> Result<()> {
             let mut body = resp.bytes_stream();
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.context("the transfer was interrupted")?;
+                pb.inc(chunk.len() as u64);
                 size += chunk.len() as u64;
                 if size > b.size {
                     bail!("content rejected: the gateway sent more than the manifest's {} bytes", b.size);
@@ -610,6 +611,7 @@ pub fn pull(a: PullArgs) -> Result<()> {
             Ok(())
         }
         .await;
+        pb.finish_and_clear();
         match result {
             Ok(()) => std::fs::rename(&tmp.0, &out_path).with_context(|| format!("writing {}", out_path.display())),
             Err(e) => {

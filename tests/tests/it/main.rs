@@ -121,3 +121,6 @@ mod library;
 
 /// `serve --tls-cert/--tls-key`: HTTPS with rustls (issue 5).
 mod tls;
+
+/// CLI polish: completions, progress bars, `--json`, errors with a next step (issue 6).
+mod cli;
