@@ -45,15 +45,33 @@ fn secure_parent(path: &Path) -> Result<(), SecretError> {
 /// silently replaced.
 pub fn create(path: &Path, contents: &[u8]) -> Result<(), SecretError> {
     secure_parent(path)?;
-    let mut f = std::fs::OpenOptions::new()
+    let mut f = open_0600(path)?;
+    f.write_all(contents)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| SecretError::Io(format!("writing {}", path.display()), e))
+}
+
+/// Opens `path` for writing as a file only its owner can read, replacing a leftover from an
+/// earlier attempt; for secrets streamed in pieces (a backup archive), where the caller
+/// chooses the directory and renames the file into place when it is complete.
+pub fn create_streamed(path: &Path) -> Result<std::fs::File, SecretError> {
+    // A leftover may have been created with other permissions; start from nothing.
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(SecretError::Io(format!("replacing {}", path.display()), e)),
+    }
+    open_0600(path)
+}
+
+/// Creates `path` (it must not exist) with mode 0600.
+fn open_0600(path: &Path) -> Result<std::fs::File, SecretError> {
+    std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| SecretError::Io(format!("creating {}", path.display()), e))?;
-    f.write_all(contents)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| SecretError::Io(format!("writing {}", path.display()), e))
+        .map_err(|e| SecretError::Io(format!("creating {}", path.display()), e))
 }
 
 /// Reads a secret file after checking that only its owner can read it.

@@ -8,7 +8,6 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use futures::StreamExt;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 /// `shubnet backup` options.
@@ -38,13 +37,7 @@ pub fn backup(a: BackupArgs) -> Result<()> {
     let tmp = a.out.with_extension("partial");
     let written = runtime()?.block_on(async {
         let resp = client.admin_stream("/backup").await?;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
+        let mut f = crate::secrets::create_streamed(&tmp)?;
         let mut body = resp.bytes_stream();
         let mut n = 0u64;
         while let Some(chunk) = body.next().await {
