@@ -8,6 +8,7 @@ mod config;
 mod content;
 mod inspect;
 mod keys;
+mod leave;
 mod registry;
 mod serve;
 mod status;
@@ -128,6 +129,9 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// Recreate a data directory from a backup (then `serve` rebuilds and re-fetches).
     Restore(backup::RestoreArgs),
+    /// Hand this node's images to the other members, then leave the roster and stop. Waits
+    /// until every image it holds has k holders elsewhere; cancels (losing nothing) on timeout.
+    Leave(leave::LeaveArgs),
     /// Check config.toml, or print the reference of every option.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -169,5 +173,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Config(c) => config::config(c),
         Command::Backup(a) => backup::backup(a),
         Command::Restore(a) => backup::restore(a),
+        Command::Leave(a) => leave::leave(a),
     }
 }
