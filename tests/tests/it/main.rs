@@ -49,6 +49,9 @@ mod config;
 /// `shubnet backup` and `restore`.
 mod backup;
 
+/// `shubnet leave`: a node hands its images over before it departs.
+mod leave;
+
 use std::path::{Path, PathBuf};
 
 /// A fresh temporary directory for one test.
