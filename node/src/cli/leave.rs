@@ -161,12 +161,48 @@ pub fn leave(a: LeaveArgs) -> Result<()> {
     if a.keep_running {
         eprintln!("leave: the node keeps running (--keep-running); stop it when you like");
     } else {
-        let _: Value = rt
-            .block_on(client.admin(reqwest::Method::POST, "/shutdown", None))
-            .context("stopping the node")?;
+        rt.block_on(stop_node(&client, Duration::from_secs(600)))?;
         eprintln!(
-            "leave: the node is stopping. The federation no longer needs its data directory; keep the admin key if it holds one"
+            "leave: the node has stopped. The federation no longer needs its data directory; keep the admin key if it holds one"
         );
+    }
+    Ok(())
+}
+
+/// `shubnet stop` options.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Give up waiting after this long (the node keeps draining), e.g. `90s`, `5m`.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    timeout: Duration,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+/// Runs `stop`: the admin API's graceful shutdown, then waits until the node is gone.
+pub fn stop(a: StopArgs) -> Result<()> {
+    let client = NodeClient::new(&a.node)?;
+    runtime()?.block_on(stop_node(&client, a.timeout))?;
+    eprintln!("stop: the node has stopped");
+    Ok(())
+}
+
+/// Asks the node to stop as SIGTERM would (it finishes in-flight requests within its
+/// shutdown grace) and waits until its HTTP port no longer answers.
+async fn stop_node(client: &NodeClient, timeout: Duration) -> Result<()> {
+    let _: Value = client
+        .admin(reqwest::Method::POST, "/shutdown", None)
+        .await
+        .context("asking the node to stop")?;
+    let start = Instant::now();
+    while client.get("/healthz").await.is_ok() {
+        if start.elapsed() >= timeout {
+            bail!(
+                "the node still answers {}s after it was asked to stop; it may be finishing long transfers (see `[http] shutdown_grace_secs`)",
+                start.elapsed().as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     Ok(())
 }

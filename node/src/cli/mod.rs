@@ -132,6 +132,8 @@ pub enum Command {
     /// Hand this node's images to the other members, then leave the roster and stop. Waits
     /// until every image it holds has k holders elsewhere; cancels (losing nothing) on timeout.
     Leave(leave::LeaveArgs),
+    /// Stop the running node gracefully (as SIGTERM does) and wait until it has.
+    Stop(leave::StopArgs),
     /// Check config.toml, or print the reference of every option.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -174,5 +176,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Backup(a) => backup::backup(a),
         Command::Restore(a) => backup::restore(a),
         Command::Leave(a) => leave::leave(a),
+        Command::Stop(a) => leave::stop(a),
     }
 }

@@ -52,6 +52,9 @@ mod backup;
 /// `shubnet leave`: a node hands its images over before it departs.
 mod leave;
 
+/// SIGTERM drains in-flight uploads within the grace period and loses nothing.
+mod shutdown;
+
 use std::path::{Path, PathBuf};
 
 /// A fresh temporary directory for one test.
