@@ -55,6 +55,9 @@ mod leave;
 /// SIGTERM drains in-flight uploads within the grace period and loses nothing.
 mod shutdown;
 
+/// The operator guide's commands, run word for word by `deploy/e2e.sh`.
+mod guide;
+
 use std::path::{Path, PathBuf};
 
 /// A fresh temporary directory for one test.
