@@ -86,7 +86,10 @@ async fn verdict(ctx: &SyncCtx, msg: &Inbound) -> (MessageAcceptance, bool) {
             (Accept, false)
         }
         Announcement::Leaving => {
-            if !ctx.peers.is_leaving(&source, std::time::Duration::from_secs(60)) {
+            if !ctx
+                .peers
+                .is_leaving(&source, std::time::Duration::from_secs(60))
+            {
                 tracing::info!(%source, "member is leaving: its images move to the next nodes");
             }
             ctx.peers.leaving(source);

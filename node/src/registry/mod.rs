@@ -379,9 +379,7 @@ impl Registry {
             .members
             .iter_mut()
             .find(|m| m.peer_ids.iter().any(|p| p == peer_id))
-            .ok_or_else(|| {
-                RegistryError::Invalid(format!("no member has the node {peer_id:?}"))
-            })?;
+            .ok_or_else(|| RegistryError::Invalid(format!("no member has the node {peer_id:?}")))?;
         member.peer_ids.retain(|p| p != peer_id);
         if member.peer_ids.is_empty() {
             member.storage_bytes = 0;

@@ -158,9 +158,7 @@ impl Replicator {
                 .holders_of(&root)
                 .into_iter()
                 .filter(|p| {
-                    *p != me
-                        && self.inner.book.is_live(p, self.grace())
-                        && !self.peer_is_leaving(p)
+                    *p != me && self.inner.book.is_live(p, self.grace()) && !self.peer_is_leaving(p)
                 })
                 .map(|p| p.to_string())
                 .collect();
@@ -169,7 +167,9 @@ impl Replicator {
                 .into_iter()
                 .filter(|c| {
                     c.peer != me.to_string()
-                        && c.peer.parse::<PeerId>().is_ok_and(|p| !self.peer_is_leaving(&p))
+                        && c.peer
+                            .parse::<PeerId>()
+                            .is_ok_and(|p| !self.peer_is_leaving(&p))
                 })
                 .count();
             let ready = others.len() >= k as usize;
@@ -188,7 +188,8 @@ impl Replicator {
                 ready,
             });
         }
-        out.images.sort_by(|a, b| a.ready.cmp(&b.ready).then(a.tags.cmp(&b.tags)));
+        out.images
+            .sort_by(|a, b| a.ready.cmp(&b.ready).then(a.tags.cmp(&b.tags)));
         out.done = leaving && out.pending == 0;
         Ok(out)
     }

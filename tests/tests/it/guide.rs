@@ -42,8 +42,13 @@ fn generated(guide: &str) -> String {
 
 /// The script's text between the markers, and the text around it.
 fn split(script: &str) -> (&str, &str, &str) {
-    let b = script.find(BEGIN).expect("deploy/e2e.sh lacks the begin marker") + BEGIN.len();
-    let e = script.find(END).expect("deploy/e2e.sh lacks the end marker");
+    let b = script
+        .find(BEGIN)
+        .expect("deploy/e2e.sh lacks the begin marker")
+        + BEGIN.len();
+    let e = script
+        .find(END)
+        .expect("deploy/e2e.sh lacks the end marker");
     assert!(b <= e, "markers out of order in deploy/e2e.sh");
     (&script[..b], &script[b..e], &script[e..])
 }
@@ -55,10 +60,21 @@ fn the_script_runs_the_guides_blocks_word_for_word() {
     let path = root.join("deploy/e2e.sh");
     let script = std::fs::read_to_string(&path).expect("deploy/e2e.sh");
     let want = generated(&guide);
-    for step in ["federation create", "federation request", "federation admit", "federation join",
-        "shubnet push", "shubnet pull", "shubnet backup", "shubnet restore", "shubnet leave"]
-    {
-        assert!(want.contains(step), "the guide's e2e blocks have no `{step}`");
+    for step in [
+        "federation create",
+        "federation request",
+        "federation admit",
+        "federation join",
+        "shubnet push",
+        "shubnet pull",
+        "shubnet backup",
+        "shubnet restore",
+        "shubnet leave",
+    ] {
+        assert!(
+            want.contains(step),
+            "the guide's e2e blocks have no `{step}`"
+        );
     }
     let (head, have, tail) = split(&script);
     if have != want {
@@ -123,7 +139,9 @@ fn the_e2e_script_brings_up_three_institutions_and_passes() {
         Some(s) if s.success() && out.trim_end().ends_with("e2e: ok") => {
             eprintln!("deploy/e2e.sh passed in {:?}", t.elapsed());
         }
-        Some(s) => panic!("deploy/e2e.sh failed ({s})\n--- stdout ---\n{out}\n--- stderr ---\n{err}"),
+        Some(s) => {
+            panic!("deploy/e2e.sh failed ({s})\n--- stdout ---\n{out}\n--- stderr ---\n{err}")
+        }
         None => panic!(
             "deploy/e2e.sh did not finish within {limit:?}\n--- stdout ---\n{out}\n--- stderr ---\n{err}"
         ),

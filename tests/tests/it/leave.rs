@@ -45,10 +45,16 @@ fn leave_hands_every_image_to_k_other_holders_then_the_node_can_go() {
     let boot = ["--sync-interval", "2", "--bootstrap", &a_addr];
     let b = TestNode::start_configured(&boot, cfg);
     let mut c = TestNode::start_configured(&boot, cfg);
-    let fed = create_with(&a, "Fed", "lab-a", &["--storage", "1G", "--replication", "2"]);
+    let fed = create_with(
+        &a,
+        "Fed",
+        "lab-a",
+        &["--storage", "1G", "--replication", "2"],
+    );
     for (n, inst) in [(&b, "lab-b"), (&c, "lab-c")] {
         let line = request(n, inst);
-        a.cli(&["federation", "admit", &line, "--storage", "1G"]).ok();
+        a.cli(&["federation", "admit", &line, "--storage", "1G"])
+            .ok();
     }
     join(&b, &fed, a.url());
     join(&c, &fed, a.url());
@@ -70,17 +76,27 @@ fn leave_hands_every_image_to_k_other_holders_then_the_node_can_go() {
 
     // Everything replicated; C holds at least one image that has only one other holder, so
     // its leaving needs a real hand-over.
-    poll_until(Duration::from_secs(90), "every image on 2 holders, C holding some", || {
-        let h = holders(&a);
-        (h.len() == pushed.len() && h.iter().all(|(_, hs)| hs.len() >= 2)).then_some(())
-    });
+    poll_until(
+        Duration::from_secs(90),
+        "every image on 2 holders, C holding some",
+        || {
+            let h = holders(&a);
+            (h.len() == pushed.len() && h.iter().all(|(_, hs)| hs.len() >= 2)).then_some(())
+        },
+    );
     let c_status = status(&c);
     let needs_handover = c_status["images"]
         .as_array()
         .expect("images")
         .iter()
         .filter(|i| i["local"].as_bool() == Some(true))
-        .filter(|i| strings(&i["holders"]).iter().filter(|p| **p != c_peer).count() < 2)
+        .filter(|i| {
+            strings(&i["holders"])
+                .iter()
+                .filter(|p| **p != c_peer)
+                .count()
+                < 2
+        })
         .count();
     assert!(
         needs_handover > 0,

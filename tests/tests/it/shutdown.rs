@@ -20,7 +20,12 @@ fn start_upload(node: &TestNode, file: &Path, rate: &str, out: &Path) -> std::pr
         .args(["--limit-rate", rate])
         .arg("-H")
         .arg(format!("Authorization: Bearer {}", node.token()))
-        .args(["-H", "Content-Type: application/octet-stream", "-H", "Expect:"])
+        .args([
+            "-H",
+            "Content-Type: application/octet-stream",
+            "-H",
+            "Expect:",
+        ])
         .args(["-o"])
         .arg(out)
         .args(["-w", "%{http_code}"])
@@ -68,12 +73,15 @@ fn sigterm_during_a_1gib_upload_completes_or_errors_never_truncates() {
         .output()
         .expect("shubnet cid");
     let want_cid = String::from_utf8_lossy(&want_cid.stdout).trim().to_string();
-    assert!(want_cid.starts_with("bafy"), "shubnet cid printed {want_cid:?}");
+    assert!(
+        want_cid.starts_with("bafy"),
+        "shubnet cid printed {want_cid:?}"
+    );
 
     // 1. A short grace: the upload (about 20 s at 50 MB/s) is cut about 1 s after SIGTERM.
     let mut node = TestNode::start_with(&["--shutdown-grace", "1"]);
     let body = tmp.path().join("cut.json");
-    let mut curl = start_upload(&node, &file, "50M", &body);
+    let curl = start_upload(&node, &file, "50M", &body);
     std::thread::sleep(Duration::from_secs(3));
     let t = Instant::now();
     sigterm(&node);
@@ -108,7 +116,7 @@ fn sigterm_during_a_1gib_upload_completes_or_errors_never_truncates() {
     node.set_args(&["--shutdown-grace", "120"]);
     node.restart();
     let body = tmp.path().join("done.json");
-    let mut curl = start_upload(&node, &file, "200M", &body);
+    let curl = start_upload(&node, &file, "200M", &body);
     std::thread::sleep(Duration::from_secs(2));
     sigterm(&node);
     let out = curl.wait_with_output().expect("curl");

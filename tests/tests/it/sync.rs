@@ -144,10 +144,11 @@ fn reconnects_from_persisted_peers() {
             .ok()
             .filter(|t| t.contains(&a_peer))
     });
-    let status = |n: &TestNode| {
-        shubnet_tests::fed::json_of(&n.cli(&["status", "--json"]).ok())
-    };
-    let b_peer = status(&b)["peer_id"].as_str().unwrap_or_default().to_string();
+    let status = |n: &TestNode| shubnet_tests::fed::json_of(&n.cli(&["status", "--json"]).ok());
+    let b_peer = status(&b)["peer_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     b.stop();
     b.set_args(&["--sync-interval", "1"]);
     let m = push(&a, &files[1], "lab-a/tool:2", false);
