@@ -15,7 +15,9 @@
 //!
 //! Errors are JSON `{"error": "..."}`; only 5xx are logged.
 
-use crate::backend::{AddOutcome, CarImportOutcome, FetchRequest, GcReport, PinInfo, RepairReport};
+use crate::backend::{
+    AddOutcome, CarImportOutcome, FetchRequest, GcReport, LeaveAction, PinInfo, RepairReport,
+};
 use crate::error::{backend_response, json_error};
 use crate::{Backend, BackendError, ByteStream, SharedState};
 use axum::body::Body;
@@ -47,6 +49,13 @@ pub fn router<B: Backend>() -> Router<SharedState<B>> {
         .route("/repair", post(repair::<B>))
         .route("/status", get(status::<B>))
         .route("/backup", get(backup::<B>))
+        .route(
+            "/leave",
+            get(leave_progress::<B>)
+                .post(leave_start::<B>)
+                .delete(leave_cancel::<B>),
+        )
+        .route("/shutdown", post(shutdown::<B>))
 }
 
 /// Why an admin request failed; rendered as JSON `{"error": "..."}`.
@@ -232,6 +241,42 @@ async fn status<B: Backend>(
     State(state): State<SharedState<B>>,
 ) -> Result<Json<serde_json::Value>, AdminError> {
     Ok(Json(state.backend.status().await?))
+}
+
+/// `POST /admin/v1/leave`: announce this node's departure and start handing its images over.
+async fn leave_start<B: Backend>(
+    _: Admin,
+    State(state): State<SharedState<B>>,
+) -> Result<Json<serde_json::Value>, AdminError> {
+    Ok(Json(state.backend.leave(LeaveAction::Start).await?))
+}
+
+/// `GET /admin/v1/leave`: which images still lack k holders on other nodes.
+async fn leave_progress<B: Backend>(
+    _: Admin,
+    State(state): State<SharedState<B>>,
+) -> Result<Json<serde_json::Value>, AdminError> {
+    Ok(Json(state.backend.leave(LeaveAction::Progress).await?))
+}
+
+/// `DELETE /admin/v1/leave`: stay after all.
+async fn leave_cancel<B: Backend>(
+    _: Admin,
+    State(state): State<SharedState<B>>,
+) -> Result<Json<serde_json::Value>, AdminError> {
+    Ok(Json(state.backend.leave(LeaveAction::Cancel).await?))
+}
+
+/// `POST /admin/v1/shutdown`: stop gracefully, as SIGTERM does; answers before the drain.
+async fn shutdown<B: Backend>(
+    _: Admin,
+    State(state): State<SharedState<B>>,
+) -> Result<(StatusCode, Json<serde_json::Value>), AdminError> {
+    state.backend.shutdown().await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "stopping": true })),
+    ))
 }
 
 /// `GET /admin/v1/backup`: a tar of what the federation cannot give back (keys included).

@@ -158,6 +158,11 @@ pub enum FederationRequest {
         /// The roster line `admit` printed.
         roster: String,
     },
+    /// Remove one node from the roster (after it ran `shubnet leave`); its institution stays.
+    RemoveNode {
+        /// The node's libp2p peer id.
+        peer_id: String,
+    },
     /// Trust federation `id` and take its roster chain (signed encodings, base64url).
     Join {
         /// The federation id.
@@ -165,6 +170,17 @@ pub enum FederationRequest {
         /// Signed roster encodings, base64url without padding, oldest first.
         rosters: Vec<String>,
     },
+}
+
+/// What `shubnet leave` asks of the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveAction {
+    /// Announce the departure (placement skips this node) and start handing images over.
+    Start,
+    /// Report which images still lack their k holders on other nodes.
+    Progress,
+    /// Stay after all: placement counts this node again.
+    Cancel,
 }
 
 /// The result of a push or delete.
@@ -296,6 +312,19 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// Peers, roster version and each image's holders versus its replication target, for
     /// `shubnet status` (under-replicated images first).
     fn status(&self) -> impl Future<Output = Result<serde_json::Value, BackendError>> + Send {
+        unsupported()
+    }
+
+    /// `shubnet leave`: start handing this node's images over, report progress, or cancel.
+    fn leave(
+        &self,
+        _action: LeaveAction,
+    ) -> impl Future<Output = Result<serde_json::Value, BackendError>> + Send {
+        unsupported()
+    }
+
+    /// Stops the node gracefully, as SIGTERM does (the last step of `shubnet leave`).
+    fn shutdown(&self) -> impl Future<Output = Result<(), BackendError>> + Send {
         unsupported()
     }
 

@@ -27,6 +27,8 @@ pub struct NodeBackend {
     network: std::sync::Arc<std::sync::OnceLock<crate::p2p::Network>>,
     /// The `/shubnet/fetch/1` client, once the p2p network has started.
     fetcher: std::sync::Arc<std::sync::OnceLock<FetchClient>>,
+    /// Cancelled to stop the node gracefully (SIGTERM, or the admin API's shutdown).
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl NodeBackend {
@@ -59,7 +61,13 @@ impl NodeBackend {
             replicator: std::sync::Arc::default(),
             network: std::sync::Arc::default(),
             fetcher: std::sync::Arc::default(),
+            shutdown: tokio_util::sync::CancellationToken::new(),
         }
+    }
+
+    /// The token that stops the server when cancelled (shared by every clone).
+    pub fn shutdown_token(&self) -> tokio_util::sync::CancellationToken {
+        self.shutdown.clone()
     }
 
     /// The registry, for the network's sync and gossip.
@@ -379,6 +387,37 @@ impl Backend for NodeBackend {
             .map_err(|e| BackendError::Internal(format!("status task: {e}")))?
             .map_err(|e| BackendError::Internal(e.to_string()))?;
         serde_json::to_value(status).map_err(|e| BackendError::Internal(e.to_string()))
+    }
+
+    async fn leave(
+        &self,
+        action: shubnet_gateway::backend::LeaveAction,
+    ) -> Result<serde_json::Value, BackendError> {
+        use shubnet_gateway::backend::LeaveAction;
+        let r = self
+            .replicator
+            .get()
+            .cloned()
+            .ok_or_else(|| BackendError::Unavailable("replication has not started".into()))?;
+        let progress = tokio::task::spawn_blocking(move || {
+            match action {
+                LeaveAction::Start => r.start_leaving(),
+                LeaveAction::Cancel => r.cancel_leaving(),
+                LeaveAction::Progress => Ok(()),
+            }
+            .map_err(|e| BackendError::Internal(format!("writing the leave marker: {e}")))?;
+            r.leave_progress()
+                .map_err(|e| BackendError::Internal(e.to_string()))
+        })
+        .await
+        .map_err(|e| BackendError::Internal(format!("leave task: {e}")))??;
+        serde_json::to_value(progress).map_err(|e| BackendError::Internal(e.to_string()))
+    }
+
+    async fn shutdown(&self) -> Result<(), BackendError> {
+        tracing::info!("shutdown requested through the admin API");
+        self.shutdown.cancel();
+        Ok(())
     }
 
     fn check_admin_token(&self, token: &str) -> bool {

@@ -25,6 +25,9 @@ pub struct ServeConfig {
     pub replication: crate::config::ReplicationConfig,
     /// Also serve HTTPS, with this certificate and key, on this address.
     pub tls: Option<TlsFlags>,
+    /// After SIGTERM (or `shubnet leave`), how long in-flight requests may run before they are
+    /// cut.
+    pub shutdown_grace: std::time::Duration,
 }
 
 /// `serve --tls-cert FILE --tls-key FILE --https ADDR`.
@@ -121,6 +124,7 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
         }
         None => None,
     };
+    let stop = backend.shutdown_token();
     let gateway_cfg = cfg.gateway.clone();
     let app = shubnet_gateway::app(backend, gateway_cfg);
     let listener = tokio::net::TcpListener::bind(cfg.http)
@@ -132,26 +136,56 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
     println!("shubnet: serving {url}");
     println!("shubnet: data directory {}", dir.root().display());
     tracing::info!(%url, "serving");
+    // A signal, or the admin API's shutdown (`shubnet leave`), starts the drain: listeners
+    // close at once, in-flight requests run on for at most the grace period.
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            tokio::select! {
+                () = shutdown_signal() => {}
+                () = stop.cancelled() => {}
+            }
+            stop.cancel();
+        }
+    });
     let http = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal());
-    match tls {
-        Some((listener, tls_app)) => {
-            let https = axum::serve(
-                listener,
-                shubnet_gateway::tls::with_peer_info(tls_app)
-                    .into_make_service_with_connect_info::<shubnet_gateway::tls::TlsPeer>(),
-            )
-            .with_graceful_shutdown(shutdown_signal());
-            let (a, b) = tokio::join!(http.into_future(), https.into_future());
-            a.context("HTTP server failed")?;
-            b.context("HTTPS server failed")?;
+    .with_graceful_shutdown(stop.clone().cancelled_owned());
+    let serving = async {
+        match tls {
+            Some((listener, tls_app)) => {
+                let https = axum::serve(
+                    listener,
+                    shubnet_gateway::tls::with_peer_info(tls_app)
+                        .into_make_service_with_connect_info::<shubnet_gateway::tls::TlsPeer>(),
+                )
+                .with_graceful_shutdown(stop.clone().cancelled_owned());
+                let (a, b) = tokio::join!(http.into_future(), https.into_future());
+                a.context("HTTP server failed")?;
+                b.context("HTTPS server failed")?;
+            }
+            None => http.await.context("HTTP server failed")?,
         }
-        None => http.await.context("HTTP server failed")?,
+        Ok::<(), anyhow::Error>(())
+    };
+    let grace = cfg.shutdown_grace;
+    let drained = tokio::select! {
+        r = serving => { r?; true }
+        () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => false,
+    };
+    if drained {
+        tracing::info!("shutting down: every request finished");
+    } else {
+        // Dropping the servers drops their connections: an upload cut here never completes,
+        // so its client gets an error and nothing of it is committed (partial/ is emptied at
+        // the next start).
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "shutting down: requests still running after the grace period were cut"
+        );
     }
-    tracing::info!("shutting down");
     let _ = std::fs::remove_file(dir.api_file());
     let _ = std::fs::remove_file(dir.p2p_addrs());
     store.flush().await.context("flushing the index")?;

@@ -191,6 +191,10 @@ pub enum Announcement {
     Roster(Vec<u8>),
     /// The message's author now holds this image root completely.
     Holding(Cid),
+    /// The message's author is leaving the federation (`shubnet leave`): placement should skip
+    /// it so the next nodes copy its images while it still serves them. Only the author can say
+    /// this of itself, so it needs no other authority; it lapses unless repeated.
+    Leaving,
 }
 
 /// Wraps a body in a frame: 4-byte big-endian length, then the body.
@@ -342,6 +346,7 @@ const RESP_REFUSED: u8 = 5;
 const ANN_MANIFEST: u8 = 1;
 const ANN_ROSTER: u8 = 2;
 const ANN_HOLDING: u8 = 3;
+const ANN_LEAVING: u8 = 4;
 
 impl Request {
     /// The body (without the frame header).
@@ -495,6 +500,7 @@ impl Announcement {
                 out.push(ANN_HOLDING);
                 out.extend_from_slice(&c.to_bytes());
             }
+            Announcement::Leaving => out.push(ANN_LEAVING),
         }
         out
     }
@@ -529,6 +535,12 @@ impl Announcement {
                 }
                 Ok(Announcement::Holding(c))
             }
+            ANN_LEAVING if rest.is_empty() => Ok(Announcement::Leaving),
+            ANN_LEAVING => Err(SyncError::TooLarge {
+                what: "leaving announcement",
+                len: rest.len() as u64,
+                max: 0,
+            }),
             k => Err(SyncError::UnknownKind(k)),
         }
     }
@@ -585,6 +597,7 @@ mod tests {
             Announcement::Manifest(vec![1, 2, 3]),
             Announcement::Roster(vec![4]),
             Announcement::Holding(cid(5)),
+            Announcement::Leaving,
         ] {
             assert_eq!(Announcement::decode(&a.encode()), Ok(a));
         }

@@ -233,6 +233,29 @@ impl TestNode {
         }
     }
 
+    /// Waits for the node to exit on its own (e.g. after `shubnet leave` or a signal sent by
+    /// the test); panics with its log after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let Some(mut child) = self.child.take() else {
+            panic!("node is not running");
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "node did not exit within {timeout:?}; killed it\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL: the crash case. Waits for the process to be gone.
     pub fn kill9(&mut self) {
         let Some(mut child) = self.child.take() else {

@@ -9,6 +9,7 @@ mod content;
 mod inspect;
 mod keys;
 mod progress;
+mod leave;
 mod registry;
 mod serve;
 mod status;
@@ -129,6 +130,11 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// Recreate a data directory from a backup (then `serve` rebuilds and re-fetches).
     Restore(backup::RestoreArgs),
+    /// Hand this node's images to the other members, then leave the roster and stop. Waits
+    /// until every image it holds has k holders elsewhere; cancels (losing nothing) on timeout.
+    Leave(leave::LeaveArgs),
+    /// Stop the running node gracefully (as SIGTERM does) and wait until it has.
+    Stop(leave::StopArgs),
     /// Check config.toml, or print the reference of every option.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -190,5 +196,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Backup(a) => backup::backup(a),
         Command::Restore(a) => backup::restore(a),
         Command::Completions(a) => completions(a),
+        Command::Leave(a) => leave::leave(a),
+        Command::Stop(a) => leave::stop(a),
     }
 }

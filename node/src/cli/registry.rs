@@ -100,6 +100,14 @@ pub enum FederationCommand {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// Remove a node from the roster after it ran `shubnet leave` (admins only). Its
+    /// institution stays a member, so the images it published stay valid.
+    RemoveNode {
+        /// The node's peer id (`shubnet leave` prints this command for the admin).
+        peer_id: String,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
     /// Trust federation ID and copy its roster chain from a member's gateway (also brings an
     /// existing member up to date).
     Join {
@@ -223,7 +231,7 @@ pub(super) fn data_dir(node: &NodeArgs) -> DataDir {
     )
 }
 
-fn print_outcome(v: &Value) {
+pub(super) fn print_outcome(v: &Value) {
     match v.get("status").and_then(Value::as_str) {
         Some("pending") => {
             eprintln!(
@@ -356,6 +364,14 @@ pub fn federation(c: FederationCommand) -> Result<()> {
             let client = NodeClient::new(&node)?;
             let v: Value =
                 rt.block_on(client.admin_json("/federation", &FederationRequest::Sign { roster }))?;
+            print_outcome(&v);
+            Ok(())
+        }
+        FederationCommand::RemoveNode { peer_id, node } => {
+            let client = NodeClient::new(&node)?;
+            let v: Value = rt.block_on(
+                client.admin_json("/federation", &FederationRequest::RemoveNode { peer_id }),
+            )?;
             print_outcome(&v);
             Ok(())
         }

@@ -69,13 +69,13 @@ pub struct ServeArgs {
     pub tls_key: Option<PathBuf>,
     /// HTTPS listen address when --tls-cert is given. shub:// URIs allow no port, so public
     /// gateways answer on 443; --http keeps serving plain HTTP (the CLI's admin API).
-    #[arg(
-        long,
-        env = "SHUBNET_HTTPS",
-        default_value = "0.0.0.0:443",
-        value_name = "ADDR"
-    )]
-    pub https: SocketAddr,
+    /// [default: 0.0.0.0:443, or `[http] https`]
+    #[arg(long, env = "SHUBNET_HTTPS", value_name = "ADDR")]
+    pub https: Option<SocketAddr>,
+    /// On SIGTERM, seconds to let in-flight downloads and uploads finish before cutting them.
+    /// [default: 30, or `[http] shutdown_grace_secs`]
+    #[arg(long, env = "SHUBNET_SHUTDOWN_GRACE", value_name = "SECS")]
+    pub shutdown_grace: Option<u64>,
     /// Log filter, e.g. `info` or `shubnet_node=debug` (also RUST_LOG).
     /// [default: info]
     #[arg(long, env = "SHUBNET_LOG", value_name = "FILTER")]
@@ -104,6 +104,11 @@ pub fn run(a: ServeArgs) -> Result<()> {
             .parse()
             .context("[http] listen in config.toml")?,
         (None, None) => SocketAddr::from(([127, 0, 0, 1], 8080)),
+    };
+    let https: SocketAddr = match (a.https, &file.http.https) {
+        (Some(h), _) => h,
+        (None, Some(s)) => s.get_ref().parse().context("[http] https in config.toml")?,
+        (None, None) => SocketAddr::from(([0, 0, 0, 0], 443)),
     };
     let log = a
         .log
@@ -151,8 +156,13 @@ pub fn run(a: ServeArgs) -> Result<()> {
             .map(|(cert, key)| server::TlsFlags {
                 cert,
                 key,
-                listen: a.https,
+                listen: https,
             }),
+        shutdown_grace: std::time::Duration::from_secs(
+            a.shutdown_grace
+                .or(file.http.shutdown_grace_secs)
+                .unwrap_or(30),
+        ),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

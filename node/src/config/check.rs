@@ -32,7 +32,7 @@ fn line_of(text: &str, at: usize) -> usize {
 /// Checks one value of `opt` beyond its TOML type (addresses, patterns, ranges).
 pub fn check_value(opt: &Opt, value: &str) -> Result<(), String> {
     match (opt.section, opt.key) {
-        ("http", "listen") => value
+        ("http", "listen" | "https") => value
             .parse::<std::net::SocketAddr>()
             .map(|_| ())
             .map_err(|e| format!("`{value}` is not an IP:PORT address ({e}), e.g. 127.0.0.1:8080")),
@@ -92,6 +92,9 @@ pub fn validate(cfg: &NodeConfig, text: &str) -> Vec<Problem> {
     };
     if let Some(l) = &cfg.http.listen {
         spanned("http", "listen", l);
+    }
+    if let Some(l) = &cfg.http.https {
+        spanned("http", "https", l);
     }
     for (key, list) in [
         ("listen", &cfg.p2p.listen),
@@ -340,7 +343,7 @@ mod tests {
         for o in OPTIONS {
             let value = match o.kind {
                 Kind::Text => match (o.section, o.key) {
-                    ("http", "listen") => "\"127.0.0.1:1\"".to_string(),
+                    ("http", "listen" | "https") => "\"127.0.0.1:1\"".to_string(),
                     ("log", "filter") => "\"info\"".to_string(),
                     _ => "\"x\"".to_string(),
                 },
@@ -354,7 +357,7 @@ mod tests {
         }
         // ...and every key of a fully set NodeConfig is in the table.
         let full = "[http]\nlisten = \"127.0.0.1:1\"\nallow_remote_admin = true\nmax_upload_bytes = 1\n\
-                    tls_cert = \"c\"\ntls_key = \"k\"\n[p2p]\nlisten = [\"/ip4/1.1.1.1/tcp/1\"]\n\
+                    tls_cert = \"c\"\ntls_key = \"k\"\nhttps = \"0.0.0.0:443\"\nshutdown_grace_secs = 5\n[p2p]\nlisten = [\"/ip4/1.1.1.1/tcp/1\"]\n\
                     bootstrap = [\"/ip4/1.1.1.1/tcp/1\"]\nannounce = [\"/ip4/1.1.1.1/tcp/1\"]\n\
                     upload_limit = 1\ndownload_limit = 1\nsync_interval_secs = 1\ngossip = true\n\
                     [log]\nfilter = \"info\"\n[federation]\nid = \"x\"\ninstitution = \"y\"\n\

@@ -115,6 +115,12 @@ pub struct HttpConfig {
     /// PEM private key for HTTPS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<String>,
+    /// HTTPS listen address (used with `tls_cert`/`tls_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https: Option<toml::Spanned<String>>,
+    /// Seconds a stopping node waits for in-flight requests before cutting them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shutdown_grace_secs: Option<u64>,
 }
 
 impl HttpConfig {

@@ -98,6 +98,28 @@ pub const OPTIONS: &[Opt] = &[
         doc: "PEM private key for `tls_cert`. Keep it 0600.",
     },
     Opt {
+        section: "http",
+        key: "https",
+        kind: Kind::Text,
+        default: "\"0.0.0.0:443\"",
+        env: "SHUBNET_HTTPS",
+        flag: Some("--https"),
+        doc: "HTTPS listen address, used when `tls_cert` and `tls_key` are set. `shub://` URIs \
+              allow no port, so public gateways answer on 443 (binding it needs \
+              `CAP_NET_BIND_SERVICE`).",
+    },
+    Opt {
+        section: "http",
+        key: "shutdown_grace_secs",
+        kind: Kind::Integer,
+        default: "30",
+        env: "SHUBNET_SHUTDOWN_GRACE",
+        flag: Some("--shutdown-grace"),
+        doc: "On SIGTERM the node stops accepting connections and lets in-flight downloads and \
+              uploads finish for at most this many seconds, then cuts the rest (their clients \
+              get an error; nothing partial is kept).",
+    },
+    Opt {
         section: "p2p",
         key: "listen",
         kind: Kind::List,

@@ -85,6 +85,19 @@ async fn verdict(ctx: &SyncCtx, msg: &Inbound) -> (MessageAcceptance, bool) {
             ctx.peers.add_holding(source, root);
             (Accept, false)
         }
+        Announcement::Leaving => {
+            if !ctx
+                .peers
+                .is_leaving(&source, std::time::Duration::from_secs(60))
+            {
+                tracing::info!(%source, "member is leaving: its images move to the next nodes");
+            }
+            ctx.peers.leaving(source);
+            if let Some(r) = ctx.backend.replicator() {
+                r.nudge();
+            }
+            (Accept, false)
+        }
         Announcement::Manifest(bytes) => {
             let m = match Manifest::decode(&bytes) {
                 Ok(m) => m,

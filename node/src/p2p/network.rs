@@ -56,6 +56,11 @@ impl Network {
         self.publish(Announcement::Holding(root));
     }
 
+    /// Gossips that this node is leaving the federation (repeated while it drains).
+    pub fn announce_leaving(&self) {
+        self.publish(Announcement::Leaving);
+    }
+
     /// The shared peer table.
     pub fn peer_book(&self) -> &PeerBook {
         &self.peers
@@ -86,8 +91,10 @@ pub fn forward_local_events(ctx: SyncCtx, net: Network) {
             match events.recv().await {
                 Ok(LocalEvent::Manifest(b)) => net.announce_manifest(b),
                 Ok(LocalEvent::Roster(b)) => {
-                    ctx.roster_changed().await;
+                    // Announce before the gate changes: a roster that removes this node would
+                    // otherwise unsubscribe it before its own announcement went out.
                     net.announce_roster(b);
+                    ctx.roster_changed().await;
                 }
                 Ok(LocalEvent::Federation) => ctx.roster_changed().await,
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {

@@ -24,6 +24,8 @@ pub struct PeerInfo {
     pub holdings_at: Option<Instant>,
     /// Wrong blocks, bad messages and the like, since start.
     pub misbehaviour: u64,
+    /// When the peer last announced it is leaving the federation (`shubnet leave`).
+    pub leaving_at: Option<Instant>,
 }
 
 /// The shared peer table; clones share it.
@@ -71,6 +73,24 @@ impl PeerBook {
         let e = map.entry(peer).or_default();
         e.holdings.insert(root);
         e.last_seen = Some(Instant::now());
+    }
+
+    /// Records that `peer` announced it is leaving: placement skips it from now on.
+    pub fn leaving(&self, peer: PeerId) {
+        let mut map = self.lock();
+        let e = map.entry(peer).or_default();
+        e.leaving_at = Some(Instant::now());
+        e.last_seen = Some(Instant::now());
+    }
+
+    /// True if `peer` announced within `ttl` that it is leaving. The mark lapses unless the
+    /// peer repeats it, so a node that changed its mind (or was restarted without leaving) is
+    /// placed again.
+    pub fn is_leaving(&self, peer: &PeerId, ttl: Duration) -> bool {
+        self.lock()
+            .get(peer)
+            .and_then(|i| i.leaving_at)
+            .is_some_and(|t| t.elapsed() <= ttl)
     }
 
     /// Counts one misbehaviour of `peer`; returns the new total.
@@ -148,6 +168,10 @@ mod tests {
         assert!(!book.is_live(&PeerId::random(), Duration::from_secs(60)));
         book.disconnected(b);
         assert!(book.connected_peers().is_empty());
+        assert!(!book.is_leaving(&a, Duration::from_secs(60)));
+        book.leaving(a);
+        assert!(book.is_leaving(&a, Duration::from_secs(60)));
+        assert!(!book.is_leaving(&b, Duration::from_secs(60)));
         assert_eq!(book.misbehaved(a), 1);
         assert_eq!(book.misbehaved(a), 2);
     }

@@ -150,6 +150,9 @@ pub async fn federation_admin(
                 threshold,
             )?))
         }
+        FederationRequest::RemoveNode { peer_id } => {
+            Ok(outcome_json(reg.remove_node(peer_id.trim())?))
+        }
         FederationRequest::Join { id, rosters } => {
             let chain = rosters
                 .iter()

@@ -363,6 +363,33 @@ impl Registry {
         self.settle(current, signed)
     }
 
+    /// An admin's step after `shubnet leave`: a new roster version without the node `peer_id`.
+    /// Its institution stays a member (its publisher keys keep the images it published valid);
+    /// when that was its last node, the member offers no storage any more.
+    pub fn remove_node(&self, peer_id: &str) -> Result<RosterOutcome> {
+        let _w = self.lock();
+        let (_, current) = self.current()?;
+        if !current.is_admin(&self.inner.keys.admin.verifying_key().to_bytes()) {
+            return Err(RegistryError::Invalid(
+                "this node's admin key is not an admin of the current roster".into(),
+            ));
+        }
+        let mut body = current.successor(now());
+        let member = body
+            .members
+            .iter_mut()
+            .find(|m| m.peer_ids.iter().any(|p| p == peer_id))
+            .ok_or_else(|| RegistryError::Invalid(format!("no member has the node {peer_id:?}")))?;
+        member.peer_ids.retain(|p| p != peer_id);
+        if member.peer_ids.is_empty() {
+            member.storage_bytes = 0;
+        }
+        body.validate().map_err(RosterError::from)?;
+        let mut signed = SignedRoster::new(body);
+        signed.add_signature(&self.inner.keys.admin);
+        self.settle(current, signed)
+    }
+
     /// Co-signs a pending roster version (threshold > 1) and accepts it once enough admins have.
     pub fn sign(&self, roster_line: &str) -> Result<RosterOutcome> {
         let _w = self.lock();

@@ -286,3 +286,31 @@ fn roster_lines_roundtrip() {
     assert_eq!(roster_from_line(&roster_to_line(&r)).expect("parse"), r);
     assert!(roster_from_line("shubnet-roster-v1.@@@").is_err());
 }
+
+#[test]
+fn remove_node_keeps_the_institution_and_its_images_valid() {
+    let f = fixture();
+    let m = manifest(&f, &f.other.publisher, "lab-b", 1, None, 1);
+    f.reg.accept_manifest(&m).expect("lab-b publishes");
+    let peer = f.other.peer_id().to_string();
+    let err = f
+        .reg
+        .remove_node("12D3KooWNotAMember")
+        .expect_err("an unknown node");
+    assert!(err.to_string().contains("no member has the node"), "{err}");
+    match f.reg.remove_node(&peer).expect("remove") {
+        RosterOutcome::Accepted(r) => {
+            assert_eq!(r.body.version, 3);
+            let b = r.body.member("lab-b").expect("lab-b stays a member");
+            assert!(b.peer_ids.is_empty(), "{b:?}");
+            assert_eq!(b.storage_bytes, 0, "no node left to hold images");
+            assert_eq!(b.publisher_keys.len(), 1, "its publisher key stays");
+        }
+        other => panic!("threshold 1 must accept at once: {other:?}"),
+    }
+    // The image lab-b published still resolves and verifies against the new roster.
+    let roster = f.reg.roster().expect("roster").expect("some").body;
+    m.verify_against(&roster, &f.fed).expect("still valid");
+    assert_eq!(f.reg.head("lab-b", "blast", "2.14").expect("head"), Some(m));
+    assert!(f.reg.remove_node(&peer).is_err(), "removed twice");
+}

@@ -11,8 +11,10 @@
 //! The replicator never talks to peers itself: it reads the [`PeerBook`] (which sync and
 //! gossip keep up to date) and asks a [`Transfers`] implementation to fetch and announce.
 
+mod leave;
 pub mod placement;
 mod transfers;
+pub use leave::{LeaveImage, LeaveProgress};
 pub use transfers::NetTransfers;
 mod status;
 
@@ -43,6 +45,8 @@ pub trait Transfers: Send + Sync + 'static {
     fn fetch(&self, root: Cid, holders: Vec<PeerId>) -> BoxFuture<'static, Result<(), String>>;
     /// Tells the federation this node now holds `root`.
     fn announce_holding(&self, root: Cid);
+    /// Tells the federation this node is leaving (`shubnet leave`).
+    fn announce_leaving(&self) {}
 }
 
 /// Why the replicator could not look at the registry or store.
@@ -85,6 +89,10 @@ struct Inner {
     transfers: Arc<dyn Transfers>,
     inflight: Mutex<HashSet<Cid>>,
     nudge: Notify,
+    /// This node is leaving the federation (`shubnet leave`).
+    leaving: std::sync::atomic::AtomicBool,
+    /// When the leaving announcement last went out.
+    leave_announced: Mutex<Option<Instant>>,
 }
 
 /// One image (a root that at least one live tag names) as this node sees it.
@@ -121,6 +129,7 @@ impl Replicator {
         transfers: Arc<dyn Transfers>,
     ) -> Self {
         let me = registry.keys().peer_id();
+        let leaving = store.dir().root().join(leave::MARKER).exists();
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -132,6 +141,8 @@ impl Replicator {
                 transfers,
                 inflight: Mutex::default(),
                 nudge: Notify::new(),
+                leaving: leaving.into(),
+                leave_announced: Mutex::default(),
             }),
         }
     }
@@ -147,6 +158,7 @@ impl Replicator {
         tokio::spawn(async move {
             let every = Duration::from_secs(this.inner.cfg.check_interval_secs.max(1));
             loop {
+                this.announce_leaving(false);
                 if let Err(e) = this.round().await {
                     tracing::warn!(error = %e, "replication round failed");
                 }
@@ -164,12 +176,18 @@ impl Replicator {
 
     /// True if `peer` counts as a live holder. Until this node has run for the grace period it
     /// cannot tell, so it assumes every node is live rather than fetch everything at start.
+    /// A node that is leaving (this one, or one that announced it) never counts.
     fn is_live(&self, peer: &str) -> bool {
-        if peer == self.inner.me.to_string() || self.inner.started.elapsed() < self.grace() {
-            return true;
+        if peer == self.inner.me.to_string() {
+            return !self.is_leaving();
         }
-        peer.parse::<PeerId>()
-            .is_ok_and(|p| self.inner.book.is_live(&p, self.grace()))
+        let Ok(p) = peer.parse::<PeerId>() else {
+            return false;
+        };
+        if self.peer_is_leaving(&p) {
+            return false;
+        }
+        self.inner.started.elapsed() < self.grace() || self.inner.book.is_live(&p, self.grace())
     }
 
     /// One round: decide, then act.
@@ -300,6 +318,9 @@ impl Replicator {
     }
 
     fn wants(&self, roster: &Roster, root: &Cid, img: &Image) -> bool {
+        if self.is_leaving() {
+            return false; // keeps what it holds, takes nothing new
+        }
         let me = self.inner.me.to_string();
         placement::placed(roster, root, |p| self.is_live(p))
             .iter()

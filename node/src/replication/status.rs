@@ -16,6 +16,8 @@ pub struct Status {
     pub replication_factor: u32,
     /// Peers with an open connection.
     pub connected_peers: Vec<String>,
+    /// True while this node is leaving the federation (`shubnet leave`).
+    pub leaving: bool,
     /// Every live image, under-replicated first.
     pub images: Vec<ImageStatus>,
 }
@@ -111,6 +113,7 @@ impl Replicator {
             roster_version: roster.as_ref().map(|r| r.version),
             replication_factor: roster.as_ref().map_or(0, |r| r.replication.k),
             connected_peers: connected,
+            leaving: self.is_leaving(),
             images,
         })
     }

@@ -223,3 +223,61 @@ async fn mirror_policy_matches_patterns() {
     };
     assert!(all.mirrors("anything"));
 }
+
+#[tokio::test]
+async fn leaving_takes_nothing_new_refuses_to_drop_below_k_and_survives_a_restart() {
+    let (f, r) = fixture(ReplicationConfig::default()).await;
+    let (held, size) = add(&f.store, 7).await;
+    f.reg
+        .publish(
+            &reference("1"),
+            Some((held, size, [7; 32])),
+            None,
+            false,
+            "t",
+        )
+        .expect("publish");
+    let p = r.leave_progress().expect("progress");
+    assert!(!p.leaving && !p.done && p.admin);
+    r.start_leaving().expect("start");
+    assert!(r.is_leaving() && r.status().expect("status").leaving);
+    // Alone in the federation: its one image can never have k = 1 holder elsewhere.
+    let p = r.leave_progress().expect("progress");
+    assert_eq!((p.pending, p.impossible, p.done), (1, 1, false), "{p:?}");
+    assert_eq!(p.images[0].root, held.to_string());
+    assert_eq!(p.images[0].candidates, 0);
+    // A new image is not fetched by a leaving node; what it holds stays pinned.
+    let missing = shubnet_protocol::cid::cid_for(shubnet_protocol::cid::RAW, b"new");
+    f.reg
+        .publish(
+            &reference("2"),
+            Some((missing, 3, [8; 32])),
+            None,
+            false,
+            "t",
+        )
+        .expect("publish");
+    r.round().await.expect("round");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(f.fake.fetched.lock().expect("lock").is_empty());
+    assert!(f.store.is_pinned(&held).expect("pinned"));
+    // The leave survives a restart (a marker in the data dir) until cancelled.
+    let again = Replicator::new(
+        f.store.clone(),
+        f.reg.clone(),
+        PeerBook::default(),
+        ReplicationConfig::default(),
+        f.fake.clone(),
+    );
+    assert!(again.is_leaving());
+    again.cancel_leaving().expect("cancel");
+    assert!(!again.is_leaving());
+    let fresh = Replicator::new(
+        f.store.clone(),
+        f.reg.clone(),
+        PeerBook::default(),
+        ReplicationConfig::default(),
+        f.fake.clone(),
+    );
+    assert!(!fresh.is_leaving(), "the cancel removed the marker");
+}

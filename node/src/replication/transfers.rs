@@ -32,4 +32,8 @@ impl Transfers for NetTransfers {
     fn announce_holding(&self, root: Cid) {
         self.network.announce_holding(root);
     }
+
+    fn announce_leaving(&self) {
+        self.network.announce_leaving();
+    }
 }

@@ -49,6 +49,15 @@ mod config;
 /// `shubnet backup` and `restore`.
 mod backup;
 
+/// `shubnet leave`: a node hands its images over before it departs.
+mod leave;
+
+/// SIGTERM drains in-flight uploads within the grace period and loses nothing.
+mod shutdown;
+
+/// The operator guide's commands, run word for word by `deploy/e2e.sh`.
+mod guide;
+
 use std::path::{Path, PathBuf};
 
 /// A fresh temporary directory for one test.

@@ -144,11 +144,29 @@ fn reconnects_from_persisted_peers() {
             .ok()
             .filter(|t| t.contains(&a_peer))
     });
+    let status = |n: &TestNode| shubnet_tests::fed::json_of(&n.cli(&["status", "--json"]).ok());
+    let b_peer = status(&b)["peer_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     b.stop();
     b.set_args(&["--sync-interval", "1"]);
     let m = push(&a, &files[1], "lab-a/tool:2", false);
     b.restart();
+    assert_eq!(
+        status(&b)["peer_id"].as_str(),
+        Some(b_peer.as_str()),
+        "the restart changed B's peer id"
+    );
     wait_head(&b, "lab-a/tool:2", &m, Duration::from_secs(30));
+    // Rejoined on its own: A sees B connected again, under the same peer id.
+    shubnet_tests::cmd::poll_until(Duration::from_secs(30), "A connected to B again", || {
+        status(&a)["connected_peers"]
+            .as_array()?
+            .iter()
+            .any(|p| p.as_str() == Some(b_peer.as_str()))
+            .then_some(())
+    });
 }
 
 /// A member that equivocates: a copy of A's data directory (same keys) publishes a different
