@@ -49,6 +49,9 @@ mod config;
 /// `shubnet backup` and `restore`.
 mod backup;
 
+/// The web UI in headless Chromium and the Nu HTML checker; search; `/metrics`.
+mod ui;
+
 use std::path::{Path, PathBuf};
 
 /// A fresh temporary directory for one test.
