@@ -72,6 +72,11 @@ impl NodeBackend {
         }
     }
 
+    /// Download and star counts (for the network's usage announcements).
+    pub fn usage_store(&self) -> Option<&crate::usage::UsageStore> {
+        self.usage.as_ref()
+    }
+
     /// The registry, for the network's sync and gossip.
     pub fn registry(&self) -> &Registry {
         &self.registry

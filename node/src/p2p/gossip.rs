@@ -85,6 +85,12 @@ async fn verdict(ctx: &SyncCtx, msg: &Inbound) -> (MessageAcceptance, bool) {
             ctx.peers.add_holding(source, root);
             (Accept, false)
         }
+        Announcement::Usage(totals) => {
+            if let Some(u) = ctx.backend.usage_store() {
+                u.record_announced(&source.to_string(), &totals);
+            }
+            (Accept, false)
+        }
         Announcement::Manifest(bytes) => {
             let m = match Manifest::decode(&bytes) {
                 Ok(m) => m,

@@ -275,6 +275,23 @@ fn web_pages_show_the_image_validate_and_work_without_javascript() {
         1400,
     );
 
+    // The sregistry-era search endpoints answer from the same index.
+    let json = |path: &str| -> Value {
+        let r = get(&node.at(path));
+        r.expect_status(200);
+        serde_json::from_slice(&r.body).expect("json")
+    };
+    let l = json("/api/labels/search/science.field/key/genomics/value");
+    assert_eq!(l[0]["containers"][0], "lab-a/blast:2.14", "{l:#}");
+    assert_eq!(l.as_array().map(Vec::len), Some(1), "{l:#}");
+    let l = json("/api/labels/search/maintainer/key");
+    assert_eq!(l[0]["value"], "lab-a", "{l:#}");
+    let c = json("/api/container/search/collection/lab-a/name/sam");
+    assert_eq!(c["containers"][0]["uri"], "lab-a/samtools:1.19", "{c:#}");
+    assert_eq!(c["containers"].as_array().map(Vec::len), Some(1), "{c:#}");
+    let c = json("/api/collection/search/lab");
+    assert_eq!(c[0]["containers"].as_array().map(Vec::len), Some(2), "{c:#}");
+
     // Stars: a user with a token stars the image once, however often they press the button.
     let token = node
         .cli(&[
