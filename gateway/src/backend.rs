@@ -398,6 +398,52 @@ pub trait Backend: Clone + Send + Sync + 'static {
         self.delete_tag(reference)
     }
 
+    /// Searches every public image the node knows (tag heads with content) through its
+    /// index; private collections never appear.
+    fn search(
+        &self,
+        _q: crate::search::SearchQuery,
+    ) -> impl Future<Output = Result<crate::search::SearchPage, BackendError>> + Send {
+        unsupported()
+    }
+
+    /// Public collections with their image counts, sorted by name.
+    fn collection_summaries(
+        &self,
+    ) -> impl Future<Output = Result<Vec<crate::search::CollectionSummary>, BackendError>> + Send
+    {
+        unsupported()
+    }
+
+    /// Downloads and stars of the image `collection/name:tag`.
+    fn usage(
+        &self,
+        _reference: &str,
+    ) -> impl Future<Output = Result<crate::search::Usage, BackendError>> + Send {
+        async { Ok(crate::search::Usage::default()) }
+    }
+
+    /// Stars (`on`) or unstars the image for `user` (one star per user); returns the new usage.
+    fn star(
+        &self,
+        _reference: &str,
+        _user: &str,
+        _on: bool,
+    ) -> impl Future<Output = Result<crate::search::Usage, BackendError>> + Send {
+        unsupported()
+    }
+
+    /// Sets the state gauges of `metrics` (peers, store size, images, under-replicated) just
+    /// before a scrape. Must be cheap: answer from values kept up to date elsewhere. The
+    /// default leaves them alone.
+    fn refresh_metrics(
+        &self,
+        metrics: &'static crate::metrics::Metrics,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = metrics;
+        async {}
+    }
+
     /// True if `token` is this node's admin token. Implementations compare hashes in constant
     /// time and never store the token itself.
     fn check_admin_token(&self, token: &str) -> bool;

@@ -10,10 +10,13 @@ mod error;
 pub mod health;
 pub mod ipfs;
 pub mod library;
+pub mod metrics;
 pub mod registry;
+pub mod search;
 pub mod shub;
 pub mod tls;
 pub mod tokens;
+pub mod ui;
 
 pub use backend::{Backend, BackendError, ByteStream};
 
@@ -81,6 +84,7 @@ pub fn app<B: Backend + tokens::TokenBackend>(backend: B, config: GatewayConfig)
         .merge(health::router::<B>())
         .merge(shub::router::<B>())
         .merge(library::router::<B>())
+        .merge(ui::router::<B>())
         .nest("/shubnet/v1", registry::public_router::<B>())
         .nest(
             "/admin/v1",
@@ -88,5 +92,8 @@ pub fn app<B: Backend + tokens::TokenBackend>(backend: B, config: GatewayConfig)
                 .merge(tokens::router::<B>())
                 .merge(registry::admin_router::<B>()),
         )
+        .route("/metrics", axum::routing::get(metrics::scrape::<B>))
+        // Last, so every route above is counted under its matched template.
+        .route_layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
 }

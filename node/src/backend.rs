@@ -9,6 +9,7 @@ use shubnet_gateway::backend::{
     AddOutcome, Backend, BackendError, ByteStream, CarImportOutcome, FederationRequest,
     FederationView, GcReport, PinInfo, PushOutcome, RepairReport,
 };
+use shubnet_gateway::search::{CollectionSummary, SearchPage, SearchQuery, Usage};
 use shubnet_protocol::Cid;
 
 /// The node as the HTTP layer sees it.
@@ -29,6 +30,10 @@ pub struct NodeBackend {
     fetcher: std::sync::Arc<std::sync::OnceLock<FetchClient>>,
     /// Cancelled to stop the node gracefully (SIGTERM, or the admin API's shutdown).
     shutdown: tokio_util::sync::CancellationToken,
+    /// Downloads and stars; `None` if its trees could not be opened (logged at start).
+    usage: Option<crate::usage::UsageStore>,
+    /// The slow `/metrics` gauges' refresh state.
+    observer: crate::observe::Observer,
 }
 
 impl NodeBackend {
@@ -52,7 +57,12 @@ impl NodeBackend {
         admin: AdminToken,
         tokens: crate::tokens::TokenStore,
     ) -> Self {
+        let usage = crate::usage::UsageStore::open(store.index_db())
+            .inspect_err(|e| tracing::error!(error = %e, "download and star counts are off"))
+            .ok();
         Self {
+            usage,
+            observer: crate::observe::Observer::default(),
             store,
             registry,
             admin,
@@ -68,6 +78,11 @@ impl NodeBackend {
     /// The token that stops the server when cancelled (shared by every clone).
     pub fn shutdown_token(&self) -> tokio_util::sync::CancellationToken {
         self.shutdown.clone()
+    }
+
+    /// Download and star counts (for the network's usage announcements).
+    pub fn usage_store(&self) -> Option<&crate::usage::UsageStore> {
+        self.usage.as_ref()
     }
 
     /// The registry, for the network's sync and gossip.
@@ -146,6 +161,36 @@ impl NodeBackend {
     }
 }
 
+impl NodeBackend {
+    /// Counts a download of `root` (an HTTP read from byte 0) locally and in `/metrics`.
+    async fn count_download(&self, root: &Cid) {
+        shubnet_gateway::metrics::global().downloads.inc();
+        if let Some(u) = self.usage.clone() {
+            let root = *root;
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Err(e) = u.count_download(&root) {
+                    tracing::warn!(error = %e, "counting a download");
+                }
+            })
+            .await;
+        }
+    }
+
+    /// Collections that are private here: search and listings leave them out.
+    async fn private_collections(
+        &self,
+    ) -> Result<std::collections::HashSet<String>, BackendError> {
+        use shubnet_gateway::tokens::TokenBackend;
+        Ok(self
+            .collections()
+            .await?
+            .into_iter()
+            .filter(|c| c.private)
+            .map(|c| c.name)
+            .collect())
+    }
+}
+
 /// Maps store failures onto the statuses clients expect.
 pub(crate) fn conv(e: StoreError) -> BackendError {
     match e {
@@ -219,7 +264,77 @@ impl Backend for NodeBackend {
             return Ok(Box::pin(tokio_stream_from(rx)));
         }
         let rx = self.store.read_file(*cid, start, end);
+        if start == 0 {
+            self.count_download(cid).await;
+        }
         Ok(Box::pin(tokio_stream_from(rx)))
+    }
+
+    async fn search(&self, q: SearchQuery) -> Result<SearchPage, BackendError> {
+        let hidden = self.private_collections().await?;
+        let (reg, usage) = (self.registry.clone(), self.usage.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut page = reg.read_index().search(&q, &hidden);
+            if let Some(u) = usage {
+                for h in &mut page.hits {
+                    let root = shubnet_protocol::cid::parse(&h.root).ok();
+                    if let Ok(x) = u.usage(&h.reference, root.as_ref()) {
+                        (h.downloads, h.stars) = (x.downloads, x.stars);
+                    }
+                }
+            }
+            page
+        })
+        .await
+        .map_err(|e| BackendError::Internal(format!("search task: {e}")))
+    }
+
+    async fn collection_summaries(&self) -> Result<Vec<CollectionSummary>, BackendError> {
+        let hidden = self.private_collections().await?;
+        let reg = self.registry.clone();
+        tokio::task::spawn_blocking(move || reg.read_index().collections(&hidden))
+            .await
+            .map_err(|e| BackendError::Internal(format!("listing task: {e}")))
+    }
+
+    async fn usage(&self, reference: &str) -> Result<Usage, BackendError> {
+        let Some(u) = self.usage.clone() else {
+            return Ok(Usage::default());
+        };
+        let (reg, reference) = (self.registry.clone(), reference.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let root = reg
+                .read_index()
+                .get(&reference)
+                .and_then(|h| shubnet_protocol::cid::parse(&h.root).ok());
+            u.usage(&reference, root.as_ref())
+        })
+        .await
+        .map_err(|e| BackendError::Internal(format!("usage task: {e}")))?
+        .map_err(|e| BackendError::Internal(e.to_string()))
+    }
+
+    async fn star(&self, reference: &str, user: &str, on: bool) -> Result<Usage, BackendError> {
+        let u = self
+            .usage
+            .clone()
+            .ok_or_else(|| BackendError::Unavailable("stars are off on this node".into()))?;
+        if self.registry.read_index().get(reference).is_none() {
+            return Err(BackendError::NotFound(format!("no image {reference}")));
+        }
+        let (r, user2) = (reference.to_owned(), user.to_owned());
+        tokio::task::spawn_blocking(move || u.set_star(&r, &user2, on))
+            .await
+            .map_err(|e| BackendError::Internal(format!("star task: {e}")))?
+            .map_err(|e| BackendError::Internal(e.to_string()))?;
+        Backend::usage(self, reference).await
+    }
+
+    async fn refresh_metrics(&self, m: &'static shubnet_gateway::metrics::Metrics) {
+        let peers = self.network().map(|n| n.connected_peers().len());
+        self.observer
+            .refresh(&self.store, self.replicator.get().cloned(), peers, m)
+            .await;
     }
 
     async fn add(&self, body: ByteStream) -> Result<AddOutcome, BackendError> {

@@ -195,7 +195,13 @@ pub enum Announcement {
     /// it so the next nodes copy its images while it still serves them. Only the author can say
     /// this of itself, so it needs no other authority; it lapses unless repeated.
     Leaving,
+    /// Downloads the author served, per image root (its running totals). Advisory, unsigned
+    /// data: receivers bound and sanity-check it. At most [`MAX_USAGE_ENTRIES`] per message.
+    Usage(Vec<(Cid, u64)>),
 }
+
+/// Most `(root, downloads)` pairs in one usage announcement.
+pub const MAX_USAGE_ENTRIES: usize = 1000;
 
 /// Wraps a body in a frame: 4-byte big-endian length, then the body.
 pub fn frame(body: &[u8]) -> Vec<u8> {
@@ -347,6 +353,7 @@ const ANN_MANIFEST: u8 = 1;
 const ANN_ROSTER: u8 = 2;
 const ANN_HOLDING: u8 = 3;
 const ANN_LEAVING: u8 = 4;
+const ANN_USAGE: u8 = 5;
 
 impl Request {
     /// The body (without the frame header).
@@ -501,6 +508,17 @@ impl Announcement {
                 out.extend_from_slice(&c.to_bytes());
             }
             Announcement::Leaving => out.push(ANN_LEAVING),
+            Announcement::Usage(entries) => {
+                out.push(ANN_USAGE);
+                let n = entries.len().min(MAX_USAGE_ENTRIES);
+                out.extend_from_slice(&u16::try_from(n).unwrap_or(u16::MAX).to_be_bytes());
+                for (c, count) in entries.iter().take(n) {
+                    let b = c.to_bytes();
+                    out.push(u8::try_from(b.len()).unwrap_or(u8::MAX));
+                    out.extend_from_slice(&b);
+                    out.extend_from_slice(&count.to_be_bytes());
+                }
+            }
         }
         out
     }
@@ -541,15 +559,73 @@ impl Announcement {
                 len: rest.len() as u64,
                 max: 0,
             }),
+            ANN_USAGE => decode_usage(rest),
             k => Err(SyncError::UnknownKind(k)),
         }
     }
+}
+
+/// The body of a usage announcement: u16 count, then per entry a u8 CID length, the CID's
+/// canonical bytes and a u64 count (big-endian).
+fn decode_usage(mut rest: &[u8]) -> Result<Announcement, SyncError> {
+    fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], SyncError> {
+        if rest.len() < n {
+            return Err(SyncError::Truncated);
+        }
+        let (a, b) = rest.split_at(n);
+        *rest = b;
+        Ok(a)
+    }
+    let head = take(&mut rest, 2)?;
+    let n = usize::from(u16::from_be_bytes([head[0], head[1]]));
+    if n > MAX_USAGE_ENTRIES {
+        return Err(SyncError::TooLarge {
+            what: "usage entries",
+            len: n as u64,
+            max: MAX_USAGE_ENTRIES,
+        });
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let len = usize::from(take(&mut rest, 1)?[0]);
+        let raw = take(&mut rest, len)?;
+        let c = Cid::try_from(raw).map_err(|e| SyncError::Cid(e.to_string()))?;
+        if c.to_bytes() != raw {
+            return Err(SyncError::Cid("not the canonical encoding".into()));
+        }
+        let mut count = [0u8; 8];
+        count.copy_from_slice(take(&mut rest, 8)?);
+        out.push((c, u64::from_be_bytes(count)));
+    }
+    if !rest.is_empty() {
+        return Err(SyncError::Cid("trailing bytes after the usage entries".into()));
+    }
+    Ok(Announcement::Usage(out))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cid::{RAW, cid_for};
+
+    #[test]
+    fn usage_announcements_roundtrip_and_refuse_truncation() {
+        let a = Announcement::Usage(vec![(cid(1), 7), (cid(2), u64::MAX)]);
+        let bytes = a.encode();
+        assert_eq!(Announcement::decode(&bytes).expect("decodes"), a);
+        for cut in 1..bytes.len() {
+            assert!(Announcement::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut extra = bytes.clone();
+        extra.push(0);
+        assert!(Announcement::decode(&extra).is_err());
+        let mut many = vec![4u8];
+        many.extend_from_slice(&u16::MAX.to_be_bytes());
+        assert!(matches!(
+            Announcement::decode(&many),
+            Err(SyncError::TooLarge { .. })
+        ));
+    }
     use proptest::prelude::*;
 
     fn cid(n: u32) -> Cid {

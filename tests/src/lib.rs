@@ -14,6 +14,7 @@
 //! - [`cid`]: decoding CID strings, independently of the code under test.
 //! - [`fed`]: federation, push and tags commands through the CLI, checked; a two-member federation.
 //! - [`proxy`]: a TCP proxy that counts bytes and cuts connections on schedule.
+//! - [`browser`]: headless Chromium, the Nu HTML checker and the `prometheus_client` parser.
 //! - [`mitm`]: a malicious HTTP gateway that forwards to a real node and tampers with answers.
 //!
 //! A failing helper panics with a message that says what was run and what came back: these are
@@ -22,6 +23,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod bin;
+pub mod browser;
 pub mod cid;
 pub mod cmd;
 pub mod data;

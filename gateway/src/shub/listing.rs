@@ -6,6 +6,7 @@
 //! (`{"count","next","previous","results"}`) where sregistry paginates, plain JSON elsewhere.
 
 use super::{ShubError, decode_all, external_base, time};
+use crate::search::{ImageHit, MAX_LIMIT, SearchQuery};
 use crate::tokens::TokenBackend;
 use crate::{Backend, SharedState};
 use axum::extract::{Path, Query, State};
@@ -182,12 +183,76 @@ async fn collection_search<B: Backend + TokenBackend>(
 ) -> Result<Response, ShubError> {
     let base = external_base(&headers, state.config.tls)?;
     let q = q.to_ascii_lowercase();
-    let images: Vec<Manifest> = public_images(&state, "")
-        .await?
-        .into_iter()
-        .filter(|m| m.body.collection.contains(&q) || m.body.name.contains(&q))
-        .collect();
-    Ok(Json(group(&base, &images)).into_response())
+    // The index narrows by the word; sregistry's rule (collection or name contains it) decides.
+    let hits: Vec<ImageHit> = indexed(
+        &state,
+        SearchQuery {
+            q: q.clone(),
+            ..SearchQuery::default()
+        },
+    )
+    .await?
+    .into_iter()
+    .filter(|h| h.collection.contains(&q) || h.name.contains(&q))
+    .collect();
+    Ok(Json(group_hits(&base, &hits)).into_response())
+}
+
+/// Every hit of `q` from the node's search index, page by page.
+async fn indexed<B: Backend + TokenBackend>(
+    state: &SharedState<B>,
+    mut q: SearchQuery,
+) -> Result<Vec<ImageHit>, ShubError> {
+    q.limit = MAX_LIMIT;
+    q.offset = 0;
+    let mut out = Vec::new();
+    loop {
+        let page = state.backend.search(q.clone()).await?;
+        let n = page.hits.len();
+        out.extend(page.hits);
+        if n == 0 || out.len() >= page.total {
+            return Ok(out);
+        }
+        q.offset += n;
+    }
+}
+
+/// A container as listings show it, from the search index.
+fn hit_summary(base: &str, h: &ImageHit) -> Value {
+    json!({
+        "id": h.manifest,
+        "name": h.name,
+        "tag": h.tag,
+        "collection": h.collection,
+        "uri": h.reference,
+        "detail": format!("{base}/api/container/{}", h.reference),
+        "version": format!("sha256.{}", h.sha256),
+        "frozen": h.frozen,
+        "add_date": time::rfc3339(h.created),
+        "size": h.size,
+    })
+}
+
+/// Hits grouped by collection, as collection objects.
+fn group_hits(base: &str, hits: &[ImageHit]) -> Vec<Value> {
+    let mut by: BTreeMap<&str, Vec<&ImageHit>> = BTreeMap::new();
+    for h in hits {
+        by.entry(&h.collection).or_default().push(h);
+    }
+    by.into_iter()
+        .map(|(name, hs)| {
+            let modified = hs.iter().map(|h| h.created).max().unwrap_or(0);
+            let added = hs.iter().map(|h| h.created).min().unwrap_or(0);
+            json!({
+                "id": name,
+                "name": name,
+                "private": false,
+                "add_date": time::rfc3339(added),
+                "modify_date": time::rfc3339(modified),
+                "containers": hs.iter().map(|h| hit_summary(base, h)).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
 }
 
 /// `/api/container/search/name/<n>[/tag/<t>]` and
@@ -204,47 +269,48 @@ pub(super) async fn container_search<B: Backend + TokenBackend>(
         ["collection", c, "name", n, "tag", t] => (Some(c), n, Some(t)),
         _ => return Err(ShubError::not_found()),
     };
-    let images = public_images(state, collection.unwrap_or("")).await?;
-    let found: Vec<Value> = images
-        .iter()
-        .filter(|m| {
-            collection.is_none_or(|c| m.body.collection == c)
-                && m.body.name.contains(name)
-                && tag.is_none_or(|t| m.body.tag == t)
-        })
-        .map(|m| summary("", m))
-        .collect();
+    let found: Vec<Value> = indexed(
+        state,
+        SearchQuery {
+            collection: collection.map(str::to_owned),
+            name: Some(name.to_owned()),
+            tag: tag.map(str::to_owned),
+            ..SearchQuery::default()
+        },
+    )
+    .await?
+    .iter()
+    .map(|h| hit_summary("", h))
+    .collect();
     Ok(Json(json!({ "containers": found })).into_response())
 }
 
-/// Labels of public images: `(key, value) → container uris`.
-async fn label_index<B: Backend + TokenBackend>(
-    state: &SharedState<B>,
-) -> Result<BTreeMap<(String, String), Vec<String>>, ShubError> {
-    let mut out: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    for m in public_images(state, "").await? {
-        let uri = format!("{}/{}:{}", m.body.collection, m.body.name, m.body.tag);
-        for (k, v) in &m.body.metadata.labels {
-            out.entry((k.clone(), v.clone()))
-                .or_default()
-                .push(uri.clone());
-        }
-    }
-    Ok(out)
-}
-
+/// Labels of public images, from the search index: `(key, value) → container uris`.
 async fn labels_filtered<B: Backend + TokenBackend>(
     state: &SharedState<B>,
     key: Option<&str>,
     value: Option<&str>,
 ) -> Result<Response, ShubError> {
-    let list: Vec<Value> = label_index(state)
-        .await?
-        .into_iter()
-        .filter(|((k, v), _)| {
-            key.is_none_or(|q| k.eq_ignore_ascii_case(q))
+    let q = SearchQuery {
+        label_key: key.map(str::to_owned),
+        label_value: value.map(str::to_owned),
+        ..SearchQuery::default()
+    };
+    let mut index: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for h in indexed(state, q).await? {
+        for (k, v) in &h.labels {
+            if key.is_none_or(|q| k.eq_ignore_ascii_case(q))
                 && value.is_none_or(|q| v.eq_ignore_ascii_case(q))
-        })
+            {
+                index
+                    .entry((k.clone(), v.clone()))
+                    .or_default()
+                    .push(h.reference.clone());
+            }
+        }
+    }
+    let list: Vec<Value> = index
+        .into_iter()
         .map(|((k, v), cs)| json!({ "key": k, "value": v, "containers": cs }))
         .collect();
     Ok(Json(list).into_response())

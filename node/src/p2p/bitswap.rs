@@ -57,6 +57,7 @@ async fn inbound(
         }
         let mut buf = vec![0u8; len];
         stream.read_exact(&mut buf).await?;
+        shubnet_gateway::metrics::global().transferred("bitswap", false, len as u64);
         let msg = Message::decode(&buf)?;
         pending.deliver(&peer, &msg);
         let answers = answer(&peer, &msg, &backend).await;
@@ -68,7 +69,9 @@ async fn inbound(
             .await
             .map_err(|e| anyhow::anyhow!("cannot open a stream back: {e}"))?;
         for m in answers {
-            out.write_all(&m.encode_framed()).await?;
+            let framed = m.encode_framed();
+            out.write_all(&framed).await?;
+            shubnet_gateway::metrics::global().transferred("bitswap", true, framed.len() as u64);
         }
         out.close().await?;
     }

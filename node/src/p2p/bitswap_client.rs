@@ -171,7 +171,9 @@ impl BitswapClient {
             .open_stream(peer, protocol(PROTOCOL))
             .await
             .map_err(|e| anyhow!("cannot open a bitswap stream to {peer}: {e}"))?;
-        s.write_all(&msg.encode_framed()).await?;
+        let framed = msg.encode_framed();
+        s.write_all(&framed).await?;
+        shubnet_gateway::metrics::global().transferred("bitswap", true, framed.len() as u64);
         s.close().await?;
         Ok(())
     }
@@ -261,7 +263,10 @@ impl BitswapClient {
                 }
             };
             // The decoder computed the CID it was matched by; hash again before any use.
-            verify(&cid, &data).map_err(|e| anyhow!("peer {peer} sent a bad block: {e}"))?;
+            verify(&cid, &data).map_err(|e| {
+                shubnet_gateway::metrics::global().reject("block", "hash_mismatch");
+                anyhow!("peer {peer} sent a bad block: {e}")
+            })?;
             match cid.codec() {
                 RAW => {
                     let len = u32::try_from(data.len())

@@ -98,6 +98,12 @@ async fn verdict(ctx: &SyncCtx, msg: &Inbound) -> (MessageAcceptance, bool) {
             }
             (Accept, false)
         }
+        Announcement::Usage(totals) => {
+            if let Some(u) = ctx.backend.usage_store() {
+                u.record_announced(&source.to_string(), &totals);
+            }
+            (Accept, false)
+        }
         Announcement::Manifest(bytes) => {
             let m = match Manifest::decode(&bytes) {
                 Ok(m) => m,

@@ -239,6 +239,9 @@ pub fn spawn(
     );
     let net = Network::new(cmd_tx.clone(), peers.clone(), gate.clone(), local);
     backend.set_network(net.clone());
+    if let Some(u) = backend.usage_store() {
+        crate::usage::spawn_announcer(u.clone(), net.clone());
+    }
     let ctx = sync::SyncCtx {
         control,
         backend,

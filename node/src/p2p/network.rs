@@ -61,6 +61,11 @@ impl Network {
         self.publish(Announcement::Leaving);
     }
 
+    /// Gossips this node's download totals (advisory; see `crate::usage`).
+    pub fn announce_usage(&self, totals: Vec<(Cid, u64)>) {
+        self.publish(Announcement::Usage(totals));
+    }
+
     /// The shared peer table.
     pub fn peer_book(&self) -> &PeerBook {
         &self.peers

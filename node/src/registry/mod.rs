@@ -16,6 +16,7 @@
 pub mod api;
 mod log;
 pub mod metadata;
+pub mod search;
 mod sync;
 
 pub use sync::{BatchReport, LocalEvent};
@@ -128,6 +129,8 @@ struct Inner {
     write: Mutex<()>,
     /// What this node itself published or accepted, for the network to announce.
     events: tokio::sync::broadcast::Sender<LocalEvent>,
+    /// Every live tag head, for search and listings (derived; rebuilt at open).
+    search: std::sync::RwLock<search::SearchIndex>,
 }
 
 /// The key of a tag head.
@@ -152,10 +155,18 @@ impl Registry {
                 config: Mutex::new(config),
                 write: Mutex::new(()),
                 events: tokio::sync::broadcast::channel(256).0,
+                search: std::sync::RwLock::default(),
             }),
         };
         if reg.inner.rosters.is_empty() {
             reg.rebuild_from_log()?;
+        }
+        if reg.read_index().is_empty() {
+            let heads = reg.tags("")?;
+            let mut index = reg.write_index();
+            for (_, m) in &heads {
+                index.set_head(m);
+            }
         }
         Ok(reg)
     }
@@ -462,6 +473,21 @@ impl Registry {
             .map_err(|e| RegistryError::Io(e.to_string()))
     }
 
+    /// The search index, for reading.
+    pub fn read_index(&self) -> std::sync::RwLockReadGuard<'_, search::SearchIndex> {
+        self.inner
+            .search
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write_index(&self) -> std::sync::RwLockWriteGuard<'_, search::SearchIndex> {
+        self.inner
+            .search
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
         self.inner.write.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -502,7 +528,7 @@ impl Registry {
     /// An identical manifest is accepted again as a no-op.
     pub fn accept_manifest(&self, m: &Manifest) -> Result<()> {
         let _w = self.lock();
-        self.accept_manifest_locked(m)
+        self.accept_manifest_locked(m).inspect_err(count_rejection)
     }
 
     fn accept_manifest_locked(&self, m: &Manifest) -> Result<()> {
@@ -545,6 +571,7 @@ impl Registry {
                 .heads
                 .insert(head_key(&b.collection, &b.name, &b.tag), cid.to_bytes())
                 .map_err(db)?;
+            self.write_index().set_head(m);
         }
         Ok(())
     }
@@ -708,6 +735,33 @@ impl Registry {
         );
         Ok(())
     }
+}
+
+/// Counts a refused manifest in `/metrics` under a fixed reason name.
+pub(crate) fn count_rejection(e: &RegistryError) {
+    let reason = match e {
+        RegistryError::Manifest(m) => match m {
+            ManifestError::Decode(_) | ManifestError::TooLarge(_) => "malformed",
+            ManifestError::Reference(_)
+            | ManifestError::Invalid { .. }
+            | ManifestError::TombstoneWithRoot
+            | ManifestError::MissingRoot => "invalid",
+            ManifestError::BadPublisherKey | ManifestError::BadSignature => "bad_signature",
+            ManifestError::WrongFederation { .. } => "wrong_federation",
+            ManifestError::UnknownPublisher => "unknown_publisher",
+            ManifestError::OutsideNamespace { .. } => "outside_namespace",
+            ManifestError::AlreadyKnown => return,
+            ManifestError::FrozenTag { .. } => "frozen_tag",
+            ManifestError::DifferentTag { .. }
+            | ManifestError::SeqNotIncreasing { .. }
+            | ManifestError::Conflict { .. }
+            | ManifestError::WrongPrev { .. } => "succession",
+        },
+        RegistryError::NoFederation => "no_federation",
+        RegistryError::Io(_) => return,
+        _ => "other",
+    };
+    shubnet_gateway::metrics::global().reject("manifest", reason);
 }
 
 /// One line of text carrying a signed roster between admins.

@@ -130,7 +130,9 @@ impl Registry {
         for m in batch {
             let cid = m.cid();
             if let Err(e) = verifier.verify(&m) {
-                report.refused.push((cid, e.into()));
+                let e = e.into();
+                super::count_rejection(&e);
+                report.refused.push((cid, e));
                 continue;
             }
             if self.has_manifest(&cid)? {
@@ -145,7 +147,11 @@ impl Registry {
                     report.accepted += 1;
                 }
                 Err(ManifestError::AlreadyKnown) => report.known += 1,
-                Err(e) => report.refused.push((cid, e.into())),
+                Err(e) => {
+                    let e = e.into();
+                    super::count_rejection(&e);
+                    report.refused.push((cid, e));
+                }
             }
         }
         self.inner.heads.flush().map_err(db)?;

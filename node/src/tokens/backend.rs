@@ -36,7 +36,10 @@ async fn blocking<T: Send + 'static>(
 fn decision(r: Result<TokenInfo, TokenStoreError>) -> Result<AuthResult, BackendError> {
     match r {
         Ok(info) => Ok(Ok(info)),
-        Err(TokenStoreError::Denied(e)) => Ok(Err(e)),
+        Err(TokenStoreError::Denied(e)) => {
+            shubnet_gateway::metrics::global().reject("token", e.reason());
+            Ok(Err(e))
+        }
         Err(other) => Err(conv(other)),
     }
 }

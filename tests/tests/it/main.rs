@@ -58,6 +58,9 @@ mod shutdown;
 /// The operator guide's commands, run word for word by `deploy/e2e.sh`.
 mod guide;
 
+/// The web UI in headless Chromium and the Nu HTML checker; search; `/metrics`.
+mod ui;
+
 use std::path::{Path, PathBuf};
 
 /// A fresh temporary directory for one test.

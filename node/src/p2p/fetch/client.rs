@@ -646,6 +646,7 @@ impl FetchClient {
                             t.progress.send_modify(|n| *n += 1);
                         }
                         Ok(false) => {
+                            shubnet_gateway::metrics::global().reject("block", "hash_mismatch");
                             return RunEnd::Bad(format!(
                                 "sent a block for leaf {index} of {root} that does not match its CID"
                             ));

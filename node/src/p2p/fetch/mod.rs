@@ -51,6 +51,7 @@ pub(crate) async fn read_frame<S: futures::AsyncRead + Unpin>(
                     WireError::Io(e)
                 }
             })?;
+            shubnet_gateway::metrics::global().transferred("fetch", false, len);
             return Ok(Some(Frame::decode(&body)?));
         }
     }
@@ -62,7 +63,10 @@ pub(crate) async fn write_frame<S: futures::AsyncWrite + Unpin>(
     s: &mut S,
     f: &Frame,
 ) -> std::io::Result<()> {
-    s.write_all(&f.encode_framed()).await
+    let framed = f.encode_framed();
+    s.write_all(&framed).await?;
+    shubnet_gateway::metrics::global().transferred("fetch", true, framed.len() as u64);
+    Ok(())
 }
 
 /// Partial downloads open in this process, shared by the client (which fills them) and the
