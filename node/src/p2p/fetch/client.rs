@@ -130,6 +130,10 @@ pub struct FetchReport {
     pub bytes_received: u64,
     /// Per holder.
     pub holders: Vec<HolderReport>,
+    /// Milliseconds from the survey of holders to the last leaf verified.
+    pub transfer_ms: u64,
+    /// Milliseconds to make the copy a stored blob (fsync, whole-file sha256, index).
+    pub store_ms: u64,
 }
 
 /// A handle for fetching images from federation members; cheap to clone.
@@ -411,6 +415,7 @@ impl FetchClient {
                 ..Default::default()
             });
         }
+        let started = std::time::Instant::now();
         let found = self.survey(root, holders).await?;
         if root.codec() == RAW {
             return self.fetch_single(root, &found).await;
@@ -437,7 +442,8 @@ impl FetchClient {
         report.fetched_leaves = holders.iter().map(|h| h.leaves).sum();
         report.bytes_received = holders.iter().map(|h| h.bytes).sum();
         report.holders = holders;
-        self.conclude(&partial, &transfer, &report).await?;
+        report.transfer_ms = started.elapsed().as_millis() as u64;
+        self.conclude(&partial, &transfer, &mut report).await?;
         Ok(report)
     }
 
@@ -446,25 +452,32 @@ impl FetchClient {
         &self,
         partial: &Arc<Partial>,
         transfer: &Transfer,
-        report: &FetchReport,
+        report: &mut FetchReport,
     ) -> Result<(), FetchError> {
         let root = *partial.root();
-        let json = serde_json::to_string(report).unwrap_or_default();
-        tracing::info!(%root, "fetch report: {json}");
+        let log = |report: &FetchReport| {
+            let json = serde_json::to_string(report).unwrap_or_default();
+            tracing::info!(%root, "fetch report: {json}");
+        };
         if let Some(e) = transfer
             .fatal
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
         {
+            log(report);
             return Err(e.into());
         }
         if partial.is_complete() {
+            let t = std::time::Instant::now();
             let finished = self.store.finish_partial(partial).await;
+            report.store_ms = t.elapsed().as_millis() as u64;
+            log(report);
             self.partials.remove(&root).await;
             finished?;
             return Ok(());
         }
+        log(report);
         let p = partial.clone();
         let _ = tokio::task::spawn_blocking(move || p.checkpoint()).await;
         let missing = partial.leaves().len() as u64 - partial.verified().count();
@@ -842,14 +855,14 @@ impl FetchClient {
         let p = partial.clone();
         let fetcher = tokio::spawn(async move {
             let transfer = me.run(p.clone(), wanted, found, false, ptx).await;
-            let report = FetchReport {
+            let mut report = FetchReport {
                 root: root.to_string(),
                 size: p.size(),
                 leaves: p.leaves().len() as u64,
                 ..Default::default()
             };
             if p.is_complete() {
-                if let Err(e) = me.conclude(&p, &transfer, &report).await {
+                if let Err(e) = me.conclude(&p, &transfer, &mut report).await {
                     tracing::warn!(%root, error = %e, "cannot store a copy fetched on demand");
                 }
             } else {
