@@ -548,7 +548,12 @@ mod tests {
 
     #[test]
     fn a_leaf_header_and_its_bytes_make_the_leaf_frame() {
-        for (index, len) in [(0u64, 0usize), (5, 1000), (1 << 20, 262_144), (3, MAX_BLOCK_SIZE)] {
+        for (index, len) in [
+            (0u64, 0usize),
+            (5, 1000),
+            (1 << 20, 262_144),
+            (3, MAX_BLOCK_SIZE),
+        ] {
             let bytes = vec![7u8; len];
             let mut wire = Frame::leaf_header(index, len);
             wire.extend_from_slice(&bytes);

@@ -271,7 +271,10 @@ fn single_block_images_are_read_and_fetched_from_members() {
     assert_eq!(r.body, &bytes[1000..2000]);
     let r = get(&b.at(&format!("/ipfs/{tiny}")));
     r.expect_status(200);
-    assert!(r.body == *bytes, "on-demand read of a one-block image differs");
+    assert!(
+        r.body == *bytes,
+        "on-demand read of a one-block image differs"
+    );
     assert!(
         b.files_under("blobs").iter().any(|f| f == tiny),
         "the on-demand copy was not kept"

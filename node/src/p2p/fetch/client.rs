@@ -197,8 +197,7 @@ impl Transfer {
 
     /// Returns the leaves of a run that were not verified.
     fn give_back(&self, first: u64, count: u64) {
-        self.lock()
-            .give_back(first, count, |i| self.partial.has(i));
+        self.lock().give_back(first, count, |i| self.partial.has(i));
         self.changed.notify_waiters();
     }
 
@@ -794,7 +793,12 @@ impl FetchClient {
             h.bytes += bytes.len() as u64;
             if verify(&root, &bytes).is_err() {
                 h.misbehaviour = self.peers.misbehaved(peer);
-                tracing::warn!(%peer, misbehaviour = h.misbehaviour, %root, "a holder sent a block that does not match its CID");
+                tracing::warn!(
+                    %peer,
+                    misbehaviour = h.misbehaviour,
+                    %root,
+                    "a holder sent a block that does not match its CID"
+                );
                 return Err(format!("sent a block that does not match {root}"));
             }
             Ok(Bytes::from(bytes))

@@ -8,9 +8,10 @@
 //! have it, and hands each worker a run of the *rarest* pending leaves its holder has.
 //!
 //! Runs are contiguous (file order, so writes and reads stay sequential). A worker continues
-//! where its last run ended while that stays among the rarest; otherwise it jumps to a random
-//! point of the longest stretch of rarest leaves, so workers, and nodes that cannot see each
-//! other's requests in flight, start far apart and rarely ask a seeder for the same leaf.
+//! where its last run ended while that stays among the rarest; otherwise it jumps into the
+//! longest stretch of rarest leaves: at its start if one run covers it, else at a random point,
+//! so workers, and nodes that cannot see each other's requests in flight, start far apart and
+//! rarely ask a seeder for the same leaf.
 //! In streaming mode (an on-demand read) leaves go strictly in file order instead.
 
 use libp2p::PeerId;
@@ -150,8 +151,8 @@ impl Schedule {
         Some((first, count))
     }
 
-    /// The rarity of the rarest pending leaves `h` has, and a random point of the longest
-    /// stretch of them.
+    /// The rarity of the rarest pending leaves `h` has, and where to start in the longest
+    /// stretch of them: its start if one run covers it, else a random point of it.
     fn jump(&self, h: &Holding, cur: &mut Cursor) -> Option<(u32, u64)> {
         let rarity = self
             .pending
@@ -176,7 +177,11 @@ impl Schedule {
             }
         }
         let (start, len) = best;
-        Some((rarity, start + cur.random() % len.max(1)))
+        // A stretch one run covers is taken whole; a longer one from a random point of it.
+        if len <= self.run_leaves {
+            return Some((rarity, start));
+        }
+        Some((rarity, start + cur.random() % len))
     }
 
     /// Ends a run: its leaves that `done` does not accept (not verified) are pending again.

@@ -135,10 +135,9 @@ impl Server {
             let key = match &h {
                 Holding::None => (0, 0),
                 Holding::Complete => (1, 0),
-                Holding::Partial { bitmap, .. } => (
-                    2,
-                    bitmap.iter().map(|b| u64::from(b.count_ones())).sum(),
-                ),
+                Holding::Partial { bitmap, .. } => {
+                    (2, bitmap.iter().map(|b| u64::from(b.count_ones())).sum())
+                }
             };
             if last != Some(key) || sent_at.elapsed() >= WATCH_KEEPALIVE {
                 let done = matches!(h, Holding::Complete);
