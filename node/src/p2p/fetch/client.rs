@@ -260,15 +260,26 @@ impl FetchClient {
             .map_err(|e| format!("cannot open a fetch stream to {peer}: {e}"))
     }
 
+    /// Opens a stream to `peer` and sends `req`. A connection that closes just as the stream
+    /// opens (two members dialling each other at once keep one of the two connections) is
+    /// retried once, reconnecting if no connection is left.
     async fn request(&self, peer: PeerId, req: &Frame) -> Result<libp2p::Stream, String> {
-        let mut s = self.open(peer).await?;
-        write_frame(&mut s, req)
-            .await
-            .map_err(|e| format!("sending to {peer}: {e}"))?;
-        s.flush()
-            .await
-            .map_err(|e| format!("sending to {peer}: {e}"))?;
-        Ok(s)
+        let mut last = String::new();
+        for attempt in 0..2 {
+            if attempt > 0 {
+                tokio::time::sleep(RETRY_DELAY).await;
+            }
+            let mut s = self.open(peer).await?;
+            let sent = async {
+                write_frame(&mut s, req).await?;
+                s.flush().await
+            };
+            match sent.await {
+                Ok(()) => return Ok(s),
+                Err(e) => last = format!("sending to {peer}: {e}"),
+            }
+        }
+        Err(last)
     }
 
     /// Asks `peer` what it holds of `root`.
