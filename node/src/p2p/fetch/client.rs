@@ -262,12 +262,12 @@ impl FetchClient {
 
     /// Opens a stream to `peer` and sends `req`. A connection that closes just as the stream
     /// opens (two members dialling each other at once keep one of the two connections) is
-    /// retried once, reconnecting if no connection is left.
+    /// retried twice, after 0.2 s and 0.4 s, reconnecting if no connection is left.
     async fn request(&self, peer: PeerId, req: &Frame) -> Result<libp2p::Stream, String> {
         let mut last = String::new();
-        for attempt in 0..2 {
+        for attempt in 0..3u32 {
             if attempt > 0 {
-                tokio::time::sleep(RETRY_DELAY).await;
+                tokio::time::sleep(RETRY_DELAY * (1 << (attempt - 1))).await;
             }
             let mut s = self.open(peer).await?;
             let sent = async {
