@@ -10,6 +10,10 @@
 #                              Target >= 0.5. Higher is better.
 #   cpu_s_per_gib              CPU seconds (user+sys, /proc/PID/stat) that the two nodes spent
 #                              during the transfer, per GiB moved. Lower is better (info).
+#   info lines                 the fetch's own phases from its `fetch report` (leaves moved and
+#                              verified, then fsync + sha256 + index), and the disk's durable
+#                              write rate (`dd conv=fdatasync` of the same size, same run): a
+#                              fetch ends with its copy on disk, so that rate bounds it.
 #   swarm_median_vs_ideal      one seeder (--upload-limit 20000000) and 8 members (each
 #                              --download-limit 20000000) all fetch a SWARM_MIB (default 256)
 #                              image at once; the median finish time divided by
@@ -106,6 +110,15 @@ HZ=$(getconf CLK_TCK)
 fetch_bps=$(py "print($SIZE_MIB * 1048576 / ($t1 - $t0))")
 cpu_per_gib=$(py "print(f'{($c1 - $c0) / $HZ / ($SIZE_MIB / 1024):.2f}')")
 
+report=$(grep -h "fetch report: " "$WORK/n1.log" | tail -1 | sed 's/.*fetch report: //')
+phases=$(printf '%s' "$report" | py "import json,sys; r=json.JSONDecoder().raw_decode(sys.stdin.read())[0]; print(r['transfer_ms'], r['store_ms'])")
+read -r transfer_ms store_ms <<<"$phases"
+d0=$(now)
+dd if=/dev/zero of="$WORK/dd.bin" bs=1M count="$SIZE_MIB" conv=fdatasync status=none
+d1=$(now)
+rm -f "$WORK/dd.bin"
+disk_bps=$(py "print(int($SIZE_MIB * 1048576 / ($d1 - $d0)))")
+
 mkdir -p "$WORK/www" "$WORK/nginx-tmp"
 ln "$WORK/image.bin" "$WORK/www/image.bin"
 NGINX_PORT=$(free_port)
@@ -161,6 +174,8 @@ ratio=$(py "print(f'{$fetch_bps / $nginx_bps:.2f}')")
 swarm=$(py "print(f'{$median / $ideal:.2f}')")
 echo "info fetch_bytes_per_s: $(py "print(int($fetch_bps))") nginx_bytes_per_s: $(py "print(int(float('$nginx_bps')))")"
 echo "fetch_vs_nginx_throughput: $ratio (target >= 0.5)"
+echo "info fetch_phases: leaves moved and verified in ${transfer_ms} ms ($(py "print(int($SIZE_MIB * 1048576 * 1000 / max($transfer_ms, 1)))") B/s), stored (fsync, sha256, index) in ${store_ms} ms"
+echo "info disk_fsync_bytes_per_s: $disk_bps (dd conv=fdatasync of ${SIZE_MIB} MiB; bounds any durable fetch)"
 echo "cpu_s_per_gib: $cpu_per_gib (seeder + fetcher, info)"
 echo "info swarm_finish_s: ${times[*]} ideal: $ideal"
 echo "swarm_median_vs_ideal: $swarm (target <= 1.5)"

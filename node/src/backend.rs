@@ -150,14 +150,19 @@ impl NodeBackend {
         Ok(outcome(root, rec, true))
     }
 
-    /// True if a file DAG rooted at `cid` is not held here but may be fetched on demand.
+    /// True if a file DAG rooted at `cid` (dag-pb, or a one-block file whose root is a raw
+    /// leaf) is not held here but may be fetched on demand.
     async fn remote(&self, cid: &Cid) -> Result<Option<FetchClient>, BackendError> {
         let Some(client) = self.fetcher.get() else {
             return Ok(None);
         };
         let (s, c) = (self.store.clone(), *cid);
         let held = blocking(move || s.has_block(&c)).await?;
-        Ok((!held && cid.codec() == shubnet_protocol::cid::DAG_PB).then(|| client.clone()))
+        let file_root = matches!(
+            cid.codec(),
+            shubnet_protocol::cid::DAG_PB | shubnet_protocol::cid::RAW
+        );
+        Ok((!held && file_root).then(|| client.clone()))
     }
 }
 

@@ -4,9 +4,13 @@
 //! including holders that have only part of an image, and let the receiver verify every leaf
 //! against its CID. Non-goals: blocks outside UnixFS files (Bitswap does those), discovery.
 //!
-//! One request per stream, client first: `Have`, `Nodes` or `Leaves`. The server answers with
-//! frames and then closes its side; an [`Frame::Error`] frame ends any answer early.
+//! One request per stream, client first: `Have`, `Watch`, `Nodes` or `Leaves`. The server
+//! answers with frames and then closes its side; an [`Frame::Error`] frame ends any answer early.
 //! - `Have{root}` → one [`Frame::Holding`]: complete, partial (a bitmap over leaf index), or none.
+//! - `Watch{root}` → a [`Frame::Holding`] at once and another each time the holding changes
+//!   (at most a few per second, the same one again now and then as a keep-alive), until it is
+//!   complete or the client closes the stream. Nodes fetching the same image learn at once
+//!   which leaves the others can serve, instead of polling `Have`.
 //! - `Nodes{root}` → one [`Frame::Node`] per internal dag-pb node, then [`Frame::End`].
 //! - `Leaves{root, first, count}` → [`Frame::Leaf`] for leaves `first..first+count` in order,
 //!   then [`Frame::End`].
@@ -36,6 +40,7 @@ pub const MAX_REASON: usize = 1024;
 const TAG_HAVE: u8 = 1;
 const TAG_NODES: u8 = 2;
 const TAG_LEAVES: u8 = 3;
+const TAG_WATCH: u8 = 4;
 const TAG_HOLDING: u8 = 0x81;
 const TAG_NODE: u8 = 0x82;
 const TAG_LEAF: u8 = 0x83;
@@ -101,6 +106,8 @@ impl Holding {
 pub enum Frame {
     /// Request: what do you hold of `root`?
     Have(Cid),
+    /// Request: what do you hold of `root`, now and each time it changes?
+    Watch(Cid),
     /// Request: send the dag-pb nodes of `root`.
     Nodes(Cid),
     /// Request: send leaves `first..first+count` of `root`.
@@ -146,6 +153,10 @@ impl Frame {
         match self {
             Frame::Have(root) => {
                 out.push(TAG_HAVE);
+                put_bytes(&mut out, &root.to_bytes());
+            }
+            Frame::Watch(root) => {
+                out.push(TAG_WATCH);
                 put_bytes(&mut out, &root.to_bytes());
             }
             Frame::Nodes(root) => {
@@ -202,6 +213,19 @@ impl Frame {
         out
     }
 
+    /// The wire bytes that precede a leaf's `len` bytes in a [`Frame::Leaf`] for leaf `index`:
+    /// a sender writes this header and then the bytes themselves, so a leaf is not copied into
+    /// a frame buffer first. `header ‖ bytes` equals `Frame::Leaf{..}.encode_framed()`.
+    pub fn leaf_header(index: u64, len: usize) -> Vec<u8> {
+        let mut fields = vec![TAG_LEAF];
+        varint::encode(index, &mut fields);
+        varint::encode(len as u64, &mut fields);
+        let mut out = Vec::with_capacity(fields.len() + 10);
+        varint::encode((fields.len() + len) as u64, &mut out);
+        out.extend_from_slice(&fields);
+        out
+    }
+
     /// Decodes a frame body; rejects anything malformed, oversized or with trailing bytes.
     pub fn decode(buf: &[u8]) -> Result<Self, FetchError> {
         if buf.len() > MAX_FRAME {
@@ -210,6 +234,7 @@ impl Frame {
         let mut r = Reader(buf);
         let frame = match r.byte()? {
             TAG_HAVE => Frame::Have(r.cid()?),
+            TAG_WATCH => Frame::Watch(r.cid()?),
             TAG_NODES => Frame::Nodes(r.cid()?),
             TAG_LEAVES => Frame::Leaves {
                 root: r.cid()?,
@@ -483,6 +508,7 @@ mod tests {
     fn samples() -> Vec<Frame> {
         vec![
             Frame::Have(root()),
+            Frame::Watch(root()),
             Frame::Nodes(root()),
             Frame::Leaves {
                 root: root(),
@@ -517,6 +543,21 @@ mod tests {
                 Frame::decode_framed(&wire),
                 Ok(Some((f.clone(), wire.len())))
             );
+        }
+    }
+
+    #[test]
+    fn a_leaf_header_and_its_bytes_make_the_leaf_frame() {
+        for (index, len) in [
+            (0u64, 0usize),
+            (5, 1000),
+            (1 << 20, 262_144),
+            (3, MAX_BLOCK_SIZE),
+        ] {
+            let bytes = vec![7u8; len];
+            let mut wire = Frame::leaf_header(index, len);
+            wire.extend_from_slice(&bytes);
+            assert_eq!(wire, Frame::Leaf { index, bytes }.encode_framed());
         }
     }
 

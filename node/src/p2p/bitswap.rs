@@ -3,10 +3,12 @@
 //! block it serves). Answers go out on a stream this node opens, packed into ≤ 2 MiB messages.
 //!
 //! Blocks only private collections publish are treated as not held for peers that are not
-//! roster members.
+//! roster members. Every message sent passes through the node's upload limit (the same bucket
+//! as `/shubnet/fetch/1`), so `--upload-limit` caps all that the node gives away.
 
 use super::bitswap_client::Pending;
 use super::protocol;
+use super::ratelimit::RateLimit;
 use crate::backend::NodeBackend;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::PeerId;
@@ -17,20 +19,26 @@ use shubnet_protocol::bitswap::{
 };
 
 /// Registers the protocol and spawns the accept loop. Blocks and presences that arrive are
-/// handed to the client's waiting fetches through `pending`.
+/// handed to the client's waiting fetches through `pending`. Answers are paced by `upload`.
 pub fn serve(
     mut control: libp2p_stream::Control,
     backend: NodeBackend,
     pending: Pending,
+    upload: RateLimit,
 ) -> anyhow::Result<()> {
     let mut incoming = control
         .accept(protocol(PROTOCOL))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     tokio::spawn(async move {
         while let Some((peer, stream)) = incoming.next().await {
-            let (backend, control, pending) = (backend.clone(), control.clone(), pending.clone());
+            let (backend, control, pending, upload) = (
+                backend.clone(),
+                control.clone(),
+                pending.clone(),
+                upload.clone(),
+            );
             tokio::spawn(async move {
-                if let Err(e) = inbound(peer, stream, backend, control, pending).await {
+                if let Err(e) = inbound(peer, stream, backend, control, pending, upload).await {
                     tracing::debug!(%peer, error = %e, "bitswap stream ended");
                 }
             });
@@ -46,6 +54,7 @@ async fn inbound(
     backend: NodeBackend,
     mut control: libp2p_stream::Control,
     pending: Pending,
+    upload: RateLimit,
 ) -> anyhow::Result<()> {
     loop {
         let Some(len) = read_varint(&mut stream).await? else {
@@ -70,6 +79,7 @@ async fn inbound(
             .map_err(|e| anyhow::anyhow!("cannot open a stream back: {e}"))?;
         for m in answers {
             let framed = m.encode_framed();
+            upload.acquire(framed.len()).await;
             out.write_all(&framed).await?;
             shubnet_gateway::metrics::global().transferred("bitswap", true, framed.len() as u64);
         }

@@ -212,12 +212,17 @@ pub fn spawn(
         .build();
     let control = swarm.behaviour().stream.new_control();
     let pending = Pending::default();
-    bitswap::serve(control.clone(), backend.clone(), pending.clone())
-        .context("registering bitswap")?;
+    let limits = ratelimit::Limits::new(cfg.upload_limit, cfg.download_limit);
+    bitswap::serve(
+        control.clone(),
+        backend.clone(),
+        pending.clone(),
+        limits.upload.clone(),
+    )
+    .context("registering bitswap")?;
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     let client = BitswapClient::new(control.clone(), pending, cmd_tx.clone());
     let peers = peers::PeerBook::default();
-    let limits = ratelimit::Limits::new(cfg.upload_limit, cfg.download_limit);
     let partials = fetch::Partials::default();
     fetch::server::serve(
         control.clone(),

@@ -152,6 +152,31 @@ impl Store {
 }
 
 impl Store {
+    /// Opens the blob of the complete image `root`, to read its leaves in turn with
+    /// [`read_blob_leaf`](Self::read_blob_leaf) (one open per request, not per leaf).
+    pub fn open_blob_of(&self, root: &Cid) -> Result<File> {
+        self.open_blob(root)
+    }
+
+    /// The leaf `cid` stored at `offset..offset + len` of `root`'s blob `f`, hashed against
+    /// `cid` unless this process already hashed those bytes (as file range reads remember), so
+    /// a popular image is served to many members at page-cache speed. Blocking.
+    pub fn read_blob_leaf(
+        &self,
+        root: &Cid,
+        f: &File,
+        cid: &Cid,
+        offset: u64,
+        len: u32,
+    ) -> Result<Bytes> {
+        let bytes = read_at(f, offset, len as usize, root)?;
+        if !self.leaf_verified(root, offset) {
+            verify(cid, &bytes).map_err(|_| StoreError::Corrupt(*cid))?;
+            self.mark_leaf_verified(root, offset);
+        }
+        Ok(bytes)
+    }
+
     /// True if the leaf at `offset` of `blob` was hashed since this process opened the store.
     fn leaf_verified(&self, blob: &Cid, offset: u64) -> bool {
         self.inner

@@ -244,6 +244,62 @@ fn gateway_reads_images_held_elsewhere() {
     repair_clean(&b);
 }
 
+/// Images of one block (a file no larger than one leaf, whose root CID is the raw leaf itself,
+/// and the empty file) held only by A: B's gateway serves them on demand, whole and as a Range,
+/// keeps the copy, and `shubnet fetch` on B stores and pins them.
+#[test]
+fn single_block_images_are_read_and_fetched_from_members() {
+    let tmp = tmpdir();
+    let TwoMembers { a, mut b, .. } = TwoMembers::start();
+    let mut images = Vec::new();
+    for (name, len) in [("tiny.sif", 100_000u64), ("empty.sif", 0)] {
+        let file = file_in(tmp.path(), name);
+        data::kubo_file(&file, name, len);
+        let cid = a.add(&file);
+        assert!(
+            cid.starts_with("bafkrei"),
+            "a one-leaf file should have a raw root: {cid}"
+        );
+        images.push((cid, std::fs::read(&file).expect("reading the image")));
+    }
+    reboot(&mut b, &[p2p_addr(&a)], &[], &[]);
+    wait_connected(&b, 1);
+
+    let (tiny, bytes) = &images[0];
+    let r = get_range(&b.at(&format!("/ipfs/{tiny}")), "1000-1999");
+    r.expect_status(206);
+    assert_eq!(r.body, &bytes[1000..2000]);
+    let r = get(&b.at(&format!("/ipfs/{tiny}")));
+    r.expect_status(200);
+    assert!(
+        r.body == *bytes,
+        "on-demand read of a one-block image differs"
+    );
+    assert!(
+        b.files_under("blobs").iter().any(|f| f == tiny),
+        "the on-demand copy was not kept"
+    );
+    let (empty, _) = &images[1];
+    let r = get(&b.at(&format!("/ipfs/{empty}")));
+    r.expect_status(200);
+    assert!(r.body.is_empty());
+
+    for (cid, _) in &images {
+        fetch_ok(&b, cid);
+        assert!(
+            b.pins().iter().any(|(c, _)| c == cid),
+            "{cid} not pinned on B"
+        );
+    }
+    let rep = reports(&b);
+    assert!(
+        rep.iter()
+            .any(|r| r["root"] == tiny.as_str() && r["fetched_leaves"] == 1),
+        "no fetch report for {tiny}: {rep:#?}"
+    );
+    repair_clean(&b);
+}
+
 /// With `--download-limit`, a transfer takes at least about size / limit.
 #[test]
 fn a_download_limit_slows_the_transfer() {
@@ -269,6 +325,38 @@ fn a_download_limit_slows_the_transfer() {
         took >= Duration::from_secs(3),
         "{len} bytes at {limit} B/s took only {took:?}"
     );
+}
+
+/// `--upload-limit` caps Bitswap as well as fetch/1: another node's Bitswap fetch (`shubnet
+/// fetch --peer`, no federation needed for a public image) from a node limited to 2 MB/s takes
+/// at least about size / limit, and the bytes are exact.
+#[test]
+fn an_upload_limit_caps_bitswap_too() {
+    let tmp = tmpdir();
+    let limit = 2_000_000u64;
+    let a = TestNode::start_with(&["--upload-limit", &limit.to_string()]);
+    let b = TestNode::start();
+    let file = file_in(tmp.path(), "img.sif");
+    let len = 16_000_000u64;
+    data::kubo_file(&file, "bitswap-limit", len);
+    let cid = a.add(&file);
+    let t = Instant::now();
+    let r = run_cmd_with(
+        &mut b.command(&["fetch", &cid, "--peer", &a.p2p_addr()]),
+        None,
+        Duration::from_secs(120),
+    )
+    .ok();
+    let took = t.elapsed();
+    assert_eq!(r.out(), cid, "{r}");
+    // 8 s at the limit, less the 2 MiB burst: at least 6.9 s. Unlimited, it takes under 2 s.
+    assert!(
+        took >= Duration::from_secs(6),
+        "{len} bytes over Bitswap from a node limited to {limit} B/s took only {took:?}"
+    );
+    let out = file_in(tmp.path(), "out.sif");
+    b.cat_to(&cid, &out);
+    assert_same_file(&out, &file);
 }
 
 /// 500 MB through a proxy that cuts the connection every 50 MB: the transfer completes, exact,

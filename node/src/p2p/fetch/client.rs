@@ -3,16 +3,20 @@
 //! A transfer first asks every candidate holder `Have`, learns the DAG's dag-pb nodes from one
 //! of them (each verified against its CID), and opens the image's partial download
 //! ([`crate::store::partial`]). Then one worker per holder (several streams each) takes runs of
-//! missing leaves that holder has, asks for them with `Leaves`, and hands each leaf to the
-//! partial download, which writes it only if it hashes to its CID. A holder that sends a wrong
-//! leaf or a malformed frame is dropped for the transfer and counted in the [`PeerBook`]; its
-//! runs go back to the pool for the others. A broken stream is retried (reconnecting if the
-//! connection is gone) up to [`MAX_FAILURES`] times in a row. Partial holders are asked `Have`
-//! again while the transfer runs, so nodes fetching the same image serve each other.
+//! missing leaves that holder has ([`super::schedule`]: rarest first, from scattered points),
+//! asks for them with `Leaves`, and hands each leaf to the partial download, which writes it
+//! only if it hashes to its CID. A holder that sends a wrong leaf or a malformed frame is
+//! dropped for the transfer and counted in the [`PeerBook`]; its runs go back to the pool for
+//! the others. A broken stream is retried (reconnecting if the connection is gone) up to
+//! [`MAX_FAILURES`] times in a row. Members that are not complete holders, including those that
+//! have nothing yet, are watched (`Watch`): each leaf they verify is announced within a tick, so
+//! nodes fetching the same image serve each other and a seeder's upload goes to leaves nobody
+//! else has. An image of one raw block is fetched whole (no partial record).
 //!
 //! Verified leaves survive drops and restarts (the partial download persists them), so nothing
 //! verified is fetched twice. When every leaf is verified the copy becomes a normal blob.
 
+use super::schedule::{Cursor, Schedule};
 use super::{Partials, WireError, read_frame, write_frame};
 use crate::p2p::peers::PeerBook;
 use crate::p2p::ratelimit::RateLimit;
@@ -24,20 +28,21 @@ use futures::AsyncWriteExt;
 use libp2p::PeerId;
 use serde::Serialize;
 use shubnet_protocol::Cid;
-use shubnet_protocol::cid::{DAG_PB, verify};
+use shubnet_protocol::cid::{DAG_PB, RAW, verify};
 use shubnet_protocol::fetch::{FetchError as FrameError, Frame, Holding, PROTOCOL};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 /// How long a holder may take to answer `Have` or `Nodes`.
 pub const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a leaf stream may stall before it counts as broken.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(30);
-/// Leaves per request (64 × 256 KiB = 16 MiB).
-pub const RUN_LEAVES: u64 = 64;
+/// Most leaves per request (16 × 256 KiB = 4 MiB): long enough that a request costs nothing
+/// next to its leaves, short enough that a slow holder does not keep many leaves from others.
+pub const RUN_LEAVES: u64 = 16;
 /// Streams per holder at once.
 pub const STREAMS_PER_HOLDER: usize = 2;
 /// Broken streams in a row after which a holder is given up for the transfer.
@@ -125,6 +130,10 @@ pub struct FetchReport {
     pub bytes_received: u64,
     /// Per holder.
     pub holders: Vec<HolderReport>,
+    /// Milliseconds from the survey of holders to the last leaf verified.
+    pub transfer_ms: u64,
+    /// Milliseconds to make the copy a stored blob (fsync, whole-file sha256, index).
+    pub store_ms: u64,
 }
 
 /// A handle for fetching images from federation members; cheap to clone.
@@ -147,12 +156,13 @@ impl std::fmt::Debug for FetchClient {
 /// Shared by the workers of one transfer.
 struct Transfer {
     partial: Arc<Partial>,
-    pending: Mutex<(BTreeSet<u64>, usize)>,
+    sched: Mutex<Schedule>,
+    /// Woken when a holding changes or leaves return to the pool.
+    changed: Notify,
     progress: watch::Sender<u64>,
     stats: Mutex<HashMap<PeerId, HolderReport>>,
     abort: AtomicBool,
     fatal: Mutex<Option<StoreError>>,
-    spread: bool,
 }
 
 /// How a run of leaves ended.
@@ -167,8 +177,8 @@ enum RunEnd {
 }
 
 impl Transfer {
-    fn lock(&self) -> std::sync::MutexGuard<'_, (BTreeSet<u64>, usize)> {
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Schedule> {
+        self.sched.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn stat(&self, peer: PeerId, f: impl FnOnce(&mut HolderReport)) {
@@ -179,50 +189,20 @@ impl Transfer {
         }));
     }
 
-    /// Takes a run of pending leaves that `h` has, marking it in flight.
-    fn take(&self, h: &Holding, salt: u64) -> Option<(u64, u64)> {
-        let mut g = self.lock();
-        let (pending, inflight) = &mut *g;
-        let start_at = if self.spread && !pending.is_empty() {
-            let n = pending.len() as u64;
-            pending
-                .iter()
-                .nth((salt % n) as usize)
-                .copied()
-                .unwrap_or(0)
-        } else {
-            0
-        };
-        let first = pending
-            .range(start_at..)
-            .chain(pending.range(..start_at))
-            .copied()
-            .find(|&i| h.has(i))?;
-        let mut count = 1;
-        while count < RUN_LEAVES && pending.contains(&(first + count)) && h.has(first + count) {
-            count += 1;
-        }
-        for i in first..first + count {
-            pending.remove(&i);
-        }
-        *inflight += 1;
-        Some((first, count))
+    /// Records a holder's new holding and wakes idle workers.
+    fn set_holding(&self, peer: PeerId, h: Holding) {
+        self.lock().set_holding(peer, h);
+        self.changed.notify_waiters();
     }
 
     /// Returns the leaves of a run that were not verified.
     fn give_back(&self, first: u64, count: u64) {
-        let mut g = self.lock();
-        for i in first..first + count {
-            if !self.partial.has(i) {
-                g.0.insert(i);
-            }
-        }
-        g.1 -= 1;
+        self.lock().give_back(first, count, |i| self.partial.has(i));
+        self.changed.notify_waiters();
     }
 
     fn finished(&self) -> bool {
-        let g = self.lock();
-        (g.0.is_empty() && g.1 == 0) || self.abort.load(Ordering::Relaxed)
+        self.lock().is_done() || self.abort.load(Ordering::Relaxed)
     }
 }
 
@@ -280,15 +260,26 @@ impl FetchClient {
             .map_err(|e| format!("cannot open a fetch stream to {peer}: {e}"))
     }
 
+    /// Opens a stream to `peer` and sends `req`. A connection that closes just as the stream
+    /// opens (two members dialling each other at once keep one of the two connections) is
+    /// retried twice, after 0.2 s and 0.4 s, reconnecting if no connection is left.
     async fn request(&self, peer: PeerId, req: &Frame) -> Result<libp2p::Stream, String> {
-        let mut s = self.open(peer).await?;
-        write_frame(&mut s, req)
-            .await
-            .map_err(|e| format!("sending to {peer}: {e}"))?;
-        s.flush()
-            .await
-            .map_err(|e| format!("sending to {peer}: {e}"))?;
-        Ok(s)
+        let mut last = String::new();
+        for attempt in 0..3u32 {
+            if attempt > 0 {
+                tokio::time::sleep(RETRY_DELAY * (1 << (attempt - 1))).await;
+            }
+            let mut s = self.open(peer).await?;
+            let sent = async {
+                write_frame(&mut s, req).await?;
+                s.flush().await
+            };
+            match sent.await {
+                Ok(()) => return Ok(s),
+                Err(e) => last = format!("sending to {peer}: {e}"),
+            }
+        }
+        Err(last)
     }
 
     /// Asks `peer` what it holds of `root`.
@@ -368,12 +359,12 @@ impl FetchClient {
         let mut reasons = Vec::new();
         for (peer, a) in answers {
             match a {
-                Ok(Holding::None) => {}
+                // Kept: a member fetching the same image may soon serve parts of it.
                 Ok(h) => found.push((peer, h)),
                 Err(e) => reasons.push(e),
             }
         }
-        if found.is_empty() {
+        if found.iter().all(|(_, h)| matches!(h, Holding::None)) {
             return Err(FetchError::NotHeld {
                 root,
                 asked,
@@ -381,7 +372,11 @@ impl FetchClient {
             });
         }
         // Complete holders first: they are asked for the nodes.
-        found.sort_by_key(|(_, h)| !matches!(h, Holding::Complete));
+        found.sort_by_key(|(_, h)| match h {
+            Holding::Complete => 0,
+            Holding::Partial { .. } => 1,
+            Holding::None => 2,
+        });
         Ok(found)
     }
 
@@ -394,7 +389,7 @@ impl FetchClient {
         let res = self
             .partials
             .open(&self.store, root, || async {
-                for (peer, _) in holders {
+                for (peer, _) in holders.iter().filter(|(_, h)| *h != Holding::None) {
                     match self.nodes_from(*peer, root).await {
                         Ok(n) => return Ok(n),
                         Err(e) => errors
@@ -430,7 +425,11 @@ impl FetchClient {
                 ..Default::default()
             });
         }
+        let started = std::time::Instant::now();
         let found = self.survey(root, holders).await?;
+        if root.codec() == RAW {
+            return self.fetch_single(root, &found).await;
+        }
         let partial = self.partial_for(root, &found).await?;
         let n = partial.leaves().len() as u64;
         let wanted: BTreeSet<u64> = (0..n).filter(|&i| !partial.has(i)).collect();
@@ -453,7 +452,8 @@ impl FetchClient {
         report.fetched_leaves = holders.iter().map(|h| h.leaves).sum();
         report.bytes_received = holders.iter().map(|h| h.bytes).sum();
         report.holders = holders;
-        self.conclude(&partial, &transfer, &report).await?;
+        report.transfer_ms = started.elapsed().as_millis() as u64;
+        self.conclude(&partial, &transfer, &mut report).await?;
         Ok(report)
     }
 
@@ -462,25 +462,32 @@ impl FetchClient {
         &self,
         partial: &Arc<Partial>,
         transfer: &Transfer,
-        report: &FetchReport,
+        report: &mut FetchReport,
     ) -> Result<(), FetchError> {
         let root = *partial.root();
-        let json = serde_json::to_string(report).unwrap_or_default();
-        tracing::info!(%root, "fetch report: {json}");
+        let log = |report: &FetchReport| {
+            let json = serde_json::to_string(report).unwrap_or_default();
+            tracing::info!(%root, "fetch report: {json}");
+        };
         if let Some(e) = transfer
             .fatal
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
         {
+            log(report);
             return Err(e.into());
         }
         if partial.is_complete() {
+            let t = std::time::Instant::now();
             let finished = self.store.finish_partial(partial).await;
+            report.store_ms = t.elapsed().as_millis() as u64;
+            log(report);
             self.partials.remove(&root).await;
             finished?;
             return Ok(());
         }
+        log(report);
         let p = partial.clone();
         let _ = tokio::task::spawn_blocking(move || p.checkpoint()).await;
         let missing = partial.leaves().len() as u64 - partial.verified().count();
@@ -498,7 +505,9 @@ impl FetchClient {
     }
 
     /// Runs workers for `holders` until every leaf of `wanted` is verified or nobody can give
-    /// the rest. Each verified leaf bumps `progress`.
+    /// the rest. Each verified leaf bumps `progress`. Holders that are not complete are
+    /// watched (`Watch`), so leaves they verify meanwhile are asked from them at once;
+    /// `spread` schedules rarest-first from scattered starting points, else in file order.
     async fn run(
         &self,
         partial: Arc<Partial>,
@@ -507,47 +516,114 @@ impl FetchClient {
         spread: bool,
         progress: watch::Sender<u64>,
     ) -> Arc<Transfer> {
+        let n = partial.leaves().len() as u64;
+        let mut sched = Schedule::new(n, wanted, RUN_LEAVES, !spread);
+        for (peer, h) in &holders {
+            sched.set_holding(*peer, h.clone());
+        }
         let transfer = Arc::new(Transfer {
             partial,
-            pending: Mutex::new((wanted, 0)),
+            sched: Mutex::new(sched),
+            changed: Notify::new(),
             progress,
             stats: Mutex::default(),
             abort: AtomicBool::new(false),
             fatal: Mutex::new(None),
-            spread,
         });
+        let local = random_seed();
         let mut tasks = tokio::task::JoinSet::new();
+        let mut watchers = tokio::task::JoinSet::new();
         for (n, (peer, holding)) in holders.into_iter().enumerate() {
+            if !matches!(holding, Holding::Complete) {
+                let (me, t) = (self.clone(), transfer.clone());
+                watchers.spawn(async move { me.watcher(peer, t).await });
+            }
             let dropped = Arc::new(AtomicBool::new(false));
             for s in 0..STREAMS_PER_HOLDER {
-                let (me, t, h, d) = (
-                    self.clone(),
-                    transfer.clone(),
-                    holding.clone(),
-                    dropped.clone(),
+                let (me, t, d) = (self.clone(), transfer.clone(), dropped.clone());
+                let cursor = Cursor::new(
+                    local
+                        ^ seed(&peer)
+                        ^ ((n * STREAMS_PER_HOLDER + s) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
                 );
-                let salt = seed(&peer)
-                    ^ ((n * STREAMS_PER_HOLDER + s) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-                tasks.spawn(async move { me.worker(peer, h, t, d, salt).await });
+                tasks.spawn(async move { me.worker(peer, t, d, cursor).await });
             }
         }
         while tasks.join_next().await.is_some() {}
+        watchers.abort_all();
         transfer
+    }
+
+    /// Keeps the schedule's view of `peer`'s holding current until the transfer ends: a
+    /// `Watch` stream, or polling `Have` if the peer does not answer `Watch`.
+    async fn watcher(&self, peer: PeerId, t: Arc<Transfer>) {
+        let root = *t.partial.root();
+        let mut failures = 0u32;
+        while !t.finished() && failures < MAX_FAILURES {
+            let mut s = match self.request(peer, &Frame::Watch(root)).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "cannot watch a holder");
+                    failures += 1;
+                    tokio::time::sleep(RETRY_DELAY).await;
+                    continue;
+                }
+            };
+            loop {
+                match read_frame(&mut s).await {
+                    Ok(Some(Frame::Holding(h))) => {
+                        failures = 0;
+                        let complete = matches!(h, Holding::Complete);
+                        t.set_holding(peer, h);
+                        if complete {
+                            return;
+                        }
+                    }
+                    Ok(Some(Frame::Error(why))) => {
+                        tracing::debug!(%peer, %why, "a holder declined Watch; polling Have");
+                        return self.poll_have(peer, &t).await;
+                    }
+                    _ => break,
+                }
+            }
+            failures += 1;
+            tokio::time::sleep(RETRY_DELAY).await;
+        }
+    }
+
+    async fn poll_have(&self, peer: PeerId, t: &Transfer) {
+        let root = *t.partial.root();
+        while !t.finished() {
+            if let Ok(h) = self.have(peer, root).await {
+                let complete = matches!(h, Holding::Complete);
+                t.set_holding(peer, h);
+                if complete {
+                    return;
+                }
+            }
+            tokio::time::sleep(REFRESH).await;
+        }
     }
 
     async fn worker(
         &self,
         peer: PeerId,
-        mut holding: Holding,
         t: Arc<Transfer>,
         dropped: Arc<AtomicBool>,
-        mut salt: u64,
+        mut cursor: Cursor,
     ) {
         let mut failures = 0u32;
         let mut idle_since = std::time::Instant::now();
+        let mut seen = *t.progress.borrow();
         loop {
             if t.finished() || dropped.load(Ordering::Relaxed) {
                 return;
+            }
+            let now = *t.progress.borrow();
+            if now != seen {
+                // Somebody made progress: waiting here is not a stall.
+                seen = now;
+                idle_since = std::time::Instant::now();
             }
             if idle_since.elapsed() > STALL_TIMEOUT {
                 t.stat(peer, |s| {
@@ -555,21 +631,9 @@ impl FetchClient {
                 });
                 return;
             }
-            salt = salt
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let Some((first, count)) = t.take(&holding, salt >> 11) else {
-                tokio::time::sleep(if matches!(holding, Holding::Complete) {
-                    RETRY_DELAY / 2
-                } else {
-                    REFRESH
-                })
-                .await;
-                if !matches!(holding, Holding::Complete)
-                    && let Ok(h) = self.have(peer, *t.partial.root()).await
-                {
-                    holding = h;
-                }
+            let changed = t.changed.notified();
+            let Some((first, count)) = t.lock().take(&peer, &mut cursor) else {
+                let _ = tokio::time::timeout(REFRESH, changed).await;
                 continue;
             };
             idle_since = std::time::Instant::now();
@@ -591,6 +655,7 @@ impl FetchClient {
                     let total = self.peers.misbehaved(peer);
                     tracing::warn!(%peer, misbehaviour = total, %why, "dropping a holder that sent bad data");
                     dropped.store(true, Ordering::Relaxed);
+                    t.set_holding(peer, Holding::None);
                     t.stat(peer, |s| {
                         s.misbehaviour = total;
                         s.dropped = Some(why);
@@ -600,6 +665,7 @@ impl FetchClient {
                 RunEnd::Fatal(e) => {
                     t.abort.store(true, Ordering::Relaxed);
                     *t.fatal.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
+                    t.changed.notify_waiters();
                     return;
                 }
             }
@@ -663,10 +729,105 @@ impl FetchClient {
         }
     }
 
+    /// An image that is one raw block (a file of at most one leaf): asks the holders in turn
+    /// for leaf 0, verifies it against `root` itself, and stores it (unpinned). A holder that
+    /// sends a wrong block is counted and the next one is asked.
+    async fn fetch_single(
+        &self,
+        root: Cid,
+        found: &[(PeerId, Holding)],
+    ) -> Result<FetchReport, FetchError> {
+        let mut report = FetchReport {
+            root: root.to_string(),
+            leaves: 1,
+            ..Default::default()
+        };
+        let mut reasons = Vec::new();
+        for (peer, _) in found.iter().filter(|(_, h)| *h != Holding::None) {
+            let mut h = HolderReport {
+                peer: peer.to_string(),
+                ..Default::default()
+            };
+            let got = self.block_from(*peer, root, &mut h).await;
+            report.bytes_received += h.bytes;
+            match got {
+                Ok(bytes) => {
+                    let rec = self.store.store_single_block(&root, bytes).await?;
+                    h.leaves = 1;
+                    report.holders.push(h);
+                    report.size = rec.size;
+                    report.fetched_leaves = 1;
+                    let json = serde_json::to_string(&report).unwrap_or_default();
+                    tracing::info!(%root, "fetch report: {json}");
+                    return Ok(report);
+                }
+                Err(why) => {
+                    reasons.push(format!("{peer}: {why}"));
+                    h.dropped = Some(why);
+                    report.holders.push(h);
+                }
+            }
+        }
+        let json = serde_json::to_string(&report).unwrap_or_default();
+        tracing::info!(%root, "fetch report: {json}");
+        Err(FetchError::Incomplete {
+            root,
+            missing: 1,
+            total: 1,
+            reasons,
+        })
+    }
+
+    /// The single block `root` from `peer` (its leaf 0), verified against `root`.
+    async fn block_from(
+        &self,
+        peer: PeerId,
+        root: Cid,
+        h: &mut HolderReport,
+    ) -> Result<Bytes, String> {
+        let ask = async {
+            let req = Frame::Leaves {
+                root,
+                first: 0,
+                count: 1,
+            };
+            let mut s = self.request(peer, &req).await?;
+            let bytes = match read_frame(&mut s).await {
+                Ok(Some(Frame::Leaf { index: 0, bytes })) => bytes,
+                Ok(Some(Frame::Error(why))) => return Err(format!("declined: {why}")),
+                Ok(Some(Frame::Leaf { index, .. })) => {
+                    return Err(format!("sent leaf {index} of a one-block image"));
+                }
+                Ok(other) => return Err(format!("answered Leaves with {other:?}")),
+                Err(e) => return Err(e.to_string()),
+            };
+            self.download.acquire(bytes.len()).await;
+            h.bytes += bytes.len() as u64;
+            if verify(&root, &bytes).is_err() {
+                h.misbehaviour = self.peers.misbehaved(peer);
+                tracing::warn!(
+                    %peer,
+                    misbehaviour = h.misbehaviour,
+                    %root,
+                    "a holder sent a block that does not match its CID"
+                );
+                return Err(format!("sent a block that does not match {root}"));
+            }
+            Ok(Bytes::from(bytes))
+        };
+        tokio::time::timeout(STALL_TIMEOUT, ask)
+            .await
+            .unwrap_or_else(|_| Err(format!("did not send the block within {STALL_TIMEOUT:?}")))
+    }
+
     /// The size of `root`, found from holders, for an image this node does not hold;
-    /// `None` if nobody has it. Opens its partial download (learning its DAG).
+    /// `None` if nobody has it. Opens its partial download (learning its DAG); an image of one
+    /// raw block is fetched and stored whole, since its size is that block's.
     pub async fn remote_size(&self, root: Cid) -> Result<Option<u64>, FetchError> {
         match self.survey(root, Vec::new()).await {
+            Ok(found) if root.codec() == RAW => {
+                Ok(Some(self.fetch_single(root, &found).await?.size))
+            }
             Ok(found) => Ok(Some(self.partial_for(root, &found).await?.size())),
             Err(FetchError::NoHolders(_) | FetchError::NotHeld { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -682,6 +843,14 @@ impl FetchClient {
         start: u64,
         end: u64,
     ) -> Result<mpsc::Receiver<std::io::Result<Bytes>>, FetchError> {
+        if root.codec() == RAW {
+            // One block: fetch and store it whole (unless `remote_size` just did), then read it.
+            if self.store.root_record(&root)?.is_none() {
+                let found = self.survey(root, Vec::new()).await?;
+                self.fetch_single(root, &found).await?;
+            }
+            return Ok(self.store.read_file(root, start, end));
+        }
         let found = self.survey(root, Vec::new()).await?;
         let partial = self.partial_for(root, &found).await?;
         let leaves = partial.leaves();
@@ -702,14 +871,14 @@ impl FetchClient {
         let p = partial.clone();
         let fetcher = tokio::spawn(async move {
             let transfer = me.run(p.clone(), wanted, found, false, ptx).await;
-            let report = FetchReport {
+            let mut report = FetchReport {
                 root: root.to_string(),
                 size: p.size(),
                 leaves: p.leaves().len() as u64,
                 ..Default::default()
             };
             if p.is_complete() {
-                if let Err(e) = me.conclude(&p, &transfer, &report).await {
+                if let Err(e) = me.conclude(&p, &transfer, &mut report).await {
                     tracing::warn!(%root, error = %e, "cannot store a copy fetched on demand");
                 }
             } else {
@@ -754,6 +923,21 @@ impl FetchClient {
         });
         Ok(rx)
     }
+}
+
+/// A number different for each transfer, so nodes fetching the same image at once start at
+/// different places of it.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // std seeds each RandomState from the OS's randomness.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
 }
 
 /// A per-peer number, so holders start at different places of the image.

@@ -4,6 +4,7 @@
 //! it is written, resumes after drops and restarts, and streams byte ranges for on-demand reads.
 
 pub mod client;
+pub mod schedule;
 pub mod server;
 
 use crate::store::Store;

@@ -22,6 +22,11 @@ use std::time::Duration;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Leaves read ahead of the stream.
 const READ_AHEAD: usize = 8;
+/// How often a `Watch` looks for a change in what this node holds.
+const WATCH_TICK: Duration = Duration::from_millis(50);
+/// A `Watch` sends its holding again after this long without a change, so a closed stream is
+/// noticed (the write fails) and its task ends.
+const WATCH_KEEPALIVE: Duration = Duration::from_secs(2);
 
 /// Everything the server needs; cheap to clone.
 #[derive(Clone, Debug)]
@@ -80,6 +85,7 @@ impl Server {
                 write_frame(&mut stream, &Frame::Holding(h)).await?;
                 Ok(())
             }
+            Frame::Watch(root) => self.watch(&mut stream, &root).await,
             Frame::Nodes(root) => match self.nodes(&root).await {
                 Ok(nodes) => {
                     for (cid, bytes) in nodes {
@@ -115,6 +121,37 @@ impl Server {
                 }
             }
             None => Holding::None,
+        }
+    }
+
+    /// Answers `Watch`: the holding now, then each change, until it is complete or the peer
+    /// goes away. A node fetching the same image learns within [`WATCH_TICK`] of each verified
+    /// leaf that it may ask here for it.
+    async fn watch(&self, stream: &mut libp2p::Stream, root: &Cid) -> Result<(), String> {
+        let mut last: Option<(u8, u64)> = None;
+        let mut sent_at = tokio::time::Instant::now();
+        loop {
+            let h = self.holding(root).await;
+            let key = match &h {
+                Holding::None => (0, 0),
+                Holding::Complete => (1, 0),
+                Holding::Partial { bitmap, .. } => {
+                    (2, bitmap.iter().map(|b| u64::from(b.count_ones())).sum())
+                }
+            };
+            if last != Some(key) || sent_at.elapsed() >= WATCH_KEEPALIVE {
+                let done = matches!(h, Holding::Complete);
+                write_frame(stream, &Frame::Holding(h))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                stream.flush().await.map_err(|e| e.to_string())?;
+                if done {
+                    return Ok(());
+                }
+                last = Some(key);
+                sent_at = tokio::time::Instant::now();
+            }
+            tokio::time::sleep(WATCH_TICK).await;
         }
     }
 
@@ -173,11 +210,24 @@ impl Server {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(u64, Bytes), String>>(READ_AHEAD);
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
+            let blob = match &partial {
+                Some(_) => None,
+                None => match store.open_blob_of(&root) {
+                    Ok(f) => Some(f),
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(format!("cannot open {root}: {e}")));
+                        return;
+                    }
+                },
+            };
             for i in first..end {
                 let leaf = &table[i as usize];
-                let got = match &partial {
-                    Some(p) => p.read_leaf(i),
-                    None => store.block(&leaf.cid),
+                let got = match (&partial, &blob) {
+                    (Some(p), _) => p.read_leaf(i),
+                    (None, Some(f)) => store
+                        .read_blob_leaf(&root, f, &leaf.cid, leaf.offset, leaf.len)
+                        .map(Some),
+                    (None, None) => store.block(&leaf.cid),
                 };
                 let item = match got {
                     Ok(Some(b)) => Ok((i, b)),
@@ -194,13 +244,20 @@ impl Server {
         while let Some(item) = rx.recv().await {
             let (index, bytes) = item?;
             self.upload.acquire(bytes.len()).await;
-            #[allow(unused_mut)]
-            let mut bytes = bytes.to_vec();
             #[cfg(feature = "fault-injection")]
-            corrupt(&mut bytes);
-            write_frame(stream, &Frame::Leaf { index, bytes })
-                .await
-                .map_err(|e| e.to_string())?;
+            let bytes = corrupt(bytes);
+            // Header, then the leaf's own buffer: no copy into a frame.
+            let header = Frame::leaf_header(index, bytes.len());
+            let send = async {
+                stream.write_all(&header).await?;
+                stream.write_all(&bytes).await
+            };
+            send.await.map_err(|e| e.to_string())?;
+            shubnet_gateway::metrics::global().transferred(
+                "fetch",
+                true,
+                (header.len() + bytes.len()) as u64,
+            );
         }
         write_frame(stream, &Frame::End)
             .await
@@ -211,12 +268,15 @@ impl Server {
 /// Test builds only: `SHUBNET_FAULT_CORRUPT_FETCH=1` flips a byte of every leaf sent, so tests
 /// can play a malicious holder.
 #[cfg(feature = "fault-injection")]
-fn corrupt(bytes: &mut [u8]) {
-    if std::env::var("SHUBNET_FAULT_CORRUPT_FETCH").is_ok_and(|v| v == "1")
-        && let Some(b) = bytes.first_mut()
-    {
+fn corrupt(bytes: Bytes) -> Bytes {
+    if !std::env::var("SHUBNET_FAULT_CORRUPT_FETCH").is_ok_and(|v| v == "1") {
+        return bytes;
+    }
+    let mut v = bytes.to_vec();
+    if let Some(b) = v.first_mut() {
         *b ^= 0xff;
     }
+    Bytes::from(v)
 }
 
 /// The dag-pb nodes of a stored file DAG, depth-first. Blocking.
