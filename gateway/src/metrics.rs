@@ -135,11 +135,7 @@ impl Metrics {
             "Live images held by fewer live nodes than the replication target",
             m.under_replicated.clone(),
         );
-        registry.register(
-            "images",
-            "Live images known to this node",
-            m.images.clone(),
-        );
+        registry.register("images", "Live images known to this node", m.images.clone());
         registry.register(
             "store_bytes",
             "Bytes of complete images held in the store",

@@ -67,7 +67,11 @@ impl UsageStore {
 
     /// Downloads of `root` served here.
     pub fn local_downloads(&self, root: &Cid) -> Result<u64, UsageError> {
-        Ok(self.downloads.get(root.to_bytes())?.as_deref().map_or(0, be))
+        Ok(self
+            .downloads
+            .get(root.to_bytes())?
+            .as_deref()
+            .map_or(0, be))
     }
 
     /// Downloads of `root` across the federation: this node's plus what members announced.
