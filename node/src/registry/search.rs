@@ -199,10 +199,11 @@ impl SearchIndex {
             {
                 continue;
             }
+            // Postings first (a hash lookup), the substring scan only when they miss.
             let text_ok = terms.iter().all(|(t, postings)| {
-                reference.contains(t.as_str())
-                    || (!postings.is_empty()
-                        && postings.iter().all(|p| p.is_some_and(|p| p.contains(slot))))
+                (!postings.is_empty()
+                    && postings.iter().all(|p| p.is_some_and(|p| p.contains(slot))))
+                    || reference.contains(t.as_str())
             });
             if !text_ok {
                 continue;
