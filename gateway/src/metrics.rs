@@ -135,11 +135,7 @@ impl Metrics {
             "Live images held by fewer live nodes than the replication target",
             m.under_replicated.clone(),
         );
-        registry.register(
-            "images",
-            "Live images known to this node",
-            m.images.clone(),
-        );
+        registry.register("images", "Live images known to this node", m.images.clone());
         registry.register(
             "store_bytes",
             "Bytes of complete images held in the store",
@@ -297,12 +293,20 @@ mod tests {
         let m = global();
         m.transferred("fetch", true, 5);
         m.reject("manifest", "bad_signature");
+        record(
+            m,
+            "/x/{y}".into(),
+            "GET".into(),
+            StatusCode::OK,
+            Instant::now(),
+        );
         let text = m.encode();
         for name in [
             "shubnet_transferred_bytes_total{protocol=\"fetch\",direction=\"sent\"}",
             "shubnet_rejected_total{kind=\"manifest\",reason=\"bad_signature\"}",
             "# TYPE shubnet_connected_peers gauge",
             "# TYPE shubnet_http_request_duration_seconds histogram",
+            "shubnet_http_requests_total{route=\"/x/{y}\",method=\"GET\",status=\"200\"}",
         ] {
             assert!(text.contains(name), "{name} missing from\n{text}");
         }

@@ -182,9 +182,7 @@ impl NodeBackend {
     }
 
     /// Collections that are private here: search and listings leave them out.
-    async fn private_collections(
-        &self,
-    ) -> Result<std::collections::HashSet<String>, BackendError> {
+    async fn private_collections(&self) -> Result<std::collections::HashSet<String>, BackendError> {
         use shubnet_gateway::tokens::TokenBackend;
         Ok(self
             .collections()

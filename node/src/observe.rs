@@ -29,7 +29,8 @@ fn compute(store: &Store, replicator: Option<&Replicator>, m: &Metrics) {
         && let Ok(s) = r.status()
     {
         let under = s.images.iter().filter(|i| i.under_replicated).count();
-        m.images.set(i64::try_from(s.images.len()).unwrap_or(i64::MAX));
+        m.images
+            .set(i64::try_from(s.images.len()).unwrap_or(i64::MAX));
         m.under_replicated
             .set(i64::try_from(under).unwrap_or(i64::MAX));
     }

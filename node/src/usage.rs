@@ -67,7 +67,11 @@ impl UsageStore {
 
     /// Downloads of `root` served here.
     pub fn local_downloads(&self, root: &Cid) -> Result<u64, UsageError> {
-        Ok(self.downloads.get(root.to_bytes())?.as_deref().map_or(0, be))
+        Ok(self
+            .downloads
+            .get(root.to_bytes())?
+            .as_deref()
+            .map_or(0, be))
     }
 
     /// Downloads of `root` across the federation: this node's plus what members announced.
@@ -149,6 +153,30 @@ impl UsageStore {
     }
 }
 
+/// Announces this node's download totals over gossip every [`ANNOUNCE_EVERY`], in messages of
+/// at most `MAX_USAGE_ENTRIES` roots.
+pub fn spawn_announcer(usage: UsageStore, net: crate::p2p::Network) {
+    tokio::spawn(async move {
+        let mut last: HashMap<Cid, u64> = HashMap::new();
+        loop {
+            tokio::time::sleep(ANNOUNCE_EVERY).await;
+            let u = usage.clone();
+            let Ok(Ok(totals)) = tokio::task::spawn_blocking(move || u.local_totals()).await else {
+                continue;
+            };
+            // Only what changed since the last round (receivers keep the latest totals).
+            let changed: Vec<(Cid, u64)> = totals
+                .into_iter()
+                .filter(|(c, n)| last.get(c) != Some(n))
+                .collect();
+            for chunk in changed.chunks(shubnet_protocol::sync::MAX_USAGE_ENTRIES) {
+                net.announce_usage(chunk.to_vec());
+            }
+            last.extend(changed);
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,28 +223,4 @@ mod tests {
         assert_eq!(u.downloads(&root).expect("downloads"), 10);
         assert_eq!(u.local_totals().expect("totals"), vec![(root, 1)]);
     }
-}
-
-/// Announces this node's download totals over gossip every [`ANNOUNCE_EVERY`], in messages of
-/// at most `MAX_USAGE_ENTRIES` roots.
-pub fn spawn_announcer(usage: UsageStore, net: crate::p2p::Network) {
-    tokio::spawn(async move {
-        let mut last: HashMap<Cid, u64> = HashMap::new();
-        loop {
-            tokio::time::sleep(ANNOUNCE_EVERY).await;
-            let u = usage.clone();
-            let Ok(Ok(totals)) = tokio::task::spawn_blocking(move || u.local_totals()).await else {
-                continue;
-            };
-            // Only what changed since the last round (receivers keep the latest totals).
-            let changed: Vec<(Cid, u64)> = totals
-                .into_iter()
-                .filter(|(c, n)| last.get(c) != Some(n))
-                .collect();
-            for chunk in changed.chunks(shubnet_protocol::sync::MAX_USAGE_ENTRIES) {
-                net.announce_usage(chunk.to_vec());
-            }
-            last.extend(changed);
-        }
-    });
 }

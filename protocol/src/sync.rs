@@ -598,7 +598,9 @@ fn decode_usage(mut rest: &[u8]) -> Result<Announcement, SyncError> {
         out.push((c, u64::from_be_bytes(count)));
     }
     if !rest.is_empty() {
-        return Err(SyncError::Cid("trailing bytes after the usage entries".into()));
+        return Err(SyncError::Cid(
+            "trailing bytes after the usage entries".into(),
+        ));
     }
     Ok(Announcement::Usage(out))
 }

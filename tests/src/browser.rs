@@ -24,20 +24,20 @@ fn chromium() -> (Command, tempfile::TempDir) {
     });
     let profile = tempfile::tempdir().expect("a Chromium profile dir");
     let mut c = Command::new(bin);
-    c.args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"])
-        .arg(format!("--user-data-dir={}", profile.path().display()));
+    c.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+    ])
+    .arg(format!("--user-data-dir={}", profile.path().display()));
     (c, profile)
 }
 
 /// The DOM of `url` after Chromium rendered it (JavaScript is not needed by the UI).
 pub fn dump_dom(url: &str) -> String {
     let (mut c, _profile) = chromium();
-    let run = run_cmd_with(
-        c.args(["--dump-dom", url]),
-        None,
-        Duration::from_secs(60),
-    )
-    .ok();
+    let run = run_cmd_with(c.args(["--dump-dom", url]), None, Duration::from_secs(60)).ok();
     run.out()
 }
 
@@ -57,7 +57,11 @@ pub fn screenshot(url: &str, file: &Path, width: u32, height: u32) {
     )
     .ok();
     let len = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-    assert!(len > 1000, "Chromium wrote no screenshot of {url} to {}", file.display());
+    assert!(
+        len > 1000,
+        "Chromium wrote no screenshot of {url} to {}",
+        file.display()
+    );
 }
 
 /// Where the UI tests leave screenshots and pages: `$CARGO_TARGET_DIR/test-output/ui`, else

@@ -181,10 +181,7 @@ async fn search<B: Backend + TokenBackend>(
     } else {
         None
     };
-    html(
-        StatusCode::OK,
-        pages::search(&f, found.as_ref(), PER_PAGE),
-    )
+    html(StatusCode::OK, pages::search(&f, found.as_ref(), PER_PAGE))
 }
 
 async fn image<B: Backend + TokenBackend>(

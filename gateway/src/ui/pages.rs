@@ -184,11 +184,7 @@ pub(super) fn collection(c: &str, found: &SearchPage, page: usize, per_page: usi
 
 /// `/ui/search`.
 pub(super) fn search(f: &SearchForm, found: Option<&SearchPage>, per_page: usize) -> Markup {
-    let prefix = format!(
-        "/ui/search?q={}&label={}&",
-        seg(&f.q),
-        seg(&f.label)
-    );
+    let prefix = format!("/ui/search?q={}&label={}&", seg(&f.q), seg(&f.label));
     layout(
         "Search",
         html! {
@@ -228,10 +224,7 @@ fn copy_block(label: &str, command: &str) -> Markup {
 pub(super) fn image(m: &Manifest, usage: Usage, base: &str, replication: Option<&str>) -> Markup {
     let b = &m.body;
     let reference = format!("{}/{}:{}", b.collection, b.name, b.tag);
-    let host = base
-        .split_once("://")
-        .map_or(base, |(_, h)| h)
-        .to_owned();
+    let host = base.split_once("://").map_or(base, |(_, h)| h).to_owned();
     let root = b.root.map(|c| c.to_string()).unwrap_or_default();
     let md = &b.metadata;
     layout(

@@ -183,7 +183,11 @@ fn web_pages_show_the_image_validate_and_work_without_javascript() {
         (
             "collection",
             "/ui/collections/lab-a".into(),
-            vec!["blast".into(), "samtools".into(), "science.field=genomics".into()],
+            vec![
+                "blast".into(),
+                "samtools".into(),
+                "science.field=genomics".into(),
+            ],
         ),
         (
             "image",
@@ -209,12 +213,18 @@ fn web_pages_show_the_image_validate_and_work_without_javascript() {
         (
             "search",
             "/ui/search?q=genomics".into(),
-            vec!["1 images found".into(), "/ui/images/lab-a/blast/2.14".into()],
+            vec![
+                "1 images found".into(),
+                "/ui/images/lab-a/blast/2.14".into(),
+            ],
         ),
         (
             "search-deffile",
             "/ui/search?q=ncbi-blast%2B+debian".into(),
-            vec!["1 images found".into(), "/ui/images/lab-a/blast/2.14".into()],
+            vec![
+                "1 images found".into(),
+                "/ui/images/lab-a/blast/2.14".into(),
+            ],
         ),
         (
             "search-label",
@@ -290,12 +300,23 @@ fn web_pages_show_the_image_validate_and_work_without_javascript() {
     assert_eq!(c["containers"][0]["uri"], "lab-a/samtools:1.19", "{c:#}");
     assert_eq!(c["containers"].as_array().map(Vec::len), Some(1), "{c:#}");
     let c = json("/api/collection/search/lab");
-    assert_eq!(c[0]["containers"].as_array().map(Vec::len), Some(2), "{c:#}");
+    assert_eq!(
+        c[0]["containers"].as_array().map(Vec::len),
+        Some(2),
+        "{c:#}"
+    );
 
     // Stars: a user with a token stars the image once, however often they press the button.
     let token = node
         .cli(&[
-            "token", "create", "--user", "alice", "--collection", "lab-a", "--rights", "pull",
+            "token",
+            "create",
+            "--user",
+            "alice",
+            "--collection",
+            "lab-a",
+            "--rights",
+            "pull",
         ])
         .ok()
         .out();
@@ -304,7 +325,15 @@ fn web_pages_show_the_image_validate_and_work_without_javascript() {
     let star = |body: &str| -> String {
         let run = shubnet_tests::cmd::run_cmd(
             std::process::Command::new("curl")
-                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--data", body])
+                .args([
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "--data",
+                    body,
+                ])
                 .arg(node.at("/ui/images/lab-a/blast/2.14/star")),
         );
         run.out()
