@@ -12,6 +12,7 @@ pub mod ipfs;
 pub mod library;
 pub mod registry;
 pub mod shub;
+pub mod timeouts;
 pub mod tls;
 pub mod tokens;
 
@@ -31,6 +32,11 @@ pub struct GatewayConfig {
     /// Whether this gateway itself serves HTTPS; absolute URLs it builds (shub `image`) then use
     /// `https` unless a proxy's `X-Forwarded-Proto` says otherwise.
     pub tls: bool,
+    /// Request-head and body-idle timeouts ([`timeouts`]).
+    pub timeouts: timeouts::Timeouts,
+    /// How long a library upload that no tag call claimed stays pinned before the node
+    /// unpins it (the node sweeps; the gateway only records uploads).
+    pub upload_expiry: std::time::Duration,
 }
 
 impl Default for GatewayConfig {
@@ -39,6 +45,8 @@ impl Default for GatewayConfig {
             allow_remote_admin: false,
             max_upload_bytes: 64 * 1024 * 1024 * 1024,
             tls: false,
+            timeouts: timeouts::Timeouts::default(),
+            upload_expiry: std::time::Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -69,6 +77,7 @@ pub fn app<B: Backend + tokens::TokenBackend>(backend: B, config: GatewayConfig)
         // Without randomness private download URLs would be guessable; refuse them instead.
         tracing::error!(error = %e, "no OS randomness; private shub download URLs will not verify");
     }
+    let idle = config.timeouts.body_idle;
     let state = Arc::new(AppState {
         backend,
         config,
@@ -88,5 +97,8 @@ pub fn app<B: Backend + tokens::TokenBackend>(backend: B, config: GatewayConfig)
                 .merge(tokens::router::<B>())
                 .merge(registry::admin_router::<B>()),
         )
+        .layer(axum::middleware::from_fn(move |req, next| {
+            timeouts::idle_body(idle, req, next)
+        }))
         .with_state(state)
 }

@@ -21,3 +21,4 @@ pub mod server;
 pub mod store;
 pub mod token;
 pub mod tokens;
+pub mod uploads;
