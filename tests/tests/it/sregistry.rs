@@ -7,37 +7,7 @@ use shubnet_tests::data::{assert_same_file, kubo_file};
 use shubnet_tests::http::request;
 use shubnet_tests::sregistry::Client;
 
-/// A node that founded a federation as `lab-a` (namespace `lab-a`).
-fn node() -> TestNode {
-    let node = TestNode::start();
-    node.cli(&[
-        "federation",
-        "create",
-        "--name",
-        "Fed",
-        "--institution",
-        "lab-a",
-    ])
-    .ok();
-    node
-}
-
-fn token(node: &TestNode, user: &str, collection: &str, rights: &str) -> String {
-    node.cli(&[
-        "token",
-        "create",
-        "--user",
-        user,
-        "--collection",
-        collection,
-        "--rights",
-        rights,
-    ])
-    .ok()
-    .out()
-    .trim()
-    .to_owned()
-}
+use shubnet_tests::fed::{founded_node as node, user_token as token};
 
 fn manifest(node: &TestNode, path: &str) -> serde_json::Value {
     let r = request("GET", &node.at(&format!("/api/container/{path}")), &[]);
@@ -197,9 +167,20 @@ fn hmac_hex(key: &[u8], msg: &[u8]) -> String {
 }
 
 /// The `Authorization` header the sregistry client would send for `kind` on `c/n:t`.
-fn sign(user: &str, token: &str, kind: &str, (c, n, t): (&str, &str, &str)) -> String {
+fn sign(user: &str, token: &str, kind: &str, r: (&str, &str, &str)) -> String {
+    sign_at(user, token, kind, r, "now")
+}
+
+/// [`sign`] with the timestamp of `when` (a `date -d` expression).
+fn sign_at(
+    user: &str,
+    token: &str,
+    kind: &str,
+    (c, n, t): (&str, &str, &str),
+    when: &str,
+) -> String {
     let out = std::process::Command::new("date")
-        .args(["-u", "+%Y%m%dT%HZ"])
+        .args(["-u", "-d", when, "+%Y%m%dT%HZ"])
         .output()
         .expect("date");
     let ts = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -308,6 +289,26 @@ fn sregistry_truncated_and_oversized_uploads_store_nothing() {
     assert!(
         status.contains(" 403 "),
         "want 403 for a wrong HMAC: {status}"
+    );
+    // A correct signature, but three hours old (only this hour and the last are accepted).
+    let expired = sign_at(
+        "alice",
+        &alice,
+        "upload",
+        ("lab-a", "cut", "v1"),
+        "3 hours ago",
+    );
+    let status = raw_upload(&node, &expired, whole.len() as u64, &whole, false);
+    assert!(
+        status.contains(" 403 "),
+        "want 403 for an expired HMAC: {status}"
+    );
+    // A bad name (sregistry lowercases, but `_` is never allowed in a collection).
+    let bad = multipart("Lab_A", "cut", "v1", &file, true);
+    let status = raw_upload(&node, &auth, bad.len() as u64, &bad, false);
+    assert!(
+        status.contains(" 400 "),
+        "want 400 for a bad name: {status}"
     );
     // A push signature presented for the upload step.
     let push_sig = sign("alice", &alice, "push", ("lab-a", "cut", "v1"));
