@@ -66,6 +66,15 @@ pub struct AppState<B> {
     pub multipart: library::Sessions,
 }
 
+/// The `Content-Length` a request declares, if any: upload routes refuse an oversized body
+/// before reading a byte of it.
+pub(crate) fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
 /// Handlers receive the state behind an `Arc` so cloning per request is cheap.
 pub type SharedState<B> = Arc<AppState<B>>;
 

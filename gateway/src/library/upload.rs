@@ -27,15 +27,20 @@ const UPLOAD_URL_LIFETIME_SECS: u64 = 24 * 3600;
 /// Most uploads remembered between the upload and the tag call.
 const MAX_PENDING: usize = 10_000;
 
+/// An upload remembered in memory: root, size, and when it was stored.
+type Entry = (Cid, u64, std::time::Instant);
+
 /// Uploaded content waiting for its tag call: image id → (root, size). A cache in front of
-/// the backend's record ([`Backend::record_upload`]), which survives restarts.
+/// the backend's record ([`Backend::record_upload`]), which survives restarts; entries expire
+/// with the same bound as the node's records (`GatewayConfig::upload_expiry`), so the cache
+/// never names content the node has already removed.
 #[derive(Debug, Default)]
 pub struct Uploads {
-    done: Mutex<HashMap<String, (Cid, u64)>>,
+    done: Mutex<HashMap<String, Entry>>,
 }
 
 impl Uploads {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Cid, u64)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.done.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -44,7 +49,19 @@ impl Uploads {
         if m.len() >= MAX_PENDING {
             m.clear();
         }
-        m.insert(id, (root, size));
+        m.insert(id, (root, size, std::time::Instant::now()));
+    }
+
+    fn get(&self, id: &str, expiry: std::time::Duration) -> Option<(Cid, u64)> {
+        let mut m = self.lock();
+        match m.get(id) {
+            Some(&(root, size, at)) if at.elapsed() < expiry => Some((root, size)),
+            Some(_) => {
+                m.remove(id);
+                None
+            }
+            None => None,
+        }
     }
 }
 
@@ -53,7 +70,7 @@ async fn lookup<B: Backend>(
     state: &SharedState<B>,
     id: &str,
 ) -> Result<Option<(Cid, u64)>, LibraryError> {
-    let cached = state.uploads.lock().get(id).copied();
+    let cached = state.uploads.get(id, state.config.upload_expiry);
     match cached {
         Some(v) => Ok(Some(v)),
         None => Ok(state.backend.recall_upload(id).await?),
@@ -239,6 +256,13 @@ pub(super) async fn v1_raw<B: Backend + TokenBackend>(
 ) -> Result<Response, LibraryError> {
     let id = image_id(&id)?;
     require(&state.backend, &headers, &id.collection, Right::Push).await?;
+    let limit = state.config.max_upload_bytes;
+    if crate::declared_length(&headers).is_some_and(|len| len > limit) {
+        return Err(LibraryError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("upload exceeds the {limit}-byte limit"),
+        ));
+    }
     receive(&state, &id, body).await?;
     Ok(StatusCode::OK.into_response())
 }

