@@ -108,6 +108,16 @@ impl<T> HeadDeadline<T> {
         self.deadline.as_mut().reset(at);
     }
 
+    /// A response is going out: the next bytes read start the next request. Until they do,
+    /// each write holds the clock back, so a long download is never cut by it.
+    fn wrote(&mut self, n: usize) {
+        if n > 0 {
+            self.phase = Phase::Head { started: false };
+            self.tail = [0; 3];
+            self.restart_clock();
+        }
+    }
+
     /// Scans newly read head bytes; true when they complete the head.
     fn head_done(&mut self, new: &[u8]) -> bool {
         let all = [&self.tail[..], new].concat();
@@ -167,13 +177,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for HeadDeadline<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let n = ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
-        // A response is going out: the next bytes read start the next request. Until they do,
-        // each write holds the clock back, so a long download is never cut by it.
-        if n > 0 {
-            this.phase = Phase::Head { started: false };
-            this.tail = [0; 3];
-            this.restart_clock();
-        }
+        this.wrote(n);
         Poll::Ready(Ok(n))
     }
 
@@ -184,11 +188,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for HeadDeadline<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let n = ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs))?;
-        if n > 0 {
-            this.phase = Phase::Head { started: false };
-            this.tail = [0; 3];
-            this.restart_clock();
-        }
+        this.wrote(n);
         Poll::Ready(Ok(n))
     }
 

@@ -124,7 +124,9 @@ impl PendingUploads {
             let rec = std::fs::read_to_string(entry.path())
                 .ok()
                 .and_then(|t| parse(&t));
-            if rec.is_none_or(|r| r.at <= cutoff) {
+            // Strictly older: `at` is truncated to the second, so this is more than `expiry`
+            // after the upload, never less (the gateway's cache forgets at `expiry` exactly).
+            if rec.is_none_or(|r| r.at < cutoff) {
                 out.push((key, rec));
             }
         }
@@ -175,6 +177,7 @@ mod tests {
                 .expect("list")
                 .is_empty()
         );
+        std::thread::sleep(Duration::from_millis(1100));
         assert_eq!(up.expired(Duration::ZERO).expect("list").len(), 1);
         up.forget("lab-a_tool_00").expect("forget");
         assert_eq!(up.recall("lab-a_tool_00").expect("recall"), None);

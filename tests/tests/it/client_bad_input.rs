@@ -8,8 +8,7 @@ use crate::holdings;
 use shubnet_tests::TestNode;
 use shubnet_tests::data::{kubo_bytes, sha256_hex};
 use shubnet_tests::fed::{found, user_token};
-use shubnet_tests::http::{Response, request};
-use std::io::{Read, Write};
+use shubnet_tests::http::{Response, raw_post, request};
 use std::time::Duration;
 
 fn json(r: &Response) -> serde_json::Value {
@@ -119,27 +118,20 @@ fn traversal_in_any_path_segment_is_refused_and_stores_nothing() {
     assert_eq!(node.cli(&["tags", "--json"]).ok().out().trim(), "[]");
 }
 
-/// Sends `POST path` declaring `declared` bytes, writes `body`, then closes the write side;
-/// returns the status line (empty if the node answered nothing).
+/// `POST path` with a bearer token, declaring `declared` bytes and sending `body`, then
+/// leaving; the status line.
 fn post_raw(node: &TestNode, path: &str, token: &str, declared: usize, body: &[u8]) -> String {
-    let mut s =
-        std::net::TcpStream::connect(node.url().trim_start_matches("http://")).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(60)))
-        .expect("timeout");
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/octet-stream\r\nContent-Length: {declared}\r\n\r\n"
-    );
-    let _ = s.write_all(head.as_bytes());
-    let _ = s.write_all(body);
-    let _ = s.shutdown(std::net::Shutdown::Write);
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string()
+    let auth = format!("Bearer {token}");
+    raw_post(
+        &node.at(path),
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/octet-stream"),
+        ],
+        declared as u64,
+        body,
+        true,
+    )
 }
 
 #[test]

@@ -214,27 +214,16 @@ fn sign_at(
 /// `leave`, then closes the write side as a client that went away; returns the status line the
 /// node answered (if any).
 fn raw_upload(node: &TestNode, auth: &str, declared: u64, body: &[u8], leave: bool) -> String {
-    use std::io::{Read, Write};
-    let host = node.url().trim_start_matches("http://").to_string();
-    let mut s = std::net::TcpStream::connect(&host).expect("connect");
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .expect("timeout");
-    let head = format!(
-        "POST /upload HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAuthorization: {auth}\r\n\
-         Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: {declared}\r\n\r\n"
-    );
-    let _ = s.write_all(head.as_bytes());
-    let _ = s.write_all(body);
-    if leave {
-        let _ = s.shutdown(std::net::Shutdown::Write);
-    }
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string()
+    shubnet_tests::http::raw_post(
+        &node.at("/upload"),
+        &[
+            ("Authorization", auth),
+            ("Content-Type", "multipart/form-data; boundary=XyZ"),
+        ],
+        declared,
+        body,
+        leave,
+    )
 }
 
 fn multipart(collection: &str, name: &str, tag: &str, file: &[u8], close: bool) -> Vec<u8> {
