@@ -23,7 +23,7 @@ use crate::{Backend, BackendError, ByteStream, SharedState};
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, WWW_AUTHENTICATE};
+use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -307,11 +307,7 @@ fn path_cid(path: Result<Path<String>, PathRejection>) -> Result<Cid, AdminError
 
 /// Refuses a body whose declared length is over the limit, before any of it is read.
 pub(crate) fn check_declared_length(headers: &HeaderMap, limit: u64) -> Result<(), AdminError> {
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    match declared {
+    match crate::declared_length(headers) {
         Some(n) if n > limit => Err(AdminError::TooLarge { limit }),
         _ => Ok(()),
     }

@@ -444,6 +444,35 @@ pub trait Backend: Clone + Send + Sync + 'static {
         async {}
     }
 
+    /// Records a library upload that waits for its tag call (`key` is the library image id),
+    /// so the tag call still finds it after a restart, and so content no tag ever claims can be
+    /// unpinned after the node's expiry. The default keeps nothing (the gateway also remembers
+    /// uploads in memory).
+    fn record_upload(
+        &self,
+        key: &str,
+        root: &Cid,
+        size: u64,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send {
+        let _ = (key, root, size);
+        async { Ok(()) }
+    }
+
+    /// The upload [`Backend::record_upload`] recorded under `key`: its root and size.
+    fn recall_upload(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<(Cid, u64)>, BackendError>> + Send {
+        let _ = key;
+        async { Ok(None) }
+    }
+
+    /// Drops the record of an upload a tag now references.
+    fn forget_upload(&self, key: &str) -> impl Future<Output = Result<(), BackendError>> + Send {
+        let _ = key;
+        async { Ok(()) }
+    }
+
     /// True if `token` is this node's admin token. Implementations compare hashes in constant
     /// time and never store the token itself.
     fn check_admin_token(&self, token: &str) -> bool;

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod registry;
 pub mod search;
 pub mod shub;
+pub mod timeouts;
 pub mod tls;
 pub mod tokens;
 pub mod ui;
@@ -34,6 +35,11 @@ pub struct GatewayConfig {
     /// Whether this gateway itself serves HTTPS; absolute URLs it builds (shub `image`) then use
     /// `https` unless a proxy's `X-Forwarded-Proto` says otherwise.
     pub tls: bool,
+    /// Request-head and body-idle timeouts ([`timeouts`]).
+    pub timeouts: timeouts::Timeouts,
+    /// How long a library upload that no tag call claimed stays pinned before the node
+    /// unpins it (the node sweeps; the gateway only records uploads).
+    pub upload_expiry: std::time::Duration,
 }
 
 impl Default for GatewayConfig {
@@ -42,6 +48,8 @@ impl Default for GatewayConfig {
             allow_remote_admin: false,
             max_upload_bytes: 64 * 1024 * 1024 * 1024,
             tls: false,
+            timeouts: timeouts::Timeouts::default(),
+            upload_expiry: std::time::Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -61,6 +69,15 @@ pub struct AppState<B> {
     pub multipart: library::Sessions,
 }
 
+/// The `Content-Length` a request declares, if any: upload routes refuse an oversized body
+/// before reading a byte of it.
+pub(crate) fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
 /// Handlers receive the state behind an `Arc` so cloning per request is cheap.
 pub type SharedState<B> = Arc<AppState<B>>;
 
@@ -72,6 +89,7 @@ pub fn app<B: Backend + tokens::TokenBackend>(backend: B, config: GatewayConfig)
         // Without randomness private download URLs would be guessable; refuse them instead.
         tracing::error!(error = %e, "no OS randomness; private shub download URLs will not verify");
     }
+    let idle = config.timeouts.body_idle;
     let state = Arc::new(AppState {
         backend,
         config,
@@ -95,5 +113,8 @@ pub fn app<B: Backend + tokens::TokenBackend>(backend: B, config: GatewayConfig)
         .route("/metrics", axum::routing::get(metrics::scrape::<B>))
         // Last, so every route above is counted under its matched template.
         .route_layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            timeouts::idle_body(idle, req, next)
+        }))
         .with_state(state)
 }

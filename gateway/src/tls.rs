@@ -123,7 +123,8 @@ impl Listener for TlsListener {
     }
 }
 
-/// The peer address of a TLS connection, as `axum`'s connect info.
+/// The peer address of a connection from a listener other than a plain `TcpListener` (TLS,
+/// [`crate::timeouts::TimeoutListener`]), as `axum`'s connect info.
 #[derive(Debug, Clone, Copy)]
 pub struct TlsPeer(pub SocketAddr);
 
@@ -131,6 +132,18 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsL
     for TlsPeer
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        TlsPeer(*stream.remote_addr())
+    }
+}
+
+impl<L: Listener<Addr = SocketAddr>>
+    axum::extract::connect_info::Connected<
+        axum::serve::IncomingStream<'_, crate::timeouts::TimeoutListener<L>>,
+    > for TlsPeer
+{
+    fn connect_info(
+        stream: axum::serve::IncomingStream<'_, crate::timeouts::TimeoutListener<L>>,
+    ) -> Self {
         TlsPeer(*stream.remote_addr())
     }
 }

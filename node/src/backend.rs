@@ -34,6 +34,8 @@ pub struct NodeBackend {
     usage: Option<crate::usage::UsageStore>,
     /// The slow `/metrics` gauges' refresh state.
     observer: crate::observe::Observer,
+    /// Library uploads waiting for their tag call.
+    uploads: crate::uploads::PendingUploads,
 }
 
 impl NodeBackend {
@@ -63,6 +65,7 @@ impl NodeBackend {
         Self {
             usage,
             observer: crate::observe::Observer::default(),
+            uploads: crate::uploads::PendingUploads::new(store.dir()),
             store,
             registry,
             admin,
@@ -83,6 +86,33 @@ impl NodeBackend {
     /// Download and star counts (for the network's usage announcements).
     pub fn usage_store(&self) -> Option<&crate::usage::UsageStore> {
         self.usage.as_ref()
+    }
+
+    /// Unpins and removes the content of library uploads older than `expiry` that no manifest
+    /// references, and drops their records; returns how many were removed.
+    pub async fn expire_uploads(&self, expiry: std::time::Duration) -> Result<usize, BackendError> {
+        let up = self.uploads.clone();
+        let expired = off_thread(move || up.expired(expiry), io_err).await?;
+        let mut removed = 0;
+        for (key, rec) in expired {
+            if let Some(rec) = rec
+                && reg::content_collections(&self.registry, &self.store, &rec.root)
+                    .await?
+                    .is_empty()
+            {
+                let (s, root) = (self.store.clone(), rec.root);
+                blocking(move || s.unpin(&root)).await?;
+                self.store
+                    .remove_if_unpinned(&rec.root)
+                    .await
+                    .map_err(conv)?;
+                tracing::info!(image = %key, root = %rec.root, "library upload never tagged; removed");
+                removed += 1;
+            }
+            let up = self.uploads.clone();
+            off_thread(move || up.forget(&key), io_err).await?;
+        }
+        Ok(removed)
     }
 
     /// The registry, for the network's sync and gossip.
@@ -230,6 +260,10 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, BackendError> {
     off_thread(f, conv).await
+}
+
+fn io_err(e: std::io::Error) -> BackendError {
+    BackendError::Internal(format!("upload records: {e}"))
 }
 
 fn outcome(cid: Cid, rec: crate::store::tables::RootRecord, pinned: bool) -> AddOutcome {
@@ -464,6 +498,22 @@ impl Backend for NodeBackend {
 
     async fn content_collections(&self, cid: &Cid) -> Result<Vec<String>, BackendError> {
         reg::content_collections(&self.registry, &self.store, cid).await
+    }
+
+    async fn record_upload(&self, key: &str, root: &Cid, size: u64) -> Result<(), BackendError> {
+        let (up, key, root) = (self.uploads.clone(), key.to_owned(), *root);
+        off_thread(move || up.record(&key, &root, size), io_err).await
+    }
+
+    async fn recall_upload(&self, key: &str) -> Result<Option<(Cid, u64)>, BackendError> {
+        let (up, key) = (self.uploads.clone(), key.to_owned());
+        let rec = off_thread(move || up.recall(&key), io_err).await?;
+        Ok(rec.map(|r| (r.root, r.size)))
+    }
+
+    async fn forget_upload(&self, key: &str) -> Result<(), BackendError> {
+        let (up, key) = (self.uploads.clone(), key.to_owned());
+        off_thread(move || up.forget(&key), io_err).await
     }
 
     async fn push_check(&self, reference: &str) -> Result<(), BackendError> {

@@ -23,3 +23,4 @@ pub mod store;
 pub mod token;
 pub mod tokens;
 pub mod usage;
+pub mod uploads;

@@ -125,7 +125,12 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
         None => None,
     };
     let stop = backend.shutdown_token();
+    let _expiry = tokio::spawn(crate::uploads::sweep_forever(
+        backend.clone(),
+        cfg.gateway.upload_expiry,
+    ));
     let gateway_cfg = cfg.gateway.clone();
+    let header_timeout = gateway_cfg.timeouts.header;
     let app = shubnet_gateway::app(backend, gateway_cfg);
     let listener = tokio::net::TcpListener::bind(cfg.http)
         .await
@@ -148,16 +153,19 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
             stop.cancel();
         }
     });
+    // The timeout listener's connections carry their peer as `TlsPeer`; `with_peer_info`
+    // hands it to the admin API's loopback check.
     let http = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        shubnet_gateway::timeouts::TimeoutListener::new(listener, header_timeout),
+        shubnet_gateway::tls::with_peer_info(app)
+            .into_make_service_with_connect_info::<shubnet_gateway::tls::TlsPeer>(),
     )
     .with_graceful_shutdown(stop.clone().cancelled_owned());
     let serving = async {
         match tls {
             Some((listener, tls_app)) => {
                 let https = axum::serve(
-                    listener,
+                    shubnet_gateway::timeouts::TimeoutListener::new(listener, header_timeout),
                     shubnet_gateway::tls::with_peer_info(tls_app)
                         .into_make_service_with_connect_info::<shubnet_gateway::tls::TlsPeer>(),
                 )

@@ -74,6 +74,41 @@ pub fn create_with(node: &TestNode, name: &str, institution: &str, extra: &[&str
     id
 }
 
+/// `node` founds federation `Fed` as institution `lab-a` (publishing `lab-a`), the set-up of
+/// every single-node gateway test; returns the federation id.
+#[track_caller]
+pub fn found(node: &TestNode) -> String {
+    create(node, "Fed", "lab-a")
+}
+
+/// A fresh node that founded `Fed` as `lab-a` ([`found`]).
+#[track_caller]
+pub fn founded_node() -> TestNode {
+    let node = TestNode::start();
+    found(&node);
+    node
+}
+
+/// `shubnet token create --user USER --collection COLLECTION --rights RIGHTS` on `node`; the
+/// token, shown once.
+#[track_caller]
+pub fn user_token(node: &TestNode, user: &str, collection: &str, rights: &str) -> String {
+    node.cli(&[
+        "token",
+        "create",
+        "--user",
+        user,
+        "--collection",
+        collection,
+        "--rights",
+        rights,
+    ])
+    .ok()
+    .out()
+    .trim()
+    .to_owned()
+}
+
 /// `shubnet federation request --institution INST` with `node`'s keys; returns the line.
 #[track_caller]
 pub fn request(node: &TestNode, institution: &str) -> String {
@@ -190,5 +225,19 @@ impl TwoMembers {
             assert_eq!(member_ids(&roster), ["lab-a", "lab-b"], "{roster:#}");
         }
         Self { a, b, id }
+    }
+
+    /// [`TwoMembers::start`], then B restarted dialling A (`--bootstrap`) with a 2 s sync
+    /// interval, and waited for until it serves A's roster: B learns A's tags by gossip and sync
+    /// and can fetch A's content over `/shubnet/fetch/1`. B offers no storage, so placement
+    /// never gives it A's images: it holds one only after serving it.
+    #[track_caller]
+    pub fn connected() -> Self {
+        let mut fed = Self::start();
+        let a_addr = fed.a.p2p_addr();
+        fed.b
+            .set_serve_args(&["--bootstrap", &a_addr, "--sync-interval", "2"], &[]);
+        fed.b.restart();
+        fed
     }
 }

@@ -109,6 +109,41 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Response {
     parse(line, method == "HEAD", &raw)
 }
 
+/// Sends `POST url` with `headers`, declaring `Content-Length: declared` but writing only
+/// `body` (an upload that is truncated, or lies about its size), then, if `leave`, closes the
+/// write side as a client that went away. Returns the node's status line, or `""` if it
+/// answered nothing. Never panics on a cut connection: that is often the point.
+pub fn raw_post(
+    url: &str,
+    headers: &[(&str, &str)],
+    declared: u64,
+    body: &[u8],
+    leave: bool,
+) -> String {
+    let (host, path) = split_url(url);
+    let mut s = TcpStream::connect(&host).unwrap_or_else(|e| panic!("POST {url}: connect: {e}"));
+    s.set_read_timeout(Some(READ_TIMEOUT)).expect("set timeout");
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {declared}\r\n"
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = s.write_all(head.as_bytes());
+    let _ = s.write_all(body);
+    if leave {
+        let _ = s.shutdown(std::net::Shutdown::Write);
+    }
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// `GET url`.
 pub fn get(url: &str) -> Response {
     request("GET", url, &[])

@@ -256,7 +256,11 @@ fn image_json(m: &Manifest, tags: Vec<String>) -> Value {
     json!({
         "id": id.to_string(),
         "hash": format!("sha256.{hex}"),
-        "description": "",
+        // The image's own description label, when its SIF metadata has one.
+        "description": b.metadata.labels.iter()
+            .find(|(k, _)| k.ends_with(".description") || k.as_str() == "description")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or(""),
         "container": ids::container_id(&b.collection, &b.name),
         "size": b.size,
         "uploaded": true,

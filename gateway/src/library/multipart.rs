@@ -6,7 +6,7 @@
 //! client that goes away fails the stream, and the store keeps nothing.
 
 use super::ids::ImageId;
-use super::upload::{check_namespace, image_id, verified_stream};
+use super::upload::{begin, check_url_secret, completed, image_id, verified_stream};
 use super::{LibraryError, require};
 use crate::backend::AddOutcome;
 use crate::shub::{auth, time};
@@ -80,18 +80,10 @@ pub(super) async fn start<B: Backend + TokenBackend>(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, LibraryError> {
-    let image = image_id(&id)?;
-    require(&state.backend, &headers, &image.collection, Right::Push).await?;
-    check_namespace(&state.backend, &image).await?;
     let req: Start = serde_json::from_slice(&body)
         .map_err(|e| LibraryError::bad_request(format!("expected {{filesize}}: {e}")))?;
+    let image = begin(&state, &headers, &id, Some(req.filesize)).await?;
     let limit = state.config.max_upload_bytes;
-    if req.filesize > limit {
-        return Err(LibraryError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("upload exceeds the {limit}-byte limit"),
-        ));
-    }
     if state.multipart.lock().len() >= MAX_SESSIONS {
         return Err(LibraryError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -182,17 +174,12 @@ pub(super) async fn part_put<B: Backend + TokenBackend>(
     Path((uid, part, secret)): Path<(String, u64, String)>,
     body: Body,
 ) -> Result<Response, LibraryError> {
-    if !auth::check_download_secret(
+    check_url_secret(
         &state.url_key,
         &format!("part:{uid}:{part}"),
         &secret,
-        time::unix_now(),
-    ) {
-        return Err(LibraryError::new(
-            StatusCode::FORBIDDEN,
-            "invalid or expired part URL",
-        ));
-    }
+        "part",
+    )?;
     let tx = {
         let mut map = state.multipart.lock();
         let s = map
@@ -283,12 +270,8 @@ pub(super) async fn complete<B: Backend + TokenBackend>(
         .await
         .map_err(|e| LibraryError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(super::upload::upload_error)?;
-    super::upload::remember(&state, &image, &out)?;
-    Ok(Json(json!({ "data": {
-        "quota": { "quotaTotal": 0, "quotaUsage": 0 },
-        "containerUrl": format!("{}/{}", image.collection, image.name),
-    } }))
-    .into_response())
+    super::upload::remember(&state, &image, &out).await?;
+    Ok(completed(&image))
 }
 
 /// `PUT /v2/imagefile/<id>/_multipart_abort`.

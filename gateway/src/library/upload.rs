@@ -27,24 +27,53 @@ const UPLOAD_URL_LIFETIME_SECS: u64 = 24 * 3600;
 /// Most uploads remembered between the upload and the tag call.
 const MAX_PENDING: usize = 10_000;
 
-/// Uploaded content waiting for its tag call: image id → (root, size).
+/// An upload remembered in memory: root, size, and when it was stored.
+type Entry = (Cid, u64, std::time::Instant);
+
+/// Uploaded content waiting for its tag call: image id → (root, size). A cache in front of
+/// the backend's record ([`Backend::record_upload`]), which survives restarts; entries expire
+/// with the same bound as the node's records (`GatewayConfig::upload_expiry`), so the cache
+/// never names content the node has already removed.
 #[derive(Debug, Default)]
 pub struct Uploads {
-    done: Mutex<HashMap<String, (Cid, u64)>>,
+    done: Mutex<HashMap<String, Entry>>,
 }
 
 impl Uploads {
-    pub(super) fn insert(&self, id: String, root: Cid, size: u64) {
-        let mut m = self.done.lock().unwrap_or_else(|p| p.into_inner());
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.done.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn insert(&self, id: String, root: Cid, size: u64) {
+        let mut m = self.lock();
         if m.len() >= MAX_PENDING {
             m.clear();
         }
-        m.insert(id, (root, size));
+        m.insert(id, (root, size, std::time::Instant::now()));
     }
 
-    fn get(&self, id: &str) -> Option<(Cid, u64)> {
-        let m = self.done.lock().unwrap_or_else(|p| p.into_inner());
-        m.get(id).copied()
+    fn get(&self, id: &str, expiry: std::time::Duration) -> Option<(Cid, u64)> {
+        let mut m = self.lock();
+        match m.get(id) {
+            Some(&(root, size, at)) if at.elapsed() < expiry => Some((root, size)),
+            Some(_) => {
+                m.remove(id);
+                None
+            }
+            None => None,
+        }
+    }
+}
+
+/// The stored upload for image `id`: from memory, else from the backend's record.
+async fn lookup<B: Backend>(
+    state: &SharedState<B>,
+    id: &str,
+) -> Result<Option<(Cid, u64)>, LibraryError> {
+    let cached = state.uploads.get(id, state.config.upload_expiry);
+    match cached {
+        Some(v) => Ok(Some(v)),
+        None => Ok(state.backend.recall_upload(id).await?),
     }
 }
 
@@ -144,7 +173,7 @@ async fn receive<B: Backend + TokenBackend>(
     check_namespace(&state.backend, id).await?;
     let stream = verified(body, id.sha256, state.config.max_upload_bytes);
     let out = state.backend.add(stream).await.map_err(upload_error)?;
-    remember(state, id, &out)
+    remember(state, id, &out).await
 }
 
 /// A failed upload's error: a sha256 mismatch is the client's (400).
@@ -155,17 +184,67 @@ pub(super) fn upload_error(e: crate::BackendError) -> LibraryError {
     }
 }
 
-/// Records stored content for the tag call.
-pub(super) fn remember<B: Backend>(
+/// Records stored content for the tag call, in memory and in the backend.
+pub(super) async fn remember<B: Backend>(
     state: &SharedState<B>,
     id: &ImageId,
     out: &crate::backend::AddOutcome,
 ) -> Result<(), LibraryError> {
     let root = shubnet_protocol::cid::parse(&out.cid)
         .map_err(|e| LibraryError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    state.uploads.insert(id.to_string(), root, out.size);
+    let key = id.to_string();
+    state.backend.record_upload(&key, &root, out.size).await?;
+    state.uploads.insert(key, root, out.size);
     tracing::info!(image = %id, %root, size = out.size, "library upload stored");
     Ok(())
+}
+
+/// The checks before a v2 upload (single or multipart) may start: a valid image id, the push
+/// right, a namespace this node publishes, and a declared size within the limit.
+pub(super) async fn begin<B: Backend + TokenBackend>(
+    state: &SharedState<B>,
+    headers: &HeaderMap,
+    id: &str,
+    filesize: Option<u64>,
+) -> Result<ImageId, LibraryError> {
+    let image = image_id(id)?;
+    require(&state.backend, headers, &image.collection, Right::Push).await?;
+    check_namespace(&state.backend, &image).await?;
+    let limit = state.config.max_upload_bytes;
+    if filesize.is_some_and(|s| s > limit) {
+        return Err(LibraryError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("upload exceeds the {limit}-byte limit"),
+        ));
+    }
+    Ok(image)
+}
+
+/// 403 unless `secret` is this gateway's unexpired signature of `purpose` (the URLs it hands
+/// out for credential-less PUTs).
+pub(super) fn check_url_secret(
+    key: &[u8; 32],
+    purpose: &str,
+    secret: &str,
+    what: &str,
+) -> Result<(), LibraryError> {
+    if auth::check_download_secret(key, purpose, secret, time::unix_now()) {
+        Ok(())
+    } else {
+        Err(LibraryError::new(
+            StatusCode::FORBIDDEN,
+            format!("invalid or expired {what} URL"),
+        ))
+    }
+}
+
+/// The answer to a completed upload (`_complete`, `_multipart_complete`).
+pub(super) fn completed(image: &ImageId) -> Response {
+    Json(json!({ "data": {
+        "quota": { "quotaTotal": 0, "quotaUsage": 0 },
+        "containerUrl": format!("{}/{}", image.collection, image.name),
+    } }))
+    .into_response()
 }
 
 /// `POST /v1/imagefile/<imageID>`: the raw SIF as the body.
@@ -177,6 +256,13 @@ pub(super) async fn v1_raw<B: Backend + TokenBackend>(
 ) -> Result<Response, LibraryError> {
     let id = image_id(&id)?;
     require(&state.backend, &headers, &id.collection, Right::Push).await?;
+    let limit = state.config.max_upload_bytes;
+    if crate::declared_length(&headers).is_some_and(|len| len > limit) {
+        return Err(LibraryError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("upload exceeds the {limit}-byte limit"),
+        ));
+    }
     receive(&state, &id, body).await?;
     Ok(StatusCode::OK.into_response())
 }
@@ -199,18 +285,9 @@ pub(super) async fn v2_request<B: Backend + TokenBackend>(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, LibraryError> {
-    let image = image_id(&id)?;
-    require(&state.backend, &headers, &image.collection, Right::Push).await?;
-    check_namespace(&state.backend, &image).await?;
     let req: UploadRequest = serde_json::from_slice(&body)
         .map_err(|e| LibraryError::bad_request(format!("invalid JSON: {e}")))?;
-    let limit = state.config.max_upload_bytes;
-    if req.filesize.is_some_and(|s| s > limit) {
-        return Err(LibraryError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("upload exceeds the {limit}-byte limit"),
-        ));
-    }
+    begin(&state, &headers, &id, req.filesize).await?;
     let base = crate::shub::external_base(&headers, state.config.tls)
         .map_err(|_| LibraryError::bad_request("invalid Host header"))?;
     let secret = upload_secret(
@@ -230,17 +307,7 @@ pub(super) async fn v2_put<B: Backend + TokenBackend>(
     Path((id, secret)): Path<(String, String)>,
     body: Body,
 ) -> Result<Response, LibraryError> {
-    if !auth::check_download_secret(
-        &state.url_key,
-        &format!("upload:{id}"),
-        &secret,
-        time::unix_now(),
-    ) {
-        return Err(LibraryError::new(
-            StatusCode::FORBIDDEN,
-            "invalid or expired upload URL",
-        ));
-    }
+    check_url_secret(&state.url_key, &format!("upload:{id}"), &secret, "upload")?;
     let image = image_id(&id)?;
     receive(&state, &image, body).await?;
     Ok(StatusCode::OK.into_response())
@@ -254,14 +321,10 @@ pub(super) async fn v2_complete<B: Backend + TokenBackend>(
 ) -> Result<Response, LibraryError> {
     let image = image_id(&id)?;
     require(&state.backend, &headers, &image.collection, Right::Push).await?;
-    if state.uploads.get(&id).is_none() {
+    if lookup(&state, &id).await?.is_none() {
         return Err(LibraryError::not_found(format!("no upload for image {id}")));
     }
-    Ok(Json(json!({ "data": {
-        "quota": { "quotaTotal": 0, "quotaUsage": 0 },
-        "containerUrl": format!("{}/{}", image.collection, image.name),
-    } }))
-    .into_response())
+    Ok(completed(&image))
 }
 
 /// tag → image id of a container's live tags.
@@ -338,7 +401,7 @@ async fn set_tag<B: Backend + TokenBackend>(
     let r = shubnet_protocol::reference::Reference::new(&image.collection, &image.name, &req.tag)
         .map_err(|e| LibraryError::bad_request(format!("invalid tag: {e}")))?;
     let info = require(&state.backend, headers, &r.collection, Right::Push).await?;
-    let (root, size) = match state.uploads.get(&req.image_id) {
+    let (root, size) = match lookup(state, &req.image_id).await? {
         Some(v) => v,
         None => {
             let m = find_by_hash(
@@ -368,6 +431,11 @@ async fn set_tag<B: Backend + TokenBackend>(
             other => other.into(),
         })?;
     tracing::info!(reference = %out.reference, user = %info.user, "tagged through the library API");
+    // A tag references the content now: it no longer waits to expire.
+    state.uploads.lock().remove(&req.image_id);
+    if let Err(e) = state.backend.forget_upload(&req.image_id).await {
+        tracing::warn!(image = %req.image_id, error = %e, "could not drop the upload record");
+    }
     Ok(StatusCode::OK.into_response())
 }
 

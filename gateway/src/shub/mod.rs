@@ -256,8 +256,11 @@ pub(crate) struct AppStateRef<'a> {
     url_key: &'a [u8; 32],
 }
 
-/// The manifest metadata a client may show: the SIF summary recorded at push.
+/// The manifest metadata a client may show: the SIF summary signed into the manifest at push
+/// (architecture, labels, definition file, runscript, environment, help, and which of those
+/// were shortened to fit), plus where the content is.
 fn metadata_json(m: &Manifest) -> Value {
+    use shubnet_protocol::sif as sifmeta;
     let md = &m.body.metadata;
     json!({
         "arch": md.arch,
@@ -265,6 +268,9 @@ fn metadata_json(m: &Manifest) -> Value {
         "deffile": md.deffile,
         "runscript": md.runscript,
         "environment": md.environment,
+        "help": sifmeta::help(md),
+        "truncated": sifmeta::truncated(md),
+        "media_type": m.body.media_type,
         "size": m.body.size,
         "root": m.body.root.map(|c| c.to_string()),
         "manifest": m.cid().to_string(),

@@ -100,10 +100,7 @@ pub(super) async fn upload<B: Backend + TokenBackend>(
     body: Body,
 ) -> Result<Response, ShubError> {
     let limit = state.config.max_upload_bytes;
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
+    if let Some(len) = crate::declared_length(&headers)
         && len > limit.saturating_add(MULTIPART_OVERHEAD)
     {
         return Err(ShubError::new(

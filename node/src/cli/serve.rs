@@ -51,6 +51,17 @@ pub struct ServeArgs {
     /// Largest upload accepted, in bytes [default: 64 GiB].
     #[arg(long, env = "SHUBNET_MAX_UPLOAD", value_name = "BYTES")]
     pub max_upload: Option<u64>,
+    /// Seconds a client may take to send a request's head before the connection is closed
+    /// [default: 30].
+    #[arg(long, env = "SHUBNET_HEADER_TIMEOUT", value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout: Option<u64>,
+    /// Seconds an upload's body may send nothing before the upload is cut [default: 60].
+    #[arg(long, env = "SHUBNET_BODY_IDLE_TIMEOUT", value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_idle_timeout: Option<u64>,
+    /// Seconds a library upload may wait for its tag call before its content is unpinned
+    /// [default: 86400].
+    #[arg(long, env = "SHUBNET_UPLOAD_EXPIRY", value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub upload_expiry: Option<u64>,
     /// PEM certificate chain: also serve the gateway over HTTPS on --https (with --tls-key).
     #[arg(
         long,
@@ -148,6 +159,14 @@ pub fn run(a: ServeArgs) -> Result<()> {
                 .or(file.http.max_upload_bytes)
                 .unwrap_or(64 * 1024 * 1024 * 1024),
             tls: false,
+            timeouts: shubnet_gateway::timeouts::Timeouts {
+                header: secs(a.header_timeout.or(file.http.header_timeout_secs), 30),
+                body_idle: secs(a.body_idle_timeout.or(file.http.body_idle_timeout_secs), 60),
+            },
+            upload_expiry: secs(
+                a.upload_expiry.or(file.http.library_upload_expiry_secs),
+                24 * 3600,
+            ),
         },
         tls: a
             .tls_cert
@@ -169,6 +188,11 @@ pub fn run(a: ServeArgs) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(server::run(cfg))
+}
+
+/// `value` seconds (at least 1), or `default`.
+fn secs(value: Option<u64>, default: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(value.unwrap_or(default).max(1))
 }
 
 /// The flag's values if any were given, else the file's, else `None` (the default applies).

@@ -109,6 +109,15 @@ pub struct HttpConfig {
     /// Largest upload, bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_upload_bytes: Option<u64>,
+    /// Seconds a request head may take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds an upload body may stall.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_idle_timeout_secs: Option<u64>,
+    /// Seconds an untagged library upload stays pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub library_upload_expiry_secs: Option<u64>,
     /// PEM certificate chain for HTTPS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_cert: Option<String>,

@@ -81,6 +81,36 @@ pub const OPTIONS: &[Opt] = &[
     },
     Opt {
         section: "http",
+        key: "header_timeout_secs",
+        kind: Kind::Integer,
+        default: "30",
+        env: "SHUBNET_HEADER_TIMEOUT",
+        flag: Some("--header-timeout"),
+        doc: "Seconds a client may take to send a request's head (method, path, headers); a \
+              slower connection (slowloris) is closed.",
+    },
+    Opt {
+        section: "http",
+        key: "body_idle_timeout_secs",
+        kind: Kind::Integer,
+        default: "60",
+        env: "SHUBNET_BODY_IDLE_TIMEOUT",
+        flag: Some("--body-idle-timeout"),
+        doc: "Seconds an upload's body may send nothing before the upload is cut and its partial \
+              content removed.",
+    },
+    Opt {
+        section: "http",
+        key: "library_upload_expiry_secs",
+        kind: Kind::Integer,
+        default: "86400",
+        env: "SHUBNET_UPLOAD_EXPIRY",
+        flag: Some("--upload-expiry"),
+        doc: "Seconds a library upload (`apptainer push`) may wait for its tag call; content no \
+              tag references by then is unpinned and removed.",
+    },
+    Opt {
+        section: "http",
         key: "tls_cert",
         kind: Kind::Text,
         default: "unset (plain HTTP)",

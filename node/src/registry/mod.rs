@@ -551,11 +551,17 @@ impl Registry {
     /// Logs and indexes a verified manifest; `head` makes it the tag's head (false for an
     /// older version learnt later by sync). The caller flushes.
     fn store_manifest(&self, m: &Manifest, head: bool) -> Result<()> {
-        let b = &m.body;
         let cid = m.cid();
         let bytes = m.encode();
         log::write(&self.inner.dir.log(), &format!("{cid}.manifest"), &bytes)
             .map_err(io("writing the manifest to log/"))?;
+        self.index_manifest(m, bytes, head)
+    }
+
+    /// Indexes a manifest whose `log/` file is already durable (see [`Self::store_manifest`]).
+    fn index_manifest(&self, m: &Manifest, bytes: Vec<u8>, head: bool) -> Result<()> {
+        let b = &m.body;
+        let cid = m.cid();
         self.inner
             .manifests
             .insert(cid.to_bytes(), bytes)

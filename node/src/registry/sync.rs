@@ -127,6 +127,13 @@ impl Registry {
         let verifier = Verifier::new(&roster, &id);
         batch.sort_by_key(|m| m.body.seq);
         let mut report = BatchReport::default();
+        // Decide every manifest first, against the index plus what this batch accepted before
+        // it (a chain of one tag may arrive in one batch); then write their log files in one
+        // durable round; only then index them, so the index never names a manifest that is
+        // not in log/.
+        let mut heads: std::collections::HashMap<String, Manifest> = Default::default();
+        let mut accepted: Vec<Manifest> = Vec::new();
+        let mut seen: std::collections::HashSet<Cid> = Default::default();
         for m in batch {
             let cid = m.cid();
             if let Err(e) = verifier.verify(&m) {
@@ -135,15 +142,21 @@ impl Registry {
                 report.refused.push((cid, e));
                 continue;
             }
-            if self.has_manifest(&cid)? {
+            if seen.contains(&cid) || self.has_manifest(&cid)? {
                 report.known += 1;
                 continue;
             }
             let b = &m.body;
-            let head = self.head(&b.collection, &b.name, &b.tag)?;
+            let key = format!("{}/{}:{}", b.collection, b.name, b.tag);
+            let head = match heads.get(&key) {
+                Some(h) => Some(h.clone()),
+                None => self.head(&b.collection, &b.name, &b.tag)?,
+            };
             match check_succession(head.as_ref(), &m) {
                 Ok(()) => {
-                    self.store_manifest(&m, true)?;
+                    heads.insert(key, m.clone());
+                    seen.insert(cid);
+                    accepted.push(m);
                     report.accepted += 1;
                 }
                 Err(ManifestError::AlreadyKnown) => report.known += 1,
@@ -153,6 +166,15 @@ impl Registry {
                     report.refused.push((cid, e));
                 }
             }
+        }
+        let files: Vec<(String, Vec<u8>)> = accepted
+            .iter()
+            .map(|m| (format!("{}.manifest", m.cid()), m.encode()))
+            .collect();
+        super::log::write_many(&self.inner.dir.log(), &files)
+            .map_err(|e| RegistryError::Io(format!("writing manifests to log/: {e}")))?;
+        for (m, (_, bytes)) in accepted.iter().zip(files) {
+            self.index_manifest(m, bytes, true)?;
         }
         self.inner.heads.flush().map_err(db)?;
         Ok(report)

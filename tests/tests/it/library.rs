@@ -10,31 +10,8 @@ use shubnet_tests::http::{get, request};
 use shubnet_tests::sregistry::Client;
 
 fn node_with_token() -> (TestNode, String) {
-    let node = TestNode::start();
-    node.cli(&[
-        "federation",
-        "create",
-        "--name",
-        "Fed",
-        "--institution",
-        "lab-a",
-    ])
-    .ok();
-    let token = node
-        .cli(&[
-            "token",
-            "create",
-            "--user",
-            "alice",
-            "--collection",
-            "lab-a",
-            "--rights",
-            "pull,push",
-        ])
-        .ok()
-        .out()
-        .trim()
-        .to_owned();
+    let node = shubnet_tests::fed::founded_node();
+    let token = shubnet_tests::fed::user_token(&node, "alice", "lab-a", "pull,push");
     (node, token)
 }
 
@@ -246,19 +223,7 @@ fn library_bad_uploads_store_nothing() {
     // A token without the push right, and no token.
     let (sha, _) = sha256_file(&image);
     let id = format!("lab-a_tool_{sha}");
-    let puller = node
-        .cli(&[
-            "token",
-            "create",
-            "--user",
-            "p",
-            "--collection",
-            "lab-a",
-            "--rights",
-            "pull",
-        ])
-        .ok()
-        .out();
+    let puller = shubnet_tests::fed::user_token(&node, "p", "lab-a", "pull");
     let (code, _) = curl_post(
         &node.at(&format!("/v1/imagefile/{id}")),
         puller.trim(),
@@ -278,19 +243,7 @@ fn library_bad_uploads_store_nothing() {
         !r.status.success(),
         "upload with a wrong token succeeded\n{r}"
     );
-    let eve = node
-        .cli(&[
-            "token",
-            "create",
-            "--user",
-            "eve",
-            "--collection",
-            "lab-b",
-            "--rights",
-            "push",
-        ])
-        .ok()
-        .out();
+    let eve = shubnet_tests::fed::user_token(&node, "eve", "lab-b", "push");
     let r = golib::run(
         node.url(),
         eve.trim(),

@@ -131,6 +131,12 @@ mod sregistry;
 /// Apptainer's library client (Go) and the library API (issue 5).
 mod library;
 
+/// Traversal in every path segment; truncated and oversized library uploads (issue 5).
+mod client_bad_input;
+/// Every client pull of issue 5 served by a member that did not hold the image (on-demand).
+mod gateway_fed;
+/// Request-head and body-idle timeouts; library uploads that are never tagged expire.
+mod gateway_limits;
 /// `serve --tls-cert/--tls-key`: HTTPS with rustls (issue 5).
 mod tls;
 

@@ -18,15 +18,7 @@ fn private_collections_need_a_pull_token() {
     let dir = tempfile::tempdir().expect("tempdir");
     let image = dir.path().join("image.sif");
     std::fs::write(&image, shubnet_tests::data::kubo_bytes("private", 700_000)).expect("write");
-    node.cli(&[
-        "federation",
-        "create",
-        "--name",
-        "Fed",
-        "--institution",
-        "lab-a",
-    ])
-    .ok();
+    shubnet_tests::fed::found(&node);
     node.cli(&["push", image.to_str().expect("utf8"), "lab-a/secret:1"])
         .ok();
     node.cli(&["collection", "set-private", "lab-a"]).ok();
@@ -65,19 +57,7 @@ fn private_collections_need_a_pull_token() {
     assert!(!out.exists());
 
     // A token for another collection, or without the pull right, does not open it.
-    let other = node
-        .cli(&[
-            "token",
-            "create",
-            "--user",
-            "eve",
-            "--collection",
-            "lab-b",
-            "--rights",
-            "pull",
-        ])
-        .ok()
-        .out();
+    let other = shubnet_tests::fed::user_token(&node, "eve", "lab-b", "pull");
     node.cli(&[
         "pull",
         "lab-a/secret:1",
@@ -88,19 +68,7 @@ fn private_collections_need_a_pull_token() {
     ])
     .fails()
     .stderr_mentions("does not cover");
-    let push_only = node
-        .cli(&[
-            "token",
-            "create",
-            "--user",
-            "eve",
-            "--collection",
-            "lab-a",
-            "--rights",
-            "push",
-        ])
-        .ok()
-        .out();
+    let push_only = shubnet_tests::fed::user_token(&node, "eve", "lab-a", "push");
     node.cli(&[
         "pull",
         "lab-a/secret:1",
@@ -114,19 +82,7 @@ fn private_collections_need_a_pull_token() {
     assert!(!out.exists());
 
     // The right token pulls the exact bytes.
-    let bob = node
-        .cli(&[
-            "token",
-            "create",
-            "--user",
-            "bob",
-            "--collection",
-            "lab-a",
-            "--rights",
-            "pull",
-        ])
-        .ok()
-        .out();
+    let bob = shubnet_tests::fed::user_token(&node, "bob", "lab-a", "pull");
     node.cli(&[
         "pull",
         "lab-a/secret:1",
@@ -201,31 +157,11 @@ fn tokens_and_privacy_survive_the_loss_of_the_index() {
         shubnet_tests::data::kubo_bytes("private-2", 300_000),
     )
     .expect("write");
-    node.cli(&[
-        "federation",
-        "create",
-        "--name",
-        "Fed",
-        "--institution",
-        "lab-a",
-    ])
-    .ok();
+    shubnet_tests::fed::found(&node);
     node.cli(&["push", image.to_str().expect("utf8"), "lab-a/secret:1"])
         .ok();
     node.cli(&["collection", "set-private", "lab-a"]).ok();
-    let bob = node
-        .cli(&[
-            "token",
-            "create",
-            "--user",
-            "bob",
-            "--collection",
-            "lab-a",
-            "--rights",
-            "pull",
-        ])
-        .ok()
-        .out();
+    let bob = shubnet_tests::fed::user_token(&node, "bob", "lab-a", "pull");
     node.stop();
     std::fs::remove_dir_all(node.data_dir().join("index")).expect("rm index");
     node.restart();

@@ -29,16 +29,7 @@ fn local(node: &TestNode, url: &str) -> String {
 
 #[test]
 fn shub_flow_manifest_then_image() {
-    let node = TestNode::start();
-    node.cli(&[
-        "federation",
-        "create",
-        "--name",
-        "Fed",
-        "--institution",
-        "lab-a",
-    ])
-    .ok();
+    let node = shubnet_tests::fed::founded_node();
     let tmp = crate::tmpdir();
     let v1 = kubo_bytes("shub-v1", 900_000);
     push(&node, tmp.path(), "lab-a/tools:latest", &v1);
@@ -181,16 +172,7 @@ fn shub_flow_manifest_then_image() {
 
 #[test]
 fn shub_bad_input() {
-    let node = TestNode::start();
-    node.cli(&[
-        "federation",
-        "create",
-        "--name",
-        "Fed",
-        "--institution",
-        "lab-a",
-    ])
-    .ok();
+    let node = shubnet_tests::fed::founded_node();
     // Bad names and traversal attempts in every segment: 400 with a DRF detail.
     for path in [
         "lab_a/tools:latest",

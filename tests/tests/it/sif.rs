@@ -118,6 +118,28 @@ fn pushed_sif_metadata_is_signed_into_the_manifest_and_shown_by_inspect() {
     assert_eq!(v["environment"], want_env.as_str());
     assert_eq!(v["help"], "Runs blastn.\n");
     assert_eq!(v["labels"]["maintainer"], "lab-a");
+    // The shub API's `metadata` carries the same signed summary (what `sregistry` and web
+    // clients show), and the library image object its architecture.
+    let r = shubnet_tests::http::get(&node.at("/api/container/lab-a/blast:2.14"));
+    r.expect_status(200);
+    let shub: Value = serde_json::from_slice(&r.body).expect("shub JSON");
+    let sm = &shub["metadata"];
+    assert_eq!(sm["arch"], "amd64", "{shub:#}");
+    assert_eq!(sm["deffile"], DEF, "{shub:#}");
+    assert_eq!(sm["runscript"], RUNSCRIPT, "{shub:#}");
+    assert_eq!(sm["environment"], want_env.as_str(), "{shub:#}");
+    assert_eq!(sm["help"], "Runs blastn.\n", "{shub:#}");
+    assert_eq!(sm["media_type"], MEDIA_TYPE_SIF, "{shub:#}");
+    assert_eq!(
+        serde_json::from_value::<BTreeMap<String, String>>(sm["labels"].clone()).expect("labels"),
+        md.labels,
+        "{shub:#}"
+    );
+    assert_eq!(sm["manifest"], cid.as_str(), "{shub:#}");
+    let r = shubnet_tests::http::get(&node.at("/v1/images/lab-a/blast:2.14"));
+    r.expect_status(200);
+    let lib: Value = serde_json::from_slice(&r.body).expect("library JSON");
+    assert_eq!(lib["data"]["arch"], "amd64", "{lib:#}");
     let text = node.cli(&["inspect", "lab-a/blast:2.14"]).ok().out();
     for needle in [
         "arch:       amd64",

@@ -7,37 +7,7 @@ use shubnet_tests::data::{assert_same_file, kubo_file};
 use shubnet_tests::http::request;
 use shubnet_tests::sregistry::Client;
 
-/// A node that founded a federation as `lab-a` (namespace `lab-a`).
-fn node() -> TestNode {
-    let node = TestNode::start();
-    node.cli(&[
-        "federation",
-        "create",
-        "--name",
-        "Fed",
-        "--institution",
-        "lab-a",
-    ])
-    .ok();
-    node
-}
-
-fn token(node: &TestNode, user: &str, collection: &str, rights: &str) -> String {
-    node.cli(&[
-        "token",
-        "create",
-        "--user",
-        user,
-        "--collection",
-        collection,
-        "--rights",
-        rights,
-    ])
-    .ok()
-    .out()
-    .trim()
-    .to_owned()
-}
+use shubnet_tests::fed::{founded_node as node, user_token as token};
 
 fn manifest(node: &TestNode, path: &str) -> serde_json::Value {
     let r = request("GET", &node.at(&format!("/api/container/{path}")), &[]);
@@ -197,9 +167,20 @@ fn hmac_hex(key: &[u8], msg: &[u8]) -> String {
 }
 
 /// The `Authorization` header the sregistry client would send for `kind` on `c/n:t`.
-fn sign(user: &str, token: &str, kind: &str, (c, n, t): (&str, &str, &str)) -> String {
+fn sign(user: &str, token: &str, kind: &str, r: (&str, &str, &str)) -> String {
+    sign_at(user, token, kind, r, "now")
+}
+
+/// [`sign`] with the timestamp of `when` (a `date -d` expression).
+fn sign_at(
+    user: &str,
+    token: &str,
+    kind: &str,
+    (c, n, t): (&str, &str, &str),
+    when: &str,
+) -> String {
     let out = std::process::Command::new("date")
-        .args(["-u", "+%Y%m%dT%HZ"])
+        .args(["-u", "-d", when, "+%Y%m%dT%HZ"])
         .output()
         .expect("date");
     let ts = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -233,27 +214,16 @@ fn sign(user: &str, token: &str, kind: &str, (c, n, t): (&str, &str, &str)) -> S
 /// `leave`, then closes the write side as a client that went away; returns the status line the
 /// node answered (if any).
 fn raw_upload(node: &TestNode, auth: &str, declared: u64, body: &[u8], leave: bool) -> String {
-    use std::io::{Read, Write};
-    let host = node.url().trim_start_matches("http://").to_string();
-    let mut s = std::net::TcpStream::connect(&host).expect("connect");
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .expect("timeout");
-    let head = format!(
-        "POST /upload HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAuthorization: {auth}\r\n\
-         Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: {declared}\r\n\r\n"
-    );
-    let _ = s.write_all(head.as_bytes());
-    let _ = s.write_all(body);
-    if leave {
-        let _ = s.shutdown(std::net::Shutdown::Write);
-    }
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string()
+    shubnet_tests::http::raw_post(
+        &node.at("/upload"),
+        &[
+            ("Authorization", auth),
+            ("Content-Type", "multipart/form-data; boundary=XyZ"),
+        ],
+        declared,
+        body,
+        leave,
+    )
 }
 
 fn multipart(collection: &str, name: &str, tag: &str, file: &[u8], close: bool) -> Vec<u8> {
@@ -308,6 +278,26 @@ fn sregistry_truncated_and_oversized_uploads_store_nothing() {
     assert!(
         status.contains(" 403 "),
         "want 403 for a wrong HMAC: {status}"
+    );
+    // A correct signature, but three hours old (only this hour and the last are accepted).
+    let expired = sign_at(
+        "alice",
+        &alice,
+        "upload",
+        ("lab-a", "cut", "v1"),
+        "3 hours ago",
+    );
+    let status = raw_upload(&node, &expired, whole.len() as u64, &whole, false);
+    assert!(
+        status.contains(" 403 "),
+        "want 403 for an expired HMAC: {status}"
+    );
+    // A bad name (sregistry lowercases, but `_` is never allowed in a collection).
+    let bad = multipart("Lab_A", "cut", "v1", &file, true);
+    let status = raw_upload(&node, &auth, bad.len() as u64, &bad, false);
+    assert!(
+        status.contains(" 400 "),
+        "want 400 for a bad name: {status}"
     );
     // A push signature presented for the upload step.
     let push_sig = sign("alice", &alice, "push", ("lab-a", "cut", "v1"));
