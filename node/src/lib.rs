@@ -22,5 +22,5 @@ pub mod server;
 pub mod store;
 pub mod token;
 pub mod tokens;
-pub mod usage;
 pub mod uploads;
+pub mod usage;
