@@ -171,8 +171,17 @@ fn library_truncated_and_oversized_uploads_store_nothing() {
         format!("/v2/imagefile/{big_id}"),
         format!("/v2/imagefile/{big_id}/_multipart"),
     ] {
+        // A complete request (the client waits for the answer without half-closing, as real
+        // clients do: hyper closes a connection whose reader sees EOF before it answered).
         let body = format!("{{\"filesize\": {}}}", big.len());
-        let status = post_raw(&node, &path, &token, body.len(), body.as_bytes());
+        let auth = format!("Bearer {token}");
+        let status = raw_post(
+            &node.at(&path),
+            &[("Authorization", &auth), ("Content-Type", "application/json")],
+            body.len() as u64,
+            body.as_bytes(),
+            false,
+        );
         assert!(status.contains(" 413 "), "{path}: want 413, got {status:?}");
     }
 
