@@ -177,7 +177,10 @@ fn library_truncated_and_oversized_uploads_store_nothing() {
         let auth = format!("Bearer {token}");
         let status = raw_post(
             &node.at(&path),
-            &[("Authorization", &auth), ("Content-Type", "application/json")],
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
             body.len() as u64,
             body.as_bytes(),
             false,

@@ -49,6 +49,8 @@ pub const STREAMS_PER_HOLDER: usize = 2;
 pub const MAX_FAILURES: u32 = 30;
 /// Pause before retrying a broken stream.
 const RETRY_DELAY: Duration = Duration::from_millis(200);
+/// How long a fetch waits for a first peer when none is connected (a reconnect in progress).
+const RECONNECT_WAIT: Duration = Duration::from_secs(5);
 /// How often a partial holder is asked `Have` again when it has nothing we still need.
 const REFRESH: Duration = Duration::from_millis(250);
 /// Most dag-pb nodes accepted for one DAG.
@@ -334,8 +336,10 @@ impl FetchClient {
         root: Cid,
         holders: Vec<PeerId>,
     ) -> Result<Vec<(PeerId, Holding)>, FetchError> {
+        let named = !holders.is_empty();
         let mut candidates = holders;
-        if candidates.is_empty() {
+        let deadline = tokio::time::Instant::now() + RECONNECT_WAIT;
+        while !named && candidates.is_empty() {
             // Announced holders first, then every connected peer: announcements can lag (a
             // copy finished a moment ago) or be stale (a holder lost its disk).
             candidates = self.peers.holders_of(&root);
@@ -343,6 +347,17 @@ impl FetchClient {
                 if !candidates.contains(&p) {
                     candidates.push(p);
                 }
+            }
+            // Nobody yet: a node that just started, or whose connection just dropped, is
+            // usually reconnecting; give that a moment before giving up.
+            // A node that never saw a peer has nobody to wait for.
+            if candidates.is_empty()
+                && tokio::time::Instant::now() < deadline
+                && !self.peers.snapshot().is_empty()
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            } else {
+                break;
             }
         }
         if candidates.is_empty() {
