@@ -15,7 +15,7 @@
 #
 # Usage: bash bench/ui.sh       (as root: installs nginx and wrk with apt if missing)
 # Env:   IMAGES=100000 THREADS=2 CONNS=16 DURATION=10s BENCH_DIR=/var/tmp BENCH_STRICT=1
-#        CARGO_TARGET_DIR as for cargo; SHUBNET_BIN to use an existing release binary.
+#        CARGO_TARGET_DIR as for cargo; SHUBNET_BIN / SEED_BIN to use existing release binaries.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -41,13 +41,14 @@ if ((${#need[@]})); then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-if [[ -n ${SHUBNET_BIN:-} ]]; then
-    BIN=$SHUBNET_BIN
-else
-    say "building the release binary"
-    cargo build --release -p shubnet-node >&2
-    BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/shubnet
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+if [[ -z ${SHUBNET_BIN:-} || -z ${SEED_BIN:-} ]]; then
+    say "building the release binary and the seed_tags example"
+    cargo build --release -p shubnet-node --bins --examples >&2
 fi
+BIN=${SHUBNET_BIN:-$TARGET/release/shubnet}
+SEED=${SEED_BIN:-$TARGET/release/examples/seed_tags}
+[[ -x $SEED ]] || die "no seed_tags at $SEED"
 [[ -x $BIN ]] || die "no binary at $BIN"
 
 WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/shubnet-bench-ui.XXXXXX")
@@ -78,40 +79,42 @@ verdict() {
 
 # --- the node and its federation -------------------------------------------------------------
 DATA=$WORK/node
-"$BIN" serve --data-dir "$DATA" --http 127.0.0.1:0 --p2p /ip4/127.0.0.1/tcp/0 >"$WORK/node.log" 2>&1 &
-NODE_PID=$!
-wait_for test -s "$DATA/api.url" || { cat "$WORK/node.log" >&2; die "node did not start"; }
-NODE_URL=$(tr -d '[:space:]' <"$DATA/api.url")
+start_node() {
+    rm -f "$DATA/api.url"
+    "$BIN" serve --data-dir "$DATA" --http 127.0.0.1:0 --p2p /ip4/127.0.0.1/tcp/0 >>"$WORK/node.log" 2>&1 &
+    NODE_PID=$!
+    wait_for test -s "$DATA/api.url" || { cat "$WORK/node.log" >&2; die "node did not start"; }
+    NODE_URL=$(tr -d '[:space:]' <"$DATA/api.url")
+}
+start_node
 export SHUBNET_NODE=$NODE_URL SHUBNET_DATA_DIR=$DATA
 "$BIN" federation create --name "Bench" --institution bench --namespace bench >/dev/null
 
-# populate_images N: puts N signed images bench/img-1:v1 .. bench/img-N:v1 into the node.
-#
-# TODO(lead): replace the body with the gateway engineer's bench populate tool (it writes
-# 100 000 signed manifests fast, on the `gateway` branch). This fallback goes through the
-# public push path (`shubnet push`, 8 in parallel) — the same work a real push does (store,
-# sign, log, index), so it is correct but slow: budget about an hour for 100 000 images on a
-# 2-core machine, or run with a smaller IMAGES.
+# populate_images N: puts N signed images bench/img-0:v0 .. bench/img-(N-1):v0 into the node.
+# One real push (content, SIF-less metadata, manifest), then, with the node stopped, the
+# seed_tags example signs N manifests for that content with the node's publisher key and
+# imports them through the registry's batch acceptance (signature, roster, namespace and
+# succession checks; log/ fsynced; index) — see node/examples/seed_tags.rs.
 populate_images() {
-    local n=$1 dir=$WORK/files
-    mkdir -p "$dir"
-    say "populating $n images through shubnet push (see the TODO in populate_images)"
-    seq 1 "$n" | xargs -P 8 -I{} sh -c '
-        f="$1/img-$2.bin"
-        printf "bench image %s\n" "$2" >"$f"
-        "$0" push "$f" "bench/img-$2:v1" >/dev/null
-        rm -f "$f"
-    ' "$BIN" "$dir" {}
+    local n=$1
+    printf 'bench image\n' >"$WORK/seed.bin"
+    "$BIN" push "$WORK/seed.bin" bench/seed:v1 >/dev/null
+    kill "$NODE_PID"
+    wait "$NODE_PID" 2>/dev/null || true
+    say "seeding $n tags with seed_tags"
+    "$SEED" "$DATA" "$n" bench/seed:v1 --per-name 1 --name-prefix img- >&2
+    start_node
+    export SHUBNET_NODE=$NODE_URL
 }
 
 have=$(curl -sf "$NODE_URL/ui/collections/bench" | grep -o '[0-9][0-9]* images' | head -1 | cut -d' ' -f1 || true)
 populate_images "$IMAGES"
 count=$(curl -sf "$NODE_URL/ui/collections/bench" | grep -o '[0-9][0-9]* images' | head -1 | cut -d' ' -f1)
-[[ $count == "$IMAGES" ]] || die "the registry lists ${count:-0} images, expected $IMAGES (had ${have:-0})"
+[[ $count == "$((IMAGES + 1))" ]] || die "the registry lists ${count:-0} images, expected $IMAGES (had ${have:-0})"
 say "the registry holds $count images"
 
-MID=$((IMAGES / 2 + 1))
-IMAGE_URL=$NODE_URL/ui/images/bench/img-$MID/v1
+MID=$((IMAGES / 2))
+IMAGE_URL=$NODE_URL/ui/images/bench/img-$MID/v0
 # A word in every reference: the search walks all of them and pages the result.
 SEARCH_URL="$NODE_URL/ui/search?q=img"
 curl -sf -o "$WORK/image.html" "$IMAGE_URL" || die "no image page at $IMAGE_URL"
