@@ -259,7 +259,7 @@ pub(crate) struct AppStateRef<'a> {
 /// The manifest metadata a client may show: the SIF summary signed into the manifest at push
 /// (architecture, labels, definition file, runscript, environment, help, and which of those
 /// were shortened to fit), plus where the content is.
-fn metadata_json(m: &Manifest) -> Value {
+fn metadata_json(m: &Manifest, cid: &str) -> Value {
     use shubnet_protocol::sif as sifmeta;
     let md = &m.body.metadata;
     json!({
@@ -273,7 +273,7 @@ fn metadata_json(m: &Manifest) -> Value {
         "media_type": m.body.media_type,
         "size": m.body.size,
         "root": m.body.root.map(|c| c.to_string()),
-        "manifest": m.cid().to_string(),
+        "manifest": cid,
         "pushed_by": m.body.pushed_by,
     })
 }
@@ -282,8 +282,9 @@ fn metadata_json(m: &Manifest) -> Value {
 pub(crate) fn container_json(m: &Manifest, image: String) -> Value {
     let b = &m.body;
     let sha = hex::encode(b.sha256);
+    let cid = m.cid().to_string();
     json!({
-        "id": m.cid().to_string(),
+        "id": cid,
         "name": b.name,
         "image": image,
         "tag": b.tag,
@@ -293,7 +294,7 @@ pub(crate) fn container_json(m: &Manifest, image: String) -> Value {
         "version": format!("sha256.{sha}"),
         "commit": sha,
         "frozen": b.frozen,
-        "metadata": metadata_json(m),
+        "metadata": metadata_json(m, &cid),
         "collection": b.collection,
         "size": b.size,
         "uri": format!("{}/{}:{}", b.collection, b.name, b.tag),

@@ -507,6 +507,20 @@ impl Registry {
             .transpose()
     }
 
+    /// The encoding of a tag's head manifest as stored (it was decoded, canonical, and verified
+    /// when accepted), for readers that pass it on: no decode and re-encode per request.
+    pub fn head_bytes(&self, collection: &str, name: &str, tag: &str) -> Result<Option<Vec<u8>>> {
+        match self
+            .inner
+            .heads
+            .get(head_key(collection, name, tag))
+            .map_err(db)?
+        {
+            Some(cid) => self.manifest_bytes(&cid),
+            None => Ok(None),
+        }
+    }
+
     /// A manifest's encoding by CID bytes.
     fn manifest_bytes(&self, cid: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self
