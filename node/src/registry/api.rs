@@ -56,7 +56,7 @@ pub async fn manifest_for_tag(
     t: &str,
 ) -> Result<Option<Vec<u8>>, BackendError> {
     let (reg, c, n, t) = (reg.clone(), c.to_owned(), n.to_owned(), t.to_owned());
-    blocking(move || Ok(reg.head_bytes(&c, &n, &t)?)).await
+    blocking(move || reg.head_bytes(&c, &n, &t)).await
 }
 
 /// `GET /shubnet/v1/manifest/CID`.
