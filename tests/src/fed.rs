@@ -241,3 +241,28 @@ impl TwoMembers {
         fed
     }
 }
+
+/// Three institutions on three nodes (lab-a founds the federation with k = 2 and 1G of storage
+/// each; B and C bootstrap from A, are admitted and join), every node started with `config`
+/// and a 2 s sync interval. Returns the nodes A, B and C.
+pub fn three_institutions_k2(config: &str) -> (TestNode, TestNode, TestNode) {
+    let a = TestNode::start_configured(&["--sync-interval", "2"], config);
+    let a_addr = a.p2p_addr();
+    let boot = ["--sync-interval", "2", "--bootstrap", &a_addr];
+    let b = TestNode::start_configured(&boot, config);
+    let c = TestNode::start_configured(&boot, config);
+    let fed = create_with(
+        &a,
+        "Fed",
+        "lab-a",
+        &["--storage", "1G", "--replication", "2"],
+    );
+    for (n, inst) in [(&b, "lab-b"), (&c, "lab-c")] {
+        let line = request(n, inst);
+        a.cli(&["federation", "admit", &line, "--storage", "1G"])
+            .ok();
+    }
+    join(&b, &fed, a.url());
+    join(&c, &fed, a.url());
+    (a, b, c)
+}

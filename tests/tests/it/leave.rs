@@ -8,7 +8,7 @@ use serde_json::Value;
 use shubnet_tests::TestNode;
 use shubnet_tests::cmd::poll_until;
 use shubnet_tests::data::{assert_same_file, kubo_file};
-use shubnet_tests::fed::{create_with, join, json_of, member_ids, push, request, show};
+use shubnet_tests::fed::{json_of, member_ids, push, show, three_institutions_k2};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -39,25 +39,7 @@ fn leave_hands_every_image_to_k_other_holders_then_the_node_can_go() {
     let tmp = tmpdir();
     // A long grace: the hand-over must not rely on repair noticing a dead node.
     let cfg = "[replication]\ngrace_period_secs = 600\ncheck_interval_secs = 1\n";
-    let fast = ["--sync-interval", "2"];
-    let a = TestNode::start_configured(&fast, cfg);
-    let a_addr = a.p2p_addr();
-    let boot = ["--sync-interval", "2", "--bootstrap", &a_addr];
-    let b = TestNode::start_configured(&boot, cfg);
-    let mut c = TestNode::start_configured(&boot, cfg);
-    let fed = create_with(
-        &a,
-        "Fed",
-        "lab-a",
-        &["--storage", "1G", "--replication", "2"],
-    );
-    for (n, inst) in [(&b, "lab-b"), (&c, "lab-c")] {
-        let line = request(n, inst);
-        a.cli(&["federation", "admit", &line, "--storage", "1G"])
-            .ok();
-    }
-    join(&b, &fed, a.url());
-    join(&c, &fed, a.url());
+    let (a, b, mut c) = three_institutions_k2(cfg);
     let c_peer = status(&c)["peer_id"].as_str().expect("peer id").to_string();
 
     // One image C publishes itself, then images from A until one is placed on A and C only,

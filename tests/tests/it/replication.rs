@@ -8,7 +8,7 @@ use serde_json::Value;
 use shubnet_tests::TestNode;
 use shubnet_tests::cmd::poll_until;
 use shubnet_tests::data::{assert_same_file, kubo_file};
-use shubnet_tests::fed::{create_with, join, json_of, push, request};
+use shubnet_tests::fed::{json_of, push, three_institutions_k2};
 use shubnet_tests::http::get;
 use std::time::{Duration, Instant};
 
@@ -46,26 +46,7 @@ fn strings(v: &Value) -> Vec<String> {
 fn three_institutions_k2_replicate_serve_survive_a_lost_member_and_repair() {
     let tmp = tmpdir();
     let cfg = config();
-    let fast = ["--sync-interval", "2"];
-    let mut a = TestNode::start_configured(&fast, &cfg);
-    let a_addr = a.p2p_addr();
-    let with_boot = ["--sync-interval", "2", "--bootstrap", &a_addr];
-    let b = TestNode::start_configured(&with_boot, &cfg);
-    let c = TestNode::start_configured(&with_boot, &cfg);
-
-    let fed = create_with(
-        &a,
-        "Fed",
-        "lab-a",
-        &["--storage", "1G", "--replication", "2"],
-    );
-    for (n, inst) in [(&b, "lab-b"), (&c, "lab-c")] {
-        let line = request(n, inst);
-        a.cli(&["federation", "admit", &line, "--storage", "1G"])
-            .ok();
-    }
-    join(&b, &fed, a.url());
-    join(&c, &fed, a.url());
+    let (mut a, b, c) = three_institutions_k2(&cfg);
     let a_peer = status(&a)["peer_id"].as_str().expect("peer id").to_string();
 
     // Push images on A until one is placed on A itself, so that losing A needs a real repair.
