@@ -28,6 +28,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MULTIADDR")]
     pub bootstrap: Vec<libp2p::Multiaddr>,
     /// An address to announce to peers (e.g. the public one behind NAT); repeat for several.
+    /// When given, peers learn only the announced addresses, not the listen ones.
     #[arg(long, value_name = "MULTIADDR")]
     pub announce: Vec<libp2p::Multiaddr>,
     /// Neither publish nor subscribe to gossip; sync alone carries manifests and rosters

@@ -88,7 +88,7 @@ pub struct P2pConfig {
     pub listen: Vec<Multiaddr>,
     /// Peers to dial at start.
     pub bootstrap: Vec<Multiaddr>,
-    /// Addresses to announce instead of (in addition to) the observed ones.
+    /// Addresses to announce; when any are given, peers are told only these, not the listen ones.
     pub announce: Vec<Multiaddr>,
     /// Neither publish nor subscribe to gossip (sync alone carries everything).
     pub no_gossip: bool,
@@ -187,6 +187,7 @@ pub fn spawn(
     // started before `federation create/join` uses the generic name until its next restart,
     // so that members who all joined while running still find one another.
     let kad = Some(kad_behaviour(local, gate.federation().as_deref())?);
+    let announce = cfg.announce.clone();
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(identity)
         .with_tokio()
         .with_tcp(
@@ -200,7 +201,11 @@ pub fn spawn(
             // No address cache: a lost connection is redialled at the address this node
             // used (`Command::Reconnect`), so a transfer resumes on the same path.
             identify: identify::Behaviour::new(
-                identify::Config::new(AGENT_PROTOCOL.to_string(), key.public()).with_cache_size(0),
+                identify::Config::new(AGENT_PROTOCOL.to_string(), key.public())
+                    .with_cache_size(0)
+                    // Announced addresses replace the listen ones: an operator who names the
+                    // public or proxied path does not want peers routing around it.
+                    .with_hide_listen_addrs(!announce.is_empty()),
             ),
             ping: ping::Behaviour::default(),
             stream: libp2p_stream::Behaviour::new(),

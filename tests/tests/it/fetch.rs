@@ -61,6 +61,13 @@ fn reboot(node: &mut TestNode, peers: &[String], args: &[&str], env: &[(&str, &s
     node.restart();
 }
 
+/// A TCP multiaddr on 127.0.0.1 where nothing listens (bound, then released).
+fn dead_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a port");
+    let port = l.local_addr().expect("local address").port();
+    format!("/ip4/127.0.0.1/tcp/{port}")
+}
+
 /// Waits until the node's current log shows `n` p2p connections.
 #[track_caller]
 fn wait_connected(node: &TestNode, n: usize) {
@@ -377,7 +384,14 @@ fn transfers_resume_after_drops_and_kill9() {
         proxy.addr().port(),
         peer_of(&a_addr)
     );
-    reboot(&mut b, std::slice::from_ref(&via), &[], &[]);
+    // B announces only a dead address, so A cannot dial around the proxy after a cut.
+    let dead = dead_addr();
+    reboot(
+        &mut b,
+        std::slice::from_ref(&via),
+        &["--announce", &dead],
+        &[],
+    );
     wait_connected(&b, 1);
     fetch_ok(&b, &cid);
     let out = file_in(tmp.path(), "out.sif");
@@ -403,7 +417,7 @@ fn transfers_resume_after_drops_and_kill9() {
     reboot(
         &mut b,
         std::slice::from_ref(&via2),
-        &["--download-limit", "40000000"],
+        &["--download-limit", "40000000", "--announce", &dead],
         &[],
     );
     wait_connected(&b, 1);
@@ -420,7 +434,7 @@ fn transfers_resume_after_drops_and_kill9() {
     let _ = child.kill();
     let _ = child.wait();
     let before = proxy2.downstream_bytes();
-    reboot(&mut b, &[via2], &[], &[]);
+    reboot(&mut b, &[via2], &["--announce", &dead], &[]);
     wait_connected(&b, 1);
     fetch_ok(&b, &cid2);
     let rep = reports(&b);
