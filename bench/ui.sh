@@ -5,8 +5,13 @@
 # What it measures (wrk --latency, THREADS threads, CONNS connections, DURATION each):
 #   image_page_p99_ms     GET /ui/images/bench/img-N/v1 (one image page: decodes its manifest,
 #                         reads its usage counts). Target <= 20 ms.
-#   search_page_p99_ms    GET /ui/search?q=WORD (the search index walks every reference).
-#                         Target <= 20 ms.
+#   search_page_p99_ms    GET /ui/search?q=img, a word in every reference: the worst case
+#                         for the page (100 000 matches counted, one page rendered). The same
+#                         query repeats, so after the first request its matches come from the
+#                         index's per-term cache. Target <= 20 ms.
+#   search_cold_p99_ms    GET /ui/search?q=img-N with N random in 0..9999 on every request:
+#                         10 000 distinct terms, so nearly every request misses the term cache
+#                         and scans all references. Target <= 20 ms.
 #   nginx_static_p99_ms   GET of a static HTML file of about the same size from nginx (Debian's),
 #                         the baseline on this machine at this moment.
 #   *_vs_nginx            each page's p99 divided by nginx's (info: how far from a static file).
@@ -147,10 +152,16 @@ NGINX_PID=$!
 NGINX_URL=http://127.0.0.1:$NGINX_PORT/page.html
 wait_for curl -sf -o /dev/null "$NGINX_URL" || { cat "$WORK"/nginx-*.log >&2; die "nginx did not start"; }
 
-# p99 URL -> milliseconds, from wrk's latency distribution.
+cat >"$WORK/cold.lua" <<'EOF'
+request = function()
+  return wrk.format("GET", "/ui/search?q=img-" .. math.random(0, 9999))
+end
+EOF
+
+# p99 URL [wrk args] -> milliseconds, from wrk's latency distribution.
 p99() {
     local out
-    out=$(wrk --latency -t"$THREADS" -c"$CONNS" -d"$DURATION" "$1")
+    out=$(wrk --latency -t"$THREADS" -c"$CONNS" -d"$DURATION" "${@:2}" "$1")
     if grep -q 'Non-2xx' <<<"$out"; then die "$1 answered errors under load:\n$out"; fi
     python3 -c '
 import re, sys
@@ -164,14 +175,17 @@ say "wrk: nginx, image page, search page ($THREADS threads, $CONNS connections, 
 nginx_p99=$(p99 "$NGINX_URL")
 image_p99=$(p99 "$IMAGE_URL")
 search_p99=$(p99 "$SEARCH_URL")
+cold_p99=$(p99 "$NODE_URL/ui/search" -s "$WORK/cold.lua")
 ratio() { python3 -c "import sys; print(f'{float(sys.argv[1]) / max(float(sys.argv[2]), 0.001):.1f}')" "$1" "$2"; }
 
 image_v=$(verdict "$image_p99" 20)
 search_v=$(verdict "$search_p99" 20)
+cold_v=$(verdict "$cold_p99" 20)
 echo "images_in_registry: $count"
 echo "image_page_p99_ms: $image_p99 (target <= 20) $image_v"
 echo "search_page_p99_ms: $search_p99 (target <= 20) $search_v"
+echo "search_cold_p99_ms: $cold_p99 (target <= 20) $cold_v"
 echo "nginx_static_p99_ms: $nginx_p99 (info: baseline in the same run)"
 echo "image_page_vs_nginx: $(ratio "$image_p99" "$nginx_p99") (info)"
 echo "search_page_vs_nginx: $(ratio "$search_p99" "$nginx_p99") (info)"
-if [[ $STRICT == 1 && ( $image_v == MISSED || $search_v == MISSED ) ]]; then exit 1; fi
+if [[ $STRICT == 1 && ( $image_v == MISSED || $search_v == MISSED || $cold_v == MISSED ) ]]; then exit 1; fi
