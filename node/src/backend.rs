@@ -298,6 +298,11 @@ impl Backend for NodeBackend {
                 .read_range(*cid, start, end)
                 .await
                 .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+            // Served here from a member's copy: a download of this gateway's (the holder's
+            // fetch server counts nothing, so the federation total counts it once).
+            if start == 0 {
+                self.count_download(cid).await;
+            }
             return Ok(Box::pin(tokio_stream_from(rx)));
         }
         let rx = self.store.read_file(*cid, start, end);
