@@ -65,10 +65,9 @@ impl UsageStore {
             let Some(sep) = k.iter().position(|&b| b == 0) else {
                 continue;
             };
-            let (Ok(peer), Ok(root)) = (
-                std::str::from_utf8(&k[..sep]),
-                Cid::try_from(&k[sep + 1..]),
-            ) else {
+            let (Ok(peer), Ok(root)) =
+                (std::str::from_utf8(&k[..sep]), Cid::try_from(&k[sep + 1..]))
+            else {
                 continue;
             };
             remote
@@ -318,7 +317,11 @@ mod tests {
         }
         assert_eq!(got, roots);
         assert_eq!(
-            u.local_totals().expect("all").iter().map(|(_, n)| n).sum::<u64>(),
+            u.local_totals()
+                .expect("all")
+                .iter()
+                .map(|(_, n)| n)
+                .sum::<u64>(),
             1 + 2 + 3 + 4 + 5
         );
     }

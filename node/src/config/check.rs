@@ -311,7 +311,11 @@ mod tests {
         assert_eq!(p.line, Some(3), "{p}");
         let p = one("[p2p]\ngossip = true\nusage_announce_secs = 0\n");
         assert_eq!(p.line, Some(3), "{p}");
-        assert!(p.message.contains("usage_announce_secs: must be at least 1"), "{p}");
+        assert!(
+            p.message
+                .contains("usage_announce_secs: must be at least 1"),
+            "{p}"
+        );
         assert!(check_text("[p2p]\nusage_announce_secs = 5\n").is_empty());
         let err = parse_with_env("", "c.toml", |k| {
             (k == "SHUBNET_USAGE_ANNOUNCE").then(|| "0".to_string())

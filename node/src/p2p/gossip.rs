@@ -101,7 +101,8 @@ async fn verdict(ctx: &SyncCtx, msg: &Inbound) -> (MessageAcceptance, bool) {
         Announcement::Usage(totals) => {
             if let Some(u) = ctx.backend.usage_store().cloned() {
                 let peer = source.to_string();
-                let r = tokio::task::spawn_blocking(move || u.record_announced(&peer, &totals)).await;
+                let r =
+                    tokio::task::spawn_blocking(move || u.record_announced(&peer, &totals)).await;
                 if let Ok(Err(e)) = r {
                     tracing::warn!(%source, error = %e, "announced downloads not recorded");
                 }

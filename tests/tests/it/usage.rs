@@ -6,11 +6,11 @@
 
 use serde_json::Value;
 use shubnet_tests::bin::shubnet_command;
-use shubnet_tests::{TestNode, run_cmd};
 use shubnet_tests::data::kubo_file;
 use shubnet_tests::fed::{TwoMembers, push};
 use shubnet_tests::http::get;
 use shubnet_tests::swarm::wait_head;
+use shubnet_tests::{TestNode, run_cmd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -62,7 +62,10 @@ impl Image {
     fn pull_library(&self, node: &TestNode) {
         let r = get(&node.at(&format!("/v1/imagefile/{}", self.reference())));
         r.expect_status(200);
-        assert!(r.body == self.bytes, "the library download is not the image");
+        assert!(
+            r.body == self.bytes,
+            "the library download is not the image"
+        );
     }
 
     /// The downloads `node` shows: on the image page and in the library image object.
@@ -90,8 +93,10 @@ impl Image {
     fn wait_counts(&self, nodes: &[(&str, &TestNode)], want: u64) {
         let deadline = Instant::now() + SPREAD;
         loop {
-            let seen: Vec<(&str, (u64, u64))> =
-                nodes.iter().map(|(n, node)| (*n, self.counts(node))).collect();
+            let seen: Vec<(&str, (u64, u64))> = nodes
+                .iter()
+                .map(|(n, node)| (*n, self.counts(node)))
+                .collect();
             if seen.iter().all(|(_, c)| *c == (want, want)) {
                 return;
             }
