@@ -182,8 +182,9 @@ pub enum Response {
         /// Encoded `Manifest`s.
         manifests: Vec<Vec<u8>>,
     },
-    /// Answer to [`Request::Usage`]: `(root, downloads)` in ascending root byte order; fewer
-    /// than [`MAX_USAGE_ENTRIES`] means this was the last page.
+    /// Answer to [`Request::Usage`]: `(root, downloads)` in ascending root byte order, each a
+    /// length-prefixed CID and a big-endian u64; fewer than [`MAX_USAGE_ENTRIES`] means this was
+    /// the last page.
     Usage {
         /// The server's totals.
         totals: Vec<(Cid, u64)>,
@@ -468,7 +469,8 @@ impl Response {
                 put_uint(&mut out, n as u64);
                 for (c, count) in totals.iter().take(n) {
                     put_bytes(&mut out, &c.to_bytes());
-                    put_uint(&mut out, *count);
+                    // Fixed width, as in the gossip announcement: any u64 round-trips.
+                    out.extend_from_slice(&count.to_be_bytes());
                 }
             }
             Response::Refused { reason } => {
@@ -528,7 +530,12 @@ impl Response {
                 let n = r.count("usage entries", MAX_USAGE_ENTRIES)?;
                 let mut totals = Vec::with_capacity(n);
                 for _ in 0..n {
-                    totals.push((r.cid()?, r.uint()?));
+                    let c = r.cid()?;
+                    let b = r.buf.get(..8).ok_or(SyncError::Truncated)?;
+                    let mut count = [0u8; 8];
+                    count.copy_from_slice(b);
+                    r.buf = &r.buf[8..];
+                    totals.push((c, u64::from_be_bytes(count)));
                 }
                 Response::Usage { totals }
             }
