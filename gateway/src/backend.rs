@@ -423,6 +423,14 @@ pub trait Backend: Clone + Send + Sync + 'static {
         async { Ok(crate::search::Usage::default()) }
     }
 
+    /// Counts one download of the file rooted at `root`: an HTTP client asked for it from byte
+    /// 0 (`/ipfs`, shub and library downloads). Internal re-reads (a library tag call) are not
+    /// downloads, so the count lives here rather than in [`Backend::read_file`]. The default
+    /// counts nothing.
+    fn count_download(&self, _root: &Cid) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     /// Stars (`on`) or unstars the image for `user` (one star per user); returns the new usage.
     fn star(
         &self,

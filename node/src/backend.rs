@@ -197,20 +197,6 @@ impl NodeBackend {
 }
 
 impl NodeBackend {
-    /// Counts a download of `root` (an HTTP read from byte 0) locally and in `/metrics`.
-    async fn count_download(&self, root: &Cid) {
-        shubnet_gateway::metrics::global().downloads.inc();
-        if let Some(u) = self.usage.clone() {
-            let root = *root;
-            let _ = tokio::task::spawn_blocking(move || {
-                if let Err(e) = u.count_download(&root) {
-                    tracing::warn!(error = %e, "counting a download");
-                }
-            })
-            .await;
-        }
-    }
-
     /// Collections that are private here: search and listings leave them out.
     async fn private_collections(&self) -> Result<std::collections::HashSet<String>, BackendError> {
         use shubnet_gateway::tokens::TokenBackend;
@@ -301,10 +287,23 @@ impl Backend for NodeBackend {
             return Ok(Box::pin(tokio_stream_from(rx)));
         }
         let rx = self.store.read_file(*cid, start, end);
-        if start == 0 {
-            self.count_download(cid).await;
-        }
         Ok(Box::pin(tokio_stream_from(rx)))
+    }
+
+    /// Counts locally and in `/metrics`, whether the bytes come from this node's store or, on
+    /// demand, from a member's copy (the holder's fetch server counts nothing, so the
+    /// federation total has each download once).
+    async fn count_download(&self, root: &Cid) {
+        shubnet_gateway::metrics::global().downloads.inc();
+        if let Some(u) = self.usage.clone() {
+            let root = *root;
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Err(e) = u.count_download(&root) {
+                    tracing::warn!(error = %e, "counting a download");
+                }
+            })
+            .await;
+        }
     }
 
     async fn search(&self, q: SearchQuery) -> Result<SearchPage, BackendError> {

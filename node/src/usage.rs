@@ -4,12 +4,16 @@
 //! Downloads count per content root (several tags may name the same bytes) when an HTTP client
 //! reads an image from byte 0. Stars are one per user and image reference.
 //!
-//! Federation-wide downloads: every node gossips its own running totals every
-//! [`ANNOUNCE_EVERY`] (`Announcement::Usage`); each receiver keeps the latest total per
-//! (member node, root) in memory and shows its own count plus those. The counts are advisory
-//! and unsigned, so they are bounded: a total above [`MAX_COUNT`] is ignored, a node may report
-//! at most [`MAX_ROOTS_PER_PEER`] roots, and a total never goes down (a restarted peer's smaller
-//! number cannot erase what it reported before).
+//! Federation-wide downloads: every node gossips the running totals that changed, every
+//! announce interval (`[p2p] usage_announce_secs`, default [`ANNOUNCE_EVERY`];
+//! `Announcement::Usage`), and a member that connects pulls all of a peer's totals once through
+//! sync (`Request::Usage`), so it need not wait for the next change. Each receiver keeps the
+//! latest total per (member node, root), in memory and in sled (a restart forgets nothing), and
+//! shows its own count plus those. Each node reports only the downloads it served itself and a
+//! receiver keeps one total per reporting node, so repeats never count twice. The counts are
+//! advisory and unsigned, so they are bounded: a total above [`MAX_COUNT`] is ignored, a node may
+//! report at most [`MAX_ROOTS_PER_PEER`] roots, and a total never goes down (a restarted peer's
+//! smaller number cannot erase what it reported before).
 
 use shubnet_gateway::search::Usage;
 use shubnet_protocol::Cid;
@@ -17,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-/// How often a node announces its download totals.
+/// How often a node announces its changed download totals, unless configured.
 pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(60);
 /// Largest believable download total for one image from one node.
 pub const MAX_COUNT: u64 = 1 << 40;
@@ -28,6 +32,8 @@ pub const MAX_ROOTS_PER_PEER: usize = 1_000_000;
 const DOWNLOADS: &str = "downloads-1";
 /// sled tree: `reference ‖ 0x00 ‖ user` → ().
 const STARS: &str = "stars-1";
+/// sled tree: `peer id ‖ 0x00 ‖ root CID bytes` → downloads that member announced (u64 BE).
+const ANNOUNCED: &str = "announced-downloads-1";
 
 /// Why a usage update failed.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +45,8 @@ pub struct UsageError(#[from] sled::Error);
 pub struct UsageStore {
     downloads: sled::Tree,
     stars: sled::Tree,
+    /// The announced totals on disk (the map below is their cache).
+    announced: sled::Tree,
     /// Announced totals: peer id → root → downloads.
     remote: Arc<Mutex<HashMap<String, HashMap<Cid, u64>>>>,
 }
@@ -48,12 +56,30 @@ fn be(v: &[u8]) -> u64 {
 }
 
 impl UsageStore {
-    /// Opens the trees in the node's index database.
+    /// Opens the trees in the node's index database and loads what members announced before.
     pub fn open(db: &sled::Db) -> Result<Self, UsageError> {
+        let announced = db.open_tree(ANNOUNCED)?;
+        let mut remote: HashMap<String, HashMap<Cid, u64>> = HashMap::new();
+        for item in announced.iter() {
+            let (k, v) = item?;
+            let Some(sep) = k.iter().position(|&b| b == 0) else {
+                continue;
+            };
+            let (Ok(peer), Ok(root)) =
+                (std::str::from_utf8(&k[..sep]), Cid::try_from(&k[sep + 1..]))
+            else {
+                continue;
+            };
+            remote
+                .entry(peer.to_owned())
+                .or_default()
+                .insert(root, be(&v).min(MAX_COUNT));
+        }
         Ok(Self {
             downloads: db.open_tree(DOWNLOADS)?,
             stars: db.open_tree(STARS)?,
-            remote: Arc::default(),
+            announced,
+            remote: Arc::new(Mutex::new(remote)),
         })
     }
 
@@ -88,8 +114,28 @@ impl UsageStore {
 
     /// This node's totals, for its announcements.
     pub fn local_totals(&self) -> Result<Vec<(Cid, u64)>, UsageError> {
+        self.local_totals_after(None, usize::MAX)
+    }
+
+    /// At most `limit` of this node's totals, for roots after `after` in byte order (one page
+    /// of a sync answer).
+    pub fn local_totals_after(
+        &self,
+        after: Option<&Cid>,
+        limit: usize,
+    ) -> Result<Vec<(Cid, u64)>, UsageError> {
+        let iter = match after {
+            Some(c) => self.downloads.range((
+                std::ops::Bound::Excluded(c.to_bytes()),
+                std::ops::Bound::Unbounded,
+            )),
+            None => self.downloads.iter(),
+        };
         let mut out = Vec::new();
-        for item in self.downloads.iter() {
+        for item in iter {
+            if out.len() >= limit {
+                break;
+            }
             let (k, v) = item?;
             if let Ok(c) = Cid::try_from(k.as_ref()) {
                 out.push((c, be(&v)));
@@ -100,20 +146,31 @@ impl UsageStore {
 
     /// Records totals announced by member node `peer`; returns how many were taken. Totals
     /// above [`MAX_COUNT`] and roots beyond [`MAX_ROOTS_PER_PEER`] are dropped; a total never
-    /// decreases.
-    pub fn record_announced(&self, peer: &str, totals: &[(Cid, u64)]) -> usize {
-        let mut remote = self.remote.lock().unwrap_or_else(PoisonError::into_inner);
-        let mine = remote.entry(peer.to_owned()).or_default();
+    /// decreases. Raised totals are written to sled before this returns.
+    pub fn record_announced(&self, peer: &str, totals: &[(Cid, u64)]) -> Result<usize, UsageError> {
+        let mut batch = sled::Batch::default();
         let mut taken = 0;
-        for (root, n) in totals {
-            if *n > MAX_COUNT || (mine.len() >= MAX_ROOTS_PER_PEER && !mine.contains_key(root)) {
-                continue;
+        {
+            let mut remote = self.remote.lock().unwrap_or_else(PoisonError::into_inner);
+            let mine = remote.entry(peer.to_owned()).or_default();
+            for (root, n) in totals {
+                if *n > MAX_COUNT || (mine.len() >= MAX_ROOTS_PER_PEER && !mine.contains_key(root))
+                {
+                    continue;
+                }
+                taken += 1;
+                let e = mine.entry(*root).or_insert(0);
+                if *n > *e {
+                    *e = *n;
+                    let mut k = peer.as_bytes().to_vec();
+                    k.push(0);
+                    k.extend_from_slice(&root.to_bytes());
+                    batch.insert(k, n.to_be_bytes().to_vec());
+                }
             }
-            let e = mine.entry(*root).or_insert(0);
-            *e = (*e).max(*n);
-            taken += 1;
         }
-        taken
+        self.announced.apply_batch(batch)?;
+        Ok(taken)
     }
 
     fn star_prefix(reference: &str) -> Vec<u8> {
@@ -153,13 +210,13 @@ impl UsageStore {
     }
 }
 
-/// Announces this node's download totals over gossip every [`ANNOUNCE_EVERY`], in messages of
-/// at most `MAX_USAGE_ENTRIES` roots.
-pub fn spawn_announcer(usage: UsageStore, net: crate::p2p::Network) {
+/// Announces this node's changed download totals over gossip every `every`, in messages of at
+/// most `MAX_USAGE_ENTRIES` roots. The first round sends every total.
+pub fn spawn_announcer(usage: UsageStore, net: crate::p2p::Network, every: Duration) {
     tokio::spawn(async move {
         let mut last: HashMap<Cid, u64> = HashMap::new();
         loop {
-            tokio::time::sleep(ANNOUNCE_EVERY).await;
+            tokio::time::sleep(every).await;
             let u = usage.clone();
             let Ok(Ok(totals)) = tokio::task::spawn_blocking(move || u.local_totals()).await else {
                 continue;
@@ -211,16 +268,61 @@ mod tests {
         let u = UsageStore::open(&db).expect("open");
         let root = shubnet_protocol::cid::cid_for(shubnet_protocol::cid::RAW, b"x");
         u.count_download(&root).expect("count");
-        assert_eq!(u.record_announced("peer-b", &[(root, 5)]), 1);
-        assert_eq!(u.record_announced("peer-c", &[(root, 3)]), 1);
+        assert_eq!(u.record_announced("peer-b", &[(root, 5)]).expect("rec"), 1);
+        assert_eq!(u.record_announced("peer-c", &[(root, 3)]).expect("rec"), 1);
         assert_eq!(u.downloads(&root).expect("downloads"), 1 + 5 + 3);
         // Re-announcing replaces that peer's total; a smaller one is ignored.
-        u.record_announced("peer-b", &[(root, 6)]);
-        u.record_announced("peer-b", &[(root, 2)]);
+        u.record_announced("peer-b", &[(root, 6)]).expect("rec");
+        u.record_announced("peer-b", &[(root, 2)]).expect("rec");
         assert_eq!(u.downloads(&root).expect("downloads"), 1 + 6 + 3);
         // An absurd total is dropped.
-        assert_eq!(u.record_announced("peer-d", &[(root, MAX_COUNT + 1)]), 0);
+        assert_eq!(
+            u.record_announced("peer-d", &[(root, MAX_COUNT + 1)])
+                .expect("rec"),
+            0
+        );
         assert_eq!(u.downloads(&root).expect("downloads"), 10);
         assert_eq!(u.local_totals().expect("totals"), vec![(root, 1)]);
+        // What members announced survives a reopen (a restart), and stays bounded by max.
+        drop(u);
+        let u = UsageStore::open(&db).expect("reopen");
+        assert_eq!(u.downloads(&root).expect("downloads"), 10);
+        u.record_announced("peer-b", &[(root, 4)]).expect("rec");
+        assert_eq!(u.downloads(&root).expect("downloads"), 10);
+    }
+
+    #[test]
+    fn local_totals_page_in_root_order() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let db = sled::open(tmp.path()).expect("sled");
+        let u = UsageStore::open(&db).expect("open");
+        let mut roots: Vec<Cid> = (0u32..5)
+            .map(|i| shubnet_protocol::cid::cid_for(shubnet_protocol::cid::RAW, &i.to_le_bytes()))
+            .collect();
+        for (i, r) in roots.iter().enumerate() {
+            for _ in 0..=i {
+                u.count_download(r).expect("count");
+            }
+        }
+        roots.sort_by_key(|c| c.to_bytes());
+        let mut got = Vec::new();
+        let mut after = None;
+        loop {
+            let page = u.local_totals_after(after.as_ref(), 2).expect("page");
+            got.extend(page.iter().map(|(c, _)| *c));
+            if page.len() < 2 {
+                break;
+            }
+            after = page.last().map(|(c, _)| *c);
+        }
+        assert_eq!(got, roots);
+        assert_eq!(
+            u.local_totals()
+                .expect("all")
+                .iter()
+                .map(|(_, n)| n)
+                .sum::<u64>(),
+            1 + 2 + 3 + 4 + 5
+        );
     }
 }

@@ -146,6 +146,13 @@ pub enum Request {
         /// Wanted manifest CIDs.
         cids: Vec<Cid>,
     },
+    /// The server's own download totals for roots after `after` in byte order (at most
+    /// [`MAX_USAGE_ENTRIES`]): a member that just connected catches up on the counts gossip
+    /// only repeats when they change.
+    Usage {
+        /// The last root of the previous page; `None` for the first page.
+        after: Option<Cid>,
+    },
 }
 
 /// What a server answers.
@@ -174,6 +181,13 @@ pub enum Response {
     Manifests {
         /// Encoded `Manifest`s.
         manifests: Vec<Vec<u8>>,
+    },
+    /// Answer to [`Request::Usage`]: `(root, downloads)` in ascending root byte order, each a
+    /// length-prefixed CID and a big-endian u64; fewer than [`MAX_USAGE_ENTRIES`] means this was
+    /// the last page.
+    Usage {
+        /// The server's totals.
+        totals: Vec<(Cid, u64)>,
     },
     /// The server will not sync with this client (not a member, other federation).
     Refused {
@@ -342,12 +356,14 @@ const REQ_SUMMARY: u8 = 1;
 const REQ_ROSTERS: u8 = 2;
 const REQ_BUCKET: u8 = 3;
 const REQ_MANIFESTS: u8 = 4;
+const REQ_USAGE: u8 = 5;
 
 const RESP_SUMMARY: u8 = 1;
 const RESP_ROSTERS: u8 = 2;
 const RESP_BUCKET: u8 = 3;
 const RESP_MANIFESTS: u8 = 4;
 const RESP_REFUSED: u8 = 5;
+const RESP_USAGE: u8 = 6;
 
 const ANN_MANIFEST: u8 = 1;
 const ANN_ROSTER: u8 = 2;
@@ -376,6 +392,16 @@ impl Request {
                 out.push(REQ_MANIFESTS);
                 put_cids(&mut out, cids);
             }
+            Request::Usage { after } => {
+                out.push(REQ_USAGE);
+                match after {
+                    None => out.push(0),
+                    Some(c) => {
+                        out.push(1);
+                        put_bytes(&mut out, &c.to_bytes());
+                    }
+                }
+            }
         }
         out
     }
@@ -391,6 +417,13 @@ impl Request {
             REQ_BUCKET => Request::Bucket { index: r.byte()? },
             REQ_MANIFESTS => Request::Manifests {
                 cids: r.cids("manifest request", MAX_BATCH)?,
+            },
+            REQ_USAGE => Request::Usage {
+                after: match r.byte()? {
+                    0 => None,
+                    1 => Some(r.cid()?),
+                    k => return Err(SyncError::UnknownKind(k)),
+                },
             },
             k => return Err(SyncError::UnknownKind(k)),
         };
@@ -429,6 +462,16 @@ impl Response {
             Response::Manifests { manifests } => {
                 out.push(RESP_MANIFESTS);
                 put_blobs(&mut out, manifests);
+            }
+            Response::Usage { totals } => {
+                out.push(RESP_USAGE);
+                let n = totals.len().min(MAX_USAGE_ENTRIES);
+                put_uint(&mut out, n as u64);
+                for (c, count) in totals.iter().take(n) {
+                    put_bytes(&mut out, &c.to_bytes());
+                    // Fixed width, as in the gossip announcement: any u64 round-trips.
+                    out.extend_from_slice(&count.to_be_bytes());
+                }
             }
             Response::Refused { reason } => {
                 out.push(RESP_REFUSED);
@@ -483,6 +526,19 @@ impl Response {
             RESP_REFUSED => Response::Refused {
                 reason: r.text("reason")?,
             },
+            RESP_USAGE => {
+                let n = r.count("usage entries", MAX_USAGE_ENTRIES)?;
+                let mut totals = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let c = r.cid()?;
+                    let b = r.buf.get(..8).ok_or(SyncError::Truncated)?;
+                    let mut count = [0u8; 8];
+                    count.copy_from_slice(b);
+                    r.buf = &r.buf[8..];
+                    totals.push((c, u64::from_be_bytes(count)));
+                }
+                Response::Usage { totals }
+            }
             k => return Err(SyncError::UnknownKind(k)),
         };
         r.finish()?;
@@ -645,6 +701,10 @@ mod tests {
             Request::Manifests {
                 cids: vec![cid(1), cid(2)],
             },
+            Request::Usage { after: None },
+            Request::Usage {
+                after: Some(cid(4)),
+            },
         ];
         for r in reqs {
             assert_eq!(Request::decode(&r.encode()), Ok(r));
@@ -666,6 +726,9 @@ mod tests {
             },
             Response::Refused {
                 reason: "not a member".into(),
+            },
+            Response::Usage {
+                totals: vec![(cid(6), 0), (cid(7), u64::MAX)],
             },
         ];
         for r in resps {
@@ -702,6 +765,17 @@ mod tests {
         s.extend_from_slice(&[0; 32]);
         s.push(0);
         assert_eq!(Response::decode(&s), Err(SyncError::BucketCount(1)));
+        // A usage page claiming more entries than a page holds is refused before allocating.
+        let mut u = vec![RESP_USAGE];
+        varint::encode(MAX_USAGE_ENTRIES as u64 + 1, &mut u);
+        assert!(matches!(
+            Response::decode(&u),
+            Err(SyncError::TooLarge { .. })
+        ));
+        assert_eq!(
+            Request::decode(&[REQ_USAGE, 2]),
+            Err(SyncError::UnknownKind(2))
+        );
     }
 
     #[test]

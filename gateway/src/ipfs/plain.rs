@@ -72,7 +72,11 @@ pub(crate) async fn file<B: Backend>(
     let body = if head || start == end {
         Body::empty()
     } else {
-        Body::from_stream(backend.read_file(&cid, start, end).await?)
+        let stream = backend.read_file(&cid, start, end).await?;
+        if start == 0 {
+            backend.count_download(&cid).await;
+        }
+        Body::from_stream(stream)
     };
     Ok((status, out, body).into_response())
 }

@@ -244,8 +244,9 @@ async fn find_by_hash<B: Backend>(
         .find(|m| !m.body.tombstone && m.body.root.is_some() && m.body.sha256 == *h))
 }
 
-/// The library `Image` object for a manifest.
-fn image_json(m: &Manifest, tags: Vec<String>) -> Value {
+/// The library `Image` object for a manifest, with the image's downloads (across the
+/// federation) and stars in the container counters the client shows.
+fn image_json(m: &Manifest, tags: Vec<String>, usage: crate::search::Usage) -> Value {
     let b = &m.body;
     let hex = hex::encode(b.sha256);
     let id = ImageId {
@@ -275,8 +276,8 @@ fn image_json(m: &Manifest, tags: Vec<String>) -> Value {
         "collectionName": b.collection,
         "containerName": b.name,
         "tags": tags,
-        "containerStars": 0,
-        "containerDownloads": 0,
+        "containerStars": usage.stars,
+        "containerDownloads": usage.downloads,
     })
 }
 
@@ -422,7 +423,12 @@ async fn image<B: Backend + TokenBackend>(
         LibraryVersion::Tags(t) => t.clone(),
         LibraryVersion::Hash(_) => vec![m.body.tag.clone()],
     };
-    Ok(Json(json!({ "data": image_json(&m, tags) })).into_response())
+    let reference = format!("{}/{}:{}", m.body.collection, m.body.name, m.body.tag);
+    let usage = state.backend.usage(&reference).await.unwrap_or_else(|e| {
+        tracing::warn!(%reference, error = %e, "usage unavailable for the image object");
+        crate::search::Usage::default()
+    });
+    Ok(Json(json!({ "data": image_json(&m, tags, usage) })).into_response())
 }
 
 /// `POST /v1/images`: the client creates the image record before it uploads. Nothing is stored

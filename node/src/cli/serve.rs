@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// [default: 60, or `[p2p] sync_interval_secs`]
     #[arg(long, env = "SHUBNET_SYNC_INTERVAL", value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub sync_interval: Option<u64>,
+    /// Seconds between gossip announcements of this node's changed download counts.
+    /// [default: 60, or `[p2p] usage_announce_secs`]
+    #[arg(long, env = "SHUBNET_USAGE_ANNOUNCE", value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub usage_announce: Option<u64>,
     /// Cap on what this node sends to other nodes (fetch/1 and Bitswap), bytes per second;
     /// 0 = unlimited.
     #[arg(long, env = "SHUBNET_UPLOAD_LIMIT", value_name = "BYTES_PER_SEC")]
@@ -148,6 +152,10 @@ pub fn run(a: ServeArgs) -> Result<()> {
                     .or(file.p2p.sync_interval_secs)
                     .unwrap_or(60)
                     .max(1),
+            ),
+            usage_announce: secs(
+                a.usage_announce.or(file.p2p.usage_announce_secs),
+                crate::usage::ANNOUNCE_EVERY.as_secs(),
             ),
             upload_limit: a.upload_limit.or(file.p2p.upload_limit).unwrap_or(0),
             download_limit: a.download_limit.or(file.p2p.download_limit).unwrap_or(0),

@@ -61,7 +61,7 @@ pub fn check_value(opt: &Opt, value: &str) -> Result<(), String> {
                 ))
             }
         }
-        ("replication", "check_interval_secs") if value == "0" => {
+        ("replication", "check_interval_secs") | ("p2p", "usage_announce_secs") if value == "0" => {
             Err("must be at least 1".to_string())
         }
         ("log", "filter") => tracing_subscriber::EnvFilter::try_new(value)
@@ -123,6 +123,9 @@ pub fn validate(cfg: &NodeConfig, text: &str) -> Vec<Problem> {
         "check_interval_secs",
         &cfg.replication.check_interval_secs.to_string(),
     );
+    if let Some(n) = cfg.p2p.usage_announce_secs {
+        plain("p2p", "usage_announce_secs", &n.to_string());
+    }
     if let Some(f) = &cfg.log.filter {
         plain("log", "filter", f);
     }
@@ -306,6 +309,19 @@ mod tests {
         assert_eq!(p.line, Some(2), "{p}");
         let p = one("[http]\n\ntls_cert = \"a.pem\"\n");
         assert_eq!(p.line, Some(3), "{p}");
+        let p = one("[p2p]\ngossip = true\nusage_announce_secs = 0\n");
+        assert_eq!(p.line, Some(3), "{p}");
+        assert!(
+            p.message
+                .contains("usage_announce_secs: must be at least 1"),
+            "{p}"
+        );
+        assert!(check_text("[p2p]\nusage_announce_secs = 5\n").is_empty());
+        let err = parse_with_env("", "c.toml", |k| {
+            (k == "SHUBNET_USAGE_ANNOUNCE").then(|| "0".to_string())
+        })
+        .expect_err("zero from the environment");
+        assert!(err.to_string().contains("SHUBNET_USAGE_ANNOUNCE"), "{err}");
     }
 
     #[test]
@@ -360,7 +376,7 @@ mod tests {
                     header_timeout_secs = 1\nbody_idle_timeout_secs = 1\n\
                     library_upload_expiry_secs = 1\ntls_cert = \"c\"\ntls_key = \"k\"\nhttps = \"0.0.0.0:443\"\nshutdown_grace_secs = 5\n[p2p]\nlisten = [\"/ip4/1.1.1.1/tcp/1\"]\n\
                     bootstrap = [\"/ip4/1.1.1.1/tcp/1\"]\nannounce = [\"/ip4/1.1.1.1/tcp/1\"]\n\
-                    upload_limit = 1\ndownload_limit = 1\nsync_interval_secs = 1\ngossip = true\n\
+                    upload_limit = 1\ndownload_limit = 1\nsync_interval_secs = 1\nusage_announce_secs = 1\ngossip = true\n\
                     [log]\nfilter = \"info\"\n[federation]\nid = \"x\"\ninstitution = \"y\"\n\
                     [replication]\nmirror = [\"all\"]\n";
         let cfg: NodeConfig = toml::from_str(full).expect("full config");

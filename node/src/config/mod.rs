@@ -160,6 +160,9 @@ pub struct P2pFileConfig {
     /// Seconds between anti-entropy rounds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_interval_secs: Option<u64>,
+    /// Seconds between announcements of changed download totals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_announce_secs: Option<u64>,
     /// Publish and subscribe to the federation's gossip topic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gossip: Option<bool>,

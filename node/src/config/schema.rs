@@ -207,6 +207,17 @@ pub const OPTIONS: &[Opt] = &[
     },
     Opt {
         section: "p2p",
+        key: "usage_announce_secs",
+        kind: Kind::Integer,
+        default: "60",
+        env: "SHUBNET_USAGE_ANNOUNCE",
+        flag: Some("--usage-announce"),
+        doc: "Seconds between gossip announcements of this node's download counts that changed \
+              (members add them up for the federation-wide count). A member that connects pulls \
+              all counts at once through sync, so this only paces updates. At least 1.",
+    },
+    Opt {
+        section: "p2p",
         key: "gossip",
         kind: Kind::Bool,
         default: "true",

@@ -99,8 +99,13 @@ async fn verdict(ctx: &SyncCtx, msg: &Inbound) -> (MessageAcceptance, bool) {
             (Accept, false)
         }
         Announcement::Usage(totals) => {
-            if let Some(u) = ctx.backend.usage_store() {
-                u.record_announced(&source.to_string(), &totals);
+            if let Some(u) = ctx.backend.usage_store().cloned() {
+                let peer = source.to_string();
+                let r =
+                    tokio::task::spawn_blocking(move || u.record_announced(&peer, &totals)).await;
+                if let Ok(Err(e)) = r {
+                    tracing::warn!(%source, error = %e, "announced downloads not recorded");
+                }
             }
             (Accept, false)
         }

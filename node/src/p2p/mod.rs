@@ -94,6 +94,8 @@ pub struct P2pConfig {
     pub no_gossip: bool,
     /// Time between sync rounds with each connected member.
     pub sync_interval: Duration,
+    /// Time between announcements of changed download totals (`crate::usage`).
+    pub usage_announce: Duration,
     /// Bytes per second this node sends on fetch/1 and Bitswap; 0 = unlimited.
     pub upload_limit: u64,
     /// Bytes per second the fetch client receives; 0 = unlimited.
@@ -250,7 +252,7 @@ pub fn spawn(
     let net = Network::new(cmd_tx.clone(), peers.clone(), gate.clone(), local);
     backend.set_network(net.clone());
     if let Some(u) = backend.usage_store() {
-        crate::usage::spawn_announcer(u.clone(), net.clone());
+        crate::usage::spawn_announcer(u.clone(), net.clone(), cfg.usage_announce);
     }
     let ctx = sync::SyncCtx {
         control,

@@ -22,7 +22,8 @@ use shubnet_protocol::Cid;
 use shubnet_protocol::manifest::{Manifest, ManifestError};
 use shubnet_protocol::roster::SignedRoster;
 use shubnet_protocol::sync::{
-    MAX_BATCH, MAX_CIDS, MAX_ROSTERS, PROTOCOL, Request, Response, frame, frame_len,
+    MAX_BATCH, MAX_CIDS, MAX_ROSTERS, MAX_USAGE_ENTRIES, PROTOCOL, Request, Response, frame,
+    frame_len,
 };
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -180,6 +181,17 @@ async fn answer(ctx: &SyncCtx, req: Request) -> Result<Response> {
         Request::Manifests { cids } => Response::Manifests {
             manifests: blocking(move || reg.manifests_encoded(&cids)).await?,
         },
+        Request::Usage { after } => {
+            let totals = match ctx.backend.usage_store().cloned() {
+                Some(u) => tokio::task::spawn_blocking(move || {
+                    u.local_totals_after(after.as_ref(), MAX_USAGE_ENTRIES)
+                })
+                .await
+                .map_err(|e| anyhow!("task failed: {e}"))??,
+                None => Vec::new(),
+            };
+            Response::Usage { totals }
+        }
     })
 }
 
@@ -195,6 +207,9 @@ pub struct Round {
     /// Manifests the peer sent that were refused.
     pub refused: usize,
 }
+
+/// Most usage pages pulled from one peer in one round (the peer's cap on roots it may report).
+const MAX_USAGE_PAGES: usize = crate::usage::MAX_ROOTS_PER_PEER / MAX_USAGE_ENTRIES;
 
 struct Session<'a> {
     ctx: &'a SyncCtx,
@@ -225,8 +240,10 @@ impl Session<'_> {
     }
 }
 
-/// One sync round with `peer`: rosters, then manifests; holdings into the peer book.
-pub async fn sync_with(ctx: &SyncCtx, peer: PeerId) -> Result<Round> {
+/// One sync round with `peer`: rosters, then manifests; holdings into the peer book. With
+/// `usage` (the first round after the peer connected) it also pulls the peer's download totals,
+/// which gossip only repeats when they change.
+pub async fn sync_with(ctx: &SyncCtx, peer: PeerId, usage: bool) -> Result<Round> {
     let federation = ctx
         .gate
         .federation()
@@ -339,8 +356,48 @@ pub async fn sync_with(ctx: &SyncCtx, peer: PeerId) -> Result<Round> {
             break;
         }
     }
+    if usage {
+        pull_usage(&mut s).await?;
+    }
     let _ = s.stream.close().await;
     Ok(round)
+}
+
+/// Pulls every download total `s`'s peer served, page by page, into the usage store.
+async fn pull_usage(s: &mut Session<'_>) -> Result<()> {
+    let Some(store) = s.ctx.backend.usage_store().cloned() else {
+        return Ok(());
+    };
+    let who = s.peer.to_string();
+    let mut after: Option<Cid> = None;
+    let mut pulled = 0usize;
+    for _ in 0..MAX_USAGE_PAGES {
+        let Response::Usage { totals } = s.ask(&Request::Usage { after }).await? else {
+            return Err(s.protocol_error("something else than usage totals"));
+        };
+        let last = totals.last().map(|(c, _)| *c);
+        // Pages ascend: a root at or before `after` would let a peer loop this forever.
+        let mut prev = after.map(|c| c.to_bytes());
+        for (c, _) in &totals {
+            let b = c.to_bytes();
+            if prev.as_ref().is_some_and(|p| *p >= b) {
+                return Err(s.protocol_error("usage totals out of order"));
+            }
+            prev = Some(b);
+        }
+        let full = totals.len() >= MAX_USAGE_ENTRIES;
+        pulled += totals.len();
+        let (u, w) = (store.clone(), who.clone());
+        tokio::task::spawn_blocking(move || u.record_announced(&w, &totals))
+            .await
+            .map_err(|e| anyhow!("task failed: {e}"))??;
+        if !full || last.is_none() {
+            break;
+        }
+        after = last;
+    }
+    tracing::debug!(peer = %s.peer, roots = pulled, "download totals pulled");
+    Ok(())
 }
 
 async fn accept(
@@ -392,12 +449,13 @@ pub fn schedule(ctx: SyncCtx, mut connected: mpsc::Receiver<PeerId>, interval: D
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let peers = tokio::select! {
+            // A peer that just connected (or asked for a sync) also gets its usage pulled.
+            let (peers, usage) = tokio::select! {
                 p = connected.recv() => match p {
-                    Some(p) => vec![p],
+                    Some(p) => (vec![p], true),
                     None => return,
                 },
-                _ = tick.tick() => ctx.peers.connected_peers(),
+                _ = tick.tick() => (ctx.peers.connected_peers(), false),
             };
             for peer in peers {
                 if !ctx.gate.is_member(&peer) || ctx.gate.federation().is_none() {
@@ -412,7 +470,7 @@ pub fn schedule(ctx: SyncCtx, mut connected: mpsc::Receiver<PeerId>, interval: D
                 }
                 let (ctx, busy) = (ctx.clone(), busy.clone());
                 tokio::spawn(async move {
-                    match sync_with(&ctx, peer).await {
+                    match sync_with(&ctx, peer, usage).await {
                         Ok(r) if r.rosters + r.manifests + r.refused > 0 => tracing::info!(
                             %peer, rosters = r.rosters, manifests = r.manifests,
                             refused = r.refused, "synced"

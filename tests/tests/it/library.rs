@@ -42,6 +42,8 @@ fn library_client_push_and_pull() {
     assert_eq!(v["hash"], format!("sha256.{sha}"), "{v:#}");
     assert_eq!(v["size"], size, "{v:#}");
     assert_eq!(v["uploaded"], true, "{v:#}");
+    // Pushing is not a download (the tag call re-reads the content inside the node).
+    assert_eq!(v["containerDownloads"], 0, "{v:#}");
 
     // Both download paths give the exact bytes.
     for cmd in ["download", "cdownload"] {
@@ -104,6 +106,9 @@ fn library_client_push_and_pull() {
             .stdout,
     );
     assert_eq!(v["hash"], format!("sha256.{sha}"), "{v:#}");
+    // v3 names the same bytes: the downloads above count for it (download, cdownload and the
+    // sregistry pull each fetched byte 0 once), and its tag call added none.
+    assert_eq!(v["containerDownloads"], 3, "{v:#}");
 }
 
 #[test]

@@ -142,3 +142,6 @@ mod tls;
 
 /// CLI polish: completions, progress bars, `--json`, errors with a next step (issue 6).
 mod cli;
+
+/// Download counts across the federation: gossip, sync on connect, restarts (issue 6).
+mod usage;
