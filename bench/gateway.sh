@@ -20,6 +20,9 @@
 #                             size and per stream: streaming keeps each stream's buffers
 #                             constant, so growth stays far below PULLS x image size.
 #                             Target <= PULLS x 4 MiB (a few leaves in flight per stream).
+#   pull_rss_flat_in_image_size  the same PULLS-pull round first on an image a fifth the size:
+#                             the 100 MB round may grow RSS at most 1.5 x (or 64 MiB) more than
+#                             the 20 MB one. Memory follows streams, not image size.
 #
 # How the 100 000 tags get there, honestly and fast: one real `shubnet push` of a small SIF-less
 # image (lab-a/seed:v1), then, with the node stopped, the `seed_tags` example
@@ -127,9 +130,12 @@ cli federation create --name Bench --institution lab-a >/dev/null
 say "writing the images: ${SIZE_MIB} MiB, ${PULL_MIB} MB, and a 1 MiB seed"
 head -c "$((SIZE_MIB * 1024 * 1024))" /dev/urandom >"$WORK/big.bin"
 head -c "$((PULL_MIB * 1000 * 1000))" /dev/urandom >"$WORK/pull.bin"
+SMALL_SIZE=$((PULL_MIB * 1000 * 1000 / 5))
+head -c "$SMALL_SIZE" /dev/urandom >"$WORK/small.bin"
 head -c 1048576 /dev/urandom >"$WORK/seed.bin"
 cli push "$WORK/big.bin" lab-a/big:v1 >/dev/null
 cli push "$WORK/pull.bin" lab-a/pull:v1 >/dev/null
+cli push "$WORK/small.bin" lab-a/small:v1 >/dev/null
 cli push "$WORK/seed.bin" lab-a/seed:v1 >/dev/null
 stop_node
 say "seeding $TAGS signed tags"
@@ -225,37 +231,50 @@ nginx_m=$(median "${nginx_s[@]}")
 r_get=$(ratio "$node_m" "$nginx_m")
 
 # --- (c) concurrent pulls of one image, memory sampled ---------------------------------------
-PULL_URL=$(image_url lab-a/pull:v1)
-PULL_SIZE=$((PULL_MIB * 1000 * 1000))
-speed "$PULL_URL" "$PULL_SIZE" >/dev/null # first read hashes every leaf; untimed
-rss_before=$(awk '/^VmRSS:/ {print $2}' "/proc/$NODE_PID/status")
-echo 0 >"$WORK/rss.max"
-(
-    max=0
-    while kill -0 "$NODE_PID" 2>/dev/null && [[ ! -e $WORK/pulls.done ]]; do
-        kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$NODE_PID/status" 2>/dev/null || echo 0)
-        ((kb > max)) && max=$kb && echo "$max" >"$WORK/rss.max"
-        sleep 0.1
+# pull_round REF SIZE: PULLS simultaneous curl downloads of REF's image URL while VmRSS is sampled;
+# sets ok (exact 200s), growth (peak sampled RSS minus RSS before, MiB), rss_before (KiB),
+# rss_peak (MiB), pulls_s and agg (MiB/s together).
+pull_round() {
+    local url size t0 t1 pids=() p i sampler
+    url=$(image_url "$1")
+    size=$2
+    speed "$url" "$size" >/dev/null # first read hashes every leaf; untimed
+    rm -rf "$WORK/pulls" "$WORK/pulls.done"
+    mkdir -p "$WORK/pulls"
+    rss_before=$(awk '/^VmRSS:/ {print $2}' "/proc/$NODE_PID/status")
+    echo 0 >"$WORK/rss.max"
+    (
+        max=0
+        while kill -0 "$NODE_PID" 2>/dev/null && [[ ! -e $WORK/pulls.done ]]; do
+            kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$NODE_PID/status" 2>/dev/null || echo 0)
+            ((kb > max)) && max=$kb && echo "$max" >"$WORK/rss.max"
+            sleep 0.1
+        done
+    ) &
+    sampler=$!
+    say "$PULLS concurrent pulls of $1 ($size bytes)"
+    t0=$(date +%s.%N)
+    for i in $(seq "$PULLS"); do
+        curl -sS -o /dev/null -w '%{http_code} %{size_download}\n' "$url" >"$WORK/pulls/$i" 2>&1 &
+        pids+=($!)
     done
-) &
-SAMPLER=$!
-say "$PULLS concurrent pulls of ${PULL_MIB} MB"
-mkdir -p "$WORK/pulls"
-t0=$(date +%s.%N)
-pids=()
-for i in $(seq "$PULLS"); do
-    curl -sS -o /dev/null -w '%{http_code} %{size_download}\n' "$PULL_URL" >"$WORK/pulls/$i" 2>&1 &
-    pids+=($!)
-done
-for p in "${pids[@]}"; do wait "$p" || true; done
-t1=$(date +%s.%N)
-touch "$WORK/pulls.done"
-wait "$SAMPLER" 2>/dev/null || true
-ok=$(cat "$WORK"/pulls/* | grep -c "^200 $PULL_SIZE$" || true)
+    for p in "${pids[@]}"; do wait "$p" || true; done
+    t1=$(date +%s.%N)
+    touch "$WORK/pulls.done"
+    wait "$sampler" 2>/dev/null || true
+    ok=$(cat "$WORK"/pulls/* | grep -c "^200 $size$" || true)
+    rss_peak=$(python3 -c "print(f'{max(int(open(\"$WORK/rss.max\").read()), 0) / 1024:.1f}')")
+    growth=$(python3 -c "print(f'{float(\"$rss_peak\") - $rss_before / 1024:.1f}')")
+    pulls_s=$(python3 -c "print(f'{$t1 - $t0:.1f}')")
+    agg=$(python3 -c "print(f'{$PULLS * $size / ($t1 - $t0) / 1048576:.0f}')")
+}
+# The same round on an image a fifth the size first: if the node buffered images, its memory
+# would grow with the image; streaming keeps it the same.
+pull_round lab-a/small:v1 "$SMALL_SIZE"
+small_ok=$ok small_growth=$growth small_s=$pulls_s
+PULL_SIZE=$((PULL_MIB * 1000 * 1000))
+pull_round lab-a/pull:v1 "$PULL_SIZE"
 hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$NODE_PID/status")
-rss_peak=$(python3 -c "print(f'{max(int(open(\"$WORK/rss.max\").read()), 0) / 1024:.1f}')")
-pulls_s=$(python3 -c "print(f'{$t1 - $t0:.1f}')")
-agg=$(python3 -c "print(f'{$PULLS * $PULL_SIZE / ($t1 - $t0) / 1048576:.0f}')")
 
 # --- report ----------------------------------------------------------------------------------
 echo "bench/gateway.sh: $heads tags in the registry; binary $BIN"
@@ -263,16 +282,20 @@ echo "info: $seeded"
 echo "info: manifest ${node_len} B: node $node_rps req/s, p99 ${node_p99} ms; nginx $nginx_rps req/s, p99 ${nginx_p99} ms"
 echo "info: 1 GiB GET via image URL: node $(mibps "$node_m") MiB/s; nginx $(mibps "$nginx_m") MiB/s (medians of $RUNS)"
 echo "info: $PULLS pulls of ${PULL_MIB} MB in ${pulls_s}s (${agg} MiB/s together); node RSS before $((rss_before / 1024)) MiB, peak sampled ${rss_peak} MiB, VmHWM $((hwm / 1024)) MiB (process lifetime)"
+echo "info: $PULLS pulls of a $((SMALL_SIZE / 1000000)) MB image in ${small_s}s: $small_ok exact, RSS growth ${small_growth} MiB"
 v_rps=$(verdict "$r_rps" '>=' 0.3)
 v_get=$(verdict "$r_get" '>=' 0.8)
-v_ok=$(verdict "$ok" '>=' "$PULLS")
-growth=$(python3 -c "print(f'{float(\"$rss_peak\") - $rss_before / 1024:.1f}')")
+v_ok=$(verdict "$((ok + small_ok))" '>=' "$((2 * PULLS))")
+# Flat: five times the image, at most 1.5 times the growth (or 64 MiB more: sampling noise).
+flat_limit=$(python3 -c "print(f'{max(1.5 * float(\"$small_growth\"), float(\"$small_growth\") + 64):.1f}')")
+v_flat=$(verdict "$growth" '<=' "$flat_limit")
 per_pull=$(python3 -c "print(f'{float(\"$growth\") / $PULLS:.2f}')")
 v_rss=$(verdict "$growth" '<=' "$((PULLS * 4))")
 echo "manifest_rps_vs_nginx: $r_rps (p99 node ${node_p99} ms, nginx ${nginx_p99} ms) (target >= 0.3) $v_rps"
 echo "download_vs_nginx: $r_get (target >= 0.8) $v_get"
-echo "concurrent_pulls_ok: $ok/$PULLS (target all) $v_ok"
+echo "concurrent_pulls_ok: $((ok + small_ok))/$((2 * PULLS)) (target all) $v_ok"
+echo "pull_rss_flat_in_image_size: ${growth} MiB for ${PULL_MIB} MB vs ${small_growth} MiB for $((SMALL_SIZE / 1000000)) MB (target <= $flat_limit) $v_flat"
 echo "pull_rss_growth_mib: $growth (${per_pull} per stream) for a ${PULL_MIB} MB image x $PULLS pulls (target <= $((PULLS * 4))) $v_rss"
-if [[ $STRICT == 1 && "$v_rps$v_get$v_ok$v_rss" == *MISSED* ]]; then
+if [[ $STRICT == 1 && "$v_rps$v_get$v_ok$v_rss$v_flat" == *MISSED* ]]; then
     exit 1
 fi

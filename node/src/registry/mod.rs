@@ -14,6 +14,7 @@
 //!   frozen tags never move).
 
 pub mod api;
+mod head_cache;
 mod log;
 pub mod metadata;
 pub mod search;
@@ -131,6 +132,8 @@ struct Inner {
     events: tokio::sync::broadcast::Sender<LocalEvent>,
     /// Every live tag head, for search and listings (derived; rebuilt at open).
     search: std::sync::RwLock<search::SearchIndex>,
+    /// Recently read head encodings (derived; invalidated on every head change).
+    head_cache: head_cache::HeadCache,
 }
 
 /// The key of a tag head.
@@ -156,6 +159,7 @@ impl Registry {
                 write: Mutex::new(()),
                 events: tokio::sync::broadcast::channel(256).0,
                 search: std::sync::RwLock::default(),
+                head_cache: head_cache::HeadCache::default(),
             }),
         };
         if reg.inner.rosters.is_empty() {
@@ -510,15 +514,20 @@ impl Registry {
     /// The encoding of a tag's head manifest as stored (it was decoded, canonical, and verified
     /// when accepted), for readers that pass it on: no decode and re-encode per request.
     pub fn head_bytes(&self, collection: &str, name: &str, tag: &str) -> Result<Option<Vec<u8>>> {
-        match self
-            .inner
-            .heads
-            .get(head_key(collection, name, tag))
-            .map_err(db)?
-        {
-            Some(cid) => self.manifest_bytes(&cid),
-            None => Ok(None),
+        let key = head_key(collection, name, tag);
+        let cache = &self.inner.head_cache;
+        if let Some(b) = cache.get(&key) {
+            return Ok(Some(b.to_vec()));
         }
+        let generation = cache.generation();
+        let bytes = match self.inner.heads.get(&key).map_err(db)? {
+            Some(cid) => self.manifest_bytes(&cid)?,
+            None => None,
+        };
+        if let Some(b) = &bytes {
+            cache.insert(generation, key, b);
+        }
+        Ok(bytes)
     }
 
     /// A manifest's encoding by CID bytes.
@@ -587,10 +596,9 @@ impl Registry {
             self.inner.root_collections.insert(key, &[]).map_err(db)?;
         }
         if head {
-            self.inner
-                .heads
-                .insert(head_key(&b.collection, &b.name, &b.tag), cid.to_bytes())
-                .map_err(db)?;
+            let key = head_key(&b.collection, &b.name, &b.tag);
+            self.inner.heads.insert(&key, cid.to_bytes()).map_err(db)?;
+            self.inner.head_cache.invalidate(&key);
             self.write_index().set_head(m);
         }
         Ok(())
