@@ -67,6 +67,8 @@ pub struct AppState<B> {
     pub uploads: library::Uploads,
     /// Library multipart uploads in progress.
     pub multipart: library::Sessions,
+    /// Rendered shub manifest bodies of public tags.
+    pub rendered: shub::rendered::Rendered,
 }
 
 /// The `Content-Length` a request declares, if any: upload routes refuse an oversized body
@@ -96,6 +98,7 @@ pub fn app<B: Backend + tokens::TokenBackend>(backend: B, config: GatewayConfig)
         url_key,
         uploads: library::Uploads::default(),
         multipart: library::Sessions::default(),
+        rendered: shub::rendered::Rendered::default(),
     });
     Router::new()
         .merge(ipfs::router::<B>())

@@ -5,12 +5,6 @@
 
 use std::process::ExitCode;
 
-/// mimalloc rather than glibc's malloc: the gateway allocates many small, short-lived buffers
-/// per request on every worker thread, and glibc's arena locking and chunk consolidation showed
-/// up as a fifth of a manifest request's CPU in `perf` (bench/gateway.sh).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = <shubnet_node::cli::Cli as clap::Parser>::parse();
     match shubnet_node::cli::run(cli) {

@@ -20,6 +20,7 @@
 
 pub mod auth;
 mod listing;
+pub mod rendered;
 pub mod time;
 mod upload;
 
@@ -311,13 +312,42 @@ async fn container_get<B: Backend + TokenBackend>(
     }
     let r = parse_container_path(&rest)?;
     let private = check_pull(&state, &headers, &r).await?;
-    let m = resolve(&state.backend, &r).await?;
     let base = external_base(&headers, state.config.tls)?;
     let refs = AppStateRef {
         url_key: &state.url_key,
     };
+    if !private
+        && r.digest.is_none()
+        && let Some(bytes) = state
+            .backend
+            .manifest_for_tag(&r.collection, &r.name, &r.tag)
+            .await?
+    {
+        // A public tag's head: served from the rendered cache while the head is unchanged.
+        let key = r.tag_path();
+        if let Some(body) = state.rendered.get(&key, &base, &bytes) {
+            return Ok(json_body(body));
+        }
+        if let Ok(m) = Manifest::decode(&bytes)
+            && !m.body.tombstone
+            && m.body.root.is_some()
+        {
+            let image = image_url(&refs, &base, &m, false);
+            let body = serde_json::to_vec(&container_json(&m, image))
+                .map(bytes::Bytes::from)
+                .map_err(|e| ShubError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            state.rendered.put(key, base, bytes, body.clone());
+            return Ok(json_body(body));
+        }
+    }
+    let m = resolve(&state.backend, &r).await?;
     let image = image_url(&refs, &base, &m, private);
     Ok(Json(container_json(&m, image)).into_response())
+}
+
+/// A JSON response from an already serialised body.
+fn json_body(body: bytes::Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 async fn container_delete<B: Backend + TokenBackend>(
