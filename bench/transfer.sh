@@ -4,22 +4,25 @@
 #
 # What it measures:
 #   fetch_vs_nginx_throughput  `shubnet fetch CID` of a SIZE_MIB (default 1024) image from one
-#                              member to another (wall time, including the final fsync, rename,
-#                              index), as bytes/s, divided by `curl -o /dev/null` of the same
-#                              file from nginx on 127.0.0.1 (sendfile), warm in the page cache.
-#                              Target >= 0.5. Higher is better.
+#                              member to another, both nodes' data dirs on tmpfs (SHM_DIR,
+#                              default /dev/shm), wall time including the final fsync, rename
+#                              and index, as bytes/s, divided by `curl -o /dev/null` of the same
+#                              file from nginx on 127.0.0.1 (sendfile), warm in the page cache:
+#                              like for like, no disk on either side. Target >= 0.5.
 #   cpu_s_per_gib              CPU seconds (user+sys, /proc/PID/stat) that the two nodes spent
-#                              during the transfer, per GiB moved. Lower is better (info).
-#   info lines                 the fetch's own phases from its `fetch report` (leaves moved and
-#                              verified, then fsync + sha256 + index), and the disk's durable
-#                              write rate (`dd conv=fdatasync` of the same size, same run): a
-#                              fetch ends with its copy on disk, so that rate bounds it.
+#                              during that fetch, per GiB moved. Lower is better (info); less
+#                              sensitive than wall time to other load on the machine.
+#   info lines                 the same fetch with the data dirs on disk (its ratio, its CPU),
+#                              the disk's durable write rate (`dd conv=fdatasync` of the same
+#                              size, same run; a fetch ends with its copy durable, so that rate
+#                              bounds the disk run), curl writing to a file on the same tmpfs,
+#                              and each fetch's own phases from its `fetch report`.
 #   swarm_median_vs_ideal      one seeder (--upload-limit 20000000) and 8 members (each
-#                              --download-limit 20000000) all fetch a SWARM_MIB (default 256)
-#                              image at once; the median finish time divided by
+#                              --download-limit 20000000) all fetch a SWARM_MIB (default 256;
+#                              0 skips it) image at once; the median finish time divided by
 #                              size / 20 MB/s. Target <= 1.5 (nodes must serve each other).
 #
-# Usage: bash bench/transfer.sh   Env: SIZE_MIB SWARM_MIB BENCH_DIR SHUBNET_BIN CARGO_TARGET_DIR
+# Usage: bash bench/transfer.sh   Env: SIZE_MIB SWARM_MIB BENCH_DIR SHM_DIR SHUBNET_BIN CARGO_TARGET_DIR
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -175,8 +178,8 @@ echo "info nginx_bytes_per_s: $(py "print(int(float('$nginx_bps')))") (curl -o /
 echo "info fetch_bytes_per_s: $(py "print(int($shm_bps))") (data dirs on tmpfs) $(py "print(int($disk_bps))") (on disk)"
 echo "fetch_vs_nginx_throughput: $ratio (target >= 0.5; both nodes' data dirs on tmpfs, curl -o /dev/null)"
 echo "info fetch_vs_nginx_throughput_disk: $disk_ratio (data dirs on disk; at most disk_fsync_bytes_per_s / nginx = $(py "print(f'{$dd_bps / float($nginx_bps):.2f}')"))"
-echo "info fetch_phases_tmpfs: leaves moved and verified in ${shm_transfer_ms} ms ($(leaf_rate "$shm_transfer_ms") B/s), stored (fsync, sha256, index) in ${shm_store_ms} ms"
-echo "info fetch_phases_disk: leaves moved and verified in ${disk_transfer_ms} ms ($(leaf_rate "$disk_transfer_ms") B/s), stored (fsync, sha256, index) in ${disk_store_ms} ms"
+echo "info fetch_phases_tmpfs: leaves moved and verified in ${shm_transfer_ms} ms ($(leaf_rate "$shm_transfer_ms") B/s), stored (fsync, what the running sha256 had not covered, index) in ${shm_store_ms} ms"
+echo "info fetch_phases_disk: leaves moved and verified in ${disk_transfer_ms} ms ($(leaf_rate "$disk_transfer_ms") B/s), stored (fsync, what the running sha256 had not covered, index) in ${disk_store_ms} ms"
 echo "info disk_fsync_bytes_per_s: $dd_bps (dd conv=fdatasync of ${SIZE_MIB} MiB; bounds any durable fetch on disk)"
 echo "cpu_s_per_gib: $shm_cpu (seeder + fetcher, tmpfs run, info)"
 echo "info cpu_s_per_gib_disk: $disk_cpu (seeder + fetcher, disk run)"

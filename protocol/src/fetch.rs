@@ -598,7 +598,10 @@ mod tests {
             }
             if matches!(f, Frame::Leaf { .. }) {
                 for cut in 0..body.len() {
-                    assert!(matches!(Frame::decode_leaf(&body[..cut]), Some(Err(_)) | None));
+                    assert!(matches!(
+                        Frame::decode_leaf(&body[..cut]),
+                        Some(Err(_)) | None
+                    ));
                 }
                 let mut long = body.clone();
                 long.push(0);

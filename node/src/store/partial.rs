@@ -371,11 +371,13 @@ impl Store {
                 let mut r = BufReader::with_capacity(1 << 20, f);
                 let hashed = r.seek(SeekFrom::Start(hashed));
                 let mut buf = vec![0u8; 1 << 20];
-                let hashed = hashed.and_then(|_| loop {
-                    match r.read(&mut buf) {
-                        Ok(0) => break Ok(()),
-                        Ok(n) => sha.update(&buf[..n]),
-                        Err(e) => break Err(e),
+                let hashed = hashed.and_then(|_| {
+                    loop {
+                        match r.read(&mut buf) {
+                            Ok(0) => break Ok(()),
+                            Ok(n) => sha.update(&buf[..n]),
+                            Err(e) => break Err(e),
+                        }
                     }
                 });
                 let synced = syncing

@@ -172,7 +172,8 @@ impl Store {
         buf: &mut Vec<u8>,
     ) -> Result<()> {
         buf.resize(len as usize, 0);
-        f.read_exact_at(buf, offset).map_err(|e| read_error(e, root))?;
+        f.read_exact_at(buf, offset)
+            .map_err(|e| read_error(e, root))?;
         if !self.leaf_verified(root, offset) {
             verify(cid, buf).map_err(|_| StoreError::Corrupt(*cid))?;
             self.mark_leaf_verified(root, offset);

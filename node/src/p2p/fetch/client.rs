@@ -711,19 +711,20 @@ impl FetchClient {
         let mut buf = self.buffers.get();
         let mut writing: Option<LeafWrite> = None;
         let end = loop {
-            let frame =
-                match tokio::time::timeout(STALL_TIMEOUT, read_frame_into(&mut s, &mut buf)).await {
-                    Err(_) => break RunEnd::Broken(format!("stalled for {STALL_TIMEOUT:?}")),
-                    Ok(Ok(Some(f))) => f,
-                    Ok(Ok(None)) => break RunEnd::Broken("the stream ended early".into()),
-                    Ok(Err(WireError::Io(e))) => break RunEnd::Broken(e.to_string()),
-                    Ok(Err(WireError::Frame(FrameError::Truncated))) => {
-                        break RunEnd::Broken("the stream ended inside a frame".into());
-                    }
-                    Ok(Err(WireError::Frame(e))) => {
-                        break RunEnd::Bad(format!("sent a bad frame: {e}"));
-                    }
-                };
+            let frame = match tokio::time::timeout(STALL_TIMEOUT, read_frame_into(&mut s, &mut buf))
+                .await
+            {
+                Err(_) => break RunEnd::Broken(format!("stalled for {STALL_TIMEOUT:?}")),
+                Ok(Ok(Some(f))) => f,
+                Ok(Ok(None)) => break RunEnd::Broken("the stream ended early".into()),
+                Ok(Err(WireError::Io(e))) => break RunEnd::Broken(e.to_string()),
+                Ok(Err(WireError::Frame(FrameError::Truncated))) => {
+                    break RunEnd::Broken("the stream ended inside a frame".into());
+                }
+                Ok(Err(WireError::Frame(e))) => {
+                    break RunEnd::Bad(format!("sent a bad frame: {e}"));
+                }
+            };
             match frame {
                 Incoming::Leaf { index, range } => {
                     if index != next || index >= first + count {
@@ -748,7 +749,9 @@ impl FetchClient {
                     next += 1;
                 }
                 Incoming::Other(Frame::End) if next == first + count => break RunEnd::Done,
-                Incoming::Other(Frame::End) => break RunEnd::Broken(format!("ended at leaf {next}")),
+                Incoming::Other(Frame::End) => {
+                    break RunEnd::Broken(format!("ended at leaf {next}"));
+                }
                 Incoming::Other(Frame::Error(why)) => {
                     break RunEnd::Broken(format!("declined: {why}"));
                 }

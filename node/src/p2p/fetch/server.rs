@@ -7,6 +7,7 @@ use super::{BufferPool, Partials, read_frame, write_frame};
 use crate::backend::NodeBackend;
 use crate::p2p::protocol;
 use crate::p2p::ratelimit::RateLimit;
+use crate::store::partial::Partial;
 use crate::store::{Store, StoreError};
 use futures::{AsyncWriteExt, StreamExt};
 use libp2p::PeerId;
@@ -14,7 +15,6 @@ use shubnet_protocol::Cid;
 use shubnet_protocol::cid::DAG_PB;
 use shubnet_protocol::fetch::{Frame, Holding, LeafInfo, PROTOCOL, leaf_table};
 use shubnet_protocol::unixfs::FileNode;
-use crate::store::partial::Partial;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -235,7 +235,14 @@ impl Server {
                     Source::Blob(table, f) => {
                         let leaf = &table[i as usize];
                         store
-                            .read_blob_leaf_into(&root, f, &leaf.cid, leaf.offset, leaf.len, &mut buf)
+                            .read_blob_leaf_into(
+                                &root,
+                                f,
+                                &leaf.cid,
+                                leaf.offset,
+                                leaf.len,
+                                &mut buf,
+                            )
                             .map(|()| true)
                     }
                 };
