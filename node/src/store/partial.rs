@@ -166,7 +166,14 @@ impl Partial {
     fn advance_prefix(&self, just: u64, bytes: &[u8]) {
         let mut p = match self.prefix.try_lock() {
             Ok(p) => p,
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            // A writer panicked mid-update: the state cannot be trusted, so start again (the
+            // hash is then read back from the file's start).
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                let mut p = p.into_inner();
+                *p = Prefix::default();
+                self.prefix.clear_poison();
+                p
+            }
             Err(std::sync::TryLockError::WouldBlock) => return,
         };
         let p = &mut *p;
@@ -191,8 +198,15 @@ impl Partial {
 
     /// Takes the whole-file hash so far: the hasher and the file offset where it stops.
     fn take_prefix(&self) -> (Sha256, u64) {
-        let mut p = self.prefix.lock().unwrap_or_else(PoisonError::into_inner);
-        let p = std::mem::take(&mut *p);
+        // A poisoned state is dropped like any other: finishing then hashes the whole file.
+        let p = match self.prefix.lock() {
+            Ok(mut p) => std::mem::take(&mut *p),
+            Err(e) => {
+                *e.into_inner() = Prefix::default();
+                self.prefix.clear_poison();
+                Prefix::default()
+            }
+        };
         let end = match p.next {
             0 => 0,
             n => self
