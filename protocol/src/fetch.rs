@@ -281,6 +281,29 @@ impl Frame {
         Ok(frame)
     }
 
+    /// If the frame body `buf` is a [`Frame::Leaf`], its index and where its bytes lie in `buf`,
+    /// checked as [`Frame::decode`] checks them; `None` for any other frame. Lets a receiver
+    /// keep a leaf in the buffer it was read into instead of copying it out.
+    pub fn decode_leaf(buf: &[u8]) -> Option<Result<(u64, std::ops::Range<usize>), FetchError>> {
+        if buf.first() != Some(&TAG_LEAF) {
+            return None;
+        }
+        if buf.len() > MAX_FRAME {
+            return Some(Err(FetchError::TooLarge(buf.len() as u64)));
+        }
+        let mut r = Reader(&buf[1..]);
+        let parsed = (|| {
+            let index = r.uint()?;
+            let bytes = r.bytes()?;
+            if !r.0.is_empty() {
+                return Err(FetchError::Trailing);
+            }
+            let start = buf.len() - bytes.len();
+            Ok((index, start..buf.len()))
+        })();
+        Some(parsed)
+    }
+
     /// Splits one length-prefixed frame off the front of `buf`: `Ok(None)` if more bytes are
     /// needed, else the frame and the bytes it used. Rejects an oversized length at once.
     pub fn decode_framed(buf: &[u8]) -> Result<Option<(Self, usize)>, FetchError> {
@@ -558,6 +581,32 @@ mod tests {
             let mut wire = Frame::leaf_header(index, len);
             wire.extend_from_slice(&bytes);
             assert_eq!(wire, Frame::Leaf { index, bytes }.encode_framed());
+        }
+    }
+
+    #[test]
+    fn decode_leaf_agrees_with_decode() {
+        for f in samples() {
+            let body = f.encode();
+            match (&f, Frame::decode_leaf(&body)) {
+                (Frame::Leaf { index, bytes }, Some(Ok((i, range)))) => {
+                    assert_eq!((*index, &body[range]), (i, bytes.as_slice()));
+                }
+                (Frame::Leaf { .. }, other) => panic!("{f:?} gave {other:?}"),
+                (_, None) => {}
+                (_, other) => panic!("{f:?} is not a leaf but gave {other:?}"),
+            }
+            if matches!(f, Frame::Leaf { .. }) {
+                for cut in 0..body.len() {
+                    assert!(matches!(
+                        Frame::decode_leaf(&body[..cut]),
+                        Some(Err(_)) | None
+                    ));
+                }
+                let mut long = body.clone();
+                long.push(0);
+                assert_eq!(Frame::decode_leaf(&long), Some(Err(FetchError::Trailing)));
+            }
         }
     }
 

@@ -238,6 +238,8 @@ pub fn spawn(
             store: store.clone(),
             partials: partials.clone(),
             upload: limits.upload.clone(),
+            tables: Default::default(),
+            buffers: Default::default(),
         },
     )
     .context("registering fetch")?;

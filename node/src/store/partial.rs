@@ -12,12 +12,17 @@
 //! leaf whose bit is clear and sets it if the bytes on disk match, so a restarted transfer never
 //! fetches again a leaf it already verified. When every bit is set, [`Store::finish_partial`]
 //! fsyncs `data` and renames it into `blobs/` as a normal blob.
+//!
+//! The image's whole-file sha256 is computed as the verified leaves form a prefix of the file
+//! (a fetch from complete holders goes in file order), from each leaf's bytes as it is written,
+//! so finishing hashes only what the prefix does not cover yet. That state lives in memory only:
+//! after a restart the hash starts again from the file's start, reading verified leaves back.
 
 use super::import::{Staged, remove_quietly};
 use super::read::start_writeback;
 use super::tables::RootRecord;
 use super::{Result, Store, StoreError, sync_dir};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use shubnet_protocol::Cid;
 use shubnet_protocol::car::{CarReader, CarWriter};
@@ -26,7 +31,7 @@ use shubnet_protocol::fetch::{Bitmap, LeafInfo, leaf_table};
 use shubnet_protocol::unixfs::Block;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
@@ -42,6 +47,9 @@ const CHECKPOINT_EVERY: u32 = 1024;
 /// Leaves written between hints to the kernel to start writing back (16 × 256 KiB = 4 MiB), so
 /// dirty pages do not pile up for the final fsync.
 const WRITEBACK_EVERY: u32 = 16;
+/// Most verified leaves one write reads back from `data` to move the whole-file hash on (leaves
+/// that arrived out of order), so no writer is held long; finishing hashes whatever is left.
+const CATCH_UP: u32 = 64;
 
 /// One partial download; share it behind an `Arc`.
 #[derive(Debug)]
@@ -54,6 +62,17 @@ pub struct Partial {
     state: Mutex<State>,
     /// Serialises checkpoints (they share one temp file).
     checkpointing: Mutex<()>,
+    /// The whole-file sha256 of the verified prefix of the file.
+    prefix: Mutex<Prefix>,
+}
+
+/// The sha256 of leaves `0..next` of the file, all verified.
+#[derive(Debug, Default)]
+struct Prefix {
+    next: u64,
+    sha: Sha256,
+    /// Reused for leaves read back from `data`.
+    buf: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -131,6 +150,7 @@ impl Partial {
             }
             (s.since_checkpoint >= CHECKPOINT_EVERY, wb)
         };
+        self.advance_prefix(i, bytes);
         if checkpoint {
             self.checkpoint()?;
         } else if writeback {
@@ -139,20 +159,85 @@ impl Partial {
         Ok(true)
     }
 
+    /// Moves the whole-file hash over the verified leaves that now follow its end: leaf `just`
+    /// from `bytes` (verified and written a moment ago), others read back from `data`, at most
+    /// [`CATCH_UP`] of those. Does nothing while another writer is at it; a later write, or
+    /// finishing, covers what that one left.
+    fn advance_prefix(&self, just: u64, bytes: &[u8]) {
+        let mut p = match self.prefix.try_lock() {
+            Ok(p) => p,
+            // A writer panicked mid-update: the state cannot be trusted, so start again (the
+            // hash is then read back from the file's start).
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                let mut p = p.into_inner();
+                *p = Prefix::default();
+                self.prefix.clear_poison();
+                p
+            }
+            Err(std::sync::TryLockError::WouldBlock) => return,
+        };
+        let p = &mut *p;
+        let mut read_back = 0;
+        while let Some(leaf) = self.leaves.get(p.next as usize) {
+            if p.next == just {
+                p.sha.update(bytes);
+            } else {
+                if read_back >= CATCH_UP || !self.has(p.next) {
+                    return;
+                }
+                p.buf.resize(leaf.len as usize, 0);
+                if self.data.read_exact_at(&mut p.buf, leaf.offset).is_err() {
+                    return; // finishing reads it again and reports the error
+                }
+                p.sha.update(&p.buf);
+                read_back += 1;
+            }
+            p.next += 1;
+        }
+    }
+
+    /// Takes the whole-file hash so far: the hasher and the file offset where it stops.
+    fn take_prefix(&self) -> (Sha256, u64) {
+        // A poisoned state is dropped like any other: finishing then hashes the whole file.
+        let p = match self.prefix.lock() {
+            Ok(mut p) => std::mem::take(&mut *p),
+            Err(e) => {
+                *e.into_inner() = Prefix::default();
+                self.prefix.clear_poison();
+                Prefix::default()
+            }
+        };
+        let end = match p.next {
+            0 => 0,
+            n => self
+                .leaves
+                .get(n as usize - 1)
+                .map_or(0, |l| l.offset + u64::from(l.len)),
+        };
+        (p.sha, end)
+    }
+
     /// Leaf `i`'s bytes if verified, hashed again as they are read. Blocking.
     pub fn read_leaf(&self, i: u64) -> Result<Option<Bytes>> {
+        let mut buf = Vec::new();
+        Ok(self.read_leaf_into(i, &mut buf)?.then(|| Bytes::from(buf)))
+    }
+
+    /// Reads leaf `i` into `buf` (resized to its length) if it is verified, hashing it again;
+    /// false if it is not verified yet. Blocking.
+    pub fn read_leaf_into(&self, i: u64, buf: &mut Vec<u8>) -> Result<bool> {
         if !self.has(i) {
-            return Ok(None);
+            return Ok(false);
         }
         let Some(leaf) = self.leaves.get(i as usize) else {
-            return Ok(None);
+            return Ok(false);
         };
-        let mut buf = BytesMut::zeroed(leaf.len as usize);
+        buf.resize(leaf.len as usize, 0);
         self.data
-            .read_exact_at(&mut buf, leaf.offset)
+            .read_exact_at(buf, leaf.offset)
             .map_err(|e| StoreError::io("reading a partial download", e))?;
-        verify(&leaf.cid, &buf).map_err(|_| StoreError::Corrupt(leaf.cid))?;
-        Ok(Some(buf.freeze()))
+        verify(&leaf.cid, buf).map_err(|_| StoreError::Corrupt(leaf.cid))?;
+        Ok(true)
     }
 
     /// Makes every leaf verified so far durable: fsync `data`, then replace the bitmap.
@@ -259,6 +344,7 @@ impl Store {
                 since_writeback: 0,
             }),
             checkpointing: Mutex::new(()),
+            prefix: Mutex::default(),
         };
         if recovered > 0 {
             p.checkpoint()?;
@@ -267,7 +353,8 @@ impl Store {
     }
 
     /// Turns a complete partial download into a stored blob (indexed, not pinned) and removes
-    /// its record. Hashes the whole file once for the image's sha256.
+    /// its record. Completes the image's sha256 by hashing the part of the file the running
+    /// hash has not covered yet (nothing, when the leaves came in file order).
     pub async fn finish_partial(&self, p: &Partial) -> Result<(Cid, RootRecord)> {
         if !p.is_complete() {
             return Err(StoreError::Invalid(format!(
@@ -284,6 +371,7 @@ impl Store {
             let leaves = p.leaves.clone();
             let nodes = p.nodes.clone();
             let size = p.size();
+            let (mut sha, hashed) = p.take_prefix();
             tokio::task::spawn_blocking(move || -> Result<(RootRecord, Vec<Block>)> {
                 let f = File::open(&data_path)
                     .map_err(|e| StoreError::io("opening a partial download", e))?;
@@ -295,15 +383,17 @@ impl Store {
                     std::thread::spawn(move || f.sync_all())
                 };
                 let mut r = BufReader::with_capacity(1 << 20, f);
-                let mut sha = Sha256::new();
+                let hashed = r.seek(SeekFrom::Start(hashed));
                 let mut buf = vec![0u8; 1 << 20];
-                let hashed = loop {
-                    match r.read(&mut buf) {
-                        Ok(0) => break Ok(()),
-                        Ok(n) => sha.update(&buf[..n]),
-                        Err(e) => break Err(e),
+                let hashed = hashed.and_then(|_| {
+                    loop {
+                        match r.read(&mut buf) {
+                            Ok(0) => break Ok(()),
+                            Ok(n) => sha.update(&buf[..n]),
+                            Err(e) => break Err(e),
+                        }
                     }
-                };
+                });
                 let synced = syncing
                     .join()
                     .unwrap_or_else(|_| Err(std::io::Error::other("the fsync thread panicked")));

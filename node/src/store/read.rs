@@ -153,28 +153,32 @@ impl Store {
 
 impl Store {
     /// Opens the blob of the complete image `root`, to read its leaves in turn with
-    /// [`read_blob_leaf`](Self::read_blob_leaf) (one open per request, not per leaf).
+    /// [`read_blob_leaf_into`](Self::read_blob_leaf_into) (one open per request, not per leaf).
     pub fn open_blob_of(&self, root: &Cid) -> Result<File> {
         self.open_blob(root)
     }
 
-    /// The leaf `cid` stored at `offset..offset + len` of `root`'s blob `f`, hashed against
+    /// The leaf `cid` stored at `offset..offset + len` of `root`'s blob `f`, read into `buf`
+    /// (resized to `len`; a buffer reused across leaves is not zeroed again) and hashed against
     /// `cid` unless this process already hashed those bytes (as file range reads remember), so
     /// a popular image is served to many members at page-cache speed. Blocking.
-    pub fn read_blob_leaf(
+    pub fn read_blob_leaf_into(
         &self,
         root: &Cid,
         f: &File,
         cid: &Cid,
         offset: u64,
         len: u32,
-    ) -> Result<Bytes> {
-        let bytes = read_at(f, offset, len as usize, root)?;
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
+        buf.resize(len as usize, 0);
+        f.read_exact_at(buf, offset)
+            .map_err(|e| read_error(e, root))?;
         if !self.leaf_verified(root, offset) {
-            verify(cid, &bytes).map_err(|_| StoreError::Corrupt(*cid))?;
+            verify(cid, buf).map_err(|_| StoreError::Corrupt(*cid))?;
             self.mark_leaf_verified(root, offset);
         }
-        Ok(bytes)
+        Ok(())
     }
 
     /// True if the leaf at `offset` of `blob` was hashed since this process opened the store.
@@ -209,14 +213,18 @@ const MAX_VERIFIED_LEAVES: usize = 4 << 20;
 
 fn read_at(f: &File, offset: u64, len: usize, blob: &Cid) -> Result<Bytes> {
     let mut buf = BytesMut::zeroed(len);
-    f.read_exact_at(&mut buf, offset).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            StoreError::Corrupt(*blob)
-        } else {
-            StoreError::io(format!("reading blob {blob}"), e)
-        }
-    })?;
+    f.read_exact_at(&mut buf, offset)
+        .map_err(|e| read_error(e, blob))?;
     Ok(buf.freeze())
+}
+
+/// A short read means the blob is shorter than the index says: damaged.
+fn read_error(e: std::io::Error, blob: &Cid) -> StoreError {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        StoreError::Corrupt(*blob)
+    } else {
+        StoreError::io(format!("reading blob {blob}"), e)
+    }
 }
 
 /// Asks the kernel to start writing back what has been written so far, so the final fsync of a

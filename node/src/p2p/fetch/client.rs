@@ -17,7 +17,7 @@
 //! verified is fetched twice. When every leaf is verified the copy becomes a normal blob.
 
 use super::schedule::{Cursor, Schedule};
-use super::{Partials, WireError, read_frame, write_frame};
+use super::{BufferPool, Incoming, Partials, WireError, read_frame, read_frame_into, write_frame};
 use crate::p2p::peers::PeerBook;
 use crate::p2p::ratelimit::RateLimit;
 use crate::p2p::{Command, protocol};
@@ -147,6 +147,7 @@ pub struct FetchClient {
     peers: PeerBook,
     download: RateLimit,
     commands: mpsc::Sender<Command>,
+    buffers: BufferPool,
 }
 
 impl std::fmt::Debug for FetchClient {
@@ -166,6 +167,10 @@ struct Transfer {
     abort: AtomicBool,
     fatal: Mutex<Option<StoreError>>,
 }
+
+/// A leaf being verified and written on a blocking thread: the outcome, its buffer (for
+/// reuse), its index.
+type LeafWrite = tokio::task::JoinHandle<(Result<bool, StoreError>, Vec<u8>, u64)>;
 
 /// How a run of leaves ended.
 enum RunEnd {
@@ -224,6 +229,7 @@ impl FetchClient {
             peers,
             download,
             commands,
+            buffers: BufferPool::default(),
         }
     }
 
@@ -455,8 +461,12 @@ impl FetchClient {
             already_verified: n - wanted.len() as u64,
             ..Default::default()
         };
+        // Scattering keeps nodes that fetch the same image at once apart, so they can serve
+        // each other; with only complete holders there is nobody to exchange with, and file
+        // order lets the partial download hash the whole file as the leaves arrive.
+        let spread = found.iter().any(|(_, h)| !matches!(h, Holding::Complete));
         let (tx, _rx) = watch::channel(0);
-        let transfer = self.run(partial.clone(), wanted, found, true, tx).await;
+        let transfer = self.run(partial.clone(), wanted, found, spread, tx).await;
         let holders: Vec<HolderReport> = transfer
             .stats
             .lock()
@@ -687,7 +697,9 @@ impl FetchClient {
         }
     }
 
-    /// Fetches leaves `first..first+count` from `peer` into the partial download.
+    /// Fetches leaves `first..first+count` from `peer` into the partial download. The next
+    /// frame is read from the stream while the previous leaf is verified and written on a
+    /// blocking thread; the two buffers swap, so a run allocates them once.
     async fn get_run(&self, peer: PeerId, t: &Transfer, first: u64, count: u64) -> RunEnd {
         let root = *t.partial.root();
         let req = Frame::Leaves { root, first, count };
@@ -696,51 +708,95 @@ impl FetchClient {
             Err(e) => return RunEnd::Broken(e),
         };
         let mut next = first;
-        loop {
-            let frame = match tokio::time::timeout(STALL_TIMEOUT, read_frame(&mut s)).await {
-                Err(_) => return RunEnd::Broken(format!("stalled for {STALL_TIMEOUT:?}")),
+        let mut buf = self.buffers.get();
+        let mut writing: Option<LeafWrite> = None;
+        let end = loop {
+            let frame = match tokio::time::timeout(STALL_TIMEOUT, read_frame_into(&mut s, &mut buf))
+                .await
+            {
+                Err(_) => break RunEnd::Broken(format!("stalled for {STALL_TIMEOUT:?}")),
                 Ok(Ok(Some(f))) => f,
-                Ok(Ok(None)) => return RunEnd::Broken("the stream ended early".into()),
-                Ok(Err(WireError::Io(e))) => return RunEnd::Broken(e.to_string()),
+                Ok(Ok(None)) => break RunEnd::Broken("the stream ended early".into()),
+                Ok(Err(WireError::Io(e))) => break RunEnd::Broken(e.to_string()),
                 Ok(Err(WireError::Frame(FrameError::Truncated))) => {
-                    return RunEnd::Broken("the stream ended inside a frame".into());
+                    break RunEnd::Broken("the stream ended inside a frame".into());
                 }
                 Ok(Err(WireError::Frame(e))) => {
-                    return RunEnd::Bad(format!("sent a bad frame: {e}"));
+                    break RunEnd::Bad(format!("sent a bad frame: {e}"));
                 }
             };
             match frame {
-                Frame::Leaf { index, bytes } => {
+                Incoming::Leaf { index, range } => {
                     if index != next || index >= first + count {
-                        return RunEnd::Bad(format!("sent leaf {index} where {next} was due"));
+                        break RunEnd::Bad(format!("sent leaf {index} where {next} was due"));
                     }
-                    self.download.acquire(bytes.len()).await;
-                    let len = bytes.len() as u64;
+                    self.download.acquire(range.len()).await;
+                    let len = range.len() as u64;
                     t.stat(peer, |s| s.bytes += len);
+                    let spare = match writing.take() {
+                        Some(w) => match self.settle(w, peer, t).await {
+                            Ok(b) => b,
+                            Err(end) => break end,
+                        },
+                        None => self.buffers.get(),
+                    };
+                    let filled = std::mem::replace(&mut buf, spare);
                     let p = t.partial.clone();
-                    let written = tokio::task::spawn_blocking(move || p.write_leaf(index, &bytes))
-                        .await
-                        .unwrap_or_else(|e| Err(StoreError::Invalid(format!("task failed: {e}"))));
-                    match written {
-                        Ok(true) => {
-                            t.stat(peer, |s| s.leaves += 1);
-                            t.progress.send_modify(|n| *n += 1);
-                        }
-                        Ok(false) => {
-                            shubnet_gateway::metrics::global().reject("block", "hash_mismatch");
-                            return RunEnd::Bad(format!(
-                                "sent a block for leaf {index} of {root} that does not match its CID"
-                            ));
-                        }
-                        Err(e) => return RunEnd::Fatal(e),
-                    }
+                    writing = Some(tokio::task::spawn_blocking(move || {
+                        let written = p.write_leaf(index, &filled[range]);
+                        (written, filled, index)
+                    }));
                     next += 1;
                 }
-                Frame::End if next == first + count => return RunEnd::Done,
-                Frame::End => return RunEnd::Broken(format!("ended at leaf {next}")),
-                Frame::Error(why) => return RunEnd::Broken(format!("declined: {why}")),
-                other => return RunEnd::Bad(format!("sent {other:?} in a leaf stream")),
+                Incoming::Other(Frame::End) if next == first + count => break RunEnd::Done,
+                Incoming::Other(Frame::End) => {
+                    break RunEnd::Broken(format!("ended at leaf {next}"));
+                }
+                Incoming::Other(Frame::Error(why)) => {
+                    break RunEnd::Broken(format!("declined: {why}"));
+                }
+                Incoming::Other(other) => {
+                    break RunEnd::Bad(format!("sent {other:?} in a leaf stream"));
+                }
             }
+        };
+        // The leaf still being written counts before anything else: a wrong or unwritable
+        // leaf outweighs a broken stream, and a verified one must be recorded before the run's
+        // unverified leaves go back to the pool.
+        let end = match writing.take() {
+            Some(w) => match self.settle(w, peer, t).await {
+                Ok(spare) => {
+                    self.buffers.put(spare);
+                    end
+                }
+                Err(worse) => worse,
+            },
+            None => end,
+        };
+        self.buffers.put(buf);
+        end
+    }
+
+    /// Waits for a leaf write started by [`get_run`](Self::get_run) and records it; gives back
+    /// its buffer, or how the run must end.
+    async fn settle(&self, w: LeafWrite, peer: PeerId, t: &Transfer) -> Result<Vec<u8>, RunEnd> {
+        let (written, buf, index) = w
+            .await
+            .map_err(|e| RunEnd::Fatal(StoreError::Invalid(format!("task failed: {e}"))))?;
+        match written {
+            Ok(true) => {
+                t.stat(peer, |s| s.leaves += 1);
+                t.progress.send_modify(|n| *n += 1);
+                Ok(buf)
+            }
+            Ok(false) => {
+                shubnet_gateway::metrics::global().reject("block", "hash_mismatch");
+                Err(RunEnd::Bad(format!(
+                    "sent a block for leaf {index} of {} that does not match its CID",
+                    t.partial.root()
+                )))
+            }
+            Err(e) => Err(RunEnd::Fatal(e)),
         }
     }
 

@@ -30,6 +30,52 @@ pub enum WireError {
 pub(crate) async fn read_frame<S: futures::AsyncRead + Unpin>(
     s: &mut S,
 ) -> Result<Option<Frame>, WireError> {
+    let mut body = Vec::new();
+    match read_body(s, &mut body).await? {
+        None => Ok(None),
+        Some(len) => Ok(Some(Frame::decode(&body[..len])?)),
+    }
+}
+
+/// A frame read by [`read_frame_into`].
+pub(crate) enum Incoming {
+    /// A leaf, left where it was read: `buf[range]`.
+    Leaf {
+        /// Leaf index.
+        index: u64,
+        /// Where its bytes are in the caller's buffer.
+        range: std::ops::Range<usize>,
+    },
+    /// Any other frame.
+    Other(Frame),
+}
+
+/// Reads one frame into `buf` (grown as needed, never shrunk, so one buffer serves a whole
+/// stream without being zeroed again); a leaf's bytes stay in `buf` instead of being copied
+/// out. `Ok(None)` at a clean end of stream.
+pub(crate) async fn read_frame_into<S: futures::AsyncRead + Unpin>(
+    s: &mut S,
+    buf: &mut Vec<u8>,
+) -> Result<Option<Incoming>, WireError> {
+    let Some(len) = read_body(s, buf).await? else {
+        return Ok(None);
+    };
+    let body = &buf[..len];
+    match Frame::decode_leaf(body) {
+        Some(leaf) => {
+            let (index, range) = leaf?;
+            Ok(Some(Incoming::Leaf { index, range }))
+        }
+        None => Ok(Some(Incoming::Other(Frame::decode(body)?))),
+    }
+}
+
+/// Reads one length prefix and the body it announces into `buf[..len]`; returns `len`, or
+/// `None` at a clean end of stream.
+async fn read_body<S: futures::AsyncRead + Unpin>(
+    s: &mut S,
+    buf: &mut Vec<u8>,
+) -> Result<Option<usize>, WireError> {
     let mut len = 0u64;
     for i in 0..4 {
         let mut b = [0u8; 1];
@@ -44,16 +90,19 @@ pub(crate) async fn read_frame<S: futures::AsyncRead + Unpin>(
             if len > MAX_FRAME as u64 {
                 return Err(FetchError::TooLarge(len).into());
             }
-            let mut body = vec![0u8; len as usize];
-            s.read_exact(&mut body).await.map_err(|e| {
+            let len = len as usize;
+            if buf.len() < len {
+                buf.resize(len, 0);
+            }
+            s.read_exact(&mut buf[..len]).await.map_err(|e| {
                 if e.kind() == std::io::ErrorKind::UnexpectedEof {
                     WireError::Frame(FetchError::Truncated)
                 } else {
                     WireError::Io(e)
                 }
             })?;
-            shubnet_gateway::metrics::global().transferred("fetch", false, len);
-            return Ok(Some(Frame::decode(&body)?));
+            shubnet_gateway::metrics::global().transferred("fetch", false, len as u64);
+            return Ok(Some(len));
         }
     }
     Err(FetchError::TooLarge(u64::MAX).into())
@@ -68,6 +117,37 @@ pub(crate) async fn write_frame<S: futures::AsyncWrite + Unpin>(
     s.write_all(&framed).await?;
     shubnet_gateway::metrics::global().transferred("fetch", true, framed.len() as u64);
     Ok(())
+}
+
+/// Leaf buffers kept between requests: a leaf buffer is a few hundred KiB, and a fresh one
+/// costs page faults and zeroing on every use, which showed up as a tenth of a transfer's CPU.
+/// Holds at most [`POOLED_BUFFERS`]; clones share it.
+#[derive(Debug, Clone, Default)]
+pub struct BufferPool(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+/// Buffers a [`BufferPool`] keeps (enough for the read-ahead of two streams).
+const POOLED_BUFFERS: usize = 24;
+
+impl BufferPool {
+    /// A buffer from the pool, or a new empty one.
+    pub fn get(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// Returns a buffer for reuse (dropped if the pool is full).
+    pub fn put(&self, buf: Vec<u8>) {
+        let mut pool = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pool.len() < POOLED_BUFFERS {
+            pool.push(buf);
+        }
+    }
 }
 
 /// Partial downloads open in this process, shared by the client (which fills them) and the

@@ -3,12 +3,12 @@
 //! the verified leaves of partial downloads; every leaf is hashed against its CID as it is read,
 //! so damaged bytes never leave. Sends pass through the node's upload limit.
 
-use super::{Partials, read_frame, write_frame};
+use super::{BufferPool, Partials, read_frame, write_frame};
 use crate::backend::NodeBackend;
 use crate::p2p::protocol;
 use crate::p2p::ratelimit::RateLimit;
+use crate::store::partial::Partial;
 use crate::store::{Store, StoreError};
-use bytes::Bytes;
 use futures::{AsyncWriteExt, StreamExt};
 use libp2p::PeerId;
 use shubnet_protocol::Cid;
@@ -16,6 +16,7 @@ use shubnet_protocol::cid::DAG_PB;
 use shubnet_protocol::fetch::{Frame, Holding, LeafInfo, PROTOCOL, leaf_table};
 use shubnet_protocol::unixfs::FileNode;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// How long a peer may take to send its request.
@@ -39,6 +40,10 @@ pub struct Server {
     pub partials: Partials,
     /// The node's upload bucket.
     pub upload: RateLimit,
+    /// Leaf tables of complete images already served.
+    pub tables: LeafTables,
+    /// Leaf buffers, reused across requests.
+    pub buffers: BufferPool,
 }
 
 /// Registers the protocol and spawns the accept loop.
@@ -165,6 +170,28 @@ impl Server {
             .map_err(|e| e.to_string())?
     }
 
+    /// The leaf table of the complete image `root`: cached, since every `Leaves` request needs
+    /// it and computing it reads and decodes every dag-pb node of the image.
+    async fn blob_table(&self, root: &Cid) -> Result<Arc<Vec<LeafInfo>>, String> {
+        if let Some(t) = self.tables.get(root) {
+            return Ok(t);
+        }
+        let nodes = self.nodes(root).await?;
+        let map: HashMap<Cid, Vec<u8>> = nodes.into_iter().collect();
+        let root_len = if root.codec() == DAG_PB {
+            None
+        } else {
+            self.store
+                .block(root)
+                .ok()
+                .flatten()
+                .and_then(|b| u32::try_from(b.len()).ok())
+        };
+        let table = Arc::new(leaf_table(root, &map, root_len).map_err(|e| e.to_string())?);
+        self.tables.put(*root, table.clone());
+        Ok(table)
+    }
+
     async fn leaves(
         &self,
         stream: &mut libp2p::Stream,
@@ -173,65 +200,55 @@ impl Server {
         count: u64,
     ) -> Result<(), String> {
         let complete = matches!(self.store.root_record(&root), Ok(Some(_)));
-        let partial = if complete {
-            None
+        let source = if complete {
+            let table = self.blob_table(&root).await?;
+            let f = self
+                .store
+                .open_blob_of(&root)
+                .map_err(|e| format!("cannot open {root}: {e}"))?;
+            Source::Blob(table, f)
         } else {
-            Some(
+            Source::Partial(
                 self.partials
                     .get(&root)
                     .await
                     .ok_or_else(|| format!("{root} is not held here"))?,
             )
         };
-        let table: Vec<LeafInfo> = match &partial {
-            Some(p) => p.leaves().to_vec(),
-            None => {
-                let nodes = self.nodes(&root).await?;
-                let map: HashMap<Cid, Vec<u8>> = nodes.into_iter().collect();
-                let root_len = if root.codec() == DAG_PB {
-                    None
-                } else {
-                    self.store
-                        .block(&root)
-                        .ok()
-                        .flatten()
-                        .and_then(|b| u32::try_from(b.len()).ok())
-                };
-                leaf_table(&root, &map, root_len).map_err(|e| e.to_string())?
-            }
-        };
+        let leaves = source.len();
         let end = first.saturating_add(count);
-        if end > table.len() as u64 {
+        if end > leaves {
             return Err(format!(
-                "{root} has {} leaves; asked for {first}..{end}",
-                table.len()
+                "{root} has {leaves} leaves; asked for {first}..{end}"
             ));
         }
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(u64, Bytes), String>>(READ_AHEAD);
+        // Leaves are read (and hashed) on a blocking thread a few ahead of the stream, into
+        // buffers that go back to the pool once sent.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(u64, Vec<u8>), String>>(READ_AHEAD);
         let store = self.store.clone();
+        let pool = self.buffers.clone();
         tokio::task::spawn_blocking(move || {
-            let blob = match &partial {
-                Some(_) => None,
-                None => match store.open_blob_of(&root) {
-                    Ok(f) => Some(f),
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(format!("cannot open {root}: {e}")));
-                        return;
-                    }
-                },
-            };
             for i in first..end {
-                let leaf = &table[i as usize];
-                let got = match (&partial, &blob) {
-                    (Some(p), _) => p.read_leaf(i),
-                    (None, Some(f)) => store
-                        .read_blob_leaf(&root, f, &leaf.cid, leaf.offset, leaf.len)
-                        .map(Some),
-                    (None, None) => store.block(&leaf.cid),
+                let mut buf = pool.get();
+                let got = match &source {
+                    Source::Partial(p) => p.read_leaf_into(i, &mut buf),
+                    Source::Blob(table, f) => {
+                        let leaf = &table[i as usize];
+                        store
+                            .read_blob_leaf_into(
+                                &root,
+                                f,
+                                &leaf.cid,
+                                leaf.offset,
+                                leaf.len,
+                                &mut buf,
+                            )
+                            .map(|()| true)
+                    }
                 };
                 let item = match got {
-                    Ok(Some(b)) => Ok((i, b)),
-                    Ok(None) => Err(format!("leaf {i} of {root} is not held here")),
+                    Ok(true) => Ok((i, buf)),
+                    Ok(false) => Err(format!("leaf {i} of {root} is not held here")),
                     Err(StoreError::Corrupt(c)) => Err(format!("block {c} is damaged here")),
                     Err(e) => Err(format!("cannot read leaf {i}: {e}")),
                 };
@@ -242,10 +259,11 @@ impl Server {
             }
         });
         while let Some(item) = rx.recv().await {
-            let (index, bytes) = item?;
+            #[allow(unused_mut)]
+            let (index, mut bytes) = item?;
             self.upload.acquire(bytes.len()).await;
             #[cfg(feature = "fault-injection")]
-            let bytes = corrupt(bytes);
+            corrupt(&mut bytes);
             // Header, then the leaf's own buffer: no copy into a frame.
             let header = Frame::leaf_header(index, bytes.len());
             let send = async {
@@ -258,6 +276,7 @@ impl Server {
                 true,
                 (header.len() + bytes.len()) as u64,
             );
+            self.buffers.put(bytes);
         }
         write_frame(stream, &Frame::End)
             .await
@@ -265,18 +284,60 @@ impl Server {
     }
 }
 
+/// Where a `Leaves` request's leaves come from.
+enum Source {
+    /// A partial download: its verified leaves.
+    Partial(Arc<Partial>),
+    /// A complete image: its leaf table and its open blob.
+    Blob(Arc<Vec<LeafInfo>>, std::fs::File),
+}
+
+impl Source {
+    fn len(&self) -> u64 {
+        match self {
+            Source::Partial(p) => p.leaves().len() as u64,
+            Source::Blob(t, _) => t.len() as u64,
+        }
+    }
+}
+
+/// Leaf tables of complete images, computed once per image instead of once per `Leaves`
+/// request (a 1 GiB image is asked for in 256 requests). A root's table never changes, so an
+/// entry is never stale; the cache is emptied when it holds [`CACHED_TABLES`] images.
+#[derive(Debug, Clone, Default)]
+pub struct LeafTables(Arc<Mutex<HashMap<Cid, Arc<Vec<LeafInfo>>>>>);
+
+/// Images whose leaf tables are kept (each about 50 bytes per leaf: 200 KiB per GiB).
+const CACHED_TABLES: usize = 16;
+
+impl LeafTables {
+    fn get(&self, root: &Cid) -> Option<Arc<Vec<LeafInfo>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(root)
+            .cloned()
+    }
+
+    fn put(&self, root: Cid, table: Arc<Vec<LeafInfo>>) {
+        let mut m = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if m.len() >= CACHED_TABLES {
+            m.clear();
+        }
+        m.insert(root, table);
+    }
+}
+
 /// Test builds only: `SHUBNET_FAULT_CORRUPT_FETCH=1` flips a byte of every leaf sent, so tests
 /// can play a malicious holder.
 #[cfg(feature = "fault-injection")]
-fn corrupt(bytes: Bytes) -> Bytes {
+fn corrupt(bytes: &mut [u8]) {
     if !std::env::var("SHUBNET_FAULT_CORRUPT_FETCH").is_ok_and(|v| v == "1") {
-        return bytes;
+        return;
     }
-    let mut v = bytes.to_vec();
-    if let Some(b) = v.first_mut() {
+    if let Some(b) = bytes.first_mut() {
         *b ^= 0xff;
     }
-    Bytes::from(v)
 }
 
 /// The dag-pb nodes of a stored file DAG, depth-first. Blocking.
