@@ -343,12 +343,37 @@ impl FetchClient {
         holders: Vec<PeerId>,
     ) -> Result<Vec<(PeerId, Holding)>, FetchError> {
         let named = !holders.is_empty();
-        let mut candidates = holders;
         let deadline = tokio::time::Instant::now() + RECONNECT_WAIT;
+        loop {
+            let mut candidates = holders.clone();
+            match self
+                .survey_once(root, named, &mut candidates, deadline)
+                .await
+            {
+                // A failed ask (a connection being replaced just after a restart, a reset
+                // stream) is no answer: ask again while the reconnect window lasts.
+                Err(FetchError::NotHeld { reasons, .. })
+                    if !reasons.is_empty() && tokio::time::Instant::now() < deadline =>
+                {
+                    tracing::debug!(%root, ?reasons, "no holder answered; asking again");
+                    tokio::time::sleep(RETRY_DELAY).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn survey_once(
+        &self,
+        root: Cid,
+        named: bool,
+        candidates: &mut Vec<PeerId>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Vec<(PeerId, Holding)>, FetchError> {
         while !named && candidates.is_empty() {
             // Announced holders first, then every connected peer: announcements can lag (a
             // copy finished a moment ago) or be stale (a holder lost its disk).
-            candidates = self.peers.holders_of(&root);
+            *candidates = self.peers.holders_of(&root);
             for p in self.peers.connected_peers() {
                 if !candidates.contains(&p) {
                     candidates.push(p);
