@@ -24,6 +24,11 @@ fn config_check_reports_each_error_with_its_line() {
             "line 4",
             "not a multiaddr",
         ),
+        (
+            "[p2p]\ngossip = true\nusage_announce_secs = 0\n",
+            "line 3",
+            "usage_announce_secs: must be at least 1",
+        ),
     ];
     for (i, (text, line, what)) in cases.iter().enumerate() {
         let file = tmp.path().join(format!("bad{i}.toml"));
