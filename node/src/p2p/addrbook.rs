@@ -118,12 +118,8 @@ impl AddrBook {
     }
 
     /// True if it is time to dial `peer` again; if so, the next attempt is pushed back.
-    pub fn due(&mut self, peer: PeerId, now: Instant) -> bool {
-        self.due_within(peer, now, MAX_BACKOFF)
-    }
-
-    /// [`AddrBook::due`] with the backoff capped at `max`.
-    pub fn due_within(&mut self, peer: PeerId, now: Instant, max: Duration) -> bool {
+    /// The backoff doubles up to `max` (at most [`MAX_BACKOFF`]).
+    pub fn due(&mut self, peer: PeerId, now: Instant, max: Duration) -> bool {
         let (at, wait) = self.next_dial.entry(peer).or_insert((now, MIN_BACKOFF));
         if *at > now {
             return false;
@@ -173,12 +169,12 @@ mod tests {
         let mut again = AddrBook::load(&dir);
         assert_eq!(again.addrs(&p), vec![a]);
         let t = Instant::now();
-        assert!(again.due(p, t));
-        assert!(!again.due(p, t));
-        assert!(again.due(p, t + MIN_BACKOFF));
-        assert!(!again.due(p, t + MIN_BACKOFF + MIN_BACKOFF / 2));
+        assert!(again.due(p, t, MAX_BACKOFF));
+        assert!(!again.due(p, t, MAX_BACKOFF));
+        assert!(again.due(p, t + MIN_BACKOFF, MAX_BACKOFF));
+        assert!(!again.due(p, t + MIN_BACKOFF + MIN_BACKOFF / 2, MAX_BACKOFF));
         again.connected(&p);
-        assert!(again.due(p, t + MIN_BACKOFF));
+        assert!(again.due(p, t + MIN_BACKOFF, MAX_BACKOFF));
     }
 
     #[test]
@@ -189,17 +185,17 @@ mod tests {
         let mut t = Instant::now();
         // Many failed searches in a row: never more than the search cap apart.
         for _ in 0..20 {
-            assert!(b.due_within(p, t, MAX_SEARCH_BACKOFF));
+            assert!(b.due(p, t, MAX_SEARCH_BACKOFF));
             t += MAX_SEARCH_BACKOFF;
         }
         // Dials back off up to the dial cap.
         for _ in 0..20 {
-            b.due(p, t);
+            b.due(p, t, MAX_BACKOFF);
             t += MAX_BACKOFF;
         }
-        assert!(!b.due(p, t - MAX_BACKOFF + MAX_SEARCH_BACKOFF));
+        assert!(!b.due(p, t - MAX_BACKOFF + MAX_SEARCH_BACKOFF, MAX_BACKOFF));
         // Addresses learned: due at once.
         b.dial_soon(&p);
-        assert!(b.due(p, t - MAX_BACKOFF + MAX_SEARCH_BACKOFF));
+        assert!(b.due(p, t - MAX_BACKOFF + MAX_SEARCH_BACKOFF, MAX_BACKOFF));
     }
 }

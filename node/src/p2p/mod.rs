@@ -511,7 +511,7 @@ impl EventLoop {
             } else {
                 addrbook::MAX_BACKOFF
             };
-            if !self.addrbook.due_within(m, now, cap) {
+            if !self.addrbook.due(m, now, cap) {
                 continue;
             }
             if addrs.is_empty() {
