@@ -191,12 +191,16 @@ ids=$(docker run --rm --entrypoint id "$SHUBNET_IMAGE")
 dirs=$(docker run --rm --entrypoint stat "$SHUBNET_IMAGE" -c '%n %u:%g %a' /data /exchange | tr '\n' ' ')
 probe=$(docker create "$SHUBNET_IMAGE")
 docker cp "$probe:/usr/local/bin/shubnet" "$WORK/image-shubnet" >/dev/null
-docker rm "$probe" >/dev/null
-debug_sections=$(readelf -S -W "$WORK/image-shubnet" | grep -c '\.debug_' || true)
+docker rm -v "$probe" >/dev/null
+# Debug info sections (.debug_gdb_scripts is not debug info: a few loaded bytes naming rustc's
+# pretty-printers, which strip keeps); the debuglink names the split-off file.
+debug_sections=$(readelf -S -W "$WORK/image-shubnet" | grep '\.debug_' | grep -vc '\.debug_gdb_scripts' || true)
+debuglink=$(readelf -S -W "$WORK/image-shubnet" | grep -c '\.gnu_debuglink' || true)
 size=$(stat -c %s "$WORK/image-shubnet")
-detail="id: $ids; $dirs; binary $size bytes, $debug_sections debug sections"
+detail="id: $ids; $dirs; binary $size bytes, $debug_sections debug info sections, debuglink $debuglink"
 if [[ $ids == "uid=10001(shubnet) gid=10001(shubnet) groups=10001(shubnet)" &&
-    $dirs == "/data 10001:10001 700 /exchange 10001:10001 755 " && $debug_sections == 0 ]]; then
+    $dirs == "/data 10001:10001 700 /exchange 10001:10001 755 " && $debug_sections == 0 &&
+    $debuglink == 1 ]]; then
     pass image "$detail"
 else
     fail image "$detail"
@@ -235,6 +239,7 @@ mesh_ok() {
         MESH+="${labs[$i]} sees $n/2 members; "
         ((n == 2)) || ok=1
     done
+    MESH=${MESH%; }
     return "$ok"
 }
 # readyz LAB: prints "HTTP_CODE BODY".
