@@ -52,16 +52,44 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// The signed rosters (what a verifier needs), plus the newest one decoded for people and
+/// scripts: its name, version, replication policy and members.
 async fn federation<B: Backend>(State(state): State<SharedState<B>>) -> Response {
     match state.backend.federation().await {
-        Ok(v) => Json(serde_json::json!({
-            "id": v.id,
-            "rosters": v.rosters.iter().map(|r| b64(r)).collect::<Vec<_>>(),
-            "pending": v.pending.as_deref().map(b64),
-        }))
-        .into_response(),
+        Ok(v) => {
+            let newest = v
+                .rosters
+                .last()
+                .and_then(|r| shubnet_protocol::roster::SignedRoster::decode(r).ok())
+                .map(|r| r.body);
+            Json(serde_json::json!({
+                "id": v.id,
+                "name": newest.as_ref().map(|r| r.name.clone()),
+                "version": newest.as_ref().map(|r| r.version),
+                "replication": newest.as_ref().map(|r| serde_json::json!({
+                    "k": r.replication.k,
+                    "min_institutions": r.replication.min_institutions,
+                })),
+                "members": newest.as_ref().map(|r| r.members.iter().map(member_json).collect::<Vec<_>>()).unwrap_or_default(),
+                "rosters": v.rosters.iter().map(|r| b64(r)).collect::<Vec<_>>(),
+                "pending": v.pending.as_deref().map(b64),
+            }))
+            .into_response()
+        }
         Err(e) => backend_response(&e),
     }
+}
+
+fn member_json(m: &shubnet_protocol::roster::Member) -> serde_json::Value {
+    serde_json::json!({
+        "id": m.id,
+        "name": m.name,
+        "peer_ids": m.peer_ids,
+        "namespaces": m.namespaces,
+        "storage_bytes": m.storage_bytes,
+        "gateway": m.gateway,
+        "publisher_keys": m.publisher_keys.iter().map(|k| b64(k)).collect::<Vec<_>>(),
+    })
 }
 
 fn manifest_response(bytes: Vec<u8>) -> Response {

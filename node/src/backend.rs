@@ -540,7 +540,11 @@ impl Backend for NodeBackend {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.pins().map(|_| ()).map_err(|e| e.to_string()))
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())??;
+        match self.network.get().and_then(crate::p2p::Network::isolation) {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
     }
 
     async fn status(&self) -> Result<serde_json::Value, BackendError> {
@@ -549,10 +553,11 @@ impl Backend for NodeBackend {
             .get()
             .cloned()
             .ok_or_else(|| BackendError::Unavailable("replication has not started".into()))?;
-        let status = tokio::task::spawn_blocking(move || r.status())
+        let mut status = tokio::task::spawn_blocking(move || r.status())
             .await
             .map_err(|e| BackendError::Internal(format!("status task: {e}")))?
             .map_err(|e| BackendError::Internal(e.to_string()))?;
+        status.not_ready = self.ready().await.err();
         serde_json::to_value(status).map_err(|e| BackendError::Internal(e.to_string()))
     }
 

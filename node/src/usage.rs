@@ -6,8 +6,9 @@
 //!
 //! Federation-wide downloads: every node gossips the running totals that changed, every
 //! announce interval (`[p2p] usage_announce_secs`, default [`ANNOUNCE_EVERY`];
-//! `Announcement::Usage`), and a member that connects pulls all of a peer's totals once through
-//! sync (`Request::Usage`), so it need not wait for the next change. Each receiver keeps the
+//! `Announcement::Usage`). Sync is the anti-entropy path that does not depend on gossip: every
+//! sync summary carries a digest of the server's totals, and a member pulls them
+//! (`Request::Usage`) whenever that digest differs from the one it last pulled. Each receiver keeps the
 //! latest total per (member node, root), in memory and in sled (a restart forgets nothing), and
 //! shows its own count plus those. Each node reports only the downloads it served itself and a
 //! receiver keeps one total per reporting node, so repeats never count twice. The counts are
@@ -17,6 +18,7 @@
 
 use shubnet_gateway::search::Usage;
 use shubnet_protocol::Cid;
+use shubnet_protocol::sync::{usage_term, xor_into};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -49,6 +51,9 @@ pub struct UsageStore {
     announced: sled::Tree,
     /// Announced totals: peer id → root → downloads.
     remote: Arc<Mutex<HashMap<String, HashMap<Cid, u64>>>>,
+    /// `usage_digest` of this node's own totals, kept current by every count: sync summaries
+    /// carry it so members pull the totals only when they changed.
+    digest: Arc<Mutex<[u8; 32]>>,
 }
 
 fn be(v: &[u8]) -> u64 {
@@ -75,11 +80,20 @@ impl UsageStore {
                 .or_default()
                 .insert(root, be(&v).min(MAX_COUNT));
         }
+        let downloads = db.open_tree(DOWNLOADS)?;
+        let mut digest = [0u8; 32];
+        for item in downloads.iter() {
+            let (k, v) = item?;
+            if let Ok(root) = Cid::try_from(k.as_ref()) {
+                xor_into(&mut digest, &usage_term(&root, be(&v)));
+            }
+        }
         Ok(Self {
-            downloads: db.open_tree(DOWNLOADS)?,
+            downloads,
             stars: db.open_tree(STARS)?,
             announced,
             remote: Arc::new(Mutex::new(remote)),
+            digest: Arc::new(Mutex::new(digest)),
         })
     }
 
@@ -88,7 +102,20 @@ impl UsageStore {
         let n = self.downloads.update_and_fetch(root.to_bytes(), |old| {
             Some((old.map_or(0, be) + 1).to_be_bytes().to_vec())
         })?;
-        Ok(n.as_deref().map_or(0, be))
+        let n = n.as_deref().map_or(0, be);
+        // Each count moves one root from n-1 to n; XOR is order-free, so concurrent counts
+        // still leave the digest of the final totals.
+        let mut d = self.digest.lock().unwrap_or_else(PoisonError::into_inner);
+        if n > 1 {
+            xor_into(&mut d, &usage_term(root, n - 1));
+        }
+        xor_into(&mut d, &usage_term(root, n));
+        Ok(n)
+    }
+
+    /// The digest of this node's own totals (`shubnet_protocol::sync::usage_digest`).
+    pub fn digest(&self) -> [u8; 32] {
+        *self.digest.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Downloads of `root` served here.
@@ -283,6 +310,10 @@ mod tests {
         );
         assert_eq!(u.downloads(&root).expect("downloads"), 10);
         assert_eq!(u.local_totals().expect("totals"), vec![(root, 1)]);
+        assert_eq!(
+            u.digest(),
+            shubnet_protocol::sync::usage_digest(&u.local_totals().expect("totals"))
+        );
         // What members announced survives a reopen (a restart), and stays bounded by max.
         drop(u);
         let u = UsageStore::open(&db).expect("reopen");
@@ -324,5 +355,10 @@ mod tests {
                 .sum::<u64>(),
             1 + 2 + 3 + 4 + 5
         );
+        // The running digest matches one computed from the totals, and survives a reopen.
+        let want = shubnet_protocol::sync::usage_digest(&u.local_totals().expect("all"));
+        assert_eq!(u.digest(), want);
+        drop(u);
+        assert_eq!(UsageStore::open(&db).expect("reopen").digest(), want);
     }
 }

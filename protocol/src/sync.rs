@@ -166,6 +166,10 @@ pub enum Response {
         buckets: Vec<Bucket>,
         /// Image roots the server holds completely and pinned.
         holdings: Vec<Cid>,
+        /// Digest of the server's own download totals ([`usage_digest`]): a client pulls the
+        /// [`Request::Usage`] pages whenever it differs from the one it last pulled, so counts
+        /// converge by anti-entropy like manifests. `None` from a server that predates it.
+        usage: Option<[u8; 32]>,
     },
     /// Signed roster encodings, oldest first.
     Rosters {
@@ -212,6 +216,31 @@ pub enum Announcement {
     /// Downloads the author served, per image root (its running totals). Advisory, unsigned
     /// data: receivers bound and sanity-check it. At most [`MAX_USAGE_ENTRIES`] per message.
     Usage(Vec<(Cid, u64)>),
+}
+
+/// One `(root, downloads)` total's share of a [`usage_digest`].
+pub fn usage_term(root: &Cid, downloads: u64) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(root.to_bytes());
+    h.update(downloads.to_be_bytes());
+    h.finalize().into()
+}
+
+/// The digest of a set of download totals: the XOR of their [`usage_term`]s (zero for none).
+/// Order-free, so a node keeps it current by XOR-ing out a root's old term and in its new one.
+pub fn usage_digest<'a>(totals: impl IntoIterator<Item = &'a (Cid, u64)>) -> [u8; 32] {
+    let mut d = [0u8; 32];
+    for (c, n) in totals {
+        xor_into(&mut d, &usage_term(c, *n));
+    }
+    d
+}
+
+/// `acc ^= x`, bytewise.
+pub fn xor_into(acc: &mut [u8; 32], x: &[u8; 32]) {
+    for (a, b) in acc.iter_mut().zip(x) {
+        *a ^= b;
+    }
 }
 
 /// Most `(root, downloads)` pairs in one usage announcement.
@@ -441,6 +470,7 @@ impl Response {
                 roster_version,
                 buckets,
                 holdings,
+                usage,
             } => {
                 out.push(RESP_SUMMARY);
                 put_uint(&mut out, *roster_version);
@@ -450,6 +480,10 @@ impl Response {
                     out.extend_from_slice(&b.digest);
                 }
                 put_cids(&mut out, holdings);
+                // Trailing and optional, so a summary without it still decodes.
+                if let Some(d) = usage {
+                    out.extend_from_slice(d);
+                }
             }
             Response::Rosters { rosters } => {
                 out.push(RESP_ROSTERS);
@@ -508,10 +542,21 @@ impl Response {
                     r.buf = &r.buf[32..];
                     buckets.push(Bucket { count, digest });
                 }
+                let holdings = r.cids("holdings", MAX_CIDS)?;
+                let usage = match r.buf.len() {
+                    32 => {
+                        let mut d = [0u8; 32];
+                        d.copy_from_slice(r.buf);
+                        r.buf = &[];
+                        Some(d)
+                    }
+                    _ => None,
+                };
                 Response::Summary {
                     roster_version,
                     buckets,
-                    holdings: r.cids("holdings", MAX_CIDS)?,
+                    holdings,
+                    usage,
                 }
             }
             RESP_ROSTERS => Response::Rosters {
@@ -716,6 +761,13 @@ mod tests {
                 roster_version: 3,
                 buckets: s.buckets.clone(),
                 holdings: vec![cid(9)],
+                usage: None,
+            },
+            Response::Summary {
+                roster_version: 3,
+                buckets: s.buckets.clone(),
+                holdings: vec![],
+                usage: Some(usage_digest(&[(cid(6), 2)])),
             },
             Response::Rosters {
                 rosters: vec![vec![1, 2], vec![]],
@@ -776,6 +828,30 @@ mod tests {
             Request::decode(&[REQ_USAGE, 2]),
             Err(SyncError::UnknownKind(2))
         );
+    }
+
+    #[test]
+    fn usage_digests_are_order_free_and_track_each_total() {
+        let totals = [(cid(1), 3), (cid(2), 5)];
+        let d = usage_digest(&totals);
+        assert_eq!(d, usage_digest(totals.iter().rev()));
+        assert_eq!(usage_digest(&[]), [0; 32]);
+        // One more download of cid(1): XOR the old term out and the new one in.
+        let mut inc = d;
+        xor_into(&mut inc, &usage_term(&cid(1), 3));
+        xor_into(&mut inc, &usage_term(&cid(1), 4));
+        assert_eq!(inc, usage_digest(&[(cid(1), 4), (cid(2), 5)]));
+        assert_ne!(inc, d);
+        // A summary with a digest of the wrong length is refused, not half-read.
+        let mut b = Response::Summary {
+            roster_version: 1,
+            buckets: Summary::default().buckets,
+            holdings: vec![],
+            usage: Some(d),
+        }
+        .encode();
+        b.pop();
+        assert_eq!(Response::decode(&b), Err(SyncError::Trailing(31)));
     }
 
     #[test]

@@ -55,7 +55,20 @@ pub fn shubnet_bin() -> PathBuf {
 
 /// A `Command` for `shubnet ARGS…` with no node settings inherited from the environment.
 pub fn shubnet_command<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Command {
-    let mut c = Command::new(shubnet_bin());
+    shubnet_command_in(None, args)
+}
+
+/// [`shubnet_command`], run inside network namespace `netns` (`ip netns exec`, which also
+/// gives the process that namespace's `/etc/netns/NAME/hosts` as `/etc/hosts`) when given.
+pub fn shubnet_command_in<S: AsRef<std::ffi::OsStr>>(netns: Option<&str>, args: &[S]) -> Command {
+    let mut c = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(shubnet_bin());
+            c
+        }
+        None => Command::new(shubnet_bin()),
+    };
     c.args(args);
     for var in [
         "SHUBNET_NODE",

@@ -5,7 +5,7 @@
 //! under the test's directory, one pair per start, and are printed if the test panics. Dropping a
 //! `TestNode` sends SIGTERM, then SIGKILL if it has not exited within [`STOP_GRACE`].
 
-use crate::bin::shubnet_command;
+use crate::bin::{shubnet_command, shubnet_command_in};
 use crate::cmd::{DEFAULT_TIMEOUT, Run, describe, poll_until, run_cmd, run_cmd_with};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -28,6 +28,11 @@ pub struct TestNode {
     /// Extra `serve` arguments and environment, kept across restarts.
     extra: Vec<String>,
     env: Vec<(String, String)>,
+    /// The network namespace `serve` runs in; `None` for the test's own.
+    netns: Option<String>,
+    /// The address the HTTP API listens on (port 0); the admin API is opened to the test's
+    /// calls when it is not 127.0.0.1, since they then come from another address.
+    http_ip: String,
     // Declared last: removed after the process is gone.
     _tmp: Option<tempfile::TempDir>,
 }
@@ -50,7 +55,22 @@ impl TestNode {
         Self::start_fresh(args, Some(config))
     }
 
+    /// Starts a node with a fresh data directory in network namespace `ns` (`None`: the test's
+    /// own) with its HTTP API on `http_ip` (see [`TestNode::set_netns`]), passing `args` to
+    /// `shubnet serve` on every start.
+    pub fn start_in_netns(ns: Option<&str>, http_ip: &str, args: &[&str]) -> Self {
+        Self::start_fresh_in(Some((ns, http_ip)), args, None)
+    }
+
     fn start_fresh(args: &[&str], config: Option<&str>) -> Self {
+        Self::start_fresh_in(None, args, config)
+    }
+
+    fn start_fresh_in(
+        netns: Option<(Option<&str>, &str)>,
+        args: &[&str],
+        config: Option<&str>,
+    ) -> Self {
         let tmp = tempfile::Builder::new()
             .prefix("shubnet-node-")
             .tempdir()
@@ -64,6 +84,9 @@ impl TestNode {
         let mut n = Self::new(data_dir, logs_dir);
         n._tmp = Some(tmp);
         n.set_args(args);
+        if let Some((ns, ip)) = netns {
+            n.set_netns(ns, ip);
+        }
         n.spawn();
         n
     }
@@ -112,6 +135,8 @@ impl TestNode {
             logs: Vec::new(),
             extra: Vec::new(),
             env: Vec::new(),
+            netns: None,
+            http_ip: "127.0.0.1".to_string(),
             _tmp: None,
         }
     }
@@ -129,14 +154,14 @@ impl TestNode {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => panic!("removing stale {}: {e}", api.display()),
         }
-        let mut cmd = shubnet_command(&[
-            "serve",
-            "--http",
-            "127.0.0.1:0",
-            "--p2p",
-            "/ip4/127.0.0.1/tcp/0",
-            "--data-dir",
-        ]);
+        let http = format!("{}:0", self.http_ip);
+        let mut args = vec!["serve", "--http", &http, "--p2p", "/ip4/127.0.0.1/tcp/0"];
+        if self.http_ip != "127.0.0.1" {
+            // The test's calls come from another address than loopback.
+            args.push("--allow-remote-admin");
+        }
+        args.push("--data-dir");
+        let mut cmd = shubnet_command_in(self.netns.as_deref(), &args);
         cmd.arg(&self.data_dir)
             .args(&self.extra)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -191,6 +216,13 @@ impl TestNode {
     /// Replaces the extra `serve` arguments used from the next (re)start on.
     pub fn set_args(&mut self, args: &[&str]) {
         self.extra = args.iter().map(|a| a.to_string()).collect();
+    }
+
+    /// From the next (re)start on, runs `serve` inside network namespace `ns` (`None`: the
+    /// test's own) with its HTTP API on `http_ip`, an address the test can reach.
+    pub fn set_netns(&mut self, ns: Option<&str>, http_ip: &str) {
+        self.netns = ns.map(str::to_string);
+        self.http_ip = http_ip.to_string();
     }
 
     /// Sets extra `serve` arguments and environment variables for the next (re)start.

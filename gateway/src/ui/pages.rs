@@ -376,6 +376,9 @@ pub(super) fn federation(
                     }
                 }
             }
+            @if let Some(why) = status.and_then(|s| s.get("not_ready")).and_then(|w| w.as_str()) {
+                p.notice.warn { strong { "Not ready: " } (why) }
+            }
             h2 { "Peers" }
             @if peers.is_empty() {
                 p.muted { "No peer connected." }

@@ -24,11 +24,13 @@ pub struct ServeArgs {
     /// /ip4/0.0.0.0/udp/4001/quic-v1].
     #[arg(long = "p2p", value_name = "MULTIADDR")]
     pub p2p: Vec<libp2p::Multiaddr>,
-    /// A peer to dial at start (`/ip4/…/tcp/4001/p2p/PEERID`); repeat for several.
+    /// A peer to dial at start (`/ip4/…/tcp/4001/p2p/PEERID`, or by name:
+    /// `/dns4/HOST/tcp/4001/p2p/PEERID`, resolved again at every redial); repeat for several.
     #[arg(long, value_name = "MULTIADDR")]
     pub bootstrap: Vec<libp2p::Multiaddr>,
-    /// An address to announce to peers (e.g. the public one behind NAT); repeat for several.
-    /// When given, peers learn only the announced addresses, not the listen ones.
+    /// An address to announce to peers (e.g. the public one behind NAT, or a DNS name:
+    /// `/dns4/p2p.example.org/tcp/4001`); repeat for several. When given, peers learn only
+    /// the announced addresses, not the listen ones.
     #[arg(long, value_name = "MULTIADDR")]
     pub announce: Vec<libp2p::Multiaddr>,
     /// Neither publish nor subscribe to gossip; sync alone carries manifests and rosters

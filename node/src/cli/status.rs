@@ -45,6 +45,10 @@ fn render(v: &Value) -> String {
             .map_or("-".into(), |n| n.to_string())
     ));
     out.push_str(&format!("peers:       {peers} connected\n"));
+    match v["not_ready"].as_str() {
+        Some(why) => out.push_str(&format!("ready:       NO: {why}\n")),
+        None => out.push_str("ready:       yes\n"),
+    }
     for p in v["connected_peers"].as_array().into_iter().flatten() {
         out.push_str(&format!("  {}\n", text(p)));
     }
@@ -107,5 +111,13 @@ mod tests {
             .expect(&text);
         let ok = text.find("ok    2/2 replicas  lab/y:1").expect(&text);
         assert!(under < ok, "{text}");
+        assert!(text.contains("ready:       yes"), "{text}");
+        let mut isolated = v.clone();
+        isolated["not_ready"] = "isolated: connected to none".into();
+        let text = super::render(&isolated);
+        assert!(
+            text.contains("ready:       NO: isolated: connected to none"),
+            "{text}"
+        );
     }
 }

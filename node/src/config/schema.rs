@@ -165,8 +165,10 @@ pub const OPTIONS: &[Opt] = &[
         default: "[]",
         env: "SHUBNET_BOOTSTRAP",
         flag: Some("--bootstrap"),
-        doc: "Peers to dial at start, as `/ip4/…/tcp/4001/p2p/PEER_ID`. Known members are \
-              remembered, so this is needed only for the first start.",
+        doc: "Peers to dial at start, as `/ip4/…/tcp/4001/p2p/PEER_ID` or by name, \
+              `/dns4/HOST/tcp/4001/p2p/PEER_ID` (also `/dns6`, `/dns`; resolved by the system \
+              resolver at every dial). Known members are remembered, so this is needed only for \
+              the first start.",
     },
     Opt {
         section: "p2p",
@@ -176,7 +178,8 @@ pub const OPTIONS: &[Opt] = &[
         env: "SHUBNET_ANNOUNCE",
         flag: Some("--announce"),
         doc: "Addresses to announce to peers (the public address behind NAT or a load \
-              balancer).",
+              balancer), by IP or by name (`/dns4/p2p.example.org/tcp/4001`): a name keeps \
+              working when the address behind it changes.",
     },
     Opt {
         section: "p2p",

@@ -9,7 +9,8 @@
 //!   name needs the federation id, so it runs from the first start after create/join.
 //! - `/shubnet/sync/1` anti-entropy ([`sync`]).
 //! - Gating to the newest roster ([`gate`]), and reconnecting to members with backoff from
-//!   persisted addresses ([`addrbook`]).
+//!   persisted addresses ([`addrbook`]); names in addresses resolved at every dial
+//!   ([`resolve`]).
 //!
 //! - `/shubnet/fetch/1` bulk transfer ([`fetch`]) with per-node rate limits ([`ratelimit`]).
 //!
@@ -25,6 +26,7 @@ pub mod gossip;
 mod network;
 pub mod peers;
 pub mod ratelimit;
+mod resolve;
 pub mod sync;
 
 pub use network::Network;
@@ -34,12 +36,15 @@ use crate::paths::DataDir;
 use anyhow::{Context, Result};
 use bitswap_client::{BitswapClient, Pending};
 use futures::StreamExt;
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::{Boxed, Transport};
+use libp2p::core::upgrade;
 use libp2p::gossipsub::{self, MessageAcceptance, MessageAuthenticity, MessageId};
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::swarm::{DialError, NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, identify, kad, noise, ping, tcp, yamux};
 use shubnet_protocol::sync::Announcement;
 use std::collections::HashMap;
@@ -167,6 +172,21 @@ fn yamux_config() -> yamux::Config {
     c
 }
 
+/// TCP (noise, yamux) and QUIC, behind name resolution ([`resolve`]).
+fn transport(
+    key: &Keypair,
+) -> Result<Boxed<(PeerId, StreamMuxerBox)>, Box<dyn std::error::Error + Send + Sync>> {
+    let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+        .upgrade(upgrade::Version::V1Lazy)
+        .authenticate(noise::Config::new(key)?)
+        .multiplex(yamux_config())
+        .map(|(p, c), _| (p, StreamMuxerBox::new(c)));
+    let quic = libp2p::quic::tokio::Transport::new(libp2p::quic::Config::new(key))
+        .map(|(p, c), _| (p, StreamMuxerBox::new(c)));
+    let both = tcp.or_transport(quic).map(|e, _| e.into_inner()).boxed();
+    Ok(resolve::SystemDns::new(both).boxed())
+}
+
 /// Starts the swarm and its protocols; runs until the returned task is dropped with the runtime.
 /// Also returns the Bitswap client handle for fetching from other nodes, and gives `backend`
 /// the [`Network`] handle (`NodeBackend::network`).
@@ -192,13 +212,8 @@ pub fn spawn(
     let announce = cfg.announce.clone();
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(identity)
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux_config,
-        )
-        .context("setting up TCP")?
-        .with_quic()
+        .with_other_transport(transport)
+        .context("setting up TCP and QUIC")?
         .with_behaviour(|key| Behaviour {
             // No address cache: a lost connection is redialled at the address this node
             // used (`Command::Reconnect`), so a transfer resumes on the same path.
@@ -262,6 +277,7 @@ pub fn spawn(
         gate: gate.clone(),
         peers: peers.clone(),
         cmds: cmd_tx,
+        usage_pulled: Default::default(),
     };
     sync::serve(ctx.clone()).context("registering sync")?;
     let (sync_tx, sync_rx) = mpsc::channel(256);
@@ -300,6 +316,7 @@ pub fn spawn(
         subscribed: None,
         observed: HashMap::new(),
         dialled,
+        dial_warned: HashMap::new(),
     };
     ev.roster_changed();
     Ok(Spawned {
@@ -340,6 +357,9 @@ struct EventLoop {
     observed: HashMap<PeerId, Vec<Multiaddr>>,
     /// The address this node last dialled each peer at (bootstrap, `Dial`), for `Reconnect`.
     dialled: HashMap<PeerId, Multiaddr>,
+    /// The last dial failure logged at WARN per peer, so a peer redialled with backoff warns
+    /// once per distinct reason, not once a minute.
+    dial_warned: HashMap<PeerId, String>,
 }
 
 impl EventLoop {
@@ -533,6 +553,31 @@ impl EventLoop {
         }
     }
 
+    /// Logs a failed dial: at WARN, with the reason, when an address could not be dialled
+    /// (unresolvable name, unsupported address, refused, wrong peer) and the reason is new for
+    /// that peer; at debug otherwise (a dial cancelled because a connection already exists).
+    fn dial_failed(&mut self, peer: Option<PeerId>, error: &DialError) {
+        let undialable = matches!(
+            error,
+            DialError::Transport(_) | DialError::WrongPeerId { .. }
+        );
+        if !undialable {
+            tracing::debug!(?peer, %error, "dial failed");
+            return;
+        }
+        let why = error.to_string();
+        match peer {
+            Some(p) if self.dial_warned.get(&p) == Some(&why) => {
+                tracing::debug!(peer = %p, error = %why, "dial failed again");
+            }
+            Some(p) => {
+                tracing::warn!(peer = %p, error = %why, "cannot dial peer");
+                self.dial_warned.insert(p, why);
+            }
+            None => tracing::warn!(error = %why, "cannot dial address"),
+        }
+    }
+
     fn event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
@@ -564,6 +609,7 @@ impl EventLoop {
                 tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
                 self.peers.connected(peer_id);
                 self.addrbook.connected(&peer_id);
+                self.dial_warned.remove(&peer_id);
                 for w in self.dials.remove(&peer_id).unwrap_or_default() {
                     let _ = w.send(Ok(peer_id));
                 }
@@ -590,7 +636,7 @@ impl EventLoop {
                 }
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
-                tracing::debug!(?peer_id, %error, "dial failed");
+                self.dial_failed(peer_id, &error);
                 if let Some(p) = peer_id {
                     for w in self.dials.remove(&p).unwrap_or_default() {
                         let _ = w.send(Err(format!("cannot connect to {p}: {error}")));

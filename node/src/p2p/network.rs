@@ -85,6 +85,33 @@ impl Network {
     pub fn is_member(&self, peer: &PeerId) -> bool {
         self.gate.is_member(peer)
     }
+
+    /// Why this node cannot serve the federation now, if it cannot: it is a member of a
+    /// federation with other member nodes and is connected to none of them, so it sees no new
+    /// manifests and can fetch no image it does not hold.
+    pub fn isolation(&self) -> Option<String> {
+        let state = self.gate.state();
+        state.federation.as_ref()?;
+        if !state.members.contains(&self.local) {
+            return None;
+        }
+        let others = state.members.iter().filter(|p| **p != self.local).count();
+        if others == 0 {
+            return None;
+        }
+        let connected = self
+            .peers
+            .connected_peers()
+            .iter()
+            .filter(|p| state.members.contains(p))
+            .count();
+        (connected == 0).then(|| {
+            format!(
+                "isolated: connected to none of the federation's {others} other member node(s); \
+                 check --bootstrap, the p2p port and the logs' 'cannot dial' warnings"
+            )
+        })
+    }
 }
 
 /// Announces what this node itself publishes and keeps the gate current after local roster

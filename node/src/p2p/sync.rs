@@ -1,7 +1,8 @@
 //! `/shubnet/sync/1`, server and client (wire format: `shubnet_protocol::sync`).
 //!
 //! The server answers members of the newest roster it knows and refuses everyone else. The
-//! client runs right after a member connects and every sync interval against each connected
+//! client runs right after a member connects (and again at once if a round was asked for while
+//! one ran, or with backoff after a failure) and every sync interval against each connected
 //! member: it takes roster versions after its own first (each checked by `verify_next`), then
 //! compares the 256 manifest buckets, lists only those that differ, and fetches the manifests
 //! it lacks in batches, which the registry verifies with one `Verifier` per batch. A manifest
@@ -25,7 +26,7 @@ use shubnet_protocol::sync::{
     MAX_BATCH, MAX_CIDS, MAX_ROSTERS, MAX_USAGE_ENTRIES, PROTOCOL, Request, Response, frame,
     frame_len,
 };
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -46,6 +47,8 @@ pub struct SyncCtx {
     pub peers: PeerBook,
     /// Tells the swarm loop about roster changes.
     pub(crate) cmds: mpsc::Sender<Command>,
+    /// Per member, the usage digest of the totals last pulled from it.
+    pub(crate) usage_pulled: Arc<Mutex<HashMap<PeerId, [u8; 32]>>>,
 }
 
 impl SyncCtx {
@@ -168,6 +171,7 @@ async fn answer(ctx: &SyncCtx, req: Request) -> Result<Response> {
                 roster_version,
                 buckets: summary.buckets,
                 holdings,
+                usage: ctx.backend.usage_store().map(|u| u.digest()),
             }
         }
         Request::Rosters { after } => Response::Rosters {
@@ -240,10 +244,9 @@ impl Session<'_> {
     }
 }
 
-/// One sync round with `peer`: rosters, then manifests; holdings into the peer book. With
-/// `usage` (the first round after the peer connected) it also pulls the peer's download totals,
-/// which gossip only repeats when they change.
-pub async fn sync_with(ctx: &SyncCtx, peer: PeerId, usage: bool) -> Result<Round> {
+/// One sync round with `peer`: rosters, then manifests, then the peer's download totals if
+/// their digest changed since the last pull; holdings into the peer book.
+pub async fn sync_with(ctx: &SyncCtx, peer: PeerId) -> Result<Round> {
     let federation = ctx
         .gate
         .federation()
@@ -260,6 +263,7 @@ pub async fn sync_with(ctx: &SyncCtx, peer: PeerId, usage: bool) -> Result<Round
         roster_version,
         buckets,
         holdings,
+        usage,
     } = s.ask(&Request::Summary { federation }).await?
     else {
         return Err(s.protocol_error("something else than a summary"));
@@ -356,8 +360,24 @@ pub async fn sync_with(ctx: &SyncCtx, peer: PeerId, usage: bool) -> Result<Round
             break;
         }
     }
-    if usage {
+    let pulled = ctx
+        .usage_pulled
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&peer)
+        .copied();
+    // A peer without a digest predates it: its totals are pulled once per connection's first
+    // round, as gossip repeats only changes.
+    let stale = match usage {
+        Some(d) => pulled != Some(d),
+        None => pulled.is_none(),
+    };
+    if stale {
         pull_usage(&mut s).await?;
+        ctx.usage_pulled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(peer, usage.unwrap_or_default());
     }
     let _ = s.stream.close().await;
     Ok(round)
@@ -441,46 +461,90 @@ async fn accept(
 
 // ---------- scheduling ----------
 
-/// Runs sync rounds: with each member right after it connects (`connected`), and with every
-/// connected member each `interval`. One round per peer at a time.
-pub fn schedule(ctx: SyncCtx, mut connected: mpsc::Receiver<PeerId>, interval: Duration) {
-    let busy: Arc<Mutex<HashSet<PeerId>>> = Arc::default();
+/// First delay before a failed round is tried again; it doubles up to the sync interval.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+
+/// Per-peer round state: at most one round runs per peer; a request that comes while one runs
+/// is kept and runs right after it, and a failed round is retried with backoff, so nothing that
+/// asked for a round (a connection, a roster change, a gossip gap) is lost to a race.
+#[derive(Default)]
+struct Rounds {
+    running: HashSet<PeerId>,
+    again: HashSet<PeerId>,
+    failures: HashMap<PeerId, u32>,
+}
+
+/// Runs sync rounds: with each member right after it connects or asks (`requests`), and with
+/// every connected member each `interval`.
+pub fn schedule(ctx: SyncCtx, mut requests: mpsc::Receiver<PeerId>, interval: Duration) {
+    let rounds: Arc<Mutex<Rounds>> = Arc::default();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<PeerId>();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            // A peer that just connected (or asked for a sync) also gets its usage pulled.
-            let (peers, usage) = tokio::select! {
-                p = connected.recv() => match p {
-                    Some(p) => (vec![p], true),
+            let peers = tokio::select! {
+                p = requests.recv() => match p {
+                    Some(p) => vec![p],
                     None => return,
                 },
-                _ = tick.tick() => (ctx.peers.connected_peers(), false),
+                Some(p) = done_rx.recv() => vec![p],
+                _ = tick.tick() => ctx.peers.connected_peers(),
             };
             for peer in peers {
                 if !ctx.gate.is_member(&peer) || ctx.gate.federation().is_none() {
                     continue;
                 }
-                if !busy
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(peer)
                 {
-                    continue;
-                }
-                let (ctx, busy) = (ctx.clone(), busy.clone());
-                tokio::spawn(async move {
-                    match sync_with(&ctx, peer, usage).await {
-                        Ok(r) if r.rosters + r.manifests + r.refused > 0 => tracing::info!(
-                            %peer, rosters = r.rosters, manifests = r.manifests,
-                            refused = r.refused, "synced"
-                        ),
-                        Ok(_) => tracing::debug!(%peer, "in sync"),
-                        Err(e) => tracing::info!(%peer, error = %format!("{e:#}"), "sync failed"),
+                    let mut r = rounds.lock().unwrap_or_else(PoisonError::into_inner);
+                    if !r.running.insert(peer) {
+                        r.again.insert(peer);
+                        continue;
                     }
-                    busy.lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .remove(&peer);
+                }
+                let (ctx, rounds, done) = (ctx.clone(), rounds.clone(), done_tx.clone());
+                tokio::spawn(async move {
+                    let ok = match sync_with(&ctx, peer).await {
+                        Ok(r) => {
+                            if r.rosters + r.manifests + r.refused > 0 {
+                                tracing::info!(
+                                    %peer, rosters = r.rosters, manifests = r.manifests,
+                                    refused = r.refused, "synced"
+                                );
+                            } else {
+                                tracing::debug!(%peer, "in sync");
+                            }
+                            true
+                        }
+                        Err(e) => {
+                            tracing::info!(%peer, error = %format!("{e:#}"), "sync failed");
+                            false
+                        }
+                    };
+                    let retry_in = {
+                        let mut r = rounds.lock().unwrap_or_else(PoisonError::into_inner);
+                        r.running.remove(&peer);
+                        let again = r.again.remove(&peer);
+                        if ok {
+                            r.failures.remove(&peer);
+                            again.then_some(Duration::ZERO)
+                        } else {
+                            let n = r.failures.entry(peer).or_insert(0);
+                            *n = n.saturating_add(1);
+                            let backoff = RETRY_FIRST.saturating_mul(1 << (*n - 1).min(16));
+                            Some(if again {
+                                Duration::ZERO
+                            } else {
+                                backoff.min(interval)
+                            })
+                        }
+                    };
+                    if let Some(delay) = retry_in {
+                        tokio::time::sleep(delay).await;
+                        if ctx.peers.connected_peers().contains(&peer) {
+                            let _ = done.send(peer);
+                        }
+                    }
                 });
             }
         }

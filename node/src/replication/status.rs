@@ -18,6 +18,8 @@ pub struct Status {
     pub connected_peers: Vec<String>,
     /// True while this node is leaving the federation (`shubnet leave`).
     pub leaving: bool,
+    /// Why `/readyz` fails now (for example, no member connected); `None` when ready.
+    pub not_ready: Option<String>,
     /// Every live image, under-replicated first.
     pub images: Vec<ImageStatus>,
 }
@@ -113,6 +115,7 @@ impl Replicator {
             roster_version: roster.as_ref().map(|r| r.version),
             replication_factor: roster.as_ref().map_or(0, |r| r.replication.k),
             connected_peers: connected,
+            not_ready: None,
             leaving: self.is_leaving(),
             images,
         })

@@ -68,18 +68,13 @@ fn dead_addr() -> String {
     format!("/ip4/127.0.0.1/tcp/{port}")
 }
 
-/// Waits until the node's current log shows `n` p2p connections.
+/// Waits until the node has `n` peers connected now (its status, not a log line: a connection
+/// that opened and closed again must not count).
 #[track_caller]
 fn wait_connected(node: &TestNode, n: usize) {
     poll_until(P2P_TIMEOUT, "p2p connections", || {
-        let log = node.log_text();
-        let last = log
-            .rsplit("===== ")
-            .find(|s| s.contains(".stderr"))
-            .unwrap_or("");
-        // The connection event itself: other lines (a cancelled dial "…already connected…")
-        // contain the word too.
-        (last.matches(" connected peer_id=").count() >= n).then_some(())
+        let v = fed::json_of(&node.cli(&["status", "--json"]).ok());
+        (v["connected_peers"].as_array().map_or(0, Vec::len) >= n).then_some(())
     });
 }
 

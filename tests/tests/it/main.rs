@@ -43,6 +43,12 @@ mod replication;
 /// Deployment files: compose, Kubernetes, systemd, and the Dockerfile's build in CI.
 mod deploy;
 
+/// `/readyz` fails while a member is isolated; the federation document lists members.
+mod readiness;
+
+/// Members dialled by DNS name across a network namespace, found again after they move.
+mod dns;
+
 /// `shubnet config check` and the generated option reference.
 mod config;
 

@@ -155,3 +155,64 @@ fn three_institutions_k2_replicate_serve_survive_a_lost_member_and_repair() {
         "B does not see 2 live replicas: {b_img:#}"
     );
 }
+
+/// Peer ids `node` is connected to.
+fn connected(node: &TestNode) -> Vec<String> {
+    strings(&status(node)["connected_peers"])
+}
+
+#[test]
+fn members_bootstrapped_from_the_founder_find_one_another_and_outlive_it() {
+    let tmp = tmpdir();
+    let cfg = config();
+    let (mut a, b, c) = three_institutions_k2(&cfg);
+    let peer = |n: &TestNode| status(n)["peer_id"].as_str().expect("peer id").to_string();
+    let (b_peer, c_peer) = (peer(&b), peer(&c));
+
+    // B and C were told only A's address; they find each other through the federation.
+    poll_until(
+        Duration::from_secs(30),
+        "B and C connected to each other",
+        || (connected(&b).contains(&c_peer) && connected(&c).contains(&b_peer)).then_some(()),
+    );
+
+    // An image held by A and C only: B must read it from C once A is gone.
+    let mut chosen = None;
+    for i in 0..12 {
+        let file = tmp.path().join(format!("mesh{i}"));
+        kubo_file(&file, &format!("mesh-{i}"), 2 * 1024 * 1024 + 7 * i);
+        let tag = format!("lab-a/mesh:v{i}");
+        push(&a, &file, &tag, false);
+        let holders = poll_until(Duration::from_secs(60), "2 holders", || {
+            let s = status(&a);
+            let h = strings(&image(&s, &tag)?["holders"]);
+            (h.len() >= 2).then_some(h)
+        });
+        if holders.contains(&c_peer) && !holders.contains(&b_peer) {
+            chosen = Some((tag, file));
+            break;
+        }
+    }
+    let (tag, file) = chosen.expect("in 12 images, none was placed on A and C (k=2 of 3)");
+
+    a.kill9();
+    let out = tmp.path().join("from-b");
+    let pull = |out: &std::path::Path| {
+        b.cli(&[
+            "pull".as_ref(),
+            tag.as_str().as_ref(),
+            "--from".as_ref(),
+            b.url().as_ref(),
+            "-o".as_ref(),
+            out.as_os_str(),
+        ])
+    };
+    // At most one retry, as a client would make.
+    let first = pull(&out);
+    if first.status.success() {
+        assert_same_file(&out, &file);
+    } else {
+        pull(&out).ok();
+        assert_same_file(&out, &file);
+    }
+}
