@@ -115,11 +115,20 @@ declare -A PORT=([lab-a]=$LAB_A_PORT [lab-b]=$LAB_B_PORT [lab-c]=$LAB_C_PORT)
 
 WORK=$(mktemp -d)
 SPACER=
+# Every container's log, kept after the project is gone (the last run's only): before `down`
+# removes the containers, and at the end.
+LOGS=$DEPLOY_CACHE/ci-test-last.log
+mkdir -p "$DEPLOY_CACHE"
+: >"$LOGS"
+save_logs() { # WHEN
+    { echo "===== container logs $1"; dc logs --no-color -t 2>&1; } >>"$LOGS"
+}
 cleanup() {
     local rc=$?
     set +e
+    save_logs "at the end"
     if ((FAILED)) || ((rc)); then
-        say "logs of the failed run (last 60 lines per service)"
+        say "logs of the failed run (last 60 lines per service; all of them in $LOGS)"
         for s in lab-a lab-b lab-c; do
             echo "----- $s"
             dc logs --no-color --tail=60 "$s" 2>&1
@@ -304,10 +313,12 @@ federated() { logs_say lab-a "lab-a is federated" && logs_say lab-b "lab-b is fe
     logs_say lab-c "lab-c is federated"; }
 if ! wait_until 120 federated; then
     fail a "not every lab logged 'is federated' within 120 s"
-elif wait_until 60 mesh_ok; then
+elif wait_until 150 mesh_ok; then
+    # Members that joined after their first connection to lab-a may meet each other only at the
+    # node's next periodic round (seen: 9 to 65 s after up), hence the margin.
     pass a "federated and fully connected after $(($(ms) - t)) ms: $MESH"
 else
-    fail a "federated, but not connected to one another after 60 s: $MESH"
+    fail a "federated, but not connected to one another 150 s after up: $MESH"
 fi
 members=$(docker exec "$(cid lab-c)" shubnet federation show --json 2>/dev/null |
     python3 -c 'import json,sys; print(len(json.load(sys.stdin)["members"]))' 2>/dev/null || echo "?")
@@ -366,6 +377,7 @@ dc start lab-a >/dev/null 2>&1
 say "d: down (volumes kept), up on a renumbered network"
 net=${PROJECT}_default
 old_subnet=$(docker network inspect -f '{{range .IPAM.Config}}{{.Subnet}}{{end}}' "$net" 2>/dev/null || echo "?")
+save_logs "before down"
 t=$(ms)
 dc down >/dev/null 2>&1
 echo "    down took $(($(ms) - t)) ms"
