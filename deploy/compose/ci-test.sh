@@ -190,10 +190,15 @@ objcopy --strip-debug --strip-unneeded --add-gnu-debuglink="$DEPLOY_CACHE/shubne
 printf '    %s: %s bytes -> stripped %s bytes\n' "$BIN" "$(stat -c %s "$BIN")" "$(stat -c %s "$CTX/shubnet")"
 
 say "docker build --target runtime-prebuilt -t $SHUBNET_IMAGE (base $BASE_IMAGE)"
+old_image=$(docker image inspect -f '{{.Id}}' "$SHUBNET_IMAGE" 2>/dev/null || true)
 # The legacy builder: Debian's engine has no buildx, and it skips the stages after the target.
 DOCKER_BUILDKIT=0 docker build -q -f "$ROOT/deploy/Dockerfile" --target runtime-prebuilt \
     --build-arg RUNTIME_IMAGE="$BASE_IMAGE" --build-arg SHUBNET_BINARY=shubnet \
     -t "$SHUBNET_IMAGE" "$CTX"
+# The image this tag named before is left untagged: remove it unless something still uses it.
+if [[ -n $old_image && $old_image != "$(docker image inspect -f '{{.Id}}' "$SHUBNET_IMAGE")" ]]; then
+    docker rmi "$old_image" >/dev/null 2>&1 || true
+fi
 
 say "check image: user, directories, stripped binary"
 ids=$(docker run --rm --entrypoint id "$SHUBNET_IMAGE")
