@@ -16,7 +16,10 @@ const MIN_BACKOFF: Duration = Duration::from_secs(1);
 /// How long after a connection closes the reconnect tick leaves it to the node's own users.
 const RECONNECT_DELAY: Duration = Duration::from_secs(5);
 /// Longest wait between dials of one member.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Longest wait between searches (Kademlia) for a member whose address is unknown: a search
+/// costs a few messages, and a member that knows no address of another cannot reach it at all.
+pub const MAX_SEARCH_BACKOFF: Duration = Duration::from_secs(8);
 
 /// Member addresses and dial timing.
 #[derive(Debug)]
@@ -116,17 +119,29 @@ impl AddrBook {
 
     /// True if it is time to dial `peer` again; if so, the next attempt is pushed back.
     pub fn due(&mut self, peer: PeerId, now: Instant) -> bool {
+        self.due_within(peer, now, MAX_BACKOFF)
+    }
+
+    /// [`AddrBook::due`] with the backoff capped at `max`.
+    pub fn due_within(&mut self, peer: PeerId, now: Instant, max: Duration) -> bool {
         let (at, wait) = self.next_dial.entry(peer).or_insert((now, MIN_BACKOFF));
         if *at > now {
             return false;
         }
-        *at = now + *wait;
-        *wait = (*wait * 2).min(MAX_BACKOFF);
+        let max = max.min(MAX_BACKOFF);
+        *at = now + (*wait).min(max);
+        *wait = wait.saturating_mul(2).min(max);
         true
     }
 
     /// A connection to `peer` opened: the next loss is retried at once.
     pub fn connected(&mut self, peer: &PeerId) {
+        self.next_dial.remove(peer);
+    }
+
+    /// New addresses of `peer` are known: the next tick dials them, whatever the backoff that
+    /// searching for it (or dialling its old addresses) built up.
+    pub fn dial_soon(&mut self, peer: &PeerId) {
         self.next_dial.remove(peer);
     }
 
@@ -164,5 +179,27 @@ mod tests {
         assert!(!again.due(p, t + MIN_BACKOFF + MIN_BACKOFF / 2));
         again.connected(&p);
         assert!(again.due(p, t + MIN_BACKOFF));
+    }
+
+    #[test]
+    fn searches_back_off_less_and_new_addresses_are_dialled_at_once() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let mut b = AddrBook::load(&DataDir::new(tmp.path()));
+        let p = PeerId::random();
+        let mut t = Instant::now();
+        // Many failed searches in a row: never more than the search cap apart.
+        for _ in 0..20 {
+            assert!(b.due_within(p, t, MAX_SEARCH_BACKOFF));
+            t += MAX_SEARCH_BACKOFF;
+        }
+        // Dials back off up to the dial cap.
+        for _ in 0..20 {
+            b.due(p, t);
+            t += MAX_BACKOFF;
+        }
+        assert!(!b.due(p, t - MAX_BACKOFF + MAX_SEARCH_BACKOFF));
+        // Addresses learned: due at once.
+        b.dial_soon(&p);
+        assert!(b.due(p, t - MAX_BACKOFF + MAX_SEARCH_BACKOFF));
     }
 }

@@ -506,7 +506,12 @@ impl EventLoop {
                 Some(a) => vec![a.clone()],
                 None => self.addrbook.addrs(&m),
             };
-            if !self.addrbook.due(m, now) {
+            let cap = if addrs.is_empty() {
+                addrbook::MAX_SEARCH_BACKOFF
+            } else {
+                addrbook::MAX_BACKOFF
+            };
+            if !self.addrbook.due_within(m, now, cap) {
                 continue;
             }
             if addrs.is_empty() {
@@ -550,6 +555,9 @@ impl EventLoop {
         }
         if self.addrbook.add(peer, addrs) {
             self.addrbook.save();
+            if !self.swarm.is_connected(&peer) {
+                self.addrbook.dial_soon(&peer);
+            }
         }
     }
 
