@@ -3,13 +3,28 @@
 #   founder: create the federation, publish its p2p address and id, admit each member's request;
 #   member:  write a join request, wait for admission, join from the founder's gateway.
 # State lives in the node's data dir, so a restart skips what is done.
+#
+# This script is the container's PID 1, which the kernel shields from every signal it has no
+# handler for: the trap comes first, so `docker stop` ends it at once in any phase (waiting for
+# the founder included), and once the node runs it gets the TERM and drains.
+trap 'if [ -n "${SERVE:-}" ]; then kill -TERM "$SERVE" 2>/dev/null; wait "$SERVE"; exit $?; fi; exit 143' TERM INT
+SERVE=
 set -eu
 DATA=${SHUBNET_DATA_DIR:-/data}
 EX=/exchange
 export SHUBNET_DATA_DIR="$DATA"
+# Peers learn this node by a stable name, never by a container IP that changes when the compose
+# network is recreated (`down` + `up`); names are resolved again on every redial.
+ANNOUNCE=${ANNOUNCE:-/dns4/$INSTITUTION/tcp/4001}
 
-wait_for() { # FILE: wait until it exists
-  while [ ! -s "$1" ]; do sleep 1; done
+wait_for() { # FILE: wait until it exists and is not empty (and the node, once started, runs)
+  while [ ! -s "$1" ]; do
+    if [ -n "$SERVE" ] && ! kill -0 "$SERVE" 2>/dev/null; then
+      wait "$SERVE" || exit $?
+      exit 1
+    fi
+    sleep 1
+  done
 }
 
 shubnet init >/dev/null
@@ -20,20 +35,24 @@ if [ "$ROLE" = member ]; then
     shubnet federation request --institution "$INSTITUTION" > "$EX/$INSTITUTION.request.tmp"
     mv -f "$EX/$INSTITUTION.request.tmp" "$EX/$INSTITUTION.request"
   fi
+  echo "federate.sh: $INSTITUTION waits for $FOUNDER's p2p address"
   wait_for "$EX/$FOUNDER.p2p"
   BOOT="--bootstrap $(cat "$EX/$FOUNDER.p2p")"
 fi
 
+# A node killed without its shutdown leaves these behind; they must name this run's node.
+rm -f "$DATA/api.url" "$DATA/p2p.addrs"
 # shellcheck disable=SC2086
-shubnet serve --p2p /ip4/0.0.0.0/tcp/4001 --p2p /ip4/0.0.0.0/udp/4001/quic-v1 $BOOT &
+shubnet serve --p2p /ip4/0.0.0.0/tcp/4001 --p2p /ip4/0.0.0.0/udp/4001/quic-v1 \
+  --announce "$ANNOUNCE" $BOOT &
 SERVE=$!
-trap 'kill -TERM $SERVE; wait $SERVE' TERM INT
 wait_for "$DATA/api.url"
 wait_for "$DATA/p2p.addrs"
 
 if [ "$ROLE" = founder ]; then
   PEER=$(sed -n 's|.*/p2p/||p' "$DATA/p2p.addrs" | head -n1)
-  echo "/dns4/$INSTITUTION/tcp/4001/p2p/$PEER" > "$EX/$INSTITUTION.p2p"
+  echo "$ANNOUNCE/p2p/$PEER" > "$EX/$INSTITUTION.p2p.tmp"
+  mv -f "$EX/$INSTITUTION.p2p.tmp" "$EX/$INSTITUTION.p2p"
   if ! shubnet federation show >/dev/null 2>&1; then
     shubnet federation create --name "Compose Federation" --institution "$INSTITUTION" \
       --storage 10G --replication "${REPLICATION:-2}" > "$EX/federation.id.tmp"
@@ -54,4 +73,5 @@ else
   fi
 fi
 echo "federate.sh: $INSTITUTION is federated"
-wait $SERVE
+# `wait` returns early when a trapped signal arrives; the trap then waits for the node itself.
+wait "$SERVE"
