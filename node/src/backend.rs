@@ -557,7 +557,9 @@ impl Backend for NodeBackend {
             .await
             .map_err(|e| BackendError::Internal(format!("status task: {e}")))?
             .map_err(|e| BackendError::Internal(e.to_string()))?;
-        status.not_ready = self.ready().await.err();
+        // The store just answered for the status itself: only the network's part of readiness
+        // is left to ask.
+        status.not_ready = self.network.get().and_then(crate::p2p::Network::isolation);
         serde_json::to_value(status).map_err(|e| BackendError::Internal(e.to_string()))
     }
 

@@ -8,8 +8,9 @@
 //! announce interval (`[p2p] usage_announce_secs`, default [`ANNOUNCE_EVERY`];
 //! `Announcement::Usage`). Sync is the anti-entropy path that does not depend on gossip: every
 //! sync summary carries a digest of the server's totals, and a member pulls them
-//! (`Request::Usage`) whenever that digest differs from the one it last pulled. Each receiver keeps the
-//! latest total per (member node, root), in memory and in sled (a restart forgets nothing), and
+//! (`Request::Usage`) whenever that digest differs from the one it last pulled. Each receiver
+//! keeps the latest total per (member node, root), in memory and in sled (a restart forgets
+//! nothing), and
 //! shows its own count plus those. Each node reports only the downloads it served itself and a
 //! receiver keeps one total per reporting node, so repeats never count twice. The counts are
 //! advisory and unsigned, so they are bounded: a total above [`MAX_COUNT`] is ignored, a node may
@@ -18,7 +19,7 @@
 
 use shubnet_gateway::search::Usage;
 use shubnet_protocol::Cid;
-use shubnet_protocol::sync::{usage_term, xor_into};
+use shubnet_protocol::sync::{usage_digest, usage_term, xor_into};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -80,21 +81,16 @@ impl UsageStore {
                 .or_default()
                 .insert(root, be(&v).min(MAX_COUNT));
         }
-        let downloads = db.open_tree(DOWNLOADS)?;
-        let mut digest = [0u8; 32];
-        for item in downloads.iter() {
-            let (k, v) = item?;
-            if let Ok(root) = Cid::try_from(k.as_ref()) {
-                xor_into(&mut digest, &usage_term(&root, be(&v)));
-            }
-        }
-        Ok(Self {
-            downloads,
+        let store = Self {
+            downloads: db.open_tree(DOWNLOADS)?,
             stars: db.open_tree(STARS)?,
             announced,
             remote: Arc::new(Mutex::new(remote)),
-            digest: Arc::new(Mutex::new(digest)),
-        })
+            digest: Arc::default(),
+        };
+        *store.digest.lock().unwrap_or_else(PoisonError::into_inner) =
+            usage_digest(&store.local_totals()?);
+        Ok(store)
     }
 
     /// Counts one download of `root`.

@@ -130,14 +130,10 @@ impl AddrBook {
         true
     }
 
-    /// A connection to `peer` opened: the next loss is retried at once.
-    pub fn connected(&mut self, peer: &PeerId) {
-        self.next_dial.remove(peer);
-    }
-
-    /// New addresses of `peer` are known: the next tick dials them, whatever the backoff that
-    /// searching for it (or dialling its old addresses) built up.
-    pub fn dial_soon(&mut self, peer: &PeerId) {
+    /// Forgets `peer`'s backoff, so the next tick may dial it at once: a connection to it
+    /// opened (the next loss is retried at once), or new addresses of it are known (whatever
+    /// searching for it, or dialling its old addresses, built up).
+    pub fn clear_backoff(&mut self, peer: &PeerId) {
         self.next_dial.remove(peer);
     }
 
@@ -173,7 +169,7 @@ mod tests {
         assert!(!again.due(p, t, MAX_BACKOFF));
         assert!(again.due(p, t + MIN_BACKOFF, MAX_BACKOFF));
         assert!(!again.due(p, t + MIN_BACKOFF + MIN_BACKOFF / 2, MAX_BACKOFF));
-        again.connected(&p);
+        again.clear_backoff(&p);
         assert!(again.due(p, t + MIN_BACKOFF, MAX_BACKOFF));
     }
 
@@ -195,7 +191,7 @@ mod tests {
         }
         assert!(!b.due(p, t - MAX_BACKOFF + MAX_SEARCH_BACKOFF, MAX_BACKOFF));
         // Addresses learned: due at once.
-        b.dial_soon(&p);
+        b.clear_backoff(&p);
         assert!(b.due(p, t - MAX_BACKOFF + MAX_SEARCH_BACKOFF, MAX_BACKOFF));
     }
 }

@@ -556,7 +556,7 @@ impl EventLoop {
         if self.addrbook.add(peer, addrs) {
             self.addrbook.save();
             if !self.swarm.is_connected(&peer) {
-                self.addrbook.dial_soon(&peer);
+                self.addrbook.clear_backoff(&peer);
             }
         }
     }
@@ -616,7 +616,7 @@ impl EventLoop {
             } => {
                 tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
                 self.peers.connected(peer_id);
-                self.addrbook.connected(&peer_id);
+                self.addrbook.clear_backoff(&peer_id);
                 self.dial_warned.remove(&peer_id);
                 for w in self.dials.remove(&peer_id).unwrap_or_default() {
                     let _ = w.send(Ok(peer_id));
