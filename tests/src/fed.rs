@@ -27,6 +27,27 @@ pub fn json_of(run: &Run) -> Value {
         .unwrap_or_else(|e| panic!("the command printed no JSON: {e}\n{run}"))
 }
 
+/// `shubnet status --json` on `node`.
+#[track_caller]
+pub fn status(node: &TestNode) -> Value {
+    json_of(&node.cli(&["status", "--json"]).ok())
+}
+
+/// The strings of a JSON array (nothing for anything else).
+pub fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect()
+}
+
+/// Peer ids `node` has a connection to now (its status, not past log lines).
+#[track_caller]
+pub fn connected_peers(node: &TestNode) -> Vec<String> {
+    strings(&status(node)["connected_peers"])
+}
+
 /// `shubnet keys show --json` for `node`'s data directory.
 #[track_caller]
 pub fn keys(node: &TestNode) -> Keys {

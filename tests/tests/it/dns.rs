@@ -9,7 +9,7 @@
 
 use shubnet_tests::TestNode;
 use shubnet_tests::cmd::{poll_until, run_cmd};
-use shubnet_tests::fed::{create, join, json_of, request};
+use shubnet_tests::fed::{connected_peers, create, join, json_of, request};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
@@ -106,10 +106,7 @@ fn free_port(ip: &str) -> u16 {
 }
 
 fn connected(node: &TestNode, peer: &str) -> bool {
-    let v = json_of(&node.cli(&["status", "--json"]).ok());
-    v["connected_peers"]
-        .as_array()
-        .is_some_and(|a| a.iter().any(|p| p.as_str() == Some(peer)))
+    connected_peers(node).iter().any(|p| p == peer)
 }
 
 fn peer_id(node: &TestNode) -> String {

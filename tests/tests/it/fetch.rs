@@ -73,8 +73,7 @@ fn dead_addr() -> String {
 #[track_caller]
 fn wait_connected(node: &TestNode, n: usize) {
     poll_until(P2P_TIMEOUT, "p2p connections", || {
-        let v = fed::json_of(&node.cli(&["status", "--json"]).ok());
-        (v["connected_peers"].as_array().map_or(0, Vec::len) >= n).then_some(())
+        (fed::connected_peers(node).len() >= n).then_some(())
     });
 }
 

@@ -4,25 +4,12 @@
 //! the node is killed and its data directory deleted, pulls from the others still verify.
 
 use crate::tmpdir;
-use serde_json::Value;
 use shubnet_tests::TestNode;
 use shubnet_tests::cmd::poll_until;
 use shubnet_tests::data::{assert_same_file, kubo_file};
-use shubnet_tests::fed::{json_of, member_ids, push, show, three_institutions_k2};
+use shubnet_tests::fed::{member_ids, push, show, status, strings, three_institutions_k2};
 use std::path::PathBuf;
 use std::time::Duration;
-
-fn status(node: &TestNode) -> Value {
-    json_of(&node.cli(&["status", "--json"]).ok())
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.as_str().map(str::to_string))
-        .collect()
-}
 
 /// Each listed image's tag and live holders, as `node` sees them.
 fn holders(node: &TestNode) -> Vec<(String, Vec<String>)> {

@@ -4,7 +4,7 @@
 
 use shubnet_tests::TestNode;
 use shubnet_tests::cmd::poll_until;
-use shubnet_tests::fed::{TwoMembers, json_of};
+use shubnet_tests::fed::{TwoMembers, status};
 use shubnet_tests::http::get;
 use std::time::Duration;
 
@@ -21,8 +21,8 @@ fn a_member_with_no_member_connected_is_not_ready_and_says_why() {
     poll_until(WAIT, "B ready while connected to A", || {
         (readyz(&b).0 == 200).then_some(())
     });
-    let status = json_of(&b.cli(&["status", "--json"]).ok());
-    assert!(status["not_ready"].is_null(), "{status:#}");
+    let st = status(&b);
+    assert!(st["not_ready"].is_null(), "{st:#}");
 
     a.stop();
     let body = poll_until(WAIT, "B not ready once A is gone", || {
@@ -33,12 +33,12 @@ fn a_member_with_no_member_connected_is_not_ready_and_says_why() {
     assert!(body.contains("1 other member"), "{body}");
     // Liveness is unaffected.
     get(&b.at("/healthz")).expect_status(200);
-    let status = json_of(&b.cli(&["status", "--json"]).ok());
+    let st = status(&b);
     assert!(
-        status["not_ready"]
+        st["not_ready"]
             .as_str()
             .is_some_and(|s| s.contains("isolated")),
-        "{status:#}"
+        "{st:#}"
     );
     let text = b.cli(&["status"]).ok().out();
     assert!(text.contains("ready:       NO: isolated"), "{text}");
@@ -79,7 +79,7 @@ fn the_federation_document_lists_members_readably() {
         .filter_map(|m| m["id"].as_str())
         .collect();
     assert_eq!(ids, ["lab-a", "lab-b"], "{v:#}");
-    let a_peer = json_of(&fed.a.cli(&["status", "--json"]).ok())["peer_id"]
+    let a_peer = status(&fed.a)["peer_id"]
         .as_str()
         .expect("peer id")
         .to_string();

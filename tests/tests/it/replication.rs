@@ -8,7 +8,7 @@ use serde_json::Value;
 use shubnet_tests::TestNode;
 use shubnet_tests::cmd::poll_until;
 use shubnet_tests::data::{assert_same_file, kubo_file};
-use shubnet_tests::fed::{json_of, push, three_institutions_k2};
+use shubnet_tests::fed::{connected_peers, push, status, strings, three_institutions_k2};
 use shubnet_tests::http::get;
 use std::time::{Duration, Instant};
 
@@ -19,12 +19,6 @@ fn config() -> String {
     format!("[replication]\ngrace_period_secs = {GRACE_SECS}\ncheck_interval_secs = 1\n")
 }
 
-/// `shubnet status --json` on `node`.
-#[track_caller]
-fn status(node: &TestNode) -> Value {
-    json_of(&node.cli(&["status", "--json"]).ok())
-}
-
 /// The status entry of the image with tag `tag`, if listed.
 fn image<'v>(status: &'v Value, tag: &str) -> Option<&'v Value> {
     status["images"].as_array()?.iter().find(|i| {
@@ -32,14 +26,6 @@ fn image<'v>(status: &'v Value, tag: &str) -> Option<&'v Value> {
             .as_array()
             .is_some_and(|t| t.iter().any(|x| x == tag))
     })
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.as_str().map(str::to_string))
-        .collect()
 }
 
 #[test]
@@ -156,11 +142,6 @@ fn three_institutions_k2_replicate_serve_survive_a_lost_member_and_repair() {
     );
 }
 
-/// Peer ids `node` is connected to.
-fn connected(node: &TestNode) -> Vec<String> {
-    strings(&status(node)["connected_peers"])
-}
-
 #[test]
 fn members_bootstrapped_from_the_founder_find_one_another_and_outlive_it() {
     let tmp = tmpdir();
@@ -173,7 +154,10 @@ fn members_bootstrapped_from_the_founder_find_one_another_and_outlive_it() {
     poll_until(
         Duration::from_secs(30),
         "B and C connected to each other",
-        || (connected(&b).contains(&c_peer) && connected(&c).contains(&b_peer)).then_some(()),
+        || {
+            (connected_peers(&b).contains(&c_peer) && connected_peers(&c).contains(&b_peer))
+                .then_some(())
+        },
     );
 
     // An image held by A and C only: B must read it from C once A is gone.
