@@ -12,7 +12,7 @@ pub mod ipfs;
 pub mod library;
 pub mod metrics;
 pub mod registry;
-pub mod search;
+pub use shubnet_protocol::search;
 pub mod shub;
 pub mod timeouts;
 pub mod tls;

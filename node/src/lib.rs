@@ -6,13 +6,13 @@
 //! - [`cli`]: every `shubnet` subcommand; commands that change a node talk to its admin API.
 //! - [`paths`]: where a node keeps its files.
 
-pub mod backend;
+pub mod admin_token;
 pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod http;
 pub mod keys;
-pub mod observe;
 pub mod p2p;
 pub mod paths;
 pub mod registry;
@@ -20,7 +20,5 @@ pub mod replication;
 pub mod secrets;
 pub mod server;
 pub mod store;
-pub mod token;
 pub mod tokens;
-pub mod uploads;
 pub mod usage;

@@ -1,10 +1,10 @@
 //! `shubnet serve`: opens the store, mounts the gateway, listens, and shuts down cleanly on
 //! SIGTERM or Ctrl-C.
 
-use crate::backend::NodeBackend;
+use crate::admin_token::AdminToken;
+use crate::http::backend::NodeBackend;
 use crate::paths::DataDir;
 use crate::store::Store;
-use crate::token::AdminToken;
 use anyhow::{Context, Result};
 use shubnet_gateway::GatewayConfig;
 use std::future::IntoFuture;
@@ -125,7 +125,7 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
         None => None,
     };
     let stop = backend.shutdown_token();
-    let _expiry = tokio::spawn(crate::uploads::sweep_forever(
+    let _expiry = tokio::spawn(crate::http::uploads::sweep_forever(
         backend.clone(),
         cfg.gateway.upload_expiry,
     ));

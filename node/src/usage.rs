@@ -17,8 +17,8 @@
 //! report at most [`MAX_ROOTS_PER_PEER`] roots, and a total never goes down (a restarted peer's
 //! smaller number cannot erase what it reported before).
 
-use shubnet_gateway::search::Usage;
 use shubnet_protocol::Cid;
+use shubnet_protocol::search::Usage;
 use shubnet_protocol::sync::{usage_digest, usage_term, xor_into};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -23,6 +23,7 @@ pub mod fetch;
 pub mod manifest;
 pub mod reference;
 pub mod roster;
+pub mod search;
 pub mod sif;
 pub mod sync;
 pub mod unixfs;

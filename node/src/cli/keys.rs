@@ -1,9 +1,9 @@
 //! `shubnet init` and `shubnet keys show`: local commands that need no running node.
 
+use crate::admin_token::AdminToken;
 use crate::config::NodeConfig;
 use crate::keys::NodeKeys;
 use crate::paths::{DATA_DIR_ENV, DataDir};
-use crate::token::AdminToken;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;

@@ -9,7 +9,7 @@
 use super::bitswap_client::Pending;
 use super::protocol;
 use super::ratelimit::RateLimit;
-use crate::backend::NodeBackend;
+use crate::http::backend::NodeBackend;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::PeerId;
 use shubnet_gateway::Backend;
@@ -66,7 +66,7 @@ async fn inbound(
         }
         let mut buf = vec![0u8; len];
         stream.read_exact(&mut buf).await?;
-        shubnet_gateway::metrics::global().transferred("bitswap", false, len as u64);
+        shubnet_metrics::global().transferred("bitswap", false, len as u64);
         let msg = Message::decode(&buf)?;
         pending.deliver(&peer, &msg);
         let answers = answer(&peer, &msg, &backend).await;
@@ -81,7 +81,7 @@ async fn inbound(
             let framed = m.encode_framed();
             upload.acquire(framed.len()).await;
             out.write_all(&framed).await?;
-            shubnet_gateway::metrics::global().transferred("bitswap", true, framed.len() as u64);
+            shubnet_metrics::global().transferred("bitswap", true, framed.len() as u64);
         }
         out.close().await?;
     }

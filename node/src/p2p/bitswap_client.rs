@@ -173,7 +173,7 @@ impl BitswapClient {
             .map_err(|e| anyhow!("cannot open a bitswap stream to {peer}: {e}"))?;
         let framed = msg.encode_framed();
         s.write_all(&framed).await?;
-        shubnet_gateway::metrics::global().transferred("bitswap", true, framed.len() as u64);
+        shubnet_metrics::global().transferred("bitswap", true, framed.len() as u64);
         s.close().await?;
         Ok(())
     }
@@ -264,7 +264,7 @@ impl BitswapClient {
             };
             // The decoder computed the CID it was matched by; hash again before any use.
             verify(&cid, &data).map_err(|e| {
-                shubnet_gateway::metrics::global().reject("block", "hash_mismatch");
+                shubnet_metrics::global().reject("block", "hash_mismatch");
                 anyhow!("peer {peer} sent a bad block: {e}")
             })?;
             match cid.codec() {

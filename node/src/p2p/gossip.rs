@@ -9,7 +9,7 @@
 //! own roster does not subscribe.
 
 use super::Command;
-use super::sync::SyncCtx;
+use super::anti_entropy::SyncCtx;
 use crate::registry::RegistryError;
 use libp2p::PeerId;
 use libp2p::gossipsub::{MessageAcceptance, MessageId};

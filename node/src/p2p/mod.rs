@@ -18,6 +18,7 @@
 //! `crate::replication`.
 
 mod addrbook;
+pub mod anti_entropy;
 mod bitswap;
 pub mod bitswap_client;
 pub mod fetch;
@@ -27,11 +28,10 @@ mod network;
 pub mod peers;
 pub mod ratelimit;
 mod resolve;
-pub mod sync;
 
 pub use network::Network;
 
-use crate::backend::NodeBackend;
+use crate::http::backend::NodeBackend;
 use crate::paths::DataDir;
 use anyhow::{Context, Result};
 use bitswap_client::{BitswapClient, Pending};
@@ -271,7 +271,7 @@ pub fn spawn(
     if let Some(u) = backend.usage_store() {
         crate::usage::spawn_announcer(u.clone(), net.clone(), cfg.usage_announce);
     }
-    let ctx = sync::SyncCtx {
+    let ctx = anti_entropy::SyncCtx {
         control,
         backend,
         gate: gate.clone(),
@@ -279,9 +279,9 @@ pub fn spawn(
         cmds: cmd_tx,
         usage_pulled: Default::default(),
     };
-    sync::serve(ctx.clone()).context("registering sync")?;
+    anti_entropy::serve(ctx.clone()).context("registering sync")?;
     let (sync_tx, sync_rx) = mpsc::channel(256);
-    sync::schedule(ctx.clone(), sync_rx, cfg.sync_interval);
+    anti_entropy::schedule(ctx.clone(), sync_rx, cfg.sync_interval);
     let (inbound_tx, inbound_rx) = mpsc::channel(1024);
     gossip::validate(ctx.clone(), inbound_rx, sync_tx.clone());
     network::forward_local_events(ctx, net);

@@ -2,9 +2,9 @@
 //! up peers), and the glue that turns this node's own registry events into announcements.
 
 use super::Command;
+use super::anti_entropy::SyncCtx;
 use super::gate::Gate;
 use super::peers::PeerBook;
-use super::sync::SyncCtx;
 use crate::registry::LocalEvent;
 use libp2p::PeerId;
 use shubnet_protocol::Cid;

@@ -24,7 +24,7 @@ pub async fn extract(store: &Store, root: &Cid) -> Result<Option<Metadata>, Back
     let path = store.dir().blobs().join(root.to_string());
     let short = root.to_string();
     let short = short[short.len().saturating_sub(8)..].to_owned();
-    crate::backend::off_thread(move || extract_file(path), conv)
+    crate::http::backend::off_thread(move || extract_file(path), conv)
         .await
         .inspect(|m| {
             tracing::debug!(cid = %short, sif = m.is_some(), "extracted image metadata");

@@ -13,14 +13,13 @@
 //!   namespaces, right federation, and succession (seq strictly increasing, `prev` linked,
 //!   frozen tags never move).
 
-pub mod api;
+mod exchange;
 mod head_cache;
 mod log;
 pub mod metadata;
 pub mod search;
-mod sync;
 
-pub use sync::{BatchReport, LocalEvent};
+pub use exchange::{BatchReport, LocalEvent};
 
 use crate::clock::unix_now as now;
 use crate::config::NodeConfig;
@@ -789,7 +788,7 @@ pub(crate) fn count_rejection(e: &RegistryError) {
         RegistryError::Io(_) => return,
         _ => "other",
     };
-    shubnet_gateway::metrics::global().reject("manifest", reason);
+    shubnet_metrics::global().reject("manifest", reason);
 }
 
 /// One line of text carrying a signed roster between admins.

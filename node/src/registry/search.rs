@@ -15,8 +15,8 @@
 
 use fixedbitset::FixedBitSet;
 use memchr::memmem;
-use shubnet_gateway::search::{CollectionSummary, ImageHit, SearchPage, SearchQuery};
 use shubnet_protocol::manifest::Manifest;
+use shubnet_protocol::search::{CollectionSummary, ImageHit, SearchPage, SearchQuery};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Range;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -51,7 +51,6 @@
 //!
 //! `shubnet repair` leaves `accounts/` alone, and deleting `index/` loses no token.
 
-mod backend;
 pub mod backup;
 pub mod crypto;
 #[cfg(test)]

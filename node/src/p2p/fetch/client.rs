@@ -815,7 +815,7 @@ impl FetchClient {
                 Ok(buf)
             }
             Ok(false) => {
-                shubnet_gateway::metrics::global().reject("block", "hash_mismatch");
+                shubnet_metrics::global().reject("block", "hash_mismatch");
                 Err(RunEnd::Bad(format!(
                     "sent a block for leaf {index} of {} that does not match its CID",
                     t.partial.root()

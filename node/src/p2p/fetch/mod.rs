@@ -101,7 +101,7 @@ async fn read_body<S: futures::AsyncRead + Unpin>(
                     WireError::Io(e)
                 }
             })?;
-            shubnet_gateway::metrics::global().transferred("fetch", false, len as u64);
+            shubnet_metrics::global().transferred("fetch", false, len as u64);
             return Ok(Some(len));
         }
     }
@@ -115,7 +115,7 @@ pub(crate) async fn write_frame<S: futures::AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     let framed = f.encode_framed();
     s.write_all(&framed).await?;
-    shubnet_gateway::metrics::global().transferred("fetch", true, framed.len() as u64);
+    shubnet_metrics::global().transferred("fetch", true, framed.len() as u64);
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 //! so damaged bytes never leave. Sends pass through the node's upload limit.
 
 use super::{BufferPool, Partials, read_frame, write_frame};
-use crate::backend::NodeBackend;
+use crate::http::backend::NodeBackend;
 use crate::p2p::protocol;
 use crate::p2p::ratelimit::RateLimit;
 use crate::store::partial::Partial;
@@ -271,7 +271,7 @@ impl Server {
                 stream.write_all(&bytes).await
             };
             send.await.map_err(|e| e.to_string())?;
-            shubnet_gateway::metrics::global().transferred(
+            shubnet_metrics::global().transferred(
                 "fetch",
                 true,
                 (header.len() + bytes.len()) as u64,

@@ -11,7 +11,7 @@
 //! A tag call removes the record (the manifest now keeps the content). The sweep never unpins
 //! content a manifest references, whatever its records say.
 
-use crate::backend::NodeBackend;
+use crate::http::backend::NodeBackend;
 use crate::paths::DataDir;
 use shubnet_protocol::Cid;
 use std::io::{self, Write};

@@ -1,7 +1,7 @@
 //! The registry's half of the gateway backend: each function here backs one
 //! [`shubnet_gateway::Backend`] method, so `backend.rs` stays a thin dispatcher.
 
-use super::{Registry, RegistryError, RosterOutcome, roster_to_line};
+use crate::registry::{Registry, RegistryError, RosterOutcome, roster_to_line};
 use crate::store::Store;
 use base64::Engine;
 use shubnet_gateway::backend::{
@@ -28,7 +28,7 @@ pub fn conv(e: RegistryError) -> BackendError {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, RegistryError> + Send + 'static,
 ) -> Result<T, BackendError> {
-    crate::backend::off_thread(f, conv).await
+    crate::http::backend::off_thread(f, conv).await
 }
 
 /// `GET /shubnet/v1/federation`.
@@ -240,9 +240,9 @@ pub async fn push_by(
     let (root, rec, newly_pinned) = store
         .add_stream_reporting(body)
         .await
-        .map_err(crate::backend::conv)?;
+        .map_err(crate::http::backend::conv)?;
     let published = async {
-        let metadata = super::metadata::extract(store, &root).await?;
+        let metadata = crate::registry::metadata::extract(store, &root).await?;
         let (reg2, r2, user) = (reg.clone(), r.clone(), pushed_by.to_owned());
         let content = Some((root, rec.size, rec.sha256));
         blocking(move || reg2.publish(&r2, content, metadata, frozen, &user)).await

@@ -120,7 +120,7 @@ impl Registry {
     /// [`Verifier`] for the batch) and by the succession rules of
     /// [`accept_manifest`](Registry::accept_manifest), in `seq` order. A manifest whose `prev`
     /// is not the head yet is refused with `WrongPrev`; the caller may offer it again once the
-    /// missing one arrived (see `p2p::sync`).
+    /// missing one arrived (see `p2p::anti_entropy`).
     pub fn accept_manifests(&self, mut batch: Vec<Manifest>) -> Result<BatchReport> {
         let _w = self.lock();
         let (id, roster) = self.current()?;

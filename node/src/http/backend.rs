@@ -1,9 +1,10 @@
 //! The gateway's view of this node: [`shubnet_gateway::Backend`] over the [`Store`].
 
+use crate::admin_token::AdminToken;
+use crate::http::registry as reg;
 use crate::p2p::fetch::client::{FetchClient, FetchError};
-use crate::registry::{Registry, api as reg};
+use crate::registry::Registry;
 use crate::store::{Store, StoreError};
-use crate::token::AdminToken;
 use bytes::Bytes;
 use shubnet_gateway::backend::{
     AddOutcome, Backend, BackendError, ByteStream, CarImportOutcome, FederationRequest,
@@ -33,9 +34,9 @@ pub struct NodeBackend {
     /// Downloads and stars; `None` if its trees could not be opened (logged at start).
     usage: Option<crate::usage::UsageStore>,
     /// The slow `/metrics` gauges' refresh state.
-    observer: crate::observe::Observer,
+    observer: crate::http::observe::Observer,
     /// Library uploads waiting for their tag call.
-    uploads: crate::uploads::PendingUploads,
+    uploads: crate::http::uploads::PendingUploads,
 }
 
 impl NodeBackend {
@@ -64,8 +65,8 @@ impl NodeBackend {
             .ok();
         Self {
             usage,
-            observer: crate::observe::Observer::default(),
-            uploads: crate::uploads::PendingUploads::new(store.dir()),
+            observer: crate::http::observe::Observer::default(),
+            uploads: crate::http::uploads::PendingUploads::new(store.dir()),
             store,
             registry,
             admin,

@@ -2,8 +2,8 @@
 //! onto the gateway's. A denial is an `Ok(Err(AuthError))`; only a broken node is a
 //! [`BackendError`].
 
-use super::{TokenStore, TokenStoreError};
-use crate::backend::NodeBackend;
+use crate::http::backend::NodeBackend;
+use crate::tokens::{TokenStore, TokenStoreError};
 use shubnet_gateway::BackendError;
 use shubnet_gateway::tokens::{
     AuthResult, CollectionInfo, CreatedToken, NewToken, Right, TokenBackend, TokenInfo,

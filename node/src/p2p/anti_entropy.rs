@@ -13,7 +13,7 @@ use super::Command;
 use super::gate::Gate;
 use super::peers::PeerBook;
 use super::protocol;
-use crate::backend::NodeBackend;
+use crate::http::backend::NodeBackend;
 use crate::registry::{Registry, RegistryError};
 use anyhow::{Context, Result, anyhow, bail};
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
