@@ -22,3 +22,4 @@ pub mod server;
 pub mod store;
 pub mod tokens;
 pub mod usage;
+pub mod visibility;

@@ -37,6 +37,8 @@ pub struct NodeBackend {
     observer: crate::http::observe::Observer,
     /// Library uploads waiting for their tag call.
     uploads: crate::http::uploads::PendingUploads,
+    /// What is private (every content route asks it).
+    visibility: crate::visibility::Visibility,
 }
 
 impl NodeBackend {
@@ -64,6 +66,11 @@ impl NodeBackend {
             .inspect_err(|e| tracing::error!(error = %e, "download and star counts are off"))
             .ok();
         Self {
+            visibility: crate::visibility::Visibility::new(
+                store.clone(),
+                registry.clone(),
+                tokens.clone(),
+            ),
             usage,
             observer: crate::http::observe::Observer::default(),
             uploads: crate::http::uploads::PendingUploads::new(store.dir()),
@@ -97,8 +104,11 @@ impl NodeBackend {
         let mut removed = 0;
         for (key, rec) in expired {
             if let Some(rec) = rec
-                && reg::content_collections(&self.registry, &self.store, &rec.root)
-                    .await?
+                && self
+                    .visibility
+                    .collections_of(&rec.root)
+                    .await
+                    .map_err(hidden)?
                     .is_empty()
             {
                 let (s, root) = (self.store.clone(), rec.root);
@@ -200,15 +210,18 @@ impl NodeBackend {
 impl NodeBackend {
     /// Collections that are private here: search and listings leave them out.
     async fn private_collections(&self) -> Result<std::collections::HashSet<String>, BackendError> {
-        use shubnet_gateway::tokens::TokenBackend;
-        Ok(self
-            .collections()
-            .await?
-            .into_iter()
-            .filter(|c| c.private)
-            .map(|c| c.name)
-            .collect())
+        self.visibility.private_collections().await.map_err(hidden)
     }
+
+    /// The visibility service, shared with Bitswap.
+    pub fn visibility(&self) -> &crate::visibility::Visibility {
+        &self.visibility
+    }
+}
+
+/// A privacy question that cannot be answered: the content stays hidden (500, detail logged).
+fn hidden(e: crate::visibility::VisibilityError) -> BackendError {
+    BackendError::Internal(e.to_string())
 }
 
 /// Maps store failures onto the statuses clients expect.
@@ -497,7 +510,7 @@ impl Backend for NodeBackend {
     }
 
     async fn content_collections(&self, cid: &Cid) -> Result<Vec<String>, BackendError> {
-        reg::content_collections(&self.registry, &self.store, cid).await
+        self.visibility.collections_of(cid).await.map_err(hidden)
     }
 
     async fn record_upload(&self, key: &str, root: &Cid, size: u64) -> Result<(), BackendError> {

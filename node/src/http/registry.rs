@@ -289,30 +289,3 @@ pub async fn delete_tag_by(
     let m = blocking(move || reg.publish(&r, None, None, false, &user)).await?;
     Ok(push_outcome(&m))
 }
-
-/// Collections whose content contains `cid`: the roots holding it, and each root's collections.
-pub async fn content_collections(
-    reg: &Registry,
-    store: &Store,
-    cid: &Cid,
-) -> Result<Vec<String>, BackendError> {
-    let (reg, store, cid) = (reg.clone(), store.clone(), *cid);
-    blocking(move || {
-        let mut roots = store
-            .roots_containing(&cid)
-            .map_err(|e| RegistryError::Io(e.to_string()))?;
-        if !roots.contains(&cid) {
-            roots.push(cid);
-        }
-        let mut out = Vec::new();
-        for r in roots {
-            for c in reg.collections_of_root(&r)? {
-                if !out.contains(&c) {
-                    out.push(c);
-                }
-            }
-        }
-        Ok(out)
-    })
-    .await
-}

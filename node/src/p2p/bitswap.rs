@@ -13,7 +13,6 @@ use crate::http::backend::NodeBackend;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::PeerId;
 use shubnet_gateway::Backend;
-use shubnet_gateway::tokens::TokenBackend;
 use shubnet_protocol::bitswap::{
     MAX_HAVE_AS_BLOCK, MAX_MESSAGE_SIZE, Message, PROTOCOL, Presence, WantType, pack,
 };
@@ -93,7 +92,7 @@ async fn answer(peer: &PeerId, msg: &Message, backend: &NodeBackend) -> Vec<Mess
     let member = backend.is_member(peer).await;
     for want in msg.wants.iter().filter(|w| !w.cancel) {
         let held = match backend.block(&want.cid).await {
-            Ok(Some(b)) if member || visible(backend, &want.cid).await => Some(b),
+            Ok(Some(b)) if member || backend.visibility().is_public(&want.cid).await => Some(b),
             Ok(_) => None,
             Err(e) => {
                 tracing::warn!(cid = %want.cid, error = %e, "cannot serve a wanted block");
@@ -111,22 +110,6 @@ async fn answer(peer: &PeerId, msg: &Message, backend: &NodeBackend) -> Vec<Mess
         }
     }
     pack(blocks, presences)
-}
-
-/// True unless the block is published only by private collections.
-async fn visible(backend: &NodeBackend, cid: &shubnet_protocol::Cid) -> bool {
-    let Ok(collections) = backend.content_collections(cid).await else {
-        return false;
-    };
-    if collections.is_empty() {
-        return true;
-    }
-    for c in &collections {
-        if let Ok(false) = backend.collection_is_private(c).await {
-            return true;
-        }
-    }
-    false
 }
 
 async fn read_varint(s: &mut libp2p::Stream) -> std::io::Result<Option<u64>> {
