@@ -1,14 +1,33 @@
-//! `shubnet serve`: opens the store, mounts the gateway, listens, and shuts down cleanly on
-//! SIGTERM or Ctrl-C.
+//! `shubnet serve`: builds the node's parts in dependency order, runs them, and stops them in
+//! reverse order on SIGTERM, Ctrl-C or the admin API's shutdown.
+//!
+//! The order is the map of the node: store → registry → tokens → usage → membership gate and
+//! visibility → network → replicator → HTTP adapter and listeners. Each part receives only the
+//! handles it needs, all of them ready, so no part meets another that has not started yet.
+//! This module owns that order and nothing else: it must not implement any part's behaviour.
 
 use crate::admin_token::AdminToken;
-use crate::http::backend::NodeBackend;
+use crate::http::backend::{NodeBackend, Parts};
+use crate::http::serve::{HttpError, Listeners};
+use crate::p2p::gate::Gate;
 use crate::paths::DataDir;
-use crate::store::Store;
-use anyhow::{Context, Result};
+use crate::registry::{Registry, RegistryError};
+use crate::replication::{NetTransfers, Replicator};
+use crate::secrets::SecretError;
+use crate::store::{Store, StoreError};
+use crate::tokens::{TokenStore, TokenStoreError};
+use crate::visibility::Visibility;
 use shubnet_gateway::GatewayConfig;
-use std::future::IntoFuture;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub use crate::http::serve::TlsFlags;
+
+/// How long stopping waits for the replicator and the network after HTTP has drained.
+const STOP_WAIT: Duration = Duration::from_secs(10);
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]
@@ -27,184 +46,178 @@ pub struct ServeConfig {
     pub tls: Option<TlsFlags>,
     /// After SIGTERM (or `shubnet leave`), how long in-flight requests may run before they are
     /// cut.
-    pub shutdown_grace: std::time::Duration,
+    pub shutdown_grace: Duration,
 }
 
-/// `serve --tls-cert FILE --tls-key FILE --https ADDR`.
-#[derive(Debug, Clone)]
-pub struct TlsFlags {
-    /// PEM certificate chain.
-    pub cert: std::path::PathBuf,
-    /// PEM private key.
-    pub key: std::path::PathBuf,
-    /// HTTPS listen address.
-    pub listen: SocketAddr,
+/// Why the node could not start, or failed while running.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The data directory could not be created.
+    #[error("creating the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The node keys or admin token could not be checked, loaded or created.
+    #[error("loading the node keys and admin token: {0}")]
+    Keys(#[from] SecretError),
+    /// The default configuration could not be written.
+    #[error("writing config.toml: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    /// The store could not be opened or flushed.
+    #[error("the store in {path}: {source}")]
+    Store {
+        /// The data directory.
+        path: PathBuf,
+        /// The store's reason.
+        #[source]
+        source: StoreError,
+    },
+    /// The registry could not be opened.
+    #[error("opening the registry: {0}")]
+    Registry(#[from] RegistryError),
+    /// The token store could not be opened.
+    #[error("opening the token store: {0}")]
+    Tokens(#[from] TokenStoreError),
+    /// The p2p network could not start.
+    #[error("starting the p2p network: {0}")]
+    Network(#[from] crate::p2p::NetError),
+    /// The HTTP side failed.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// A blocking start-up task failed.
+    #[error("start-up task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
-/// Loads the certificate and binds the HTTPS address (so a bad flag fails the start, not later);
-/// writes the URL to `DATA_DIR/https.url`. The plain listener keeps serving the local CLI.
-async fn bind_tls(dir: &DataDir, tls: &TlsFlags) -> Result<shubnet_gateway::tls::TlsListener> {
-    let config = shubnet_gateway::tls::server_config(&tls.cert, &tls.key)
-        .context("loading --tls-cert/--tls-key")?;
-    let tcp = tokio::net::TcpListener::bind(tls.listen)
-        .await
-        .with_context(|| format!("listening on {} for HTTPS", tls.listen))?;
-    let listener =
-        shubnet_gateway::tls::TlsListener::new(tcp, config).context("starting the TLS listener")?;
-    let addr = axum::serve::Listener::local_addr(&listener).context("reading the HTTPS address")?;
-    let url = format!("https://{addr}");
-    let tmp = dir.root().join("https.url.tmp");
-    std::fs::write(&tmp, format!("{url}\n"))
-        .and_then(|()| std::fs::rename(&tmp, dir.root().join("https.url")))
-        .context("writing https.url")?;
-    println!("shubnet: serving {url}");
-    tracing::info!(%url, "serving HTTPS");
-    Ok(listener)
-}
-
-/// Runs a node until SIGTERM/SIGINT.
-pub async fn run(cfg: ServeConfig) -> Result<()> {
+/// Runs a node until SIGTERM/SIGINT or the admin API's shutdown.
+pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     let dir = cfg.data_dir.clone();
-    std::fs::create_dir_all(dir.root())
-        .with_context(|| format!("creating the data directory {}", dir.root().display()))?;
-    crate::keys::check_key_dir(&dir).context("checking the key files")?;
-    let (keys, created) = crate::keys::NodeKeys::init(&dir).context("loading the node keys")?;
+    std::fs::create_dir_all(dir.root()).map_err(|source| ServeError::DataDir {
+        path: dir.root().to_path_buf(),
+        source,
+    })?;
+    crate::keys::check_key_dir(&dir)?;
+    let (keys, created) = crate::keys::NodeKeys::init(&dir)?;
     if created {
         tracing::info!(peer_id = %keys.peer_id(), "created node keys");
     }
-    let token =
-        AdminToken::load_or_create(&dir.admin_token()).context("loading the admin token")?;
+    let admin = AdminToken::load_or_create(&dir.admin_token())?;
     if !dir.config().exists() {
-        crate::config::NodeConfig::default()
-            .save(&dir)
-            .context("writing config.toml")?;
+        crate::config::NodeConfig::default().save(&dir)?;
     }
+    let store_err = |source| ServeError::Store {
+        path: dir.root().to_path_buf(),
+        source,
+    };
+
     tracing::info!(data_dir = %dir.root().display(), "opening the store");
-    let store = Store::open(dir.clone())
-        .await
-        .with_context(|| format!("opening the store in {}", dir.root().display()))?;
+    let store = Store::open(dir.clone()).await.map_err(store_err)?;
     let identity = keys.identity.clone();
-    let registry = crate::registry::Registry::open(dir.clone(), store.index_db(), keys)
-        .context("opening the registry")?;
-    let tokens = crate::tokens::TokenStore::open(&store).context("opening the token store")?;
-    let backend = NodeBackend::new(store.clone(), registry, token, tokens);
-    let net = crate::p2p::spawn(
+    let registry = Registry::open(dir.clone(), store.index_db(), keys)?;
+    let tokens = TokenStore::open(&store)?;
+    let usage = crate::usage::UsageStore::open(store.index_db())
+        .inspect_err(|e| tracing::error!(error = %e, "download and star counts are off"))
+        .ok();
+    let gate = Gate::default();
+    let reg = registry.clone();
+    let gate = tokio::task::spawn_blocking(move || {
+        gate.refresh(&reg);
+        gate
+    })
+    .await?;
+    let visibility = Visibility::new(store.clone(), registry.clone(), tokens.clone());
+
+    let net_stop = CancellationToken::new();
+    let (net, net_events, event_loop) = crate::p2p::new(
         identity,
         cfg.p2p.clone(),
         dir.clone(),
-        backend.clone(),
+        crate::p2p::NetParts {
+            store: store.clone(),
+            registry: registry.clone(),
+            gate,
+            visibility: visibility.clone(),
+            usage: usage.clone(),
+        },
+        net_stop.clone(),
+    )?;
+    let network = tokio::spawn(event_loop.run());
+
+    let replication_stop = CancellationToken::new();
+    let replicator = Replicator::new(
         store.clone(),
-    )
-    .context("starting the p2p network")?;
-    let _p2p = net.task;
-    backend.set_bitswap(net.bitswap);
-    backend.set_fetch(net.fetch.clone());
-    if let Some(network) = backend.network() {
-        let replicator = crate::replication::Replicator::new(
-            store.clone(),
-            backend.registry().clone(),
-            network.peer_book().clone(),
-            cfg.replication.clone(),
-            std::sync::Arc::new(crate::replication::NetTransfers {
-                fetch: net.fetch,
-                network,
-            }),
-        );
-        let _replication = replicator.spawn();
-        backend.set_replicator(replicator);
-    }
-    let tls = match &cfg.tls {
-        Some(flags) => {
-            let mut c = cfg.gateway.clone();
-            c.tls = true;
-            Some((
-                bind_tls(&dir, flags).await?,
-                shubnet_gateway::app(backend.clone(), c),
-            ))
-        }
-        None => None,
-    };
-    let stop = backend.shutdown_token();
-    let _expiry = tokio::spawn(crate::http::uploads::sweep_forever(
+        registry.clone(),
+        net.peer_book().clone(),
+        cfg.replication.clone(),
+        Arc::new(NetTransfers(net.clone())),
+        replication_stop.clone(),
+    );
+    let replication = replicator.spawn(net_events);
+
+    let stop = CancellationToken::new();
+    let backend = NodeBackend::new(Parts {
+        store: store.clone(),
+        registry,
+        admin,
+        tokens,
+        usage,
+        visibility,
+        net,
+        replicator,
+        shutdown: stop.clone(),
+    });
+    let expiry = tokio::spawn(crate::http::uploads::sweep_forever(
         backend.clone(),
         cfg.gateway.upload_expiry,
     ));
-    let gateway_cfg = cfg.gateway.clone();
-    let header_timeout = gateway_cfg.timeouts.header;
-    let app = shubnet_gateway::app(backend, gateway_cfg);
-    let listener = tokio::net::TcpListener::bind(cfg.http)
-        .await
-        .with_context(|| format!("listening on {}", cfg.http))?;
-    let addr = listener.local_addr().context("reading the bound address")?;
-    let url = format!("http://{addr}");
-    write_api_file(&dir, &url)?;
-    println!("shubnet: serving {url}");
-    println!("shubnet: data directory {}", dir.root().display());
-    tracing::info!(%url, "serving");
-    // A signal, or the admin API's shutdown (`shubnet leave`), starts the drain: listeners
-    // close at once, in-flight requests run on for at most the grace period.
-    tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            tokio::select! {
-                () = shutdown_signal() => {}
-                () = stop.cancelled() => {}
-            }
-            stop.cancel();
+    let listeners = Listeners::bind(&dir, cfg.http, cfg.tls.as_ref(), cfg.gateway.clone()).await;
+    let served = match listeners {
+        Ok(l) => {
+            // A signal, or the admin API's shutdown (`shubnet leave`), starts the drain:
+            // listeners close at once, in-flight requests run on for at most the grace period.
+            tokio::spawn({
+                let stop = stop.clone();
+                async move {
+                    tokio::select! {
+                        () = shutdown_signal() => {}
+                        () = stop.cancelled() => {}
+                    }
+                    stop.cancel();
+                }
+            });
+            l.serve(backend, stop.clone(), cfg.shutdown_grace).await
         }
-    });
-    // The timeout listener's connections carry their peer as `TlsPeer`; `with_peer_info`
-    // hands it to the admin API's loopback check.
-    let http = axum::serve(
-        shubnet_gateway::timeouts::TimeoutListener::new(listener, header_timeout),
-        shubnet_gateway::tls::with_peer_info(app)
-            .into_make_service_with_connect_info::<shubnet_gateway::tls::TlsPeer>(),
-    )
-    .with_graceful_shutdown(stop.clone().cancelled_owned());
-    let serving = async {
-        match tls {
-            Some((listener, tls_app)) => {
-                let https = axum::serve(
-                    shubnet_gateway::timeouts::TimeoutListener::new(listener, header_timeout),
-                    shubnet_gateway::tls::with_peer_info(tls_app)
-                        .into_make_service_with_connect_info::<shubnet_gateway::tls::TlsPeer>(),
-                )
-                .with_graceful_shutdown(stop.clone().cancelled_owned());
-                let (a, b) = tokio::join!(http.into_future(), https.into_future());
-                a.context("HTTP server failed")?;
-                b.context("HTTPS server failed")?;
-            }
-            None => http.await.context("HTTP server failed")?,
-        }
-        Ok::<(), anyhow::Error>(())
+        Err(e) => Err(e),
     };
-    let grace = cfg.shutdown_grace;
-    let drained = tokio::select! {
-        r = serving => { r?; true }
-        () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => false,
-    };
-    if drained {
-        tracing::info!("shutting down: every request finished");
-    } else {
+    match &served {
+        Ok(true) => tracing::info!("shutting down: every request finished"),
         // Dropping the servers drops their connections: an upload cut here never completes,
         // so its client gets an error and nothing of it is committed (partial/ is emptied at
         // the next start).
-        tracing::warn!(
-            grace_secs = grace.as_secs(),
+        Ok(false) => tracing::warn!(
+            grace_secs = cfg.shutdown_grace.as_secs(),
             "shutting down: requests still running after the grace period were cut"
-        );
+        ),
+        Err(_) => {}
     }
-    let _ = std::fs::remove_file(dir.api_file());
-    let _ = std::fs::remove_file(dir.p2p_addrs());
-    store.flush().await.context("flushing the index")?;
-    Ok(())
-}
 
-fn write_api_file(dir: &DataDir, url: &str) -> Result<()> {
-    let tmp = dir.root().join("api.url.tmp");
-    std::fs::write(&tmp, format!("{url}\n"))
-        .and_then(|()| std::fs::rename(&tmp, dir.api_file()))
-        .with_context(|| format!("writing {}", dir.api_file().display()))
+    // Reverse order: HTTP is done; then the replicator, then the network, then the index.
+    expiry.abort();
+    let _ = std::fs::remove_file(dir.api_file());
+    replication_stop.cancel();
+    if tokio::time::timeout(STOP_WAIT, replication).await.is_err() {
+        tracing::warn!("the replicator did not stop in time");
+    }
+    net_stop.cancel();
+    if tokio::time::timeout(STOP_WAIT, network).await.is_err() {
+        tracing::warn!("the p2p network did not stop in time");
+    }
+    store.flush().await.map_err(store_err)?;
+    served.map(|_| ()).map_err(ServeError::from)
 }
 
 async fn shutdown_signal() {

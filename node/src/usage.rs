@@ -235,8 +235,13 @@ impl UsageStore {
 
 /// Announces this node's changed download totals over gossip every `every`, in messages of at
 /// most `MAX_USAGE_ENTRIES` roots. The first round sends every total.
-pub fn spawn_announcer(usage: UsageStore, net: crate::p2p::Network, every: Duration) {
-    tokio::spawn(async move {
+pub(crate) fn spawn_announcer(
+    tasks: &crate::p2p::tasks::Tasks,
+    usage: UsageStore,
+    net: crate::p2p::NetClient,
+    every: Duration,
+) {
+    tasks.spawn(async move {
         let mut last: HashMap<Cid, u64> = HashMap::new();
         loop {
             tokio::time::sleep(every).await;

@@ -198,7 +198,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(server::run(cfg))
+    rt.block_on(server::run(cfg)).map_err(Into::into)
 }
 
 /// `value` seconds (at least 1), or `default`.

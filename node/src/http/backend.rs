@@ -13,25 +13,40 @@ use shubnet_gateway::backend::{
 use shubnet_gateway::search::{CollectionSummary, SearchPage, SearchQuery, Usage};
 use shubnet_protocol::Cid;
 
+/// The node's parts the HTTP adapter answers from, all started before it.
+#[derive(Clone, Debug)]
+pub struct Parts {
+    /// Blocks and blobs.
+    pub store: Store,
+    /// Manifests, rosters, search.
+    pub registry: Registry,
+    /// The admin token's hash.
+    pub admin: AdminToken,
+    /// User tokens and private collections.
+    pub tokens: crate::tokens::TokenStore,
+    /// Downloads and stars; `None` if its trees could not be opened (logged at start).
+    pub usage: Option<crate::usage::UsageStore>,
+    /// What is private.
+    pub visibility: crate::visibility::Visibility,
+    /// The federation network.
+    pub net: crate::p2p::NetClient,
+    /// Placement and repair (answers `status` and `leave`).
+    pub replicator: crate::replication::Replicator,
+    /// Cancelled to stop the node gracefully (SIGTERM, or the admin API's shutdown).
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
 /// The node as the HTTP layer sees it.
 #[derive(Clone, Debug)]
 pub struct NodeBackend {
     store: Store,
     registry: Registry,
     admin: AdminToken,
-    /// User tokens and private collections (`crate::tokens`, which implements `TokenBackend`).
+    /// User tokens and private collections (`crate::http::tokens` implements `TokenBackend`).
     pub(crate) tokens: crate::tokens::TokenStore,
-    /// The Bitswap client, once the p2p network has started (`server.rs` sets it).
-    bitswap: std::sync::Arc<std::sync::OnceLock<crate::p2p::bitswap_client::BitswapClient>>,
-    /// The replicator, once started (`server.rs` sets it); answers `status`.
-    replicator: std::sync::Arc<std::sync::OnceLock<crate::replication::Replicator>>,
-    /// The federation network handle, once the p2p network has started (`p2p::spawn` sets it).
-    network: std::sync::Arc<std::sync::OnceLock<crate::p2p::Network>>,
-    /// The `/shubnet/fetch/1` client, once the p2p network has started.
-    fetcher: std::sync::Arc<std::sync::OnceLock<FetchClient>>,
-    /// Cancelled to stop the node gracefully (SIGTERM, or the admin API's shutdown).
+    net: crate::p2p::NetClient,
+    replicator: crate::replication::Replicator,
     shutdown: tokio_util::sync::CancellationToken,
-    /// Downloads and stars; `None` if its trees could not be opened (logged at start).
     usage: Option<crate::usage::UsageStore>,
     /// The slow `/metrics` gauges' refresh state.
     observer: crate::http::observe::Observer,
@@ -42,58 +57,21 @@ pub struct NodeBackend {
 }
 
 impl NodeBackend {
-    /// True if `peer` is a node of a roster member (members may fetch private blocks).
-    pub async fn is_member(&self, peer: &libp2p::PeerId) -> bool {
-        let (reg, peer) = (self.registry.clone(), peer.to_string());
-        tokio::task::spawn_blocking(move || {
-            reg.roster()
-                .ok()
-                .flatten()
-                .is_some_and(|r| r.body.members.iter().any(|m| m.peer_ids.contains(&peer)))
-        })
-        .await
-        .unwrap_or(false)
-    }
-
-    /// Wraps the store, the registry, the admin token's hash and the token store.
-    pub fn new(
-        store: Store,
-        registry: Registry,
-        admin: AdminToken,
-        tokens: crate::tokens::TokenStore,
-    ) -> Self {
-        let usage = crate::usage::UsageStore::open(store.index_db())
-            .inspect_err(|e| tracing::error!(error = %e, "download and star counts are off"))
-            .ok();
+    /// The adapter over started parts.
+    pub fn new(p: Parts) -> Self {
         Self {
-            visibility: crate::visibility::Visibility::new(
-                store.clone(),
-                registry.clone(),
-                tokens.clone(),
-            ),
-            usage,
             observer: crate::http::observe::Observer::default(),
-            uploads: crate::http::uploads::PendingUploads::new(store.dir()),
-            store,
-            registry,
-            admin,
-            tokens,
-            bitswap: std::sync::Arc::default(),
-            replicator: std::sync::Arc::default(),
-            network: std::sync::Arc::default(),
-            fetcher: std::sync::Arc::default(),
-            shutdown: tokio_util::sync::CancellationToken::new(),
+            uploads: crate::http::uploads::PendingUploads::new(p.store.dir()),
+            store: p.store,
+            registry: p.registry,
+            admin: p.admin,
+            tokens: p.tokens,
+            net: p.net,
+            replicator: p.replicator,
+            shutdown: p.shutdown,
+            usage: p.usage,
+            visibility: p.visibility,
         }
-    }
-
-    /// The token that stops the server when cancelled (shared by every clone).
-    pub fn shutdown_token(&self) -> tokio_util::sync::CancellationToken {
-        self.shutdown.clone()
-    }
-
-    /// Download and star counts (for the network's usage announcements).
-    pub fn usage_store(&self) -> Option<&crate::usage::UsageStore> {
-        self.usage.as_ref()
     }
 
     /// Unpins and removes the content of library uploads older than `expiry` that no manifest
@@ -126,61 +104,21 @@ impl NodeBackend {
         Ok(removed)
     }
 
-    /// The registry, for the network's sync and gossip.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
-    /// Gives this backend (and every clone) the network handle; later calls are ignored.
-    pub fn set_network(&self, network: crate::p2p::Network) {
-        let _ = self.network.set(network);
-    }
-
-    /// The network handle (announcements, peer book), once the p2p network runs.
-    pub fn network(&self) -> Option<crate::p2p::Network> {
-        self.network.get().cloned()
-    }
-
-    /// Gives this backend (and every clone of it) the p2p network's Bitswap client, so
-    /// `fetch` works. Later calls are ignored.
-    pub fn set_bitswap(&self, client: crate::p2p::bitswap_client::BitswapClient) {
-        let _ = self.bitswap.set(client);
-    }
-
-    /// Gives this backend the replicator, so `status` works. Later calls are ignored.
-    pub fn set_replicator(&self, r: crate::replication::Replicator) {
-        let _ = self.replicator.set(r);
-    }
-
-    /// The replicator, if started (to nudge it when a manifest arrives).
-    pub fn replicator(&self) -> Option<&crate::replication::Replicator> {
-        self.replicator.get()
-    }
-
-    /// Gives this backend the fetch/1 client, so `fetch` without peers and on-demand reads of
-    /// images held elsewhere in the federation work. Later calls are ignored.
-    pub fn set_fetch(&self, client: FetchClient) {
-        let _ = self.fetcher.set(client);
-    }
-
-    /// The fetch/1 client, if the network runs.
-    pub fn fetcher(&self) -> Option<&FetchClient> {
-        self.fetcher.get()
-    }
-
     /// Fetches `root` over `/shubnet/fetch/1` from the federation (announced holders, else
     /// connected members), stores and pins it.
     async fn fetch_federated(&self, root: Cid) -> Result<AddOutcome, BackendError> {
-        let client = self.fetcher.get().cloned().ok_or_else(|| {
-            BackendError::Unavailable("the p2p network is not running on this node".into())
-        })?;
-        let report = client.fetch(root, Vec::new()).await.map_err(|e| match e {
-            FetchError::Store(s) => conv(s),
-            FetchError::NoHolders(_) | FetchError::NotHeld { .. } => {
-                BackendError::NotFound(e.to_string())
-            }
-            other => BackendError::Unavailable(other.to_string()),
-        })?;
+        let report = self
+            .net
+            .fetch()
+            .fetch(root, Vec::new())
+            .await
+            .map_err(|e| match e {
+                FetchError::Store(s) => conv(s),
+                FetchError::NoHolders(_) | FetchError::NotHeld { .. } => {
+                    BackendError::NotFound(e.to_string())
+                }
+                other => BackendError::Unavailable(other.to_string()),
+            })?;
         tracing::debug!(%root, fetched = report.fetched_leaves, "fetched over fetch/1");
         let (s, c) = (self.store.clone(), root);
         blocking(move || s.pin(&c)).await?;
@@ -194,9 +132,7 @@ impl NodeBackend {
     /// True if a file DAG rooted at `cid` (dag-pb, or a one-block file whose root is a raw
     /// leaf) is not held here but may be fetched on demand.
     async fn remote(&self, cid: &Cid) -> Result<Option<FetchClient>, BackendError> {
-        let Some(client) = self.fetcher.get() else {
-            return Ok(None);
-        };
+        let client = self.net.fetch();
         let (s, c) = (self.store.clone(), *cid);
         let held = blocking(move || s.has_block(&c)).await?;
         let file_root = matches!(
@@ -381,9 +317,9 @@ impl Backend for NodeBackend {
     }
 
     async fn refresh_metrics(&self, m: &'static shubnet_gateway::metrics::Metrics) {
-        let peers = self.network().map(|n| n.connected_peers().len());
+        let peers = Some(self.net.connected_peers().len());
         self.observer
-            .refresh(&self.store, self.replicator.get().cloned(), peers, m)
+            .refresh(&self.store, Some(self.replicator.clone()), peers, m)
             .await;
     }
 
@@ -408,9 +344,7 @@ impl Backend for NodeBackend {
         if peers.is_empty() {
             return self.fetch_federated(*cid).await;
         }
-        let client = self.bitswap.get().cloned().ok_or_else(|| {
-            BackendError::Unavailable("the p2p network is not running on this node".into())
-        })?;
+        let client = self.net.bitswap().clone();
         let addrs = peers
             .iter()
             .map(|p| {
@@ -555,25 +489,21 @@ impl Backend for NodeBackend {
         tokio::task::spawn_blocking(move || store.pins().map(|_| ()).map_err(|e| e.to_string()))
             .await
             .map_err(|e| e.to_string())??;
-        match self.network.get().and_then(crate::p2p::Network::isolation) {
+        match self.net.isolation() {
             Some(why) => Err(why),
             None => Ok(()),
         }
     }
 
     async fn status(&self) -> Result<serde_json::Value, BackendError> {
-        let r = self
-            .replicator
-            .get()
-            .cloned()
-            .ok_or_else(|| BackendError::Unavailable("replication has not started".into()))?;
+        let r = self.replicator.clone();
         let mut status = tokio::task::spawn_blocking(move || r.status())
             .await
             .map_err(|e| BackendError::Internal(format!("status task: {e}")))?
             .map_err(|e| BackendError::Internal(e.to_string()))?;
         // The store just answered for the status itself: only the network's part of readiness
         // is left to ask.
-        status.not_ready = self.network.get().and_then(crate::p2p::Network::isolation);
+        status.not_ready = self.net.isolation();
         serde_json::to_value(status).map_err(|e| BackendError::Internal(e.to_string()))
     }
 
@@ -582,11 +512,7 @@ impl Backend for NodeBackend {
         action: shubnet_gateway::backend::LeaveAction,
     ) -> Result<serde_json::Value, BackendError> {
         use shubnet_gateway::backend::LeaveAction;
-        let r = self
-            .replicator
-            .get()
-            .cloned()
-            .ok_or_else(|| BackendError::Unavailable("replication has not started".into()))?;
+        let r = self.replicator.clone();
         let progress = tokio::task::spawn_blocking(move || {
             match action {
                 LeaveAction::Start => r.start_leaving(),

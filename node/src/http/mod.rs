@@ -7,5 +7,6 @@
 pub mod backend;
 pub mod observe;
 pub mod registry;
+pub mod serve;
 pub mod tokens;
 pub mod uploads;

@@ -11,14 +11,14 @@
 
 use super::Command;
 use super::gate::Gate;
+use super::network::{EventSender, NetEvent};
 use super::peers::PeerBook;
 use super::protocol;
-use crate::http::backend::NodeBackend;
+use super::tasks::Tasks;
 use crate::registry::{Registry, RegistryError};
 use anyhow::{Context, Result, anyhow, bail};
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::PeerId;
-use shubnet_gateway::Backend;
 use shubnet_protocol::Cid;
 use shubnet_protocol::manifest::{Manifest, ManifestError};
 use shubnet_protocol::roster::SignedRoster;
@@ -39,21 +39,27 @@ const IO_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct SyncCtx {
     /// Opens streams to peers.
     pub control: libp2p_stream::Control,
-    /// The node (registry, pins).
-    pub backend: NodeBackend,
+    /// Manifests and rosters.
+    pub registry: Registry,
+    /// What this node holds (its holdings go out with every summary).
+    pub store: crate::store::Store,
+    /// Download totals; `None` when they are off.
+    pub usage: Option<crate::usage::UsageStore>,
     /// Who is a member.
     pub gate: Gate,
     /// Where holdings and misbehaviour go.
     pub peers: PeerBook,
     /// Tells the swarm loop about roster changes.
     pub(crate) cmds: mpsc::Sender<Command>,
+    /// Tells the rest of the node (the replicator) what changed.
+    pub(crate) events: EventSender,
     /// Per member, the usage digest of the totals last pulled from it.
     pub(crate) usage_pulled: Arc<Mutex<HashMap<PeerId, [u8; 32]>>>,
 }
 
 impl SyncCtx {
     fn registry(&self) -> Registry {
-        self.backend.registry().clone()
+        self.registry.clone()
     }
 
     /// Re-reads the roster into the gate and tells the loop if it changed.
@@ -64,6 +70,7 @@ impl SyncCtx {
             .unwrap_or(false);
         if changed {
             let _ = self.cmds.send(Command::RosterChanged).await;
+            self.events.send(NetEvent::RosterChanged);
         }
     }
 }
@@ -99,12 +106,10 @@ async fn write_frame(s: &mut libp2p::Stream, body: &[u8]) -> Result<()> {
 // ---------- server ----------
 
 /// Registers the protocol and answers peers' sync requests.
-pub fn serve(ctx: SyncCtx) -> Result<()> {
+pub(super) fn serve(tasks: &Tasks, ctx: SyncCtx) -> Result<(), super::NetError> {
     let mut control = ctx.control.clone();
-    let mut incoming = control
-        .accept(protocol(PROTOCOL))
-        .map_err(|e| anyhow!("{e}"))?;
-    tokio::spawn(async move {
+    let mut incoming = super::accept(&mut control, PROTOCOL)?;
+    tasks.spawn(async move {
         while let Some((peer, stream)) = incoming.next().await {
             let ctx = ctx.clone();
             tokio::spawn(async move {
@@ -160,18 +165,19 @@ async fn answer(ctx: &SyncCtx, req: Request) -> Result<Response> {
             }
             let (roster_version, summary) =
                 blocking(move || Ok((reg.roster_version()?, reg.summary()?))).await?;
-            let mut holdings: Vec<Cid> = ctx
-                .backend
-                .pins()
+            let store = ctx.store.clone();
+            let mut holdings: Vec<Cid> = tokio::task::spawn_blocking(move || store.pins())
                 .await
-                .map(|p| p.iter().filter_map(|p| p.cid.parse().ok()).collect())
+                .ok()
+                .and_then(Result::ok)
+                .map(|p| p.into_iter().map(|(c, _)| c).collect())
                 .unwrap_or_default();
             holdings.truncate(MAX_CIDS);
             Response::Summary {
                 roster_version,
                 buckets: summary.buckets,
                 holdings,
-                usage: ctx.backend.usage_store().map(|u| u.digest()),
+                usage: ctx.usage.as_ref().map(|u| u.digest()),
             }
         }
         Request::Rosters { after } => Response::Rosters {
@@ -186,7 +192,7 @@ async fn answer(ctx: &SyncCtx, req: Request) -> Result<Response> {
             manifests: blocking(move || reg.manifests_encoded(&cids)).await?,
         },
         Request::Usage { after } => {
-            let totals = match ctx.backend.usage_store().cloned() {
+            let totals = match ctx.usage.clone() {
                 Some(u) => tokio::task::spawn_blocking(move || {
                     u.local_totals_after(after.as_ref(), MAX_USAGE_ENTRIES)
                 })
@@ -385,7 +391,7 @@ pub async fn sync_with(ctx: &SyncCtx, peer: PeerId) -> Result<Round> {
 
 /// Pulls every download total `s`'s peer served, page by page, into the usage store.
 async fn pull_usage(s: &mut Session<'_>) -> Result<()> {
-    let Some(store) = s.ctx.backend.usage_store().cloned() else {
+    let Some(store) = s.ctx.usage.clone() else {
         return Ok(());
     };
     let who = s.peer.to_string();
@@ -476,10 +482,16 @@ struct Rounds {
 
 /// Runs sync rounds: with each member right after it connects or asks (`requests`), and with
 /// every connected member each `interval`.
-pub fn schedule(ctx: SyncCtx, mut requests: mpsc::Receiver<PeerId>, interval: Duration) {
+pub(super) fn schedule(
+    tasks: &Tasks,
+    ctx: SyncCtx,
+    mut requests: mpsc::Receiver<PeerId>,
+    interval: Duration,
+) {
     let rounds: Arc<Mutex<Rounds>> = Arc::default();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<PeerId>();
-    tokio::spawn(async move {
+    let rounds_tasks = tasks.clone();
+    tasks.spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -503,7 +515,7 @@ pub fn schedule(ctx: SyncCtx, mut requests: mpsc::Receiver<PeerId>, interval: Du
                     }
                 }
                 let (ctx, rounds, done) = (ctx.clone(), rounds.clone(), done_tx.clone());
-                tokio::spawn(async move {
+                rounds_tasks.spawn(async move {
                     let ok = match sync_with(&ctx, peer).await {
                         Ok(r) => {
                             if r.rosters + r.manifests + r.refused > 0 {

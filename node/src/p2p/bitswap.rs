@@ -7,31 +7,43 @@
 //! as `/shubnet/fetch/1`), so `--upload-limit` caps all that the node gives away.
 
 use super::bitswap_client::Pending;
+use super::gate::Gate;
 use super::protocol;
 use super::ratelimit::RateLimit;
-use crate::http::backend::NodeBackend;
+use super::tasks::Tasks;
+use crate::store::Store;
+use crate::visibility::Visibility;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::PeerId;
-use shubnet_gateway::Backend;
 use shubnet_protocol::bitswap::{
     MAX_HAVE_AS_BLOCK, MAX_MESSAGE_SIZE, Message, PROTOCOL, Presence, WantType, pack,
 };
 
+/// What answering wantlists reads.
+#[derive(Clone, Debug)]
+pub(super) struct Server {
+    /// The blocks.
+    pub store: Store,
+    /// Members may have private blocks.
+    pub gate: Gate,
+    /// Which blocks are private.
+    pub visibility: Visibility,
+}
+
 /// Registers the protocol and spawns the accept loop. Blocks and presences that arrive are
 /// handed to the client's waiting fetches through `pending`. Answers are paced by `upload`.
-pub fn serve(
+pub(super) fn serve(
+    tasks: &Tasks,
     mut control: libp2p_stream::Control,
-    backend: NodeBackend,
+    server: Server,
     pending: Pending,
     upload: RateLimit,
-) -> anyhow::Result<()> {
-    let mut incoming = control
-        .accept(protocol(PROTOCOL))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    tokio::spawn(async move {
+) -> Result<(), super::NetError> {
+    let mut incoming = super::accept(&mut control, PROTOCOL)?;
+    tasks.spawn(async move {
         while let Some((peer, stream)) = incoming.next().await {
             let (backend, control, pending, upload) = (
-                backend.clone(),
+                server.clone(),
                 control.clone(),
                 pending.clone(),
                 upload.clone(),
@@ -50,7 +62,7 @@ pub fn serve(
 async fn inbound(
     peer: PeerId,
     mut stream: libp2p::Stream,
-    backend: NodeBackend,
+    backend: Server,
     mut control: libp2p_stream::Control,
     pending: Pending,
     upload: RateLimit,
@@ -86,16 +98,22 @@ async fn inbound(
     }
 }
 
-async fn answer(peer: &PeerId, msg: &Message, backend: &NodeBackend) -> Vec<Message> {
+async fn answer(peer: &PeerId, msg: &Message, server: &Server) -> Vec<Message> {
     let mut blocks = Vec::new();
     let mut presences = Vec::new();
-    let member = backend.is_member(peer).await;
+    let member = server.gate.is_member(peer);
     for want in msg.wants.iter().filter(|w| !w.cancel) {
-        let held = match backend.block(&want.cid).await {
-            Ok(Some(b)) if member || backend.visibility().is_public(&want.cid).await => Some(b),
-            Ok(_) => None,
-            Err(e) => {
+        let (store, cid) = (server.store.clone(), want.cid);
+        let block = tokio::task::spawn_blocking(move || store.block(&cid)).await;
+        let held = match block {
+            Ok(Ok(Some(b))) if member || server.visibility.is_public(&want.cid).await => Some(b),
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => {
                 tracing::warn!(cid = %want.cid, error = %e, "cannot serve a wanted block");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(cid = %want.cid, error = %e, "block read task failed");
                 None
             }
         };

@@ -10,6 +10,8 @@
 
 use super::Command;
 use super::anti_entropy::SyncCtx;
+use super::network::NetEvent;
+use super::tasks::Tasks;
 use crate::registry::RegistryError;
 use libp2p::PeerId;
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
@@ -38,8 +40,13 @@ pub struct Inbound {
 
 /// Validates messages one at a time and reports each verdict to the swarm loop; `behind`
 /// receives peers worth a sync round because this node missed something they have.
-pub fn validate(ctx: SyncCtx, mut rx: mpsc::Receiver<Inbound>, behind: mpsc::Sender<PeerId>) {
-    tokio::spawn(async move {
+pub(super) fn validate(
+    tasks: &Tasks,
+    ctx: SyncCtx,
+    mut rx: mpsc::Receiver<Inbound>,
+    behind: mpsc::Sender<PeerId>,
+) {
+    tasks.spawn(async move {
         while let Some(msg) = rx.recv().await {
             let (acceptance, sync) = verdict(&ctx, &msg).await;
             tracing::debug!(source = ?msg.source, ?acceptance, "gossip message");
@@ -79,7 +86,7 @@ async fn verdict(ctx: &SyncCtx, msg: &Inbound) -> (MessageAcceptance, bool) {
             return (Reject, false);
         }
     };
-    let reg = ctx.backend.registry().clone();
+    let reg = ctx.registry.clone();
     match ann {
         Announcement::Holding(root) => {
             ctx.peers.add_holding(source, root);
@@ -93,13 +100,11 @@ async fn verdict(ctx: &SyncCtx, msg: &Inbound) -> (MessageAcceptance, bool) {
                 tracing::info!(%source, "member is leaving: its images move to the next nodes");
             }
             ctx.peers.leaving(source);
-            if let Some(r) = ctx.backend.replicator() {
-                r.nudge();
-            }
+            ctx.events.send(NetEvent::MemberLeaving(source));
             (Accept, false)
         }
         Announcement::Usage(totals) => {
-            if let Some(u) = ctx.backend.usage_store().cloned() {
+            if let Some(u) = ctx.usage.clone() {
                 let peer = source.to_string();
                 let r =
                     tokio::task::spawn_blocking(move || u.record_announced(&peer, &totals)).await;

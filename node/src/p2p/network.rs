@@ -1,38 +1,105 @@
-//! [`Network`]: the handle the rest of the node uses to talk to the federation (announce, look
-//! up peers), and the glue that turns this node's own registry events into announcements.
+//! [`NetClient`]: the handle the rest of the node uses to talk to the federation (announce,
+//! look up peers, fetch over Bitswap and fetch/1); [`NetEvents`]: what the network tells the
+//! rest of the node; and the glue that turns this node's own registry events into
+//! announcements.
+//!
+//! It owns no state of its own beyond channels; it must not reach the HTTP adapter.
 
 use super::Command;
 use super::anti_entropy::SyncCtx;
+use super::bitswap_client::BitswapClient;
+use super::fetch::client::FetchClient;
 use super::gate::Gate;
 use super::peers::PeerBook;
+use super::tasks::Tasks;
 use crate::registry::LocalEvent;
+use futures::Stream;
 use libp2p::PeerId;
 use shubnet_protocol::Cid;
 use shubnet_protocol::sync::Announcement;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use tokio::sync::mpsc;
 
-/// A cheap-to-clone handle to the swarm loop.
+/// What the network tells the rest of the node (the replicator follows these).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetEvent {
+    /// A member announced that it is leaving: its images must move.
+    MemberLeaving(PeerId),
+    /// A new roster version took effect: placement may have changed.
+    RosterChanged,
+}
+
+/// The stream of [`NetEvent`]s. Events are hints that something changed: when the receiver
+/// lags, later ones are dropped (logged) and the periodic rounds catch up.
+#[derive(Debug)]
+pub struct NetEvents(mpsc::Receiver<NetEvent>);
+
+impl Stream for NetEvents {
+    type Item = NetEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<NetEvent>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+/// The sending half the protocols hold, and its stream.
+pub(super) fn events() -> (EventSender, NetEvents) {
+    let (tx, rx) = mpsc::channel(64);
+    (EventSender(tx), NetEvents(rx))
+}
+
+/// Sends [`NetEvent`]s without waiting.
 #[derive(Debug, Clone)]
-pub struct Network {
+pub struct EventSender(mpsc::Sender<NetEvent>);
+
+impl EventSender {
+    /// Sends `e`, or drops it if the receiver is behind or gone.
+    pub fn send(&self, e: NetEvent) {
+        if let Err(err) = self.0.try_send(e) {
+            tracing::debug!(error = %err, "network event dropped");
+        }
+    }
+}
+
+/// A cheap-to-clone handle to the swarm loop and the transfer clients.
+#[derive(Debug, Clone)]
+pub struct NetClient {
     cmds: mpsc::Sender<Command>,
     peers: PeerBook,
     gate: Gate,
     local: PeerId,
+    bitswap: BitswapClient,
+    fetch: FetchClient,
 }
 
-impl Network {
-    pub(crate) fn new(
+impl NetClient {
+    pub(super) fn new(
         cmds: mpsc::Sender<Command>,
         peers: PeerBook,
         gate: Gate,
         local: PeerId,
+        bitswap: BitswapClient,
+        fetch: FetchClient,
     ) -> Self {
-        Network {
+        NetClient {
             cmds,
             peers,
             gate,
             local,
+            bitswap,
+            fetch,
         }
+    }
+
+    /// The Bitswap client (fetches from any IPFS peer, by address).
+    pub fn bitswap(&self) -> &BitswapClient {
+        &self.bitswap
+    }
+
+    /// The `/shubnet/fetch/1` client (fetches from members).
+    pub fn fetch(&self) -> &FetchClient {
+        &self.fetch
     }
 
     fn publish(&self, a: Announcement) {
@@ -116,9 +183,9 @@ impl Network {
 
 /// Announces what this node itself publishes and keeps the gate current after local roster
 /// changes (create, join, admit, sign).
-pub fn forward_local_events(ctx: SyncCtx, net: Network) {
-    let mut events = ctx.backend.registry().local_events();
-    tokio::spawn(async move {
+pub(super) fn forward_local_events(tasks: &Tasks, ctx: SyncCtx, net: NetClient) {
+    let mut events = ctx.registry.local_events();
+    tasks.spawn(async move {
         loop {
             match events.recv().await {
                 Ok(LocalEvent::Manifest(b)) => net.announce_manifest(b),

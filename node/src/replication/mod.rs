@@ -22,10 +22,12 @@ pub use status::{ImageStatus, Status};
 
 use crate::clock::unix_now;
 use crate::config::ReplicationConfig;
+use crate::p2p::NetEvent;
 use crate::p2p::peers::PeerBook;
 use crate::registry::Registry;
 use crate::store::Store;
 use futures::future::BoxFuture;
+use futures::{Stream, StreamExt};
 use libp2p::PeerId;
 use shubnet_protocol::Cid;
 use shubnet_protocol::manifest::Manifest;
@@ -34,6 +36,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Fetches run at once; more wait for the next round.
 const MAX_CONCURRENT_FETCHES: usize = 2;
@@ -42,12 +46,21 @@ const MAX_CONCURRENT_FETCHES: usize = 2;
 pub trait Transfers: Send + Sync + 'static {
     /// Fetches the complete image `root`, from `holders` if any are known (else from whoever
     /// has it), verifying every block, and stores it (unpinned).
-    fn fetch(&self, root: Cid, holders: Vec<PeerId>) -> BoxFuture<'static, Result<(), String>>;
+    fn fetch(
+        &self,
+        root: Cid,
+        holders: Vec<PeerId>,
+    ) -> BoxFuture<'static, Result<(), TransferFailed>>;
     /// Tells the federation this node now holds `root`.
     fn announce_holding(&self, root: Cid);
     /// Tells the federation this node is leaving (`shubnet leave`).
     fn announce_leaving(&self) {}
 }
+
+/// Why a transfer failed, as the [`Transfers`] implementation reports it.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct TransferFailed(pub Box<dyn std::error::Error + Send + Sync>);
 
 /// Why the replicator could not look at the registry or store.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +73,10 @@ pub enum ReplicationError {
     Store(#[from] crate::store::StoreError),
     /// The blocking task panicked or was cancelled.
     #[error("replication task: {0}")]
-    Task(String),
+    Task(#[from] tokio::task::JoinError),
+    /// A transfer failed.
+    #[error("transfer: {0}")]
+    Transfer(#[from] TransferFailed),
 }
 
 type Result<T, E = ReplicationError> = std::result::Result<T, E>;
@@ -89,6 +105,10 @@ struct Inner {
     transfers: Arc<dyn Transfers>,
     inflight: Mutex<HashSet<Cid>>,
     nudge: Notify,
+    /// Cancelled when the node stops: the loop and its fetches end.
+    stop: CancellationToken,
+    /// The fetches in flight, awaited when the loop stops.
+    fetches: TaskTracker,
     /// This node is leaving the federation (`shubnet leave`).
     leaving: std::sync::atomic::AtomicBool,
     /// When the leaving announcement last went out.
@@ -127,6 +147,7 @@ impl Replicator {
         book: PeerBook,
         cfg: ReplicationConfig,
         transfers: Arc<dyn Transfers>,
+        stop: CancellationToken,
     ) -> Self {
         let me = registry.keys().peer_id();
         let leaving = store.dir().root().join(leave::MARKER).exists();
@@ -141,6 +162,8 @@ impl Replicator {
                 transfers,
                 inflight: Mutex::default(),
                 nudge: Notify::new(),
+                stop,
+                fetches: TaskTracker::new(),
                 leaving: leaving.into(),
                 leave_announced: Mutex::default(),
             }),
@@ -152,21 +175,32 @@ impl Replicator {
         self.inner.nudge.notify_one();
     }
 
-    /// Starts the loop: a round every `check_interval_secs`, or sooner when nudged.
-    pub fn spawn(&self) -> tokio::task::JoinHandle<()> {
+    /// Starts the loop: a round every `check_interval_secs`, sooner when nudged or when the
+    /// network reports a change that moves images (a member leaving, a new roster). It ends
+    /// when the stop token given to [`Replicator::new`] is cancelled, after its fetches.
+    pub fn spawn(
+        &self,
+        mut events: impl Stream<Item = NetEvent> + Send + Unpin + 'static,
+    ) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
             let every = Duration::from_secs(this.inner.cfg.check_interval_secs.max(1));
+            let stop = this.inner.stop.clone();
             loop {
                 this.announce_leaving(false);
                 if let Err(e) = this.round().await {
                     tracing::warn!(error = %e, "replication round failed");
                 }
                 tokio::select! {
+                    () = stop.cancelled() => break,
                     () = tokio::time::sleep(every) => {}
                     () = this.inner.nudge.notified() => {}
+                    Some(e) = events.next() => tracing::debug!(event = ?e, "replication round on a network event"),
                 }
             }
+            this.inner.fetches.close();
+            this.inner.fetches.wait().await;
+            tracing::info!("replication stopped");
         })
     }
 
@@ -193,9 +227,7 @@ impl Replicator {
     /// One round: decide, then act.
     pub async fn round(&self) -> Result<()> {
         let this = self.clone();
-        let plan = tokio::task::spawn_blocking(move || this.plan())
-            .await
-            .map_err(|e| ReplicationError::Task(e.to_string()))??;
+        let plan = tokio::task::spawn_blocking(move || this.plan()).await??;
         let store = &self.inner.store;
         for root in plan.release {
             store.release(&root)?;
@@ -234,12 +266,16 @@ impl Replicator {
             }
         }
         let this = self.clone();
-        tokio::spawn(async move {
+        let stop = self.inner.stop.clone();
+        self.inner.fetches.spawn(async move {
             tracing::info!(%root, holders = holders.len(), "replicating");
-            let result = this.inner.transfers.fetch(root, holders).await;
+            let result = tokio::select! {
+                () = stop.cancelled() => return,
+                r = this.inner.transfers.fetch(root, holders) => r,
+            };
             let done = match result {
-                Ok(()) => this.inner.store.pin(&root).map_err(|e| e.to_string()),
-                Err(e) => Err(e),
+                Ok(()) => this.inner.store.pin(&root).map_err(ReplicationError::from),
+                Err(e) => Err(e.into()),
             };
             let done_ok = done.is_ok();
             match done {

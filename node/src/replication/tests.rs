@@ -7,6 +7,7 @@ use crate::keys::NodeKeys;
 use crate::paths::DataDir;
 use bytes::Bytes;
 use shubnet_protocol::reference::Reference;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Default)]
 struct FakeTransfers {
@@ -15,9 +16,13 @@ struct FakeTransfers {
 }
 
 impl Transfers for FakeTransfers {
-    fn fetch(&self, root: Cid, _holders: Vec<PeerId>) -> BoxFuture<'static, Result<(), String>> {
+    fn fetch(
+        &self,
+        root: Cid,
+        _holders: Vec<PeerId>,
+    ) -> BoxFuture<'static, Result<(), TransferFailed>> {
         self.fetched.lock().expect("lock").push(root);
-        Box::pin(async { Err("no network in this test".to_string()) })
+        Box::pin(async { Err(TransferFailed("no network in this test".into())) })
     }
     fn announce_holding(&self, root: Cid) {
         self.announced.lock().expect("lock").push(root);
@@ -56,6 +61,7 @@ async fn fixture(cfg: ReplicationConfig) -> (Fixture, Replicator) {
         PeerBook::default(),
         cfg,
         fake.clone(),
+        CancellationToken::new(),
     );
     (
         Fixture {
@@ -268,6 +274,7 @@ async fn leaving_takes_nothing_new_refuses_to_drop_below_k_and_survives_a_restar
         PeerBook::default(),
         ReplicationConfig::default(),
         f.fake.clone(),
+        CancellationToken::new(),
     );
     assert!(again.is_leaving());
     again.cancel_leaving().expect("cancel");
@@ -278,6 +285,7 @@ async fn leaving_takes_nothing_new_refuses_to_drop_below_k_and_survives_a_restar
         PeerBook::default(),
         ReplicationConfig::default(),
         f.fake.clone(),
+        CancellationToken::new(),
     );
     assert!(!fresh.is_leaving(), "the cancel removed the marker");
 }

@@ -1,39 +1,37 @@
 //! The replicator's [`Transfers`] over the real network: `/shubnet/fetch/1` for copies,
 //! gossip for announcing them.
 
-use super::Transfers;
-use crate::p2p::Network;
-use crate::p2p::fetch::client::FetchClient;
+use super::{TransferFailed, Transfers};
+use crate::p2p::NetClient;
 use futures::future::BoxFuture;
 use libp2p::PeerId;
 use shubnet_protocol::Cid;
 
-/// Fetch client plus network handle.
+/// Transfers through the network client.
 #[derive(Debug, Clone)]
-pub struct NetTransfers {
-    /// Bulk transfer from holders.
-    pub fetch: FetchClient,
-    /// Announcements.
-    pub network: Network,
-}
+pub struct NetTransfers(pub NetClient);
 
 impl Transfers for NetTransfers {
-    fn fetch(&self, root: Cid, holders: Vec<PeerId>) -> BoxFuture<'static, Result<(), String>> {
-        let client = self.fetch.clone();
+    fn fetch(
+        &self,
+        root: Cid,
+        holders: Vec<PeerId>,
+    ) -> BoxFuture<'static, Result<(), TransferFailed>> {
+        let client = self.0.fetch().clone();
         Box::pin(async move {
             client
                 .fetch(root, holders)
                 .await
                 .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map_err(|e| TransferFailed(Box::new(e)))
         })
     }
 
     fn announce_holding(&self, root: Cid) {
-        self.network.announce_holding(root);
+        self.0.announce_holding(root);
     }
 
     fn announce_leaving(&self) {
-        self.network.announce_leaving();
+        self.0.announce_leaving();
     }
 }

@@ -258,7 +258,7 @@ impl FetchClient {
             .map_err(|_| "the p2p network is not running".to_string())?;
         match tokio::time::timeout(ASK_TIMEOUT, rx).await {
             Ok(Ok(Ok(_))) => {}
-            Ok(Ok(Err(e))) => return Err(e),
+            Ok(Ok(Err(e))) => return Err(e.to_string()),
             _ => return Err(format!("cannot reconnect to {peer}")),
         }
         self.control

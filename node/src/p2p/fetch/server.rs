@@ -4,9 +4,9 @@
 //! so damaged bytes never leave. Sends pass through the node's upload limit.
 
 use super::{BufferPool, Partials, read_frame, write_frame};
-use crate::http::backend::NodeBackend;
-use crate::p2p::protocol;
+use crate::p2p::gate::Gate;
 use crate::p2p::ratelimit::RateLimit;
+use crate::p2p::tasks::Tasks;
 use crate::store::partial::Partial;
 use crate::store::{Store, StoreError};
 use futures::{AsyncWriteExt, StreamExt};
@@ -33,7 +33,7 @@ const WATCH_KEEPALIVE: Duration = Duration::from_secs(2);
 #[derive(Clone, Debug)]
 pub struct Server {
     /// Roster membership.
-    pub backend: NodeBackend,
+    pub gate: Gate,
     /// Complete blobs.
     pub store: Store,
     /// Partial downloads in progress.
@@ -47,11 +47,13 @@ pub struct Server {
 }
 
 /// Registers the protocol and spawns the accept loop.
-pub fn serve(mut control: libp2p_stream::Control, server: Server) -> anyhow::Result<()> {
-    let mut incoming = control
-        .accept(protocol(PROTOCOL))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    tokio::spawn(async move {
+pub(crate) fn serve(
+    tasks: &Tasks,
+    mut control: libp2p_stream::Control,
+    server: Server,
+) -> Result<(), crate::p2p::NetError> {
+    let mut incoming = crate::p2p::accept(&mut control, PROTOCOL)?;
+    tasks.spawn(async move {
         while let Some((peer, stream)) = incoming.next().await {
             let server = server.clone();
             tokio::spawn(async move {
@@ -66,7 +68,7 @@ pub fn serve(mut control: libp2p_stream::Control, server: Server) -> anyhow::Res
 
 impl Server {
     async fn inbound(&self, peer: PeerId, mut stream: libp2p::Stream) -> anyhow::Result<()> {
-        if !self.backend.is_member(&peer).await {
+        if !self.gate.is_member(&peer) {
             tracing::info!(%peer, "refused a fetch request from a peer outside the roster");
             let why = "refused: this node serves /shubnet/fetch/1 only to roster members";
             write_frame(&mut stream, &Frame::Error(why.into())).await?;
