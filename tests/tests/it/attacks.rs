@@ -1,4 +1,4 @@
-//! Issue 3's attacks, through the real CLI and a malicious gateway ([`Mitm`]): each one is
+//! Attacks, through the real CLI and a malicious gateway ([`Mitm`]): each one is
 //! refused with a non-zero exit and an error naming the rule, and nothing of it is stored, served
 //! or written.
 //!
@@ -564,7 +564,7 @@ fn a_frozen_tag_cannot_move_or_be_deleted() {
 }
 
 /// Replay towards a client: after the tag moved on, a gateway answers with the tag's older,
-/// validly signed manifest (and its content, which the node still holds). Issue 3 asks that a
+/// validly signed manifest (and its content, which the node still holds). The federation requires that a
 /// pull give exactly what was last published under the tag, even from a compromised member's
 /// gateway.
 #[test]

@@ -1,4 +1,4 @@
-//! Bad input to the client APIs (issue 5), beyond the per-client tests: a traversal attempt in
+//! Bad input to the client APIs, beyond the per-client tests: a traversal attempt in
 //! every path segment of every route that takes one, and library uploads that are truncated or
 //! oversized. Each gets the documented status in the API's own JSON (DRF `{"detail"}` for shub,
 //! `{"error":{"code","message"}}` for library) and stores nothing: no pin, blob, partial file,

@@ -1,4 +1,4 @@
-//! The federation through the real CLI and separate node processes (issue 3): a two-admin,
+//! The federation through the real CLI and separate node processes: a two-admin,
 //! threshold-2 federation admits a third member only once both admins signed; what was published
 //! survives a restart and the loss of `index/` (the registry is rebuilt from `log/`).
 

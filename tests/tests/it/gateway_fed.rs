@@ -1,4 +1,4 @@
-//! Federation acceptance of the client APIs (issue 5): images pushed on node A are pulled from
+//! Federation acceptance of the client APIs: images pushed on node A are pulled from
 //! node B, which did not hold them before the request, with every client of the acceptance
 //! list: the `sregistry` client (public, and private with a token of B's), Apptainer's library
 //! client (GetImage, DownloadImage, ConcurrentDownloadImage), the `shub://` request sequence

@@ -1,4 +1,4 @@
-//! Limits of the HTTP server against real processes (issue 5): a slowloris client and a silent
+//! Limits of the HTTP server against real processes: a slowloris client and a silent
 //! connection are cut after `--header-timeout`; a stalled upload is cut after
 //! `--body-idle-timeout` and leaves no partial file, pin or tag; library uploads survive a
 //! restart until their tag call, and content never tagged is unpinned after `--upload-expiry`.

@@ -1,4 +1,4 @@
-//! Secrets on disk (issue 3, Keys): the files under `DATA_DIR/keys/` are created 0600, and a node
+//! Secrets on disk (Keys): the files under `DATA_DIR/keys/` are created 0600, and a node
 //! whose key file is readable by other users refuses to start, naming the file.
 
 use shubnet_tests::TestNode;

@@ -128,26 +128,26 @@ mod helia;
 /// The federation swarm: gossip, sync catch-up, gating, reconnect.
 mod sync;
 
-/// The shub API as Apptainer's `shub://` client uses it (issue 5).
+/// The shub API as Apptainer's `shub://` client uses it.
 mod shub;
 
-/// The real `sregistry` client: push, pull, private pulls, delete (issue 5).
+/// The real `sregistry` client: push, pull, private pulls, delete.
 mod sregistry;
 
-/// Apptainer's library client (Go) and the library API (issue 5).
+/// Apptainer's library client (Go) and the library API.
 mod library;
 
-/// Traversal in every path segment; truncated and oversized library uploads (issue 5).
+/// Traversal in every path segment; truncated and oversized library uploads.
 mod client_bad_input;
 /// Every client pull of issue 5 served by a member that did not hold the image (on-demand).
 mod gateway_fed;
 /// Request-head and body-idle timeouts; library uploads that are never tagged expire.
 mod gateway_limits;
-/// `serve --tls-cert/--tls-key`: HTTPS with rustls (issue 5).
+/// `serve --tls-cert/--tls-key`: HTTPS with rustls.
 mod tls;
 
-/// CLI polish: completions, progress bars, `--json`, errors with a next step (issue 6).
+/// CLI polish: completions, progress bars, `--json`, errors with a next step.
 mod cli;
 
-/// Download counts across the federation: gossip, sync on connect, restarts (issue 6).
+/// Download counts across the federation: gossip, sync on connect, restarts.
 mod usage;

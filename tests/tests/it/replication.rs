@@ -1,4 +1,4 @@
-//! Placement and repair across three institutions as separate processes (issue 4 acceptance):
+//! Placement and repair across three institutions as separate processes:
 //! k = 2; a push on A reaches B and C within 5 s and 2 holders; C's gateway serves it; A is
 //! killed and its data dir deleted; C still serves it, and placement repairs the image back to
 //! 2 live holders within the (short) grace period.

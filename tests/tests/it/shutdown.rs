@@ -141,3 +141,26 @@ fn sigterm_during_a_1gib_upload_completes_or_errors_never_truncates() {
         "the drained upload is not stored whole"
     );
 }
+
+/// The node stops its parts in the reverse of the order it built them: HTTP drains first (a
+/// drain still needs the network for on-demand reads), then the replicator, then the network,
+/// each awaited before the next, and the process exits cleanly.
+#[test]
+fn sigterm_stops_http_then_replication_then_the_network() {
+    let shubnet_tests::fed::TwoMembers { mut a, .. } = shubnet_tests::fed::TwoMembers::connected();
+    let status = a.stop();
+    assert!(status.success(), "exit status {status}\n{}", a.log_text());
+    let log = a.log_text();
+    let at = |line: &str| {
+        log.find(line)
+            .unwrap_or_else(|| panic!("no {line:?} in the log\n{log}"))
+    };
+    let http = at("shutting down: every request finished");
+    let replication = at("replication stopped");
+    let network = at("p2p network stopped");
+    assert!(
+        http < replication && replication < network,
+        "stopped out of order (HTTP at {http}, replication at {replication}, network at \
+         {network})\n{log}"
+    );
+}

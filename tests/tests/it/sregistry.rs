@@ -1,6 +1,6 @@
 //! The real `sregistry` client (PyPI, `SREGISTRY_CLIENT=registry`) against a real node: push,
 //! pull, private pulls with and without the right token, delete, and refused pushes that store
-//! nothing (issue 5, client-protocols.md §1.3, §1.4, §3).
+//! nothing (client-protocols.md §1.3, §1.4, §3).
 
 use shubnet_tests::TestNode;
 use shubnet_tests::data::{assert_same_file, kubo_file};

@@ -1,4 +1,4 @@
-//! Download counts across the federation (issue 6), with real nodes: each node counts the pulls
+//! Download counts across the federation, with real nodes: each node counts the pulls
 //! its gateway serves, gossips the totals that changed every `--usage-announce` seconds, and a
 //! member that connects pulls a peer's totals at once through sync. Every member's image page
 //! and library image object then show the same federation-wide count: exact (never a download
