@@ -139,7 +139,7 @@ mod library;
 
 /// Traversal in every path segment; truncated and oversized library uploads.
 mod client_bad_input;
-/// Every client pull of issue 5 served by a member that did not hold the image (on-demand).
+/// Every client pull served by a member that did not hold the image (on-demand).
 mod gateway_fed;
 /// Request-head and body-idle timeouts; library uploads that are never tagged expire.
 mod gateway_limits;
