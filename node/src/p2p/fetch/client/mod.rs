@@ -15,7 +15,6 @@
 //!
 //! Verified leaves survive drops and restarts (the partial download persists them), so nothing
 //! verified is fetched twice. When every leaf is verified the copy becomes a normal blob.
-
 //!
 //! Files: this one holds the handle and the whole-image and on-demand entry points; `ask` opens
 //! streams and asks single questions (`Have`, `Nodes`, who holds an image); `transfer` runs the
