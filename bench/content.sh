@@ -30,80 +30,21 @@
 #        CARGO_TARGET_DIR as for cargo; SHUBNET_BIN to use an existing release binary.
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-ROOT=$PWD
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SIZE_MIB=${SIZE_MIB:-1024}
 RUNS=${RUNS:-3}
 STRICT=${BENCH_STRICT:-0}
+# shellcheck disable=SC2034 # wait_for in lib.sh reads it
+WAIT_SECS=30
 
-say() { printf '%s\n' "$*" >&2; }
-die() { say "bench: $*"; exit 1; }
+need_tools curl openssl python3
+install_missing " for the baseline" nginx
+build_shubnet
+make_work shubnet-bench
 
-# --- tools ---------------------------------------------------------------------------------
-for t in curl openssl python3; do command -v "$t" >/dev/null || die "$t is missing (apt-get install -y $t)"; done
-if ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
-    say "installing nginx (Debian package) for the baseline"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
-fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-
-if [[ -n ${SHUBNET_BIN:-} ]]; then
-    BIN=$SHUBNET_BIN
-else
-    say "building the release binary"
-    cargo build --release -p shubnet-node >&2
-    BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/shubnet
-fi
-[[ -x $BIN ]] || die "no binary at $BIN"
-
-# --- scratch space, cleaned on exit ----------------------------------------------------------
-WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/shubnet-bench.XXXXXX")
-NODE_PID=""
-NGINX_PID=""
-cleanup() {
-    [[ -n $NODE_PID ]] && kill "$NODE_PID" 2>/dev/null && wait "$NODE_PID" 2>/dev/null
-    [[ -n $NGINX_PID ]] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-now() { date +%s.%N; }
-elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.4f}')" "$1" "$2"; }
-median() { python3 -c "import sys, statistics; print(f'{statistics.median(map(float, sys.argv[1:])):.4f}')" "$@"; }
-maxof() { python3 -c "import sys; print(f'{max(map(float, sys.argv[1:])):.1f}')" "$@"; }
-ratio() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}')" "$1" "$2"; }
-free_port() { python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"; }
-# verdict VALUE OP TARGET -> ok | MISSED
-verdict() {
-    if python3 -c "import sys, operator as o; v, op, t = sys.argv[1:]; sys.exit(0 if {'<=': o.le, '>=': o.ge}[op](float(v), float(t)) else 1)" "$1" "$2" "$3"; then
-        echo ok
-    else
-        echo MISSED
-    fi
-}
-
-# wait_for CMD... : retry a check for up to 30 s
-wait_for() {
-    local deadline=$((SECONDS + 30))
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.05
-    done
-}
-
-start_node() { # DATA_DIR -> sets NODE_PID, NODE_URL
-    local data=$1
-    "$BIN" serve --data-dir "$data" --http 127.0.0.1:0 --p2p /ip4/127.0.0.1/tcp/0 >"$WORK/node.log" 2>&1 &
-    NODE_PID=$!
-    wait_for test -s "$data/api.url" || { cat "$WORK/node.log" >&2; die "node did not start"; }
-    NODE_URL=$(tr -d '[:space:]' <"$data/api.url")
-}
-stop_node() {
-    kill -TERM "$NODE_PID"
-    wait "$NODE_PID" || true
-    NODE_PID=""
-}
+elapsed() { py "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.4f}')" "$1" "$2"; }
+maxof() { py "import sys; print(f'{max(map(float, sys.argv[1:])):.1f}')" "$@"; }
 
 # --- the file --------------------------------------------------------------------------------
 FILE=$WORK/image.bin
@@ -143,67 +84,36 @@ for i in $(seq "$RUNS"); do
 done
 # The last node stays up, holding the file, for (c).
 
-add_m=$(median "${add_t[@]}")
-cp_m=$(median "${cp_t[@]}")
-cpsync_m=$(median "${cpsync_t[@]}")
-sha_m=$(median "${sha_t[@]}")
+add_m=$(median 4 "${add_t[@]}")
+cp_m=$(median 4 "${cp_t[@]}")
+cpsync_m=$(median 4 "${cpsync_t[@]}")
+sha_m=$(median 4 "${sha_t[@]}")
 base=$(python3 -c "print($cp_m + $sha_m)")
 base_sync=$(python3 -c "print($cpsync_m + $sha_m)")
 r_add=$(ratio "$add_m" "$base")
 rss_max=$(maxof "${hwm[@]}")
 
 # --- (c) gateway vs nginx ----------------------------------------------------------------------
-mkdir -p "$WORK/www" "$WORK/nginx-tmp"
+mkdir -p "$WORK/www"
 ln "$FILE" "$WORK/www/image.bin" 2>/dev/null || cp "$FILE" "$WORK/www/image.bin"
-NGINX_PORT=$(free_port)
-cat >"$WORK/nginx.conf" <<EOF
-user root;
-worker_processes auto;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 256; }
-http {
-    sendfile on;
-    tcp_nopush on;
-    access_log off;
-    default_type application/octet-stream;
-    client_body_temp_path $WORK/nginx-tmp/body;
-    proxy_temp_path $WORK/nginx-tmp/proxy;
-    fastcgi_temp_path $WORK/nginx-tmp/fastcgi;
-    uwsgi_temp_path $WORK/nginx-tmp/uwsgi;
-    scgi_temp_path $WORK/nginx-tmp/scgi;
-    server {
-        listen 127.0.0.1:$NGINX_PORT;
-        root $WORK/www;
-    }
-}
-EOF
-"$NGINX" -p "$WORK" -c "$WORK/nginx.conf" -g 'daemon off;' 2>"$WORK/nginx-stderr.log" &
-NGINX_PID=$!
-NGINX_URL=http://127.0.0.1:$NGINX_PORT/image.bin
-wait_for curl -sf -o /dev/null -r 0-0 "$NGINX_URL" || { cat "$WORK"/nginx-*.log >&2; die "nginx did not start"; }
+start_nginx 256 image.bin "tcp_nopush on; default_type application/octet-stream;"
+NGINX_URL=$NGINX_BASE/image.bin
 NODE_FILE_URL=$NODE_URL/ipfs/$CID
 
-speed() { # URL -> bytes/s, checking the size
-    local out
-    out=$(curl -sS --fail -o /dev/null -w '%{speed_download} %{size_download}' "$1")
-    [[ ${out#* } == "$((SIZE_MIB * 1024 * 1024))" ]] || die "$1 gave ${out#* } bytes"
-    echo "${out% *}"
-}
+SIZE=$((SIZE_MIB * 1024 * 1024))
 # The node hashes every leaf the first time its process reads it (see node/src/store/read.rs),
 # so the first download is reported separately as "cold"; the timed runs are warm for both.
-node_cold=$(speed "$NODE_FILE_URL")
-speed "$NGINX_URL" >/dev/null # warm-up, untimed
+node_cold=$(speed "$NODE_FILE_URL" "$SIZE")
+speed "$NGINX_URL" "$SIZE" >/dev/null # warm-up, untimed
 node_s=() nginx_s=()
 for i in $(seq "$RUNS"); do
     say "run $i/$RUNS: curl from the node, curl from nginx"
-    node_s+=("$(speed "$NODE_FILE_URL")")
-    nginx_s+=("$(speed "$NGINX_URL")")
+    node_s+=("$(speed "$NODE_FILE_URL" "$SIZE")")
+    nginx_s+=("$(speed "$NGINX_URL" "$SIZE")")
 done
-node_m=$(median "${node_s[@]}")
-nginx_m=$(median "${nginx_s[@]}")
+node_m=$(median 4 "${node_s[@]}")
+nginx_m=$(median 4 "${nginx_s[@]}")
 r_get=$(ratio "$node_m" "$nginx_m")
-mibps() { python3 -c "print(f'{float(\"$1\") / 1048576:.0f}')"; }
 
 # --- report ------------------------------------------------------------------------------------
 echo "bench/content.sh: ${SIZE_MIB} MiB random file, $RUNS runs, medians; binary $BIN"

@@ -42,8 +42,8 @@
 #        SHUBNET_BIN / SEED_BIN to use existing release binaries; CARGO_TARGET_DIR as for cargo.
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-ROOT=$PWD
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 TAGS=${TAGS:-100000}
 SIZE_MIB=${SIZE_MIB:-1024}
 PULL_MIB=${PULL_MIB:-100}
@@ -53,79 +53,16 @@ WRK_SECS=${WRK_SECS:-10}
 CONNS=${CONNS:-64}
 STRICT=${BENCH_STRICT:-0}
 
-say() { printf '%s\n' "$*" >&2; }
-die() { say "bench: $*"; exit 1; }
-
-# --- tools ---------------------------------------------------------------------------------
-for t in curl python3; do command -v "$t" >/dev/null || die "$t is missing (apt-get install -y $t)"; done
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need+=(nginx)
-if ((${#need[@]})); then
-    say "installing ${need[*]} (Debian packages) for the baseline"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-if [[ -z ${SHUBNET_BIN:-} || -z ${SEED_BIN:-} ]]; then
-    say "building the release binary and the seed_tags example"
-    cargo build --release -p shubnet-node --bins --examples >&2
-fi
-BIN=${SHUBNET_BIN:-$TARGET/release/shubnet}
-SEED=${SEED_BIN:-$TARGET/release/examples/seed_tags}
-[[ -x $BIN ]] || die "no binary at $BIN"
-[[ -x $SEED ]] || die "no seed_tags at $SEED"
-
-# --- scratch space, cleaned on exit ----------------------------------------------------------
-WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/shubnet-gwbench.XXXXXX")
-NODE_PID=""
-NGINX_PID=""
-cleanup() {
-    [[ -n $NODE_PID ]] && kill "$NODE_PID" 2>/dev/null && wait "$NODE_PID" 2>/dev/null
-    [[ -n $NGINX_PID ]] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-median() { python3 -c "import sys, statistics; print(f'{statistics.median(map(float, sys.argv[1:])):.1f}')" "$@"; }
-ratio() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}')" "$1" "$2"; }
-mibps() { python3 -c "print(f'{float(\"$1\") / 1048576:.0f}')"; }
-free_port() { python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"; }
-verdict() {
-    if python3 -c "import sys, operator as o; v, op, t = sys.argv[1:]; sys.exit(0 if {'<=': o.le, '>=': o.ge}[op](float(v), float(t)) else 1)" "$1" "$2" "$3"; then
-        echo ok
-    else
-        echo MISSED
-    fi
-}
-wait_for() {
-    local deadline=$((SECONDS + 60))
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.05
-    done
-}
+need_tools curl python3
+install_missing " for the baseline" wrk nginx
+build_shubnet_and_seed
+make_work shubnet-gwbench
 
 DATA=$WORK/node
-start_node() {
-    "$BIN" serve --data-dir "$DATA" --http 127.0.0.1:0 --p2p /ip4/127.0.0.1/tcp/0 \
-        --log warn >>"$WORK/node.log" 2>&1 &
-    NODE_PID=$!
-    wait_for test -s "$DATA/api.url" || { cat "$WORK/node.log" >&2; die "node did not start"; }
-    NODE_URL=$(tr -d '[:space:]' <"$DATA/api.url")
-}
-stop_node() {
-    kill -TERM "$NODE_PID"
-    wait "$NODE_PID" || true
-    NODE_PID=""
-    rm -f "$DATA/api.url"
-}
 cli() { "$BIN" "$@" --node "$NODE_URL" --data-dir "$DATA"; }
 
 # --- a node with the images and TAGS tags ---------------------------------------------------
-start_node
+start_node "$DATA" --log warn
 cli federation create --name Bench --institution lab-a >/dev/null
 say "writing the images: ${SIZE_MIB} MiB, ${PULL_MIB} MB, and a 1 MiB seed"
 head -c "$((SIZE_MIB * 1024 * 1024))" /dev/urandom >"$WORK/big.bin"
@@ -141,7 +78,7 @@ stop_node
 say "seeding $TAGS signed tags"
 seeded=$("$SEED" "$DATA" "$TAGS" lab-a/seed:v1)
 say "$seeded"
-start_node
+start_node "$DATA" --log warn
 LAST=$((TAGS - 1))
 PROBE="lab-a/img$((LAST / 10)):v$((LAST % 10))"
 MID="lab-a/img$((TAGS / 20)):v$(((TAGS / 2) % 10))"
@@ -151,38 +88,11 @@ say "the node lists $heads tags"
 ((heads >= TAGS)) || die "only $heads tags, want $TAGS"
 
 # --- nginx, serving the baselines ---------------------------------------------------------
-mkdir -p "$WORK/www" "$WORK/nginx-tmp"
+mkdir -p "$WORK/www"
 MANIFEST_URL=$NODE_URL/api/container/$MID
 curl -sf "$MANIFEST_URL" >"$WORK/www/manifest.json"
 ln "$WORK/big.bin" "$WORK/www/big.bin"
-NGINX_PORT=$(free_port)
-cat >"$WORK/nginx.conf" <<EOF
-user root;
-worker_processes auto;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 1024; }
-http {
-    sendfile on;
-    tcp_nopush on;
-    access_log off;
-    default_type application/octet-stream;
-    types { application/json json; }
-    client_body_temp_path $WORK/nginx-tmp/body;
-    proxy_temp_path $WORK/nginx-tmp/proxy;
-    fastcgi_temp_path $WORK/nginx-tmp/fastcgi;
-    uwsgi_temp_path $WORK/nginx-tmp/uwsgi;
-    scgi_temp_path $WORK/nginx-tmp/scgi;
-    server {
-        listen 127.0.0.1:$NGINX_PORT;
-        root $WORK/www;
-    }
-}
-EOF
-"$NGINX" -p "$WORK" -c "$WORK/nginx.conf" -g 'daemon off;' 2>"$WORK/nginx-stderr.log" &
-NGINX_PID=$!
-NGINX_BASE=http://127.0.0.1:$NGINX_PORT
-wait_for curl -sf -o /dev/null "$NGINX_BASE/manifest.json" || { cat "$WORK"/nginx-*.log >&2; die "nginx did not start"; }
+start_nginx 1024 manifest.json "tcp_nopush on; default_type application/octet-stream; types { application/json json; }"
 node_len=$(curl -sf "$MANIFEST_URL" | wc -c)
 nginx_len=$(curl -sf "$NGINX_BASE/manifest.json" | wc -c)
 [[ $node_len == "$nginx_len" ]] || die "manifest sizes differ: node $node_len, nginx $nginx_len"
@@ -211,12 +121,6 @@ r_rps=$(ratio "$node_rps" "$nginx_rps")
 # --- (b) the 1 GiB download through /api/container -> image ---------------------------------
 image_url() { curl -sf "$NODE_URL/api/container/$1" | python3 -c "import json, sys; print(json.load(sys.stdin)['image'])"; }
 BIG_URL=$(image_url lab-a/big:v1)
-speed() { # URL SIZE -> bytes/s, checking the size
-    local out
-    out=$(curl -sS --fail -o /dev/null -w '%{speed_download} %{size_download}' "$1")
-    [[ ${out#* } == "$2" ]] || die "$1 gave ${out#* } bytes, want $2"
-    echo "${out% *}"
-}
 BIG_SIZE=$((SIZE_MIB * 1024 * 1024))
 speed "$BIG_URL" "$BIG_SIZE" >/dev/null          # first read hashes every leaf; untimed
 speed "$NGINX_BASE/big.bin" "$BIG_SIZE" >/dev/null # warm-up
@@ -226,8 +130,8 @@ for i in $(seq "$RUNS"); do
     node_s+=("$(speed "$BIG_URL" "$BIG_SIZE")")
     nginx_s+=("$(speed "$NGINX_BASE/big.bin" "$BIG_SIZE")")
 done
-node_m=$(median "${node_s[@]}")
-nginx_m=$(median "${nginx_s[@]}")
+node_m=$(median 1 "${node_s[@]}")
+nginx_m=$(median 1 "${nginx_s[@]}")
 r_get=$(ratio "$node_m" "$nginx_m")
 
 # --- (c) concurrent pulls of one image, memory sampled ---------------------------------------

@@ -24,39 +24,18 @@
 #
 # Usage: bash bench/transfer.sh   Env: SIZE_MIB SWARM_MIB BENCH_DIR SHM_DIR SHUBNET_BIN CARGO_TARGET_DIR
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-ROOT=$PWD
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SIZE_MIB=${SIZE_MIB:-1024}
 SWARM_MIB=${SWARM_MIB:-256}
 LIMIT=20000000
 
-say() { printf '%s\n' "$*" >&2; }
-die() { say "bench: $*"; exit 1; }
-for t in curl python3; do command -v "$t" >/dev/null || die "$t is missing"; done
+need_tools curl python3
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [[ -x $NGINX ]] || die "nginx is missing (apt-get install -y nginx)"
-if [[ -n ${SHUBNET_BIN:-} ]]; then
-    BIN=$SHUBNET_BIN
-else
-    say "building the release binary"
-    cargo build --release -p shubnet-node >&2
-    BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/shubnet
-fi
-[[ -x $BIN ]] || die "no binary at $BIN"
+build_shubnet
+make_work shubnet-transfer
 
-WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/shubnet-transfer.XXXXXX")
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-now() { date +%s.%N; }
-py() { python3 -c "$@"; }
-free_port() { py "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"; }
-wait_for() { for _ in $(seq 600); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
 cpu_ticks() { # PID -> utime+stime in clock ticks
     awk '{print $14 + $15}' "/proc/$1/stat"
 }
@@ -104,7 +83,7 @@ for n in "${NODES[@]}"; do stop "$n"; done
 say "writing a ${SIZE_MIB} MiB image"
 head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom >"$WORK/image.bin"
 SHM=$(mktemp -d "${SHM_DIR:-/dev/shm}/shubnet-transfer.XXXXXX")
-trap 'cleanup; rm -rf "$SHM"' EXIT
+CLEANUP_DIRS+=("$SHM")
 # The tmpfs nodes are copies of the disk ones, taken before the image is added.
 for n in seed n1; do cp -a "$WORK/$n" "$SHM/$n"; done
 HZ=$(getconf CLK_TCK)
@@ -145,27 +124,10 @@ d1=$(now)
 rm -f "$WORK/dd.bin"
 dd_bps=$(py "print(int($SIZE_MIB * 1048576 / ($d1 - $d0)))")
 
-mkdir -p "$WORK/www" "$WORK/nginx-tmp"
+mkdir -p "$WORK/www"
 ln "$WORK/image.bin" "$WORK/www/image.bin"
-NGINX_PORT=$(free_port)
-cat >"$WORK/nginx.conf" <<EOF
-user root;
-worker_processes auto;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 256; }
-http {
-    sendfile on; tcp_nopush on; access_log off;
-    client_body_temp_path $WORK/nginx-tmp/body; proxy_temp_path $WORK/nginx-tmp/proxy;
-    fastcgi_temp_path $WORK/nginx-tmp/fastcgi; uwsgi_temp_path $WORK/nginx-tmp/uwsgi;
-    scgi_temp_path $WORK/nginx-tmp/scgi;
-    server { listen 127.0.0.1:$NGINX_PORT; root $WORK/www; }
-}
-EOF
-"$NGINX" -p "$WORK" -c "$WORK/nginx.conf" -g 'daemon off;' 2>"$WORK/nginx-stderr.log" &
-PIDS+=($!)
-NGINX_URL=http://127.0.0.1:$NGINX_PORT/image.bin
-wait_for curl -sf -o /dev/null -r 0-0 "$NGINX_URL" || die "nginx did not start"
+start_nginx 256 image.bin "tcp_nopush on;"
+NGINX_URL=$NGINX_BASE/image.bin
 curl -s -o /dev/null "$NGINX_URL"
 nginx_bps=$(curl -sS -o /dev/null -w '%{speed_download}' "$NGINX_URL")
 nginx_shm_bps=$(curl -sS -o "$SHM/curl.bin" -w '%{speed_download}' "$NGINX_URL")
