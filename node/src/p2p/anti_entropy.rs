@@ -8,15 +8,18 @@
 //! it lacks in batches, which the registry verifies with one `Verifier` per batch. A manifest
 //! whose predecessor has not arrived yet is offered again once the batch round is over. The
 //! peer's holdings come with the summary and go into the [`PeerBook`](super::peers::PeerBook).
+//!
+//! Failures are [`SyncFailure`]s. This module must not touch the swarm (it asks the event loop
+//! through `Command`s) nor store images: it moves manifests, rosters and download totals only.
 
 use super::Command;
+use super::error::SyncFailure;
 use super::gate::Gate;
 use super::network::{EventSender, NetEvent};
 use super::peers::PeerBook;
 use super::protocol;
 use super::tasks::Tasks;
 use crate::registry::{Registry, RegistryError};
-use anyhow::{Context, Result, anyhow, bail};
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::PeerId;
 use shubnet_protocol::Cid;
@@ -30,6 +33,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::mpsc;
+
+type Result<T, E = SyncFailure> = std::result::Result<T, E>;
 
 /// How long one request may wait for its answer.
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
@@ -78,10 +83,7 @@ impl SyncCtx {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, RegistryError> + Send + 'static,
 ) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| anyhow!("task failed: {e}"))?
-        .map_err(Into::into)
+    Ok(tokio::task::spawn_blocking(f).await??)
 }
 
 async fn read_frame(s: &mut libp2p::Stream) -> Result<Option<Vec<u8>>> {
@@ -93,7 +95,9 @@ async fn read_frame(s: &mut libp2p::Stream) -> Result<Option<Vec<u8>>> {
     }
     let len = frame_len(header)?;
     let mut body = vec![0u8; len];
-    s.read_exact(&mut body).await.context("truncated frame")?;
+    s.read_exact(&mut body)
+        .await
+        .map_err(SyncFailure::TruncatedFrame)?;
     Ok(Some(body))
 }
 
@@ -126,7 +130,7 @@ async fn serve_stream(ctx: &SyncCtx, peer: PeerId, mut stream: libp2p::Stream) -
     loop {
         let Some(body) = tokio::time::timeout(IO_TIMEOUT, read_frame(&mut stream))
             .await
-            .context("peer idle")??
+            .map_err(|_| SyncFailure::Idle { after: IO_TIMEOUT })??
         else {
             return Ok(());
         };
@@ -134,7 +138,7 @@ async fn serve_stream(ctx: &SyncCtx, peer: PeerId, mut stream: libp2p::Stream) -
             Ok(r) => r,
             Err(e) => {
                 ctx.peers.misbehaved(peer);
-                bail!("bad sync request: {e}");
+                return Err(SyncFailure::BadRequest(e));
             }
         };
         let resp = if ctx.gate.is_member(&peer) {
@@ -193,11 +197,12 @@ async fn answer(ctx: &SyncCtx, req: Request) -> Result<Response> {
         },
         Request::Usage { after } => {
             let totals = match ctx.usage.clone() {
-                Some(u) => tokio::task::spawn_blocking(move || {
-                    u.local_totals_after(after.as_ref(), MAX_USAGE_ENTRIES)
-                })
-                .await
-                .map_err(|e| anyhow!("task failed: {e}"))??,
+                Some(u) => {
+                    tokio::task::spawn_blocking(move || {
+                        u.local_totals_after(after.as_ref(), MAX_USAGE_ENTRIES)
+                    })
+                    .await??
+                }
                 None => Vec::new(),
             };
             Response::Usage { totals }
@@ -232,37 +237,43 @@ impl Session<'_> {
         write_frame(&mut self.stream, &req.encode()).await?;
         let body = tokio::time::timeout(IO_TIMEOUT, read_frame(&mut self.stream))
             .await
-            .context("no answer in time")??
-            .ok_or_else(|| anyhow!("the peer closed the sync stream"))?;
+            .map_err(|source| SyncFailure::NoAnswer {
+                after: IO_TIMEOUT,
+                source,
+            })??
+            .ok_or(SyncFailure::Closed)?;
         match Response::decode(&body) {
-            Ok(Response::Refused { reason }) => bail!("the peer refused to sync: {reason}"),
+            Ok(Response::Refused { reason }) => Err(SyncFailure::Refused { reason }),
             Ok(r) => Ok(r),
             Err(e) => {
                 self.ctx.peers.misbehaved(self.peer);
-                bail!("bad sync answer: {e}")
+                Err(SyncFailure::BadAnswer(e))
             }
         }
     }
 
-    fn protocol_error(&self, what: &str) -> anyhow::Error {
+    /// Counts the peer's answer as misbehaviour and returns `e` (a protocol violation).
+    fn protocol_error(&self, e: SyncFailure) -> SyncFailure {
         self.ctx.peers.misbehaved(self.peer);
-        anyhow!("the peer answered {what}")
+        e
+    }
+
+    /// [`Self::protocol_error`] for an answer of the wrong kind.
+    fn unexpected(&self, what: &'static str) -> SyncFailure {
+        self.protocol_error(SyncFailure::Unexpected { what })
     }
 }
 
 /// One sync round with `peer`: rosters, then manifests, then the peer's download totals if
 /// their digest changed since the last pull; holdings into the peer book.
 pub async fn sync_with(ctx: &SyncCtx, peer: PeerId) -> Result<Round> {
-    let federation = ctx
-        .gate
-        .federation()
-        .ok_or_else(|| anyhow!("not in a federation"))?;
+    let federation = ctx.gate.federation().ok_or(SyncFailure::NoFederation)?;
     let stream = ctx
         .control
         .clone()
         .open_stream(peer, protocol(PROTOCOL))
         .await
-        .map_err(|e| anyhow!("cannot open a sync stream: {e}"))?;
+        .map_err(SyncFailure::OpenStream)?;
     let mut s = Session { ctx, peer, stream };
     let mut round = Round::default();
     let Response::Summary {
@@ -272,7 +283,7 @@ pub async fn sync_with(ctx: &SyncCtx, peer: PeerId) -> Result<Round> {
         usage,
     } = s.ask(&Request::Summary { federation }).await?
     else {
-        return Err(s.protocol_error("something else than a summary"));
+        return Err(s.unexpected("something else than a summary"));
     };
     ctx.peers.set_holdings(peer, holdings);
     let reg = ctx.registry();
@@ -285,7 +296,7 @@ pub async fn sync_with(ctx: &SyncCtx, peer: PeerId) -> Result<Round> {
             break;
         }
         let Response::Rosters { rosters } = s.ask(&Request::Rosters { after: have }).await? else {
-            return Err(s.protocol_error("something else than rosters"));
+            return Err(s.unexpected("something else than rosters"));
         };
         let decoded: Vec<SignedRoster> = rosters
             .iter()
@@ -293,7 +304,7 @@ pub async fn sync_with(ctx: &SyncCtx, peer: PeerId) -> Result<Round> {
             .collect::<Result<_, _>>()
             .map_err(|e| {
                 ctx.peers.misbehaved(peer);
-                anyhow!("the peer sent an undecodable roster: {e}")
+                SyncFailure::BadRoster(e)
             })?;
         let r = reg.clone();
         let new = match blocking(move || r.accept_rosters(&decoded)).await {
@@ -301,7 +312,7 @@ pub async fn sync_with(ctx: &SyncCtx, peer: PeerId) -> Result<Round> {
             Err(e) => {
                 ctx.peers.misbehaved(peer);
                 ctx.roster_changed().await;
-                bail!("the peer sent a roster this node refuses: {e:#}");
+                return Err(SyncFailure::RosterRefused(Box::new(e)));
             }
         };
         round.rosters += new;
@@ -317,7 +328,7 @@ pub async fn sync_with(ctx: &SyncCtx, peer: PeerId) -> Result<Round> {
     let mut missing: Vec<Cid> = Vec::new();
     for index in mine.differing(&buckets) {
         let Response::Bucket { cids } = s.ask(&Request::Bucket { index }).await? else {
-            return Err(s.protocol_error("something else than a bucket"));
+            return Err(s.unexpected("something else than a bucket"));
         };
         let r = reg.clone();
         let lacking = blocking(move || {
@@ -341,14 +352,14 @@ pub async fn sync_with(ctx: &SyncCtx, peer: PeerId) -> Result<Round> {
             })
             .await?
         else {
-            return Err(s.protocol_error("something else than manifests"));
+            return Err(s.unexpected("something else than manifests"));
         };
         let mut batch = Vec::with_capacity(manifests.len());
         for b in manifests {
             match Manifest::decode(&b) {
                 Ok(m) if asked.contains(&m.cid()) => batch.push(m),
-                Ok(_) => return Err(s.protocol_error("a manifest that was not asked for")),
-                Err(e) => return Err(s.protocol_error(&format!("an undecodable manifest ({e})"))),
+                Ok(_) => return Err(s.unexpected("a manifest that was not asked for")),
+                Err(e) => return Err(s.protocol_error(SyncFailure::BadManifest(e))),
             }
         }
         accept(ctx, peer, &reg, batch, &mut round, &mut deferred).await?;
@@ -399,7 +410,7 @@ async fn pull_usage(s: &mut Session<'_>) -> Result<()> {
     let mut pulled = 0usize;
     for _ in 0..MAX_USAGE_PAGES {
         let Response::Usage { totals } = s.ask(&Request::Usage { after }).await? else {
-            return Err(s.protocol_error("something else than usage totals"));
+            return Err(s.unexpected("something else than usage totals"));
         };
         let last = totals.last().map(|(c, _)| *c);
         // Pages ascend: a root at or before `after` would let a peer loop this forever.
@@ -407,16 +418,14 @@ async fn pull_usage(s: &mut Session<'_>) -> Result<()> {
         for (c, _) in &totals {
             let b = c.to_bytes();
             if prev.as_ref().is_some_and(|p| *p >= b) {
-                return Err(s.protocol_error("usage totals out of order"));
+                return Err(s.unexpected("usage totals out of order"));
             }
             prev = Some(b);
         }
         let full = totals.len() >= MAX_USAGE_ENTRIES;
         pulled += totals.len();
         let (u, w) = (store.clone(), who.clone());
-        tokio::task::spawn_blocking(move || u.record_announced(&w, &totals))
-            .await
-            .map_err(|e| anyhow!("task failed: {e}"))??;
+        tokio::task::spawn_blocking(move || u.record_announced(&w, &totals)).await??;
         if !full || last.is_none() {
             break;
         }
@@ -529,7 +538,7 @@ pub(super) fn schedule(
                             true
                         }
                         Err(e) => {
-                            tracing::info!(%peer, error = %format!("{e:#}"), "sync failed");
+                            tracing::info!(%peer, error = %e, "sync failed");
                             false
                         }
                     };

@@ -5,8 +5,12 @@
 //! Blocks only private collections publish are treated as not held for peers that are not
 //! roster members. Every message sent passes through the node's upload limit (the same bucket
 //! as `/shubnet/fetch/1`), so `--upload-limit` caps all that the node gives away.
+//!
+//! It only reads the store and answers; it must not write the store, decide membership (the
+//! [`Gate`] does) or privacy (the [`Visibility`] service does), nor drive the swarm.
 
 use super::bitswap_client::Pending;
+use super::error::BitswapServeError;
 use super::gate::Gate;
 use super::protocol;
 use super::ratelimit::RateLimit;
@@ -66,15 +70,18 @@ async fn inbound(
     mut control: libp2p_stream::Control,
     pending: Pending,
     upload: RateLimit,
-) -> anyhow::Result<()> {
+) -> Result<(), BitswapServeError> {
     loop {
-        let Some(len) = read_varint(&mut stream).await? else {
+        let Some(announced) = read_varint(&mut stream).await? else {
             return Ok(());
         };
-        let len = usize::try_from(len)?;
-        if len > MAX_MESSAGE_SIZE {
-            anyhow::bail!("message of {len} bytes exceeds the limit");
-        }
+        let len = usize::try_from(announced)
+            .ok()
+            .filter(|len| *len <= MAX_MESSAGE_SIZE)
+            .ok_or(BitswapServeError::TooLarge {
+                len: announced,
+                max: MAX_MESSAGE_SIZE,
+            })?;
         let mut buf = vec![0u8; len];
         stream.read_exact(&mut buf).await?;
         shubnet_metrics::global().transferred("bitswap", false, len as u64);
@@ -87,7 +94,7 @@ async fn inbound(
         let mut out = control
             .open_stream(peer, protocol(PROTOCOL))
             .await
-            .map_err(|e| anyhow::anyhow!("cannot open a stream back: {e}"))?;
+            .map_err(BitswapServeError::OpenStream)?;
         for m in answers {
             let framed = m.encode_framed();
             upload.acquire(framed.len()).await;

@@ -8,10 +8,13 @@
 //! block that is not exactly the one wanted is never stored. A want answered `DontHave` or not
 //! at all within [`WANT_TIMEOUT`] moves to the next peer; when none is left the fetch fails
 //! and nothing is kept.
+//!
+//! Failures are [`BitswapFetchError`]s. This module must not store what it fetches (the store
+//! imports the spool and index it returns) nor drive the swarm beyond asking for dials.
 
+use super::error::{BitswapFetchError, ImageBlock, Unanswered, WantsError};
 use super::{Command, protocol};
 use crate::store::FetchedDag;
-use anyhow::{Context, Result, anyhow, bail};
 use futures::stream::FuturesUnordered;
 use futures::{AsyncWriteExt, StreamExt};
 use libp2p::{Multiaddr, PeerId};
@@ -25,6 +28,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::{mpsc, oneshot};
+
+type Result<T, E = BitswapFetchError> = std::result::Result<T, E>;
 
 /// How long a want may go unanswered before the peer counts as not having the block.
 pub const WANT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -143,15 +148,17 @@ impl BitswapClient {
         self.commands
             .send(Command::Dial(addr, tx))
             .await
-            .map_err(|_| anyhow!("the p2p network is not running"))?;
+            .map_err(|_| BitswapFetchError::NotRunning)?;
         match tokio::time::timeout(DIAL_TIMEOUT, rx).await {
-            Err(_) => bail!("no connection within {DIAL_TIMEOUT:?}"),
-            Ok(Err(_)) => bail!("the p2p network stopped"),
-            Ok(Ok(r)) => r.map_err(|e| anyhow!(e)),
+            Err(_) => Err(BitswapFetchError::DialTimeout {
+                after: DIAL_TIMEOUT,
+            }),
+            Ok(Err(_)) => Err(BitswapFetchError::Stopped),
+            Ok(Ok(r)) => Ok(r?),
         }
     }
 
-    async fn send_wants(&self, peer: PeerId, cids: &[Cid]) -> Result<()> {
+    async fn send_wants(&self, peer: PeerId, cids: &[Cid]) -> Result<(), WantsError> {
         let msg = Message {
             wants: cids
                 .iter()
@@ -170,7 +177,7 @@ impl BitswapClient {
             .clone()
             .open_stream(peer, protocol(PROTOCOL))
             .await
-            .map_err(|e| anyhow!("cannot open a bitswap stream to {peer}: {e}"))?;
+            .map_err(|source| WantsError::OpenStream { peer, source })?;
         let framed = msg.encode_framed();
         s.write_all(&framed).await?;
         shubnet_metrics::global().transferred("bitswap", true, framed.len() as u64);
@@ -184,25 +191,29 @@ impl BitswapClient {
     pub async fn fetch(&self, root: Cid, peers: &[Multiaddr], spool: &Path) -> Result<FetchedDag> {
         let _cleanup = Cleanup(self.pending.clone());
         if peers.is_empty() {
-            bail!("no peer to fetch {root} from; name at least one (--peer MULTIADDR)");
+            return Err(BitswapFetchError::NoPeers {
+                root: Box::new(root),
+            });
         }
         let mut connected = Vec::new();
         let mut failures = Vec::new();
         for addr in peers {
             match self.dial(addr.clone()).await {
                 Ok(p) => connected.push(p),
-                Err(e) => failures.push(format!("{addr}: {e}")),
+                Err(e) => failures.push((addr.clone(), e)),
             }
         }
         if connected.is_empty() {
-            bail!("cannot connect to any peer: {}", failures.join("; "));
+            return Err(BitswapFetchError::Unreachable { failures });
         }
         if is_identity(&root) {
-            bail!("{root} is an identity CID; there is nothing to fetch");
+            return Err(BitswapFetchError::IdentityRoot {
+                root: Box::new(root),
+            });
         }
         let file = tokio::fs::File::create(spool)
             .await
-            .context("creating the fetch spool")?;
+            .map_err(BitswapFetchError::SpoolCreate)?;
         let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
         let mut pos = 0u64;
         let mut dag = FetchedDag::default();
@@ -225,9 +236,12 @@ impl BitswapClient {
                             (cid, i, tokio::time::timeout(WANT_TIMEOUT, rx).await)
                         });
                     }
-                    self.send_wants(peer, &cids)
-                        .await
-                        .with_context(|| format!("fetching {root}"))?;
+                    self.send_wants(peer, &cids).await.map_err(|source| {
+                        BitswapFetchError::Wants {
+                            root: Box::new(root),
+                            source,
+                        }
+                    })?;
                 }
             }
             let Some((cid, i, answer)) = inflight.next().await else {
@@ -238,52 +252,51 @@ impl BitswapClient {
                 Ok(Ok(Reply::Block(data))) => data,
                 other => {
                     let why = match other {
-                        Ok(Ok(_)) => "does not have it",
-                        Err(_) => "did not send it within the timeout",
-                        Ok(Err(_)) => "stream closed",
+                        Ok(Ok(_)) => Unanswered::DontHave,
+                        Err(_) => Unanswered::Timeout,
+                        Ok(Err(_)) => Unanswered::Closed,
                     };
                     if i + 1 < connected.len() {
-                        tracing::debug!(%cid, %peer, why, "trying the next peer");
+                        tracing::debug!(%cid, %peer, why = %why, "trying the next peer");
                         queue.push_front((cid, i + 1));
                         continue;
                     }
-                    let of = if cid == root {
-                        String::new()
-                    } else {
-                        format!(" (part of {root})")
-                    };
-                    bail!(
-                        "cannot fetch block {cid}{of}: peer {peer} {why}{}",
-                        if connected.len() > 1 {
-                            ", nor did the other peers"
-                        } else {
-                            ""
-                        }
-                    );
+                    return Err(BitswapFetchError::Missing {
+                        at: Box::new(ImageBlock { root, cid }),
+                        peer,
+                        why,
+                        others: connected.len() > 1,
+                    });
                 }
             };
             // The decoder computed the CID it was matched by; hash again before any use.
-            verify(&cid, &data).map_err(|e| {
+            verify(&cid, &data).map_err(|source| {
                 shubnet_metrics::global().reject("block", "hash_mismatch");
-                anyhow!("peer {peer} sent a bad block: {e}")
+                BitswapFetchError::BadBlock { peer, source }
             })?;
             match cid.codec() {
                 RAW => {
                     let len = u32::try_from(data.len())
-                        .map_err(|_| anyhow!("block {cid} is too large"))?;
+                        .map_err(|_| BitswapFetchError::BlockTooLarge { cid: Box::new(cid) })?;
                     out.write_all(&data)
                         .await
-                        .context("writing the fetch spool")?;
+                        .map_err(BitswapFetchError::SpoolWrite)?;
                     dag.index.insert(cid, (pos, len));
                     pos += u64::from(len);
                 }
                 DAG_PB => {
-                    let node = FileNode::decode(&cid, &data)
-                        .map_err(|e| anyhow!("{root}: {cid} is not a UnixFS file node: {e}"))?;
+                    let node = FileNode::decode(&cid, &data).map_err(|source| {
+                        BitswapFetchError::NotUnixFs {
+                            at: Box::new(ImageBlock { root, cid }),
+                            source,
+                        }
+                    })?;
                     if let FileNode::Branch { children, .. } = node {
                         for (c, _) in children {
                             if is_identity(&c) {
-                                bail!("{root}: identity CIDs inside a file DAG are not supported");
+                                return Err(BitswapFetchError::IdentityChild {
+                                    root: Box::new(root),
+                                });
                             }
                             if seen.insert(c) {
                                 queue.push_back((c, 0));
@@ -292,10 +305,15 @@ impl BitswapClient {
                     }
                     dag.nodes.insert(cid, data);
                 }
-                other => bail!("{root}: block {cid} has codec {other:#x}, not raw or dag-pb"),
+                codec => {
+                    return Err(BitswapFetchError::Codec {
+                        at: Box::new(ImageBlock { root, cid }),
+                        codec,
+                    });
+                }
             }
         }
-        out.flush().await.context("writing the fetch spool")?;
+        out.flush().await.map_err(BitswapFetchError::SpoolWrite)?;
         Ok(dag)
     }
 }

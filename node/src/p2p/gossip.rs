@@ -7,6 +7,9 @@
 //! connected peer that subscribed, so a hostile non-member could still read announcements
 //! (which carry only what the public gateway lists anyway); a shubnet node that is not in its
 //! own roster does not subscribe.
+//!
+//! It must not write manifests or rosters itself (the registry decides) nor publish: sending
+//! goes through the event loop.
 
 use super::Command;
 use super::anti_entropy::SyncCtx;

@@ -23,6 +23,7 @@ mod addrbook;
 pub mod anti_entropy;
 mod bitswap;
 pub mod bitswap_client;
+mod error;
 mod event_loop;
 pub mod fetch;
 pub mod gate;
@@ -34,6 +35,10 @@ mod resolve;
 mod swarm;
 pub(crate) mod tasks;
 
+pub use error::{
+    BitswapFetchError, BitswapServeError, FetchServeError, ImageBlock, Refusal, SyncFailure,
+    Unanswered, WantsError,
+};
 pub use event_loop::EventLoop;
 pub use network::{NetClient, NetEvent, NetEvents};
 

@@ -2,6 +2,10 @@
 //! [`shubnet_protocol::fetch`]). [`server`] answers members only, from complete blobs and from
 //! partial downloads; [`client`] splits an image across every holder, verifies each leaf before
 //! it is written, resumes after drops and restarts, and streams byte ranges for on-demand reads.
+//!
+//! This module owns the framing both sides share ([`read_frame`], [`write_frame`],
+//! [`WireError`]), the leaf [`BufferPool`] and the open [`Partials`]; it must not decide who may
+//! fetch (the server asks the gate) nor what to fetch (the replicator and the HTTP adapter do).
 
 pub mod client;
 pub mod schedule;

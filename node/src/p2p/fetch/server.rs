@@ -2,8 +2,13 @@
 //! federation-only; others get an error frame and the stream closes). Serves complete blobs and
 //! the verified leaves of partial downloads; every leaf is hashed against its CID as it is read,
 //! so damaged bytes never leave. Sends pass through the node's upload limit.
+//!
+//! A declined request is a [`Refusal`], whose text goes to the peer in `Frame::Error`. This
+//! module only reads: it must not write the store or the partial downloads (the client fills
+//! those) nor decide membership (the [`Gate`] does).
 
 use super::{BufferPool, Partials, read_frame, write_frame};
+use crate::p2p::error::{FetchServeError, ImageBlock, Refusal};
 use crate::p2p::gate::Gate;
 use crate::p2p::ratelimit::RateLimit;
 use crate::p2p::tasks::Tasks;
@@ -67,21 +72,30 @@ pub(crate) fn serve(
 }
 
 impl Server {
-    async fn inbound(&self, peer: PeerId, mut stream: libp2p::Stream) -> anyhow::Result<()> {
+    async fn inbound(
+        &self,
+        peer: PeerId,
+        mut stream: libp2p::Stream,
+    ) -> Result<(), FetchServeError> {
         if !self.gate.is_member(&peer) {
             tracing::info!(%peer, "refused a fetch request from a peer outside the roster");
-            let why = "refused: this node serves /shubnet/fetch/1 only to roster members";
-            write_frame(&mut stream, &Frame::Error(why.into())).await?;
+            let why = Refusal::NotMember.to_string();
+            write_frame(&mut stream, &Frame::Error(why)).await?;
             stream.close().await?;
             return Ok(());
         }
         let req = tokio::time::timeout(REQUEST_TIMEOUT, read_frame(&mut stream)).await;
         let req = match req {
-            Err(_) => anyhow::bail!("no request within {REQUEST_TIMEOUT:?}"),
+            Err(_) => {
+                return Err(FetchServeError::NoRequest {
+                    after: REQUEST_TIMEOUT,
+                });
+            }
             Ok(Ok(Some(r))) => r,
             Ok(Ok(None)) => return Ok(()),
             Ok(Err(e)) => {
-                write_frame(&mut stream, &Frame::Error(format!("bad request: {e}"))).await?;
+                let why = Refusal::BadRequest(e).to_string();
+                write_frame(&mut stream, &Frame::Error(why)).await?;
                 stream.close().await?;
                 return Ok(());
             }
@@ -106,10 +120,10 @@ impl Server {
             Frame::Leaves { root, first, count } => {
                 self.leaves(&mut stream, root, first, count).await
             }
-            other => Err(format!("not a request: {other:?}")),
+            other => Err(Refusal::NotARequest(Box::new(other))),
         };
         if let Err(why) = result {
-            write_frame(&mut stream, &Frame::Error(why)).await?;
+            write_frame(&mut stream, &Frame::Error(why.to_string())).await?;
         }
         stream.close().await?;
         Ok(())
@@ -134,7 +148,7 @@ impl Server {
     /// Answers `Watch`: the holding now, then each change, until it is complete or the peer
     /// goes away. A node fetching the same image learns within [`WATCH_TICK`] of each verified
     /// leaf that it may ask here for it.
-    async fn watch(&self, stream: &mut libp2p::Stream, root: &Cid) -> Result<(), String> {
+    async fn watch(&self, stream: &mut libp2p::Stream, root: &Cid) -> Result<(), Refusal> {
         let mut last: Option<(u8, u64)> = None;
         let mut sent_at = tokio::time::Instant::now();
         loop {
@@ -148,10 +162,8 @@ impl Server {
             };
             if last != Some(key) || sent_at.elapsed() >= WATCH_KEEPALIVE {
                 let done = matches!(h, Holding::Complete);
-                write_frame(stream, &Frame::Holding(h))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                stream.flush().await.map_err(|e| e.to_string())?;
+                write_frame(stream, &Frame::Holding(h)).await?;
+                stream.flush().await?;
                 if done {
                     return Ok(());
                 }
@@ -162,19 +174,17 @@ impl Server {
         }
     }
 
-    async fn nodes(&self, root: &Cid) -> Result<Vec<(Cid, Vec<u8>)>, String> {
+    async fn nodes(&self, root: &Cid) -> Result<Vec<(Cid, Vec<u8>)>, Refusal> {
         if let Some(p) = self.partials.get(root).await {
             return Ok(p.nodes().to_vec());
         }
         let (s, r) = (self.store.clone(), *root);
-        tokio::task::spawn_blocking(move || stored_nodes(&s, &r))
-            .await
-            .map_err(|e| e.to_string())?
+        tokio::task::spawn_blocking(move || stored_nodes(&s, &r)).await?
     }
 
     /// The leaf table of the complete image `root`: cached, since every `Leaves` request needs
     /// it and computing it reads and decodes every dag-pb node of the image.
-    async fn blob_table(&self, root: &Cid) -> Result<Arc<Vec<LeafInfo>>, String> {
+    async fn blob_table(&self, root: &Cid) -> Result<Arc<Vec<LeafInfo>>, Refusal> {
         if let Some(t) = self.tables.get(root) {
             return Ok(t);
         }
@@ -189,7 +199,7 @@ impl Server {
                 .flatten()
                 .and_then(|b| u32::try_from(b.len()).ok())
         };
-        let table = Arc::new(leaf_table(root, &map, root_len).map_err(|e| e.to_string())?);
+        let table = Arc::new(leaf_table(root, &map, root_len)?);
         self.tables.put(*root, table.clone());
         Ok(table)
     }
@@ -200,33 +210,42 @@ impl Server {
         root: Cid,
         first: u64,
         count: u64,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         let complete = matches!(self.store.root_record(&root), Ok(Some(_)));
         let source = if complete {
             let table = self.blob_table(&root).await?;
             let f = self
                 .store
                 .open_blob_of(&root)
-                .map_err(|e| format!("cannot open {root}: {e}"))?;
+                .map_err(|source| Refusal::Open {
+                    root: Box::new(root),
+                    source,
+                })?;
             Source::Blob(table, f)
         } else {
             Source::Partial(
                 self.partials
                     .get(&root)
                     .await
-                    .ok_or_else(|| format!("{root} is not held here"))?,
+                    .ok_or_else(|| Refusal::NotHeld {
+                        root: Box::new(root),
+                    })?,
             )
         };
         let leaves = source.len();
         let end = first.saturating_add(count);
         if end > leaves {
-            return Err(format!(
-                "{root} has {leaves} leaves; asked for {first}..{end}"
-            ));
+            return Err(Refusal::OutOfRange {
+                root: Box::new(root),
+                leaves,
+                first,
+                end,
+            });
         }
         // Leaves are read (and hashed) on a blocking thread a few ahead of the stream, into
         // buffers that go back to the pool once sent.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(u64, Vec<u8>), String>>(READ_AHEAD);
+        let (tx, mut rx) =
+            tokio::sync::mpsc::channel::<Result<(u64, Vec<u8>), Refusal>>(READ_AHEAD);
         let store = self.store.clone();
         let pool = self.buffers.clone();
         tokio::task::spawn_blocking(move || {
@@ -250,9 +269,12 @@ impl Server {
                 };
                 let item = match got {
                     Ok(true) => Ok((i, buf)),
-                    Ok(false) => Err(format!("leaf {i} of {root} is not held here")),
-                    Err(StoreError::Corrupt(c)) => Err(format!("block {c} is damaged here")),
-                    Err(e) => Err(format!("cannot read leaf {i}: {e}")),
+                    Ok(false) => Err(Refusal::LeafNotHeld {
+                        index: i,
+                        root: Box::new(root),
+                    }),
+                    Err(StoreError::Corrupt(c)) => Err(Refusal::Damaged { cid: Box::new(c) }),
+                    Err(source) => Err(Refusal::ReadLeaf { index: i, source }),
                 };
                 let stop = item.is_err();
                 if tx.blocking_send(item).is_err() || stop {
@@ -272,7 +294,7 @@ impl Server {
                 stream.write_all(&header).await?;
                 stream.write_all(&bytes).await
             };
-            send.await.map_err(|e| e.to_string())?;
+            send.await?;
             shubnet_metrics::global().transferred(
                 "fetch",
                 true,
@@ -280,9 +302,7 @@ impl Server {
             );
             self.buffers.put(bytes);
         }
-        write_frame(stream, &Frame::End)
-            .await
-            .map_err(|e| e.to_string())
+        Ok(write_frame(stream, &Frame::End).await?)
     }
 }
 
@@ -343,13 +363,11 @@ fn corrupt(bytes: &mut [u8]) {
 }
 
 /// The dag-pb nodes of a stored file DAG, depth-first. Blocking.
-pub fn stored_nodes(store: &Store, root: &Cid) -> Result<Vec<(Cid, Vec<u8>)>, String> {
-    if store
-        .root_record(root)
-        .map_err(|e| e.to_string())?
-        .is_none()
-    {
-        return Err(format!("{root} is not held here"));
+pub fn stored_nodes(store: &Store, root: &Cid) -> Result<Vec<(Cid, Vec<u8>)>, Refusal> {
+    if store.root_record(root)?.is_none() {
+        return Err(Refusal::NotHeld {
+            root: Box::new(*root),
+        });
     }
     let mut out = Vec::new();
     let mut stack = vec![*root];
@@ -357,10 +375,9 @@ pub fn stored_nodes(store: &Store, root: &Cid) -> Result<Vec<(Cid, Vec<u8>)>, St
         if cid.codec() != DAG_PB {
             continue;
         }
-        let bytes = store
-            .block(&cid)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("node {cid} of {root} is missing here"))?;
+        let bytes = store.block(&cid)?.ok_or_else(|| Refusal::NodeMissing {
+            at: Box::new(ImageBlock { root: *root, cid }),
+        })?;
         if let Ok(FileNode::Branch { children, .. }) = FileNode::decode(&cid, &bytes) {
             stack.extend(
                 children
