@@ -233,35 +233,6 @@ impl UsageStore {
     }
 }
 
-/// Announces this node's changed download totals over gossip every `every`, in messages of at
-/// most `MAX_USAGE_ENTRIES` roots. The first round sends every total.
-pub(crate) fn spawn_announcer(
-    tasks: &crate::p2p::tasks::Tasks,
-    usage: UsageStore,
-    net: crate::p2p::NetClient,
-    every: Duration,
-) {
-    tasks.spawn(async move {
-        let mut last: HashMap<Cid, u64> = HashMap::new();
-        loop {
-            tokio::time::sleep(every).await;
-            let u = usage.clone();
-            let Ok(Ok(totals)) = tokio::task::spawn_blocking(move || u.local_totals()).await else {
-                continue;
-            };
-            // Only what changed since the last round (receivers keep the latest totals).
-            let changed: Vec<(Cid, u64)> = totals
-                .into_iter()
-                .filter(|(c, n)| last.get(c) != Some(n))
-                .collect();
-            for chunk in changed.chunks(shubnet_protocol::sync::MAX_USAGE_ENTRIES) {
-                net.announce_usage(chunk.to_vec());
-            }
-            last.extend(changed);
-        }
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

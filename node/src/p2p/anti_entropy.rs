@@ -12,12 +12,12 @@
 //! Failures are [`SyncFailure`]s. This module must not touch the swarm (it asks the event loop
 //! through `Command`s) nor store images: it moves manifests, rosters and download totals only.
 
-use super::Command;
+use super::command::Command;
 use super::error::SyncFailure;
+use super::events::{EventSender, NetEvent};
 use super::gate::Gate;
-use super::network::{EventSender, NetEvent};
 use super::peers::PeerBook;
-use super::protocol;
+use super::streams::protocol;
 use super::tasks::Tasks;
 use crate::registry::{Registry, RegistryError};
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
@@ -110,9 +110,9 @@ async fn write_frame(s: &mut libp2p::Stream, body: &[u8]) -> Result<()> {
 // ---------- server ----------
 
 /// Registers the protocol and answers peers' sync requests.
-pub(super) fn serve(tasks: &Tasks, ctx: SyncCtx) -> Result<(), super::NetError> {
+pub(super) fn serve(tasks: &Tasks, ctx: SyncCtx) -> Result<(), super::error::NetError> {
     let mut control = ctx.control.clone();
-    let mut incoming = super::accept(&mut control, PROTOCOL)?;
+    let mut incoming = super::streams::accept(&mut control, PROTOCOL)?;
     tasks.spawn(async move {
         while let Some((peer, stream)) = incoming.next().await {
             let ctx = ctx.clone();

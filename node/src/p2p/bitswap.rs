@@ -12,8 +12,8 @@
 use super::bitswap_client::Pending;
 use super::error::BitswapServeError;
 use super::gate::Gate;
-use super::protocol;
 use super::ratelimit::RateLimit;
+use super::streams::protocol;
 use super::tasks::Tasks;
 use crate::store::Store;
 use crate::visibility::Visibility;
@@ -42,8 +42,8 @@ pub(super) fn serve(
     server: Server,
     pending: Pending,
     upload: RateLimit,
-) -> Result<(), super::NetError> {
-    let mut incoming = super::accept(&mut control, PROTOCOL)?;
+) -> Result<(), super::error::NetError> {
+    let mut incoming = super::streams::accept(&mut control, PROTOCOL)?;
     tasks.spawn(async move {
         while let Some((peer, stream)) = incoming.next().await {
             let (backend, control, pending, upload) = (

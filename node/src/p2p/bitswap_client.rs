@@ -12,8 +12,9 @@
 //! Failures are [`BitswapFetchError`]s. This module must not store what it fetches (the store
 //! imports the spool and index it returns) nor drive the swarm beyond asking for dials.
 
+use super::command::Command;
 use super::error::{BitswapFetchError, ImageBlock, Unanswered, WantsError};
-use super::{Command, protocol};
+use super::streams::protocol;
 use crate::store::FetchedDag;
 use futures::stream::FuturesUnordered;
 use futures::{AsyncWriteExt, StreamExt};

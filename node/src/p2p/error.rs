@@ -6,7 +6,7 @@
 //! inside `Frame::Error`, so its words are part of what other nodes read. This module holds
 //! types only; it must not open streams, read the store or decide anything.
 
-use super::DialFailure;
+use super::command::DialFailure;
 use crate::registry::RegistryError;
 use crate::store::StoreError;
 use crate::usage::UsageError;
@@ -369,5 +369,35 @@ pub enum Refusal {
         index: u64,
         /// The store's reason.
         source: StoreError,
+    },
+}
+
+/// Why the network could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The transports or behaviours could not be set up.
+    #[error("setting up the transports: {0}")]
+    Transport(String),
+    /// The gossipsub configuration was refused.
+    #[error("gossipsub: {0}")]
+    Gossipsub(String),
+    /// A protocol name was refused.
+    #[error("protocol name: {0}")]
+    ProtocolName(String),
+    /// A stream protocol was registered twice.
+    #[error("registering {protocol}: {reason}")]
+    Register {
+        /// The protocol.
+        protocol: &'static str,
+        /// libp2p-stream's reason.
+        reason: String,
+    },
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// The transport's reason.
+        reason: String,
     },
 }

@@ -5,9 +5,10 @@
 //! small files (`p2p.addrs` for local tools, `p2p.peers` for reconnecting). It must not reach
 //! the registry, the store or anything HTTP: protocol work runs in the protocol tasks.
 
+use super::command::{Command, DialFailure};
 use super::swarm::{Behaviour, BehaviourEvent};
 use super::tasks::Tasks;
-use super::{Command, DialFailure, addrbook, gate::Gate, gossip, peers};
+use super::{addrbook, gate::Gate, gossip, peers};
 use crate::paths::DataDir;
 use futures::StreamExt;
 use libp2p::gossipsub::{self, MessageAcceptance};

@@ -11,9 +11,9 @@
 //! It must not write manifests or rosters itself (the registry decides) nor publish: sending
 //! goes through the event loop.
 
-use super::Command;
 use super::anti_entropy::SyncCtx;
-use super::network::NetEvent;
+use super::command::Command;
+use super::events::NetEvent;
 use super::tasks::Tasks;
 use crate::registry::RegistryError;
 use libp2p::PeerId;

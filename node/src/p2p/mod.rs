@@ -23,8 +23,10 @@ mod addrbook;
 pub mod anti_entropy;
 mod bitswap;
 pub mod bitswap_client;
+mod command;
 mod error;
 mod event_loop;
+mod events;
 pub mod fetch;
 pub mod gate;
 pub mod gossip;
@@ -32,102 +34,28 @@ mod network;
 pub mod peers;
 pub mod ratelimit;
 mod resolve;
+mod streams;
 mod swarm;
-pub(crate) mod tasks;
+mod tasks;
 
+pub use command::DialFailure;
+pub use error::NetError;
 pub use error::{
     BitswapFetchError, BitswapServeError, FetchServeError, ImageBlock, Refusal, SyncFailure,
     Unanswered, WantsError,
 };
 pub use event_loop::EventLoop;
-pub use network::{NetClient, NetEvent, NetEvents};
+pub use events::{NetEvent, NetEvents};
+pub use network::NetClient;
 
 use crate::paths::DataDir;
 use bitswap_client::{BitswapClient, Pending};
-use libp2p::gossipsub::{MessageAcceptance, MessageId};
+use libp2p::Multiaddr;
 use libp2p::identity::Keypair;
-use libp2p::{Multiaddr, PeerId, StreamProtocol};
-use shubnet_protocol::sync::Announcement;
 use std::collections::HashMap;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-/// Requests to the event loop, which owns the swarm.
-#[derive(Debug)]
-pub(crate) enum Command {
-    /// Connect to the address (ending in `/p2p/PEER_ID`); answered once connected, at once if
-    /// already connected, or with the reason the dial failed.
-    Dial(Multiaddr, oneshot::Sender<Result<PeerId, DialFailure>>),
-    /// Gossip this on the federation topic.
-    Publish(Announcement),
-    /// The verdict on a gossip message.
-    Validated {
-        /// Gossipsub's id.
-        id: MessageId,
-        /// Who forwarded it.
-        propagation: PeerId,
-        /// Forward it, drop it, or drop it and penalise the sender.
-        acceptance: MessageAcceptance,
-    },
-    /// The gate's roster changed: resubscribe, unblacklist new members, dial them.
-    RosterChanged,
-    /// Connect again to a peer this node dialled before, at the address it used (so a transfer
-    /// resumes on the same path); answered like `Dial`.
-    Reconnect(PeerId, oneshot::Sender<Result<PeerId, DialFailure>>),
-}
-
-/// Why a dial asked of the event loop failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum DialFailure {
-    /// The address does not end in `/p2p/PEER_ID`.
-    #[error("{addr} names no peer id; give the full address ending in /p2p/PEER_ID")]
-    NoPeerId {
-        /// The address given.
-        addr: Multiaddr,
-    },
-    /// The swarm could not connect.
-    #[error("cannot connect to {target}: {reason}")]
-    Failed {
-        /// The address or peer dialled.
-        target: String,
-        /// libp2p's reason.
-        reason: String,
-    },
-    /// The network stopped before the dial finished.
-    #[error("the p2p network stopped")]
-    Stopped,
-}
-
-/// Why the network could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum NetError {
-    /// The transports or behaviours could not be set up.
-    #[error("setting up the transports: {0}")]
-    Transport(String),
-    /// The gossipsub configuration was refused.
-    #[error("gossipsub: {0}")]
-    Gossipsub(String),
-    /// A protocol name was refused.
-    #[error("protocol name: {0}")]
-    ProtocolName(String),
-    /// A stream protocol was registered twice.
-    #[error("registering {protocol}: {reason}")]
-    Register {
-        /// The protocol.
-        protocol: &'static str,
-        /// libp2p-stream's reason.
-        reason: String,
-    },
-    /// A listen address could not be bound.
-    #[error("cannot listen on {addr}: {reason}")]
-    Listen {
-        /// The address.
-        addr: Multiaddr,
-        /// The transport's reason.
-        reason: String,
-    },
-}
 
 /// The network's settings (`config.toml` `[p2p]` and `serve` flags).
 #[derive(Debug, Clone)]
@@ -232,7 +160,7 @@ pub fn new(
         limits.download.clone(),
         cmd_tx.clone(),
     );
-    let (events_tx, events) = network::events();
+    let (events_tx, events) = events::events();
     let net = NetClient::new(
         cmd_tx.clone(),
         peers.clone(),
@@ -242,7 +170,7 @@ pub fn new(
         fetch,
     );
     if let Some(u) = &parts.usage {
-        crate::usage::spawn_announcer(&tasks, u.clone(), net.clone(), cfg.usage_announce);
+        network::spawn_usage_announcer(&tasks, u.clone(), net.clone(), cfg.usage_announce);
     }
     let ctx = anti_entropy::SyncCtx {
         control,
@@ -301,22 +229,4 @@ pub fn new(
     };
     ev.roster_changed();
     Ok((net, events, ev))
-}
-
-/// The protocol id as libp2p wants it.
-fn protocol(name: &'static str) -> StreamProtocol {
-    StreamProtocol::new(name)
-}
-
-/// Registers `name` on the stream behaviour, for an accept loop.
-fn accept(
-    control: &mut libp2p_stream::Control,
-    name: &'static str,
-) -> Result<libp2p_stream::IncomingStreams, NetError> {
-    control
-        .accept(protocol(name))
-        .map_err(|e| NetError::Register {
-            protocol: name,
-            reason: e.to_string(),
-        })
 }

@@ -5,62 +5,18 @@
 //!
 //! It owns no state of its own beyond channels; it must not reach the HTTP adapter.
 
-use super::Command;
 use super::anti_entropy::SyncCtx;
 use super::bitswap_client::BitswapClient;
+use super::command::Command;
 use super::fetch::client::FetchClient;
 use super::gate::Gate;
 use super::peers::PeerBook;
 use super::tasks::Tasks;
 use crate::registry::LocalEvent;
-use futures::Stream;
 use libp2p::PeerId;
 use shubnet_protocol::Cid;
 use shubnet_protocol::sync::Announcement;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use tokio::sync::mpsc;
-
-/// What the network tells the rest of the node (the replicator follows these).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NetEvent {
-    /// A member announced that it is leaving: its images must move.
-    MemberLeaving(PeerId),
-    /// A new roster version took effect: placement may have changed.
-    RosterChanged,
-}
-
-/// The stream of [`NetEvent`]s. Events are hints that something changed: when the receiver
-/// lags, later ones are dropped (logged) and the periodic rounds catch up.
-#[derive(Debug)]
-pub struct NetEvents(mpsc::Receiver<NetEvent>);
-
-impl Stream for NetEvents {
-    type Item = NetEvent;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<NetEvent>> {
-        self.0.poll_recv(cx)
-    }
-}
-
-/// The sending half the protocols hold, and its stream.
-pub(super) fn events() -> (EventSender, NetEvents) {
-    let (tx, rx) = mpsc::channel(64);
-    (EventSender(tx), NetEvents(rx))
-}
-
-/// Sends [`NetEvent`]s without waiting.
-#[derive(Debug, Clone)]
-pub struct EventSender(mpsc::Sender<NetEvent>);
-
-impl EventSender {
-    /// Sends `e`, or drops it if the receiver is behind or gone.
-    pub fn send(&self, e: NetEvent) {
-        if let Err(err) = self.0.try_send(e) {
-            tracing::debug!(error = %err, "network event dropped");
-        }
-    }
-}
 
 /// A cheap-to-clone handle to the swarm loop and the transfer clients.
 #[derive(Debug, Clone)]
@@ -201,6 +157,35 @@ pub(super) fn forward_local_events(tasks: &Tasks, ctx: SyncCtx, net: NetClient) 
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
+        }
+    });
+}
+
+/// Announces this node's changed download totals over gossip every `every`, in messages of at
+/// most `MAX_USAGE_ENTRIES` roots. The first round sends every total.
+pub(super) fn spawn_usage_announcer(
+    tasks: &Tasks,
+    usage: crate::usage::UsageStore,
+    net: NetClient,
+    every: std::time::Duration,
+) {
+    tasks.spawn(async move {
+        let mut last: std::collections::HashMap<Cid, u64> = Default::default();
+        loop {
+            tokio::time::sleep(every).await;
+            let u = usage.clone();
+            let Ok(Ok(totals)) = tokio::task::spawn_blocking(move || u.local_totals()).await else {
+                continue;
+            };
+            // Only what changed since the last round (receivers keep the latest totals).
+            let changed: Vec<(Cid, u64)> = totals
+                .into_iter()
+                .filter(|(c, n)| last.get(c) != Some(n))
+                .collect();
+            for chunk in changed.chunks(shubnet_protocol::sync::MAX_USAGE_ENTRIES) {
+                net.announce_usage(chunk.to_vec());
+            }
+            last.extend(changed);
         }
     });
 }

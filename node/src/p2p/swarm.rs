@@ -4,7 +4,8 @@
 //! It owns the libp2p configuration choices and their reasons. It must not start tasks or
 //! decide policy: [`super::new`] wires the result to the protocols and the event loop.
 
-use super::{NetError, resolve};
+use super::error::NetError;
+use super::resolve;
 use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::{Boxed, Transport};
 use libp2p::core::upgrade;

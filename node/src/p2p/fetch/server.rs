@@ -56,8 +56,8 @@ pub(crate) fn serve(
     tasks: &Tasks,
     mut control: libp2p_stream::Control,
     server: Server,
-) -> Result<(), crate::p2p::NetError> {
-    let mut incoming = crate::p2p::accept(&mut control, PROTOCOL)?;
+) -> Result<(), crate::p2p::error::NetError> {
+    let mut incoming = crate::p2p::streams::accept(&mut control, PROTOCOL)?;
     tasks.spawn(async move {
         while let Some((peer, stream)) = incoming.next().await {
             let server = server.clone();

@@ -3,8 +3,9 @@
 //! schedule or move leaves: that is `transfer`.
 
 use super::{ASK_TIMEOUT, FetchClient, FetchError, MAX_NODES, RECONNECT_WAIT, RETRY_DELAY};
+use crate::p2p::command::Command;
 use crate::p2p::fetch::{WireError, read_frame, write_frame};
-use crate::p2p::{Command, protocol};
+use crate::p2p::streams::protocol;
 use crate::store::StoreError;
 use crate::store::partial::Partial;
 use futures::AsyncWriteExt;
@@ -29,7 +30,7 @@ pub enum AskError {
         /// The holder.
         peer: PeerId,
         /// The event loop's explanation.
-        reason: crate::p2p::DialFailure,
+        reason: crate::p2p::command::DialFailure,
     },
     /// The event loop did not answer the reconnect within [`ASK_TIMEOUT`].
     #[error("cannot reconnect to {peer}")]

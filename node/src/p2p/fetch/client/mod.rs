@@ -23,7 +23,7 @@
 //! `super::server`) or decides which images to copy (that is `crate::replication`).
 
 use super::{BufferPool, Partials};
-use crate::p2p::Command;
+use crate::p2p::command::Command;
 use crate::p2p::peers::PeerBook;
 use crate::p2p::ratelimit::RateLimit;
 use crate::store::Store;
