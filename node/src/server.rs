@@ -53,10 +53,12 @@ async fn bind_tls(dir: &DataDir, tls: &TlsFlags) -> Result<shubnet_gateway::tls:
         shubnet_gateway::tls::TlsListener::new(tcp, config).context("starting the TLS listener")?;
     let addr = axum::serve::Listener::local_addr(&listener).context("reading the HTTPS address")?;
     let url = format!("https://{addr}");
-    let tmp = dir.root().join("https.url.tmp");
-    std::fs::write(&tmp, format!("{url}\n"))
-        .and_then(|()| std::fs::rename(&tmp, dir.root().join("https.url")))
-        .context("writing https.url")?;
+    crate::durable::replace(
+        &dir.https_file(),
+        format!("{url}\n").as_bytes(),
+        crate::durable::Mode::Shared,
+    )
+    .context("writing https.url")?;
     println!("shubnet: serving {url}");
     tracing::info!(%url, "serving HTTPS");
     Ok(listener)
@@ -84,9 +86,9 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
         .await
         .with_context(|| format!("opening the store in {}", dir.root().display()))?;
     let identity = keys.identity.clone();
-    let registry = crate::registry::Registry::open(dir.clone(), store.index_db(), keys)
+    let registry = crate::registry::Registry::open(dir.clone(), store.index(), keys)
         .context("opening the registry")?;
-    let tokens = crate::tokens::TokenStore::open(&store).context("opening the token store")?;
+    let tokens = crate::tokens::TokenStore::open(&dir).context("opening the token store")?;
     let backend = NodeBackend::new(store.clone(), registry, token, tokens);
     let net = crate::p2p::spawn(
         identity,
@@ -201,10 +203,12 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
 }
 
 fn write_api_file(dir: &DataDir, url: &str) -> Result<()> {
-    let tmp = dir.root().join("api.url.tmp");
-    std::fs::write(&tmp, format!("{url}\n"))
-        .and_then(|()| std::fs::rename(&tmp, dir.api_file()))
-        .with_context(|| format!("writing {}", dir.api_file().display()))
+    crate::durable::replace(
+        &dir.api_file(),
+        format!("{url}\n").as_bytes(),
+        crate::durable::Mode::Shared,
+    )
+    .with_context(|| format!("writing {}", dir.api_file().display()))
 }
 
 async fn shutdown_signal() {

@@ -62,7 +62,7 @@ impl NodeBackend {
         admin: AdminToken,
         tokens: crate::tokens::TokenStore,
     ) -> Self {
-        let usage = crate::usage::UsageStore::open(store.index_db())
+        let usage = crate::usage::UsageStore::open(store.index())
             .inspect_err(|e| tracing::error!(error = %e, "download and star counts are off"))
             .ok();
         Self {

@@ -129,7 +129,7 @@ impl Replicator {
         transfers: Arc<dyn Transfers>,
     ) -> Self {
         let me = registry.keys().peer_id();
-        let leaving = store.dir().root().join(leave::MARKER).exists();
+        let leaving = store.dir().leaving_marker().exists();
         Self {
             inner: Arc::new(Inner {
                 store,
