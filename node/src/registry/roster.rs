@@ -146,12 +146,7 @@ impl Registry {
     pub fn admit(&self, request_line: &str, storage_bytes: u64) -> Result<RosterOutcome> {
         let _w = self.lock();
         let req = JoinRequest::from_line(request_line.trim())?;
-        let (_, current) = self.current()?;
-        if !current.is_admin(&self.inner.keys.admin.verifying_key().to_bytes()) {
-            return Err(RegistryError::Invalid(
-                "this node's admin key is not an admin of the current roster".into(),
-            ));
-        }
+        let current = self.current_as_admin()?;
         if current.member(&req.body.institution).is_some() {
             return Err(RegistryError::Invalid(format!(
                 "institution {:?} is already a member",
@@ -160,10 +155,7 @@ impl Registry {
         }
         let mut body = current.successor(now());
         body.members.push(req.to_member(storage_bytes));
-        body.validate().map_err(RosterError::from)?;
-        let mut signed = SignedRoster::new(body);
-        signed.add_signature(&self.inner.keys.admin);
-        self.settle(current, signed)
+        self.propose(current, body)
     }
 
     /// An admin's step: a new roster version with admins added or removed and/or a new
@@ -175,12 +167,7 @@ impl Registry {
         threshold: Option<u32>,
     ) -> Result<RosterOutcome> {
         let _w = self.lock();
-        let (_, current) = self.current()?;
-        if !current.is_admin(&self.inner.keys.admin.verifying_key().to_bytes()) {
-            return Err(RegistryError::Invalid(
-                "this node's admin key is not an admin of the current roster".into(),
-            ));
-        }
+        let current = self.current_as_admin()?;
         let mut body = current.successor(now());
         body.admins.retain(|k| !remove.contains(k));
         for k in add {
@@ -191,10 +178,7 @@ impl Registry {
         if let Some(t) = threshold {
             body.threshold = t;
         }
-        body.validate().map_err(RosterError::from)?;
-        let mut signed = SignedRoster::new(body);
-        signed.add_signature(&self.inner.keys.admin);
-        self.settle(current, signed)
+        self.propose(current, body)
     }
 
     /// An admin's step after `shubnet leave`: a new roster version without the node `peer_id`.
@@ -202,12 +186,7 @@ impl Registry {
     /// when that was its last node, the member offers no storage any more.
     pub fn remove_node(&self, peer_id: &str) -> Result<RosterOutcome> {
         let _w = self.lock();
-        let (_, current) = self.current()?;
-        if !current.is_admin(&self.inner.keys.admin.verifying_key().to_bytes()) {
-            return Err(RegistryError::Invalid(
-                "this node's admin key is not an admin of the current roster".into(),
-            ));
-        }
+        let current = self.current_as_admin()?;
         let mut body = current.successor(now());
         let member = body
             .members
@@ -218,22 +197,33 @@ impl Registry {
         if member.peer_ids.is_empty() {
             member.storage_bytes = 0;
         }
-        body.validate().map_err(RosterError::from)?;
-        let mut signed = SignedRoster::new(body);
-        signed.add_signature(&self.inner.keys.admin);
-        self.settle(current, signed)
+        self.propose(current, body)
     }
 
     /// Co-signs a pending roster version (threshold > 1) and accepts it once enough admins have.
     pub fn sign(&self, roster_line: &str) -> Result<RosterOutcome> {
         let _w = self.lock();
         let mut signed = roster_from_line(roster_line)?;
+        let current = self.current_as_admin()?;
+        signed.add_signature(&self.inner.keys.admin);
+        self.settle(current, signed)
+    }
+
+    /// The current roster, if this node's admin key is one of its admins.
+    fn current_as_admin(&self) -> Result<Roster> {
         let (_, current) = self.current()?;
         if !current.is_admin(&self.inner.keys.admin.verifying_key().to_bytes()) {
             return Err(RegistryError::Invalid(
                 "this node's admin key is not an admin of the current roster".into(),
             ));
         }
+        Ok(current)
+    }
+
+    /// Signs the successor `body` of `current` with this node's admin key and settles it.
+    fn propose(&self, current: Roster, body: Roster) -> Result<RosterOutcome> {
+        body.validate().map_err(RosterError::from)?;
+        let mut signed = SignedRoster::new(body);
         signed.add_signature(&self.inner.keys.admin);
         self.settle(current, signed)
     }
