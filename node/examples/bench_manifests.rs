@@ -30,7 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = DataDir::new(tmp.path());
     let (keys, _) = NodeKeys::init(&dir)?;
     let publisher = keys.publisher.clone();
-    let db = sled::open(dir.index())?;
+    let db = shubnet_node::db::Index::open(&dir.index())?;
     let reg = Registry::open(dir.clone(), &db, keys)?;
     let fed = reg.create_federation("bench", "bench", vec!["*".into()], 0, Default::default())?;
     let roster = reg.roster()?.ok_or("no roster")?.body;

@@ -54,7 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = DataDir::new(dir);
     let keys = NodeKeys::load(&dir)?;
     let publisher = keys.publisher.clone();
-    let db = sled::open(dir.index())?;
+    let db = shubnet_node::db::Index::open(&dir.index())?;
     let reg = Registry::open(dir.clone(), &db, keys)?;
     let t = Reference::parse(template)?;
     let head = reg

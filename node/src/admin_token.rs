@@ -1,5 +1,8 @@
 //! The admin token: a random secret the node writes to `keys/admin.token` (mode 0600) for the
 //! local CLI. The node keeps only its sha256 in memory and compares in constant time.
+//!
+//! Owns the token's format and comparison. Must not write the file itself (that is
+//! [`crate::secrets`]) or decide where it lives ([`crate::paths::DataDir::admin_token`]).
 
 use crate::secrets::{self, SecretError};
 use sha2::{Digest, Sha256};
@@ -20,9 +23,7 @@ impl std::fmt::Debug for AdminToken {
 impl AdminToken {
     /// Loads the token at `path`, creating it on first start.
     pub fn load_or_create(path: &Path) -> Result<Self, SecretError> {
-        if !path.exists() {
-            secrets::create(path, hex::encode(secrets::random_bytes::<32>()?).as_bytes())?;
-        }
+        secrets::create_hex_seed(path)?;
         let raw = secrets::read(path)?;
         let text = String::from_utf8(raw)
             .map_err(|_| SecretError::Malformed(path.display().to_string(), "admin token"))?;

@@ -7,6 +7,9 @@
 //! index is left out because it is derived: the restored node rebuilds it from `log/` and
 //! re-verifies every entry. The archive holds secret keys, so it is written 0600 and the admin
 //! key inside it is the one thing an operator must keep offline.
+//!
+//! Owns the archive format. Must not write the archive file itself (the CLI does) or open the
+//! index; restored files go through [`crate::secrets`], records through the token store.
 
 use crate::paths::DataDir;
 use crate::tokens::TokenStore;
@@ -148,28 +151,46 @@ pub fn write<W: Write>(dir: &DataDir, tokens: &TokenStore, out: W) -> Result<Sum
     Ok(s)
 }
 
-/// The archive path `name` as a safe relative path under one of the allowed roots, or `None`.
-fn safe_path(name: &Path) -> Option<PathBuf> {
-    let mut out = PathBuf::new();
+/// Where an archive entry belongs.
+#[derive(Debug, PartialEq, Eq)]
+enum Entry {
+    /// The format marker.
+    Format,
+    /// The token and collection records.
+    Accounts,
+    /// `config.toml`.
+    Config,
+    /// A file under `keys/`, by its path below it.
+    Key(PathBuf),
+    /// A file under `log/`, by its path below it.
+    Log(PathBuf),
+}
+
+/// The archive path `name` as one of the entries a backup holds, or `None` (absolute paths,
+/// `..`, and anything else are refused).
+fn safe_path(name: &Path) -> Option<Entry> {
+    let mut parts = Vec::new();
     for c in name.components() {
         match c {
-            Component::Normal(p) => out.push(p),
+            Component::Normal(p) => parts.push(p),
             Component::CurDir => {}
             _ => return None,
         }
     }
-    let first = out.components().next()?.as_os_str().to_str()?.to_string();
-    match first.as_str() {
-        "keys" | "log" => (out.components().count() >= 2).then_some(out),
-        "config.toml" | "FORMAT" | "accounts.json" => {
-            (out.components().count() == 1).then_some(out)
-        }
+    let (first, rest) = parts.split_first()?;
+    let below = || (!rest.is_empty()).then(|| rest.iter().collect::<PathBuf>());
+    match (first.to_str()?, rest.is_empty()) {
+        ("keys", false) => below().map(Entry::Key),
+        ("log", false) => below().map(Entry::Log),
+        ("config.toml", true) => Some(Entry::Config),
+        ("FORMAT", true) => Some(Entry::Format),
+        ("accounts.json", true) => Some(Entry::Accounts),
         _ => None,
     }
 }
 
-/// Restores a backup into `dir`, which must not hold node keys yet. Files are written
-/// temp → fsync → rename, keys 0600 and directories 0700; nothing outside `dir` is touched.
+/// Restores a backup into `dir`, which must not hold node keys yet. Files are written durably
+/// ([`crate::secrets::replace`]), 0600 in 0700 directories; nothing outside `dir` is touched.
 pub fn restore<R: Read>(archive: R, dir: &DataDir) -> Result<Summary> {
     let keys_dir = dir.keys();
     if std::fs::read_dir(&keys_dir).is_ok_and(|mut d| d.next().is_some()) {
@@ -193,59 +214,61 @@ pub fn restore<R: Read>(archive: R, dir: &DataDir) -> Result<Summary> {
             .path()
             .map_err(io("reading an entry name"))?
             .into_owned();
-        let rel = safe_path(&raw)
+        let entry_kind = safe_path(&raw)
             .ok_or_else(|| BackupError::Bad(format!("unexpected entry {}", raw.display())))?;
         let size = entry.header().size().map_err(io("reading an entry size"))?;
         if size > 64 * 1024 * 1024 {
             return Err(BackupError::Bad(format!(
                 "{} is implausibly large",
-                rel.display()
+                raw.display()
             )));
         }
         let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
         entry
             .read_to_end(&mut data)
-            .map_err(io(format!("reading {}", rel.display())))?;
-        match rel.to_str() {
-            Some("FORMAT") => {
+            .map_err(io(format!("reading {}", raw.display())))?;
+        let target = match entry_kind {
+            Entry::Format => {
                 if data != FORMAT.as_bytes() {
                     return Err(BackupError::Bad("unknown backup format".into()));
                 }
                 saw_format = true;
+                continue;
             }
-            Some("accounts.json") => {
+            Entry::Accounts => {
                 accounts = Some(
                     serde_json::from_slice(&data)
                         .map_err(|e| BackupError::Bad(format!("accounts.json: {e}")))?,
                 );
+                continue;
             }
-            _ => {
-                if !saw_format {
-                    return Err(BackupError::Bad("it does not start with its format".into()));
-                }
-                write_file(&dir.root().join(&rel), &data)?;
-                if rel.starts_with("keys") {
-                    s.keys += 1;
-                } else if rel.starts_with("log") {
-                    s.log_entries += 1;
-                } else {
-                    s.config = true;
-                }
+            Entry::Key(rel) => {
+                s.keys += 1;
+                dir.keys().join(rel)
             }
+            Entry::Log(rel) => {
+                s.log_entries += 1;
+                dir.log().join(rel)
+            }
+            Entry::Config => {
+                s.config = true;
+                dir.config()
+            }
+        };
+        if !saw_format {
+            return Err(BackupError::Bad("it does not start with its format".into()));
         }
+        crate::secrets::replace(&target, &data)?;
     }
     if !saw_format || s.keys == 0 {
         return Err(BackupError::Bad("it holds no node keys".into()));
     }
     if let Some(a) = accounts {
-        let path = dir.root().join("accounts");
-        let db = sled::Config::new().path(&path).open()?;
+        let path = dir.accounts();
+        let db = crate::db::Accounts::open(&path)?;
         set_mode(&path, 0o700)?;
-        let store = TokenStore::from_parts(
-            db.open_tree(crate::tokens::TOKENS)?,
-            db.open_tree(crate::tokens::COLLECTIONS)?,
-            crate::tokens::crypto::SealKey::from_bytes([0; 32]),
-        );
+        // Records are imported as stored (sealed); the key only matters for opening them.
+        let store = TokenStore::with_key(&db, crate::tokens::crypto::SealKey::from_bytes([0; 32]))?;
         s.accounts = store.import_raw(&a)?;
         db.flush()?;
     }
@@ -255,19 +278,6 @@ pub fn restore<R: Read>(archive: R, dir: &DataDir) -> Result<Summary> {
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(io(format!("setting the mode of {}", path.display())))
-}
-
-fn write_file(path: &Path, data: &[u8]) -> Result<()> {
-    // secrets::create makes the parent 0700 and the file 0600, and syncs it; it refuses an
-    // existing file, so a temp file left by an interrupted restore goes first.
-    let tmp = path.with_extension("restore.tmp");
-    match std::fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(BackupError::Io(format!("removing {}", tmp.display()), e)),
-    }
-    crate::secrets::create(&tmp, data)?;
-    std::fs::rename(&tmp, path).map_err(io(format!("renaming into {}", path.display())))
 }
 
 #[cfg(test)]

@@ -8,6 +8,9 @@
 //!   should keep a copy offline; a node only needs it while acting as an admin.
 //!
 //! Secrets are hex text (32-byte seeds) or protobuf bytes, all mode 0600 (see [`crate::secrets`]).
+//!
+//! Owns the key formats and which keys a node has. Must not write files itself (that is
+//! [`crate::secrets`]) or name paths ([`crate::paths::DataDir`]).
 
 use crate::paths::DataDir;
 use crate::secrets::{self, SecretError};
@@ -57,7 +60,7 @@ impl NodeKeys {
     /// replaced. Returns the keys and whether anything was created.
     pub fn init(dir: &DataDir) -> Result<(Self, bool), SecretError> {
         let mut created = false;
-        let node = dir.keys().join("node.key");
+        let node = dir.node_key();
         if !node.exists() {
             let kp = Keypair::ed25519_from_bytes(secrets::random_bytes::<32>()?)
                 .map_err(|_| SecretError::Malformed(node.display().to_string(), "ed25519 seed"))?;
@@ -67,25 +70,21 @@ impl NodeKeys {
             secrets::create(&node, &bytes)?;
             created = true;
         }
-        for name in ["publisher.key", "admin.key"] {
-            let p = dir.keys().join(name);
-            if !p.exists() {
-                secrets::create(&p, hex::encode(secrets::random_bytes::<32>()?).as_bytes())?;
-                created = true;
-            }
+        for p in [dir.publisher_key(), dir.admin_key()] {
+            created |= secrets::create_hex_seed(&p)?;
         }
         Ok((Self::load(dir)?, created))
     }
 
     /// Loads the keys, refusing any that other users can read.
     pub fn load(dir: &DataDir) -> Result<Self, SecretError> {
-        let node = dir.keys().join("node.key");
+        let node = dir.node_key();
         let identity = Keypair::from_protobuf_encoding(&secrets::read(&node)?)
             .map_err(|_| SecretError::Malformed(node.display().to_string(), "libp2p key"))?;
         Ok(Self {
             identity,
-            publisher: load_seed(&dir.keys().join("publisher.key"))?,
-            admin: load_seed(&dir.keys().join("admin.key"))?,
+            publisher: load_seed(&dir.publisher_key())?,
+            admin: load_seed(&dir.admin_key())?,
         })
     }
 }
@@ -138,11 +137,8 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600, "{f}");
         }
-        std::fs::set_permissions(
-            dir.keys().join("admin.key"),
-            std::fs::Permissions::from_mode(0o604),
-        )
-        .expect("chmod");
+        std::fs::set_permissions(dir.admin_key(), std::fs::Permissions::from_mode(0o604))
+            .expect("chmod");
         assert!(matches!(
             NodeKeys::load(&dir),
             Err(SecretError::Exposed(..))

@@ -15,12 +15,16 @@
 //! - [`server`]: `shubnet serve`, the construction order and the ordered shutdown.
 //! - [`backup`]: `shubnet backup`/`restore`. [`clock`]: Unix time.
 //! - [`cli`]: every `shubnet` subcommand; commands that change a node talk to its admin API.
+//! - [`paths`]: where a node keeps its files; [`durable`]: how it replaces them; [`db`]: its sled
+//!   databases and their trees.
 
 pub mod admin_token;
 pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod db;
+pub mod durable;
 pub mod http;
 pub mod keys;
 pub mod p2p;

@@ -1,4 +1,7 @@
 //! The layout of a node's data directory, in one place so nothing else builds paths by hand.
+//!
+//! Owns every file and directory name under DATA_DIR. Must not create, read or write anything:
+//! callers do that (durably, through [`crate::durable`]).
 
 use std::path::{Path, PathBuf};
 
@@ -60,6 +63,52 @@ impl DataDir {
         self.keys().join("admin.token")
     }
 
+    /// The libp2p identity (protobuf encoding); its peer id names the node.
+    pub fn node_key(&self) -> PathBuf {
+        self.keys().join("node.key")
+    }
+
+    /// The seed of the key that signs this institution's manifests.
+    pub fn publisher_key(&self) -> PathBuf {
+        self.keys().join("publisher.key")
+    }
+
+    /// The seed of the federation admin key that signs roster versions.
+    pub fn admin_key(&self) -> PathBuf {
+        self.keys().join("admin.key")
+    }
+
+    /// The node-local key that seals the token secrets kept in `accounts/`.
+    pub fn seal_key(&self) -> PathBuf {
+        self.keys().join("tokens.key")
+    }
+
+    /// User tokens and private collections: a sled database apart from the index, because
+    /// nothing can rebuild it (mode 0700).
+    pub fn accounts(&self) -> PathBuf {
+        self.root.join("accounts")
+    }
+
+    /// Where a damaged index is set aside (at unix time `at`) before a fresh one is built.
+    pub fn damaged_index(&self, at: u64) -> PathBuf {
+        self.root.join(format!("index.damaged-{at}"))
+    }
+
+    /// Records of library uploads not yet tagged, one file per upload key.
+    pub fn uploads(&self) -> PathBuf {
+        self.root.join("uploads")
+    }
+
+    /// Present while the node is leaving the federation, so a restart keeps leaving.
+    pub fn leaving_marker(&self) -> PathBuf {
+        self.root.join("leaving")
+    }
+
+    /// The addresses of peers this node has talked to, for dialing them after a restart.
+    pub fn p2p_peers(&self) -> PathBuf {
+        self.root.join("p2p.peers")
+    }
+
     /// The node's configuration file.
     pub fn config(&self) -> PathBuf {
         self.root.join("config.toml")
@@ -78,5 +127,10 @@ impl DataDir {
     /// Where a running node writes the URL it serves, so the CLI can find it.
     pub fn api_file(&self) -> PathBuf {
         self.root.join("api.url")
+    }
+
+    /// Where a node serving HTTPS writes that URL.
+    pub fn https_file(&self) -> PathBuf {
+        self.root.join("https.url")
     }
 }

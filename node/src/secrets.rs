@@ -1,7 +1,11 @@
-//! Secret files: created 0600 in a 0700 directory, written with fsync, and refused when other
-//! users can read them. Every key and token on disk goes through here.
+//! Secret files: created 0600 in a 0700 directory, written durably (see [`crate::durable`]), and
+//! refused when other users can read them. Every key and token on disk goes through here.
+//!
+//! Owns the permission rules for secrets. Must not know which secrets exist or where they live
+//! (that is [`crate::paths`]) or what they hold.
 
-use std::io::{Read, Write};
+use crate::durable::{self, DurableError, Mode};
+use std::io::Read;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
@@ -19,6 +23,9 @@ pub enum SecretError {
     /// The file exists but does not hold what it should.
     #[error("{0} is not a valid {1}")]
     Malformed(String, &'static str),
+    /// The secret could not be written; nothing partial is left under its name.
+    #[error(transparent)]
+    Write(#[from] DurableError),
 }
 
 /// `N` bytes from the kernel's CSPRNG.
@@ -42,13 +49,31 @@ fn secure_parent(path: &Path) -> Result<(), SecretError> {
 }
 
 /// Writes a new secret file with mode 0600. Fails if it already exists, so a key is never
-/// silently replaced.
+/// silently replaced; a crash leaves the complete key or none, never a truncated one.
 pub fn create(path: &Path, contents: &[u8]) -> Result<(), SecretError> {
     secure_parent(path)?;
-    let mut f = open_0600(path)?;
-    f.write_all(contents)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| SecretError::Io(format!("writing {}", path.display()), e))
+    durable::create_new(path, contents, Mode::Secret)?;
+    Ok(())
+}
+
+/// Creates `path` holding 32 random bytes as hex unless it exists; true if it was created.
+/// A concurrent creator winning the race is not an error: its key is the one kept.
+pub fn create_hex_seed(path: &Path) -> Result<bool, SecretError> {
+    if path.exists() {
+        return Ok(false);
+    }
+    match create(path, hex::encode(random_bytes::<32>()?).as_bytes()) {
+        Ok(()) => Ok(true),
+        Err(SecretError::Write(e)) if e.already_exists() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `path` as a secret (0600 in a 0700 directory), replacing any earlier file.
+pub fn replace(path: &Path, contents: &[u8]) -> Result<(), SecretError> {
+    secure_parent(path)?;
+    durable::replace(path, contents, Mode::Secret)?;
+    Ok(())
 }
 
 /// Opens `path` for writing as a file only its owner can read, replacing a leftover from an

@@ -117,9 +117,9 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     tracing::info!(data_dir = %dir.root().display(), "opening the store");
     let store = Store::open(dir.clone()).await.map_err(store_err)?;
     let identity = keys.identity.clone();
-    let registry = Registry::open(dir.clone(), store.index_db(), keys)?;
-    let tokens = TokenStore::open(&store)?;
-    let usage = crate::usage::UsageStore::open(store.index_db())
+    let registry = Registry::open(dir.clone(), store.index(), keys)?;
+    let tokens = TokenStore::open(&dir)?;
+    let usage = crate::usage::UsageStore::open(store.index())
         .inspect_err(|e| tracing::error!(error = %e, "download and star counts are off"))
         .ok();
     let gate = Gate::default();

@@ -16,6 +16,9 @@
 //! advisory and unsigned, so they are bounded: a total above [`MAX_COUNT`] is ignored, a node may
 //! report at most [`MAX_ROOTS_PER_PEER`] roots, and a total never goes down (a restarted peer's
 //! smaller number cannot erase what it reported before).
+//!
+//! Owns the usage trees of the index ([`crate::db::UsageTrees`]) and their encodings. Must not
+//! open other trees or send anything on the network (the announcer does that).
 
 use shubnet_protocol::Cid;
 use shubnet_protocol::search::Usage;
@@ -30,13 +33,6 @@ pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(60);
 pub const MAX_COUNT: u64 = 1 << 40;
 /// Most roots remembered per announcing node.
 pub const MAX_ROOTS_PER_PEER: usize = 1_000_000;
-
-/// sled tree: root CID bytes → downloads (u64 big-endian).
-const DOWNLOADS: &str = "downloads-1";
-/// sled tree: `reference ‖ 0x00 ‖ user` → ().
-const STARS: &str = "stars-1";
-/// sled tree: `peer id ‖ 0x00 ‖ root CID bytes` → downloads that member announced (u64 BE).
-const ANNOUNCED: &str = "announced-downloads-1";
 
 /// Why a usage update failed.
 #[derive(Debug, thiserror::Error)]
@@ -62,9 +58,10 @@ fn be(v: &[u8]) -> u64 {
 }
 
 impl UsageStore {
-    /// Opens the trees in the node's index database and loads what members announced before.
-    pub fn open(db: &sled::Db) -> Result<Self, UsageError> {
-        let announced = db.open_tree(ANNOUNCED)?;
+    /// Opens the usage trees of the node's index and loads what members announced before.
+    pub fn open(index: &crate::db::Index) -> Result<Self, UsageError> {
+        let trees = index.usage_trees()?;
+        let announced = trees.announced;
         let mut remote: HashMap<String, HashMap<Cid, u64>> = HashMap::new();
         for item in announced.iter() {
             let (k, v) = item?;
@@ -82,8 +79,8 @@ impl UsageStore {
                 .insert(root, be(&v).min(MAX_COUNT));
         }
         let store = Self {
-            downloads: db.open_tree(DOWNLOADS)?,
-            stars: db.open_tree(STARS)?,
+            downloads: trees.downloads,
+            stars: trees.stars,
             announced,
             remote: Arc::new(Mutex::new(remote)),
             digest: Arc::default(),
@@ -240,7 +237,7 @@ mod tests {
     #[test]
     fn downloads_add_up_and_stars_are_one_per_user() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let db = sled::open(tmp.path()).expect("sled");
+        let db = crate::db::Index::open(tmp.path()).expect("sled");
         let u = UsageStore::open(&db).expect("open");
         let root = shubnet_protocol::cid::cid_for(shubnet_protocol::cid::RAW, b"x");
         assert_eq!(u.count_download(&root).expect("count"), 1);
@@ -263,7 +260,7 @@ mod tests {
     #[test]
     fn announced_totals_add_up_are_bounded_and_never_go_down() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let db = sled::open(tmp.path()).expect("sled");
+        let db = crate::db::Index::open(tmp.path()).expect("sled");
         let u = UsageStore::open(&db).expect("open");
         let root = shubnet_protocol::cid::cid_for(shubnet_protocol::cid::RAW, b"x");
         u.count_download(&root).expect("count");
@@ -297,7 +294,7 @@ mod tests {
     #[test]
     fn local_totals_page_in_root_order() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let db = sled::open(tmp.path()).expect("sled");
+        let db = crate::db::Index::open(tmp.path()).expect("sled");
         let u = UsageStore::open(&db).expect("open");
         let mut roots: Vec<Cid> = (0u32..5)
             .map(|i| shubnet_protocol::cid::cid_for(shubnet_protocol::cid::RAW, &i.to_le_bytes()))

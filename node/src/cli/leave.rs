@@ -30,8 +30,13 @@ pub struct LeaveArgs {
     node: NodeArgs,
 }
 
+/// A `--timeout` that is not a duration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a duration like 90s, 30m or 2h")]
+pub struct DurationError(String);
+
 /// Parses `90s`, `30m`, `2h` or plain seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let t = text.trim();
     let (num, mult) = match t.chars().last() {
         Some('s') => (&t[..t.len() - 1], 1),
@@ -43,7 +48,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok()
         .and_then(|n| n.checked_mul(mult))
         .map(Duration::from_secs)
-        .ok_or_else(|| format!("{text:?} is not a duration like 90s, 30m or 2h"))
+        .ok_or_else(|| DurationError(text.to_string()))
 }
 
 fn count(v: &Value, key: &str) -> u64 {

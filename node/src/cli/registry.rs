@@ -190,8 +190,22 @@ pub struct TagsArgs {
     node: NodeArgs,
 }
 
+/// Why a size argument was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    /// The suffix is not one of K, M, G, T, P (with optional B or iB).
+    #[error("unknown size unit in {0:?}; use K, M, G, T or P")]
+    Unit(String),
+    /// The number part is not a whole number.
+    #[error("{0:?} is not a size like 500G")]
+    NotSize(String),
+    /// The size does not fit in 64 bits.
+    #[error("{0:?} is too large")]
+    TooLarge(String),
+}
+
 /// Parses `500G`, `2T`, `10M`, `1024` (bytes; binary units).
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     let t = text.trim();
     let (num, mult) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
         Some((i, _)) => {
@@ -204,9 +218,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
                 "T" => 1 << 40,
                 "P" => 1 << 50,
                 _ => {
-                    return Err(format!(
-                        "unknown size unit in {text:?}; use K, M, G, T or P"
-                    ));
+                    return Err(SizeError::Unit(text.to_string()));
                 }
             };
             (&t[..i], m)
@@ -216,9 +228,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     let n: u64 = num
         .trim()
         .parse()
-        .map_err(|_| format!("{text:?} is not a size like 500G"))?;
+        .map_err(|_| SizeError::NotSize(text.to_string()))?;
     n.checked_mul(mult)
-        .ok_or_else(|| format!("{text:?} is too large"))
+        .ok_or_else(|| SizeError::TooLarge(text.to_string()))
 }
 
 use super::runtime;

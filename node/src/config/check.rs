@@ -1,5 +1,8 @@
 //! Checking a config file and applying `SHUBNET_*` overrides, with errors that name the line
 //! (or the environment variable) so an operator can fix them without guessing.
+//!
+//! Owns the checks of values beyond their TOML types. Must not read or write the file (see the
+//! parent module) or apply flags.
 
 use super::schema::{Kind, OPTIONS, Opt};
 use super::{ConfigError, NodeConfig};
@@ -29,26 +32,80 @@ fn line_of(text: &str, at: usize) -> usize {
         .map_or(1, |t| t.bytes().filter(|&b| b == b'\n').count() + 1)
 }
 
+/// Why a value is not acceptable for its option.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// Not a socket address.
+    #[error("`{value}` is not an IP:PORT address ({reason}), e.g. 127.0.0.1:8080")]
+    NotAddress {
+        /// The value given.
+        value: String,
+        /// The parser's complaint.
+        reason: String,
+    },
+    /// Not a multiaddr.
+    #[error("`{value}` is not a multiaddr ({reason}), e.g. /ip4/0.0.0.0/tcp/4001")]
+    NotMultiaddr {
+        /// The value given.
+        value: String,
+        /// The parser's complaint.
+        reason: String,
+    },
+    /// A bootstrap address without the peer id to expect there.
+    #[error(
+        "`{value}` names no peer: end it with /p2p/PEER_ID (from the peer's `shubnet keys show`)"
+    )]
+    NoPeer {
+        /// The value given.
+        value: String,
+    },
+    /// Neither `all` nor a collection pattern.
+    #[error("`{value}` is not `all` or a collection pattern (`lab-a`, `lab-a-*`)")]
+    NotPattern {
+        /// The value given.
+        value: String,
+    },
+    /// An interval of zero, which would spin.
+    #[error("must be at least 1")]
+    Zero,
+    /// Not a tracing filter.
+    #[error("`{value}` is not a log filter ({reason})")]
+    NotFilter {
+        /// The value given.
+        value: String,
+        /// The parser's complaint.
+        reason: String,
+    },
+}
+
 /// Checks one value of `opt` beyond its TOML type (addresses, patterns, ranges).
-pub fn check_value(opt: &Opt, value: &str) -> Result<(), String> {
+pub fn check_value(opt: &Opt, value: &str) -> Result<(), ValueError> {
     match (opt.section, opt.key) {
-        ("http", "listen" | "https") => value
-            .parse::<std::net::SocketAddr>()
-            .map(|_| ())
-            .map_err(|e| format!("`{value}` is not an IP:PORT address ({e}), e.g. 127.0.0.1:8080")),
+        ("http", "listen" | "https") => {
+            value
+                .parse::<std::net::SocketAddr>()
+                .map(|_| ())
+                .map_err(|e| ValueError::NotAddress {
+                    value: value.to_string(),
+                    reason: e.to_string(),
+                })
+        }
         ("p2p", "listen" | "bootstrap" | "announce") => {
-            let addr = value.parse::<libp2p::Multiaddr>().map_err(|e| {
-                format!("`{value}` is not a multiaddr ({e}), e.g. /ip4/0.0.0.0/tcp/4001")
-            })?;
+            let addr =
+                value
+                    .parse::<libp2p::Multiaddr>()
+                    .map_err(|e| ValueError::NotMultiaddr {
+                        value: value.to_string(),
+                        reason: e.to_string(),
+                    })?;
             if opt.key == "bootstrap"
                 && !addr
                     .iter()
                     .any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
             {
-                return Err(format!(
-                    "`{value}` names no peer: end it with /p2p/PEER_ID (from the peer's \
-                     `shubnet keys show`)"
-                ));
+                return Err(ValueError::NoPeer {
+                    value: value.to_string(),
+                });
             }
             Ok(())
         }
@@ -56,17 +113,20 @@ pub fn check_value(opt: &Opt, value: &str) -> Result<(), String> {
             if value == "all" || shubnet_protocol::roster::validate_pattern(value) {
                 Ok(())
             } else {
-                Err(format!(
-                    "`{value}` is not `all` or a collection pattern (`lab-a`, `lab-a-*`)"
-                ))
+                Err(ValueError::NotPattern {
+                    value: value.to_string(),
+                })
             }
         }
         ("replication", "check_interval_secs") | ("p2p", "usage_announce_secs") if value == "0" => {
-            Err("must be at least 1".to_string())
+            Err(ValueError::Zero)
         }
         ("log", "filter") => tracing_subscriber::EnvFilter::try_new(value)
             .map(|_| ())
-            .map_err(|e| format!("`{value}` is not a log filter ({e})")),
+            .map_err(|e| ValueError::NotFilter {
+                value: value.to_string(),
+                reason: e.to_string(),
+            }),
         _ => Ok(()),
     }
 }
@@ -169,12 +229,43 @@ pub fn check_text(text: &str) -> Vec<Problem> {
     }
 }
 
+/// What is wrong with an environment override.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvProblem {
+    /// The value fails its option's check.
+    #[error(transparent)]
+    Value(#[from] ValueError),
+    /// An integer option got something else.
+    #[error("not a non-negative integer")]
+    NotInteger,
+    /// A boolean option got something else.
+    #[error("not true or false")]
+    NotBool,
+}
+
+/// An environment override that cannot be applied, naming the variable and its value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}={raw:?}: {problem}")]
+pub struct EnvError {
+    /// The variable.
+    pub var: &'static str,
+    /// Its value.
+    pub raw: String,
+    /// What is wrong with it.
+    pub problem: EnvProblem,
+}
+
 /// The TOML value of environment override `raw` for `opt`, or why it is not one.
-fn env_value(opt: &Opt, raw: &str) -> Result<toml::Value, String> {
-    let bad = |what: &str| format!("{}={raw:?}: {what}", opt.env);
+fn env_value(opt: &Opt, raw: &str) -> Result<toml::Value, EnvError> {
+    let bad = |problem: EnvProblem| EnvError {
+        var: opt.env,
+        raw: raw.to_string(),
+        problem,
+    };
+    let check = |value: &str| check_value(opt, value).map_err(|e| bad(e.into()));
     match opt.kind {
         Kind::Text => {
-            check_value(opt, raw).map_err(|e| bad(&e))?;
+            check(raw)?;
             Ok(toml::Value::String(raw.to_string()))
         }
         Kind::Integer => {
@@ -183,14 +274,14 @@ fn env_value(opt: &Opt, raw: &str) -> Result<toml::Value, String> {
                 .parse()
                 .ok()
                 .filter(|n| *n >= 0)
-                .ok_or_else(|| bad("not a non-negative integer"))?;
-            check_value(opt, &n.to_string()).map_err(|e| bad(&e))?;
+                .ok_or_else(|| bad(EnvProblem::NotInteger))?;
+            check(&n.to_string())?;
             Ok(toml::Value::Integer(n))
         }
         Kind::Bool => match raw.trim().to_ascii_lowercase().as_str() {
             "1" | "true" | "yes" | "on" => Ok(toml::Value::Boolean(true)),
             "0" | "false" | "no" | "off" => Ok(toml::Value::Boolean(false)),
-            _ => Err(bad("not true or false")),
+            _ => Err(bad(EnvProblem::NotBool)),
         },
         Kind::List => {
             let items: Vec<&str> = raw
@@ -199,7 +290,7 @@ fn env_value(opt: &Opt, raw: &str) -> Result<toml::Value, String> {
                 .filter(|s| !s.is_empty())
                 .collect();
             for i in &items {
-                check_value(opt, i).map_err(|e| bad(&e))?;
+                check(i)?;
             }
             Ok(toml::Value::Array(
                 items
@@ -236,7 +327,7 @@ pub fn parse_with_env(
         if raw.is_empty() {
             continue;
         }
-        let value = env_value(o, &raw).map_err(fail)?;
+        let value = env_value(o, &raw).map_err(|e| fail(e.to_string()))?;
         let section = table
             .entry(o.section)
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));

@@ -1,6 +1,9 @@
 //! `config.toml`: what a node remembers about itself between runs that is not a secret.
-//! Written by `init` and by federation commands; flags and environment variables override it
-//! (the full option reference comes with the operations issue).
+//! Written by `init` and by federation commands; flags and environment variables override it.
+//!
+//! It holds the federation id, the root of trust every roster and manifest is verified against,
+//! so it is only ever replaced durably. Owns the file's schema and its reading and writing.
+//! Must not hold secrets (they live in `keys/`) or apply flags (the CLI does).
 
 pub mod check;
 pub mod schema;
@@ -14,6 +17,9 @@ pub enum ConfigError {
     /// File system trouble.
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
+    /// The file could not be replaced; the previous one is intact.
+    #[error(transparent)]
+    Write(#[from] crate::durable::DurableError),
     /// The file is not valid TOML for this schema; the message names the line.
     #[error("{path}: {message}")]
     Parse {
@@ -245,17 +251,20 @@ impl NodeConfig {
         Ok(cfg)
     }
 
-    /// Writes `config.toml` atomically.
+    /// Replaces `config.toml` durably: a crash leaves the old file or the new one, and once this
+    /// returns the new one survives power loss.
     pub fn save(&self, dir: &DataDir) -> Result<(), ConfigError> {
         let path = dir.config();
         let body = toml::to_string_pretty(self).map_err(|e| ConfigError::Parse {
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
-        let tmp = path.with_extension("toml.tmp");
-        std::fs::write(&tmp, format!("{HEADER}{body}"))
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| ConfigError::Io(format!("writing {}", path.display()), e))
+        crate::durable::replace(
+            &path,
+            format!("{HEADER}{body}").as_bytes(),
+            crate::durable::Mode::Shared,
+        )?;
+        Ok(())
     }
 }
 

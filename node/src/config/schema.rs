@@ -3,6 +3,8 @@
 //! `SHUBNET_*` environment overrides and the tests that keep the table and [`NodeConfig`]
 //! in step all read it, so the documentation cannot drift from the code.
 //!
+//! Owns the option table. Must not read files or the environment.
+//!
 //! [`NodeConfig`]: super::NodeConfig
 
 /// How an option's value is written (and how its environment variable is parsed).

@@ -42,14 +42,8 @@ pub enum HttpError {
         source: std::io::Error,
     },
     /// A file telling local tools the URL could not be written.
-    #[error("writing {path}: {source}")]
-    UrlFile {
-        /// The file.
-        path: PathBuf,
-        /// The OS's reason.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    UrlFile(#[from] crate::durable::DurableError),
     /// The server failed while serving.
     #[error("HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
@@ -152,18 +146,17 @@ async fn bind_tls(dir: &DataDir, tls: &TlsFlags) -> Result<TlsListener, HttpErro
     let listener = TlsListener::new(tcp, config).map_err(bind)?;
     let addr = axum::serve::Listener::local_addr(&listener).map_err(bind)?;
     let url = format!("https://{addr}");
-    write_url(&dir.root().join("https.url"), &url)?;
+    write_url(&dir.https_file(), &url)?;
     println!("shubnet: serving {url}");
     tracing::info!(%url, "serving HTTPS");
     Ok(listener)
 }
 
 fn write_url(path: &std::path::Path, url: &str) -> Result<(), HttpError> {
-    let tmp = path.with_extension("url.tmp");
-    std::fs::write(&tmp, format!("{url}\n"))
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|source| HttpError::UrlFile {
-            path: path.to_path_buf(),
-            source,
-        })
+    crate::durable::replace(
+        path,
+        format!("{url}\n").as_bytes(),
+        crate::durable::Mode::Shared,
+    )?;
+    Ok(())
 }

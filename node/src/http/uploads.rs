@@ -14,7 +14,7 @@
 use crate::http::backend::NodeBackend;
 use crate::paths::DataDir;
 use shubnet_protocol::Cid;
-use std::io::{self, Write};
+use std::io;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -62,9 +62,7 @@ fn invalid(key: &str) -> io::Error {
 impl PendingUploads {
     /// The records of the node in `dir`.
     pub fn new(dir: &DataDir) -> Self {
-        Self {
-            dir: dir.root().join("uploads"),
-        }
+        Self { dir: dir.uploads() }
     }
 
     /// Records (or re-records, with a fresh time) the upload `key`: temp file, fsync, rename.
@@ -73,11 +71,13 @@ impl PendingUploads {
             return Err(invalid(key));
         }
         std::fs::create_dir_all(&self.dir)?;
-        let tmp = self.dir.join(format!(".tmp-{key}"));
-        let mut f = std::fs::File::create(&tmp)?;
-        writeln!(f, "{root} {size} {}", now())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, self.dir.join(key))
+        let line = format!("{root} {size} {}\n", now());
+        crate::durable::replace(
+            &self.dir.join(key),
+            line.as_bytes(),
+            crate::durable::Mode::Shared,
+        )
+        .map_err(|e| e.source)
     }
 
     /// The record of `key`, if any.

@@ -40,7 +40,7 @@ fn split(addr: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
 impl AddrBook {
     /// Loads `p2p.peers` (missing or unreadable lines are skipped).
     pub fn load(dir: &DataDir) -> Self {
-        let path = dir.root().join("p2p.peers");
+        let path = dir.p2p_peers();
         let mut addrs: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
         if let Ok(text) = std::fs::read_to_string(&path) {
             for line in text.lines() {
@@ -102,7 +102,7 @@ impl AddrBook {
         before != self.addrs.len()
     }
 
-    /// Writes `p2p.peers` (temp → rename).
+    /// Replaces `p2p.peers` durably.
     pub fn save(&self) {
         let mut text = String::new();
         for (p, list) in &self.addrs {
@@ -110,8 +110,8 @@ impl AddrBook {
                 text.push_str(&format!("{}\n", a.clone().with(Protocol::P2p(*p))));
             }
         }
-        let tmp = self.path.with_extension("peers.tmp");
-        if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &self.path))
+        if let Err(e) =
+            crate::durable::replace(&self.path, text.as_bytes(), crate::durable::Mode::Shared)
         {
             tracing::warn!(error = %e, "cannot write p2p.peers");
         }

@@ -1,6 +1,8 @@
 //! What anti-entropy and gossip need from the registry: digests of the manifest set, listings
 //! by bucket, roster versions after a given one, batch acceptance of manifests learnt from a
 //! peer, and the events this node's own publications raise for the network to announce.
+//!
+//! Owns the registry's answers to sync. Must not send or receive anything itself.
 
 use super::{Registry, RegistryError, Result, db};
 use shubnet_protocol::Cid;
@@ -189,10 +191,10 @@ mod tests {
     use shubnet_protocol::cid::{RAW, cid_for};
     use shubnet_protocol::manifest::{Manifest, UnsignedManifest};
 
-    fn registry(tmp: &std::path::Path) -> (Registry, sled::Db) {
+    fn registry(tmp: &std::path::Path) -> (Registry, crate::db::Index) {
         let dir = DataDir::new(tmp);
         let (keys, _) = NodeKeys::init(&dir).expect("keys");
-        let db = sled::open(dir.index()).expect("sled");
+        let db = crate::db::Index::open(&dir.index()).expect("sled");
         (Registry::open(dir, &db, keys).expect("registry"), db)
     }
 

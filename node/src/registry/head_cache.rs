@@ -5,6 +5,8 @@
 //! since it started reading. Every head change bumps a generation and drops the tag's entry;
 //! a reader captures the generation before its sled reads and inserts only if it is unchanged,
 //! so a read that raced a change can never leave a stale head in the cache.
+//!
+//! Owns only memory. Must not read sled itself (the registry hands it what it read).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -1,49 +1,31 @@
 //! `log/`: the append-only record of accepted rosters and manifests, one file per CID.
+//!
+//! Owns the files of `log/`. Must not index anything (the registry does, after a write here
+//! returns) or write anywhere else.
 
-use std::io::Write;
+use crate::durable::{self, DurableError, Mode};
 use std::path::Path;
 
-/// Writes `name` in `log/` durably (temp → fsync → rename → fsync dir). An existing file with
-/// the same name holds the same bytes (names are CIDs) and is left alone.
-pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `name` in `log/` durably. An existing file with the same name holds the same bytes
+/// (names are CIDs) and is left alone.
+pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), DurableError> {
     let dest = dir.join(name);
     if dest.exists() {
         return Ok(());
     }
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &dest)?;
-    std::fs::File::open(dir)?.sync_all()
+    durable::replace(&dest, bytes, Mode::Shared)
 }
 
-/// [`write`] for many files at once, with one round of fsyncs: every temp file is written
-/// first, then each is synced, renamed, and the directory synced once. A batch of manifests
-/// from sync (or a bulk import) costs one disk flush instead of two per file; when this
-/// returns, every file is durable, exactly as after [`write`] for each.
-pub fn write_many(dir: &Path, files: &[(String, Vec<u8>)]) -> std::io::Result<()> {
-    let mut pending = Vec::with_capacity(files.len());
-    for (name, bytes) in files {
-        let dest = dir.join(name);
-        if dest.exists() {
-            continue;
-        }
-        let tmp = dir.join(format!(".{name}.tmp"));
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        pending.push((f, tmp, dest));
-    }
-    for (f, _, _) in &pending {
-        f.sync_all()?;
-    }
-    for (_, tmp, dest) in &pending {
-        std::fs::rename(tmp, dest)?;
-    }
-    if !pending.is_empty() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+/// [`write`] for many files at once, with one round of fsyncs (see [`durable::replace_all`]):
+/// a batch of manifests from sync (or a bulk import) costs one disk flush instead of two per
+/// file.
+pub fn write_many(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<(), DurableError> {
+    let missing: Vec<(std::path::PathBuf, &[u8])> = files
+        .iter()
+        .map(|(name, bytes)| (dir.join(name), bytes.as_slice()))
+        .filter(|(dest, _)| !dest.exists())
+        .collect();
+    durable::replace_all(&missing, Mode::Shared)
 }
 
 /// Encoded rosters and encoded manifests, as read from `log/`.

@@ -6,51 +6,40 @@
 //! here (roster versions, manifests, tag heads) are derived and rebuilt from `log/` when they
 //! are empty.
 //!
-//! Rules enforced on everything that enters (from a local push or, later, a peer):
+//! Rules enforced on everything that enters (from a local push or from a peer):
 //! - rosters: the chain verifies from version 1 against the federation id in `config.toml`, each
 //!   version signed by a threshold of the previous version's admins;
 //! - manifests: signature, publisher in the roster, collection within that member's
 //!   namespaces, right federation, and succession (seq strictly increasing, `prev` linked,
 //!   frozen tags never move).
+//!
+//! Owns `log/` (through [`log`]) and the registry's trees of the index ([`crate::db::RegistryTrees`]).
+//! Must not touch the content store's files or trees, nor talk to the network: the network
+//! takes [`LocalEvent`]s and hands in what peers send.
 
 mod exchange;
 mod head_cache;
 mod log;
 pub mod metadata;
+mod roster;
 pub mod search;
 
 pub use exchange::{BatchReport, LocalEvent};
+pub use roster::{ROSTER_LINE_PREFIX, RosterOutcome, roster_from_line, roster_to_line};
 
 use crate::clock::unix_now as now;
 use crate::config::NodeConfig;
+use crate::db::Index;
 use crate::keys::NodeKeys;
 use crate::paths::DataDir;
-use base64::Engine;
 use shubnet_protocol::Cid;
 use shubnet_protocol::manifest::{
     Manifest, ManifestError, Metadata, UnsignedManifest, check_succession,
 };
 use shubnet_protocol::reference::Reference;
-use shubnet_protocol::roster::{
-    JoinRequest, Member, Roster, RosterError, SignedRoster, verify_chain, verify_genesis,
-    verify_next,
-};
+use shubnet_protocol::roster::{Roster, RosterError, SignedRoster, verify_chain};
 use shubnet_protocol::sif::MEDIA_TYPE_OPAQUE;
 use std::sync::{Arc, Mutex};
-
-/// sled tree: roster version (u64 big-endian) → signed roster encoding.
-const ROSTERS: &str = "rosters-1";
-/// sled tree: manifest CID → signed manifest encoding.
-const MANIFESTS: &str = "manifests-1";
-/// sled tree: `collection/name:tag` → CID of the head manifest.
-const HEADS: &str = "heads-1";
-/// sled tree: `root CID ‖ 0x00 ‖ collection` → (): which collections publish each content root.
-const ROOT_COLLECTIONS: &str = "root-collections-1";
-/// sled tree: the one roster version waiting for more admin signatures.
-const PENDING: &str = "pending-roster-1";
-
-/// Prefix of a signed roster passed between admins as one line of text.
-pub const ROSTER_LINE_PREFIX: &str = "shubnet-roster-v1.";
 
 /// Why a registry operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -80,28 +69,12 @@ pub enum RegistryError {
 
 type Result<T, E = RegistryError> = std::result::Result<T, E>;
 
-fn io(context: &str) -> impl Fn(std::io::Error) -> RegistryError + '_ {
+fn io<E: std::fmt::Display>(context: &str) -> impl Fn(E) -> RegistryError + '_ {
     move |e| RegistryError::Io(format!("{context}: {e}"))
 }
 
 fn db(e: sled::Error) -> RegistryError {
     RegistryError::Io(format!("index: {e}"))
-}
-
-/// What `admin` and `sign` produce: the roster is either accepted or waits for signatures.
-#[derive(Debug, Clone)]
-pub enum RosterOutcome {
-    /// Enough signatures: this version is now current.
-    Accepted(SignedRoster),
-    /// More admin signatures are needed; pass the line to the other admins.
-    Pending {
-        /// The partially signed roster.
-        roster: SignedRoster,
-        /// Signatures present.
-        have: usize,
-        /// Signatures needed.
-        need: u32,
-    },
 }
 
 /// A cheap-to-clone handle to the registry.
@@ -141,17 +114,18 @@ fn head_key(collection: &str, name: &str, tag: &str) -> String {
 }
 
 impl Registry {
-    /// Opens the registry over the node's index database, rebuilding it from `log/` if empty.
-    pub fn open(dir: DataDir, db_handle: &sled::Db, keys: NodeKeys) -> Result<Self> {
+    /// Opens the registry's trees of the node's index, rebuilding them from `log/` if empty.
+    pub fn open(dir: DataDir, index: &Index, keys: NodeKeys) -> Result<Self> {
         std::fs::create_dir_all(dir.log()).map_err(io("creating log/"))?;
         let config = NodeConfig::load(&dir).map_err(|e| RegistryError::Io(e.to_string()))?;
+        let trees = index.registry_trees().map_err(db)?;
         let reg = Registry {
             inner: Arc::new(Inner {
-                rosters: db_handle.open_tree(ROSTERS).map_err(db)?,
-                manifests: db_handle.open_tree(MANIFESTS).map_err(db)?,
-                heads: db_handle.open_tree(HEADS).map_err(db)?,
-                pending: db_handle.open_tree(PENDING).map_err(db)?,
-                root_collections: db_handle.open_tree(ROOT_COLLECTIONS).map_err(db)?,
+                rosters: trees.rosters,
+                manifests: trees.manifests,
+                heads: trees.heads,
+                pending: trees.pending,
+                root_collections: trees.root_collections,
                 dir,
                 keys,
                 config: Mutex::new(config),
@@ -210,270 +184,6 @@ impl Registry {
         let id = self.federation_id().ok_or(RegistryError::NoFederation)?;
         let r = self.roster()?.ok_or(RegistryError::NoFederation)?;
         Ok((id, r.body))
-    }
-
-    /// Founds a federation: roster version 1 with this node's admin key as the only admin and
-    /// this node as the first member, owning `namespaces`.
-    pub fn create_federation(
-        &self,
-        name: &str,
-        institution: &str,
-        namespaces: Vec<String>,
-        storage_bytes: u64,
-        replication: shubnet_protocol::roster::Replication,
-    ) -> Result<String> {
-        let _w = self.lock();
-        if let Some(id) = self.federation_id() {
-            return Err(RegistryError::AlreadyFederated(id));
-        }
-        let keys = &self.inner.keys;
-        let mut body = Roster::genesis(name, vec![keys.admin.verifying_key().to_bytes()], 1, now());
-        body.replication = replication;
-        body.members.push(Member {
-            id: institution.to_owned(),
-            name: institution.to_owned(),
-            peer_ids: vec![keys.peer_id().to_string()],
-            publisher_keys: vec![keys.publisher.verifying_key().to_bytes()],
-            namespaces,
-            storage_bytes,
-            gateway: None,
-        });
-        body.validate().map_err(RosterError::from)?;
-        let mut signed = SignedRoster::new(body);
-        signed.add_signature(&keys.admin);
-        verify_genesis(&signed)?;
-        let id = signed
-            .body
-            .federation_id()
-            .ok_or_else(|| RegistryError::Invalid("genesis roster must be version 1".into()))?;
-        self.store_roster(&signed)?;
-        self.set_config(|c| {
-            c.federation.id = Some(id.clone());
-            c.federation.institution = Some(institution.to_owned());
-        })?;
-        self.emit(LocalEvent::Federation);
-        Ok(id)
-    }
-
-    /// Trusts federation `id` and accepts its roster chain (a newcomer's first sync).
-    pub fn join(&self, id: &str, chain: &[SignedRoster]) -> Result<Roster> {
-        let _w = self.lock();
-        if let Some(have) = self.federation_id()
-            && have != id
-        {
-            return Err(RegistryError::AlreadyFederated(have));
-        }
-        let latest = verify_chain(id, chain)?;
-        if self
-            .pending()?
-            .is_some_and(|p| p.body.version <= latest.version)
-        {
-            self.inner.pending.clear().map_err(db)?;
-        }
-        for r in chain {
-            if self
-                .inner
-                .rosters
-                .get(r.body.version.to_be_bytes())
-                .map_err(db)?
-                .is_none()
-            {
-                self.store_roster(r)?;
-            }
-        }
-        let me = self.inner.keys.peer_id().to_string();
-        let institution = latest
-            .members
-            .iter()
-            .find(|m| m.peer_ids.contains(&me))
-            .map(|m| m.id.clone());
-        self.set_config(|c| {
-            c.federation.id = Some(id.to_owned());
-            c.federation.institution = institution.clone();
-        })?;
-        self.emit(LocalEvent::Federation);
-        Ok(latest)
-    }
-
-    /// Accepts the next roster version if it follows the current one with enough signatures.
-    pub fn accept_roster(&self, next: &SignedRoster) -> Result<()> {
-        let _w = self.lock();
-        self.accept_roster_locked(next)
-    }
-
-    fn accept_roster_locked(&self, next: &SignedRoster) -> Result<()> {
-        let (_, current) = self.current()?;
-        if next.body.version <= current.version {
-            let have = self
-                .inner
-                .rosters
-                .get(next.body.version.to_be_bytes())
-                .map_err(db)?;
-            if have.is_some_and(|h| {
-                SignedRoster::decode(&h).map(|h| h.body_cid()).ok() == Some(next.body_cid())
-            }) {
-                return Ok(()); // already known
-            }
-        }
-        verify_next(&current, next)?;
-        self.store_roster(next)?;
-        self.inner.pending.clear().map_err(db)?;
-        Ok(())
-    }
-
-    /// An admin's step: adds the member from a join request to a new roster version and signs
-    /// it with this node's admin key.
-    pub fn admit(&self, request_line: &str, storage_bytes: u64) -> Result<RosterOutcome> {
-        let _w = self.lock();
-        let req = JoinRequest::from_line(request_line.trim())?;
-        let (_, current) = self.current()?;
-        if !current.is_admin(&self.inner.keys.admin.verifying_key().to_bytes()) {
-            return Err(RegistryError::Invalid(
-                "this node's admin key is not an admin of the current roster".into(),
-            ));
-        }
-        if current.member(&req.body.institution).is_some() {
-            return Err(RegistryError::Invalid(format!(
-                "institution {:?} is already a member",
-                req.body.institution
-            )));
-        }
-        let mut body = current.successor(now());
-        body.members.push(req.to_member(storage_bytes));
-        body.validate().map_err(RosterError::from)?;
-        let mut signed = SignedRoster::new(body);
-        signed.add_signature(&self.inner.keys.admin);
-        self.settle(current, signed)
-    }
-
-    /// An admin's step: a new roster version with admins added or removed and/or a new
-    /// threshold, signed with this node's admin key.
-    pub fn change_admins(
-        &self,
-        add: &[[u8; 32]],
-        remove: &[[u8; 32]],
-        threshold: Option<u32>,
-    ) -> Result<RosterOutcome> {
-        let _w = self.lock();
-        let (_, current) = self.current()?;
-        if !current.is_admin(&self.inner.keys.admin.verifying_key().to_bytes()) {
-            return Err(RegistryError::Invalid(
-                "this node's admin key is not an admin of the current roster".into(),
-            ));
-        }
-        let mut body = current.successor(now());
-        body.admins.retain(|k| !remove.contains(k));
-        for k in add {
-            if !body.admins.contains(k) {
-                body.admins.push(*k);
-            }
-        }
-        if let Some(t) = threshold {
-            body.threshold = t;
-        }
-        body.validate().map_err(RosterError::from)?;
-        let mut signed = SignedRoster::new(body);
-        signed.add_signature(&self.inner.keys.admin);
-        self.settle(current, signed)
-    }
-
-    /// An admin's step after `shubnet leave`: a new roster version without the node `peer_id`.
-    /// Its institution stays a member (its publisher keys keep the images it published valid);
-    /// when that was its last node, the member offers no storage any more.
-    pub fn remove_node(&self, peer_id: &str) -> Result<RosterOutcome> {
-        let _w = self.lock();
-        let (_, current) = self.current()?;
-        if !current.is_admin(&self.inner.keys.admin.verifying_key().to_bytes()) {
-            return Err(RegistryError::Invalid(
-                "this node's admin key is not an admin of the current roster".into(),
-            ));
-        }
-        let mut body = current.successor(now());
-        let member = body
-            .members
-            .iter_mut()
-            .find(|m| m.peer_ids.iter().any(|p| p == peer_id))
-            .ok_or_else(|| RegistryError::Invalid(format!("no member has the node {peer_id:?}")))?;
-        member.peer_ids.retain(|p| p != peer_id);
-        if member.peer_ids.is_empty() {
-            member.storage_bytes = 0;
-        }
-        body.validate().map_err(RosterError::from)?;
-        let mut signed = SignedRoster::new(body);
-        signed.add_signature(&self.inner.keys.admin);
-        self.settle(current, signed)
-    }
-
-    /// Co-signs a pending roster version (threshold > 1) and accepts it once enough admins have.
-    pub fn sign(&self, roster_line: &str) -> Result<RosterOutcome> {
-        let _w = self.lock();
-        let mut signed = roster_from_line(roster_line)?;
-        let (_, current) = self.current()?;
-        if !current.is_admin(&self.inner.keys.admin.verifying_key().to_bytes()) {
-            return Err(RegistryError::Invalid(
-                "this node's admin key is not an admin of the current roster".into(),
-            ));
-        }
-        signed.add_signature(&self.inner.keys.admin);
-        self.settle(current, signed)
-    }
-
-    fn settle(&self, current: Roster, signed: SignedRoster) -> Result<RosterOutcome> {
-        match verify_next(&current, &signed) {
-            Ok(()) => {
-                self.store_roster(&signed)?;
-                self.inner.pending.clear().map_err(db)?;
-                self.emit(LocalEvent::Roster(signed.encode()));
-                Ok(RosterOutcome::Accepted(signed))
-            }
-            Err(RosterError::TooFewSignatures { have, need }) => {
-                self.inner
-                    .pending
-                    .insert(b"pending", signed.encode())
-                    .map_err(db)?;
-                Ok(RosterOutcome::Pending {
-                    roster: signed,
-                    have,
-                    need,
-                })
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// The roster version waiting for signatures, if any.
-    pub fn pending(&self) -> Result<Option<SignedRoster>> {
-        match self.inner.pending.get(b"pending").map_err(db)? {
-            Some(v) => Ok(Some(SignedRoster::decode(&v)?)),
-            None => Ok(None),
-        }
-    }
-
-    fn store_roster(&self, r: &SignedRoster) -> Result<()> {
-        let bytes = r.encode();
-        log::write(
-            &self.inner.dir.log(),
-            &format!("{}.roster", r.cid()),
-            &bytes,
-        )
-        .map_err(io("writing the roster to log/"))?;
-        self.inner
-            .rosters
-            .insert(r.body.version.to_be_bytes(), bytes)
-            .map_err(db)?;
-        self.inner.rosters.flush().map_err(db)?;
-        Ok(())
-    }
-
-    fn set_config(&self, f: impl FnOnce(&mut NodeConfig)) -> Result<()> {
-        let mut cfg = self
-            .inner
-            .config
-            .lock()
-            .map_err(|_| RegistryError::Io("config lock poisoned".into()))?;
-        f(&mut cfg);
-        cfg.save(&self.inner.dir)
-            .map_err(|e| RegistryError::Io(e.to_string()))
     }
 
     /// The search index, for reading.
@@ -789,33 +499,6 @@ pub(crate) fn count_rejection(e: &RegistryError) {
         _ => "other",
     };
     shubnet_metrics::global().reject("manifest", reason);
-}
-
-/// One line of text carrying a signed roster between admins.
-pub fn roster_to_line(r: &SignedRoster) -> String {
-    format!(
-        "{ROSTER_LINE_PREFIX}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r.encode())
-    )
-}
-
-/// Parses [`roster_to_line`] output.
-pub fn roster_from_line(line: &str) -> Result<SignedRoster> {
-    let body = line
-        .trim()
-        .strip_prefix(ROSTER_LINE_PREFIX)
-        .ok_or_else(|| {
-            RegistryError::Invalid(format!(
-                "not a roster line (expected {ROSTER_LINE_PREFIX}…)"
-            ))
-        })?;
-    if body.len() > 2 * shubnet_protocol::roster::MAX_ROSTER_SIZE {
-        return Err(RegistryError::Invalid("roster line too long".into()));
-    }
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(body)
-        .map_err(|e| RegistryError::Invalid(format!("roster line is not base64url: {e}")))?;
-    Ok(SignedRoster::decode(&bytes)?)
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@
 //! positions, so a query that matches all 100 000 images costs about a millisecond and builds
 //! only its page. A collection and the hidden (private) collections are ranges of that order,
 //! found by binary search.
+//!
+//! Owns only memory. Must not read sled or decide visibility (callers pass what is hidden).
 
 use fixedbitset::FixedBitSet;
 use memchr::memmem;

@@ -16,7 +16,7 @@ fn fixture() -> Fixture {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = DataDir::new(tmp.path().join("a"));
     let (keys, _) = NodeKeys::init(&dir).expect("keys");
-    let db = sled::open(dir.index()).expect("sled");
+    let db = Index::open(&dir.index()).expect("sled");
     let reg = Registry::open(dir.clone(), &db, keys).expect("registry");
     let fed = reg
         .create_federation(
@@ -272,7 +272,7 @@ fn the_index_is_rebuilt_from_log() {
         .expect("push");
     let chain = f.reg.roster_chain().expect("chain");
     // A fresh index over the same data dir: everything comes back from log/ and verifies.
-    let db = sled::Config::new().temporary(true).open().expect("sled");
+    let db = Index::temporary().expect("sled");
     let keys = NodeKeys::load(&f.dir).expect("keys");
     let reg2 = Registry::open(f.dir.clone(), &db, keys).expect("reopen");
     assert_eq!(reg2.roster_chain().expect("chain"), chain);

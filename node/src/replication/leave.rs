@@ -21,9 +21,6 @@ const ANNOUNCE_EVERY: Duration = Duration::from_secs(3);
 /// The least time another node keeps honouring a leaving announcement without a repeat.
 const MIN_LEAVING_TTL: Duration = Duration::from_secs(300);
 
-/// The file in the data directory that keeps a started leave across a restart.
-pub const MARKER: &str = "leaving";
-
 /// How far the hand-over is.
 #[derive(Debug, Clone, Serialize)]
 pub struct LeaveProgress {
@@ -83,8 +80,13 @@ impl Replicator {
     /// Starts leaving: from now on placement skips this node everywhere. Survives a restart
     /// (a marker file) until the leave is cancelled.
     pub fn start_leaving(&self) -> std::io::Result<()> {
-        let marker = self.inner.store.dir().root().join(MARKER);
-        std::fs::write(&marker, b"shubnet leave in progress\n")?;
+        let marker = self.inner.store.dir().leaving_marker();
+        crate::durable::replace(
+            &marker,
+            b"shubnet leave in progress\n",
+            crate::durable::Mode::Shared,
+        )
+        .map_err(|e| e.source)?;
         if !self.inner.leaving.swap(true, Ordering::SeqCst) {
             tracing::info!("leaving the federation: handing images over to the other members");
         }
@@ -95,7 +97,7 @@ impl Replicator {
 
     /// Stays after all: placement counts this node again once the others' marks lapse.
     pub fn cancel_leaving(&self) -> std::io::Result<()> {
-        let marker = self.inner.store.dir().root().join(MARKER);
+        let marker = self.inner.store.dir().leaving_marker();
         match std::fs::remove_file(&marker) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

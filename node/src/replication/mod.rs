@@ -150,7 +150,7 @@ impl Replicator {
         stop: CancellationToken,
     ) -> Self {
         let me = registry.keys().peer_id();
-        let leaving = store.dir().root().join(leave::MARKER).exists();
+        let leaving = store.dir().leaving_marker().exists();
         Self {
             inner: Arc::new(Inner {
                 store,

@@ -42,7 +42,7 @@ async fn fixture(cfg: ReplicationConfig) -> (Fixture, Replicator) {
     std::fs::create_dir_all(dir.root()).expect("mkdir");
     let (keys, _) = NodeKeys::init(&dir).expect("keys");
     let store = Store::open(dir.clone()).await.expect("store");
-    let reg = Registry::open(dir, store.index_db(), keys).expect("registry");
+    let reg = Registry::open(dir, store.index(), keys).expect("registry");
     reg.create_federation(
         "t",
         "lab-a",

@@ -1,5 +1,8 @@
 //! Writing content: streaming `add` and verified CAR import. Both end in [`Store::commit`],
 //! which renames a finished, fsynced temp file into `blobs/` and then indexes it.
+//!
+//! Owns the write path into `blobs/`. Must not accept a blob without its whole-file sha256, and
+//! must not touch trees other than the store's.
 
 use super::tables::{self, Location, RootRecord};
 use super::{Result, Store, StoreError, sled_err, sync_dir, unix_now};
@@ -142,11 +145,11 @@ impl Store {
         let written = writer
             .await
             .map_err(|e| StoreError::Invalid(format!("import task failed: {e}")));
-        let sha256 = hasher.await.unwrap_or_default();
+        let sha256 = whole_file_hash(hasher.await);
         let staged = match (failure, written) {
             (Some(e), _) => Err(StoreError::Interrupted(e.to_string())),
             (None, Err(e)) | (None, Ok(Err(e))) => Err(e),
-            (None, Ok(Ok((imported, blocks)))) => Ok(Staged {
+            (None, Ok(Ok((imported, blocks)))) => sha256.map(|sha256| Staged {
                 temp: temp.clone(),
                 root: imported.root,
                 record: RootRecord {
@@ -480,22 +483,24 @@ pub fn sidecar_path(blobs: &Path, root: &Cid) -> PathBuf {
     blobs.join(format!("{root}{NODES_SIDECAR}"))
 }
 
+/// Writes the nodes sidecar of a blob durably; the caller syncs `blobs/` with the blob's rename.
 fn write_sidecar(blobs: &Path, root: &Cid, nodes: &[(Cid, Vec<u8>)]) -> Result<()> {
-    let final_path = sidecar_path(blobs, root);
-    let temp = blobs.join(format!(".{root}{NODES_SIDECAR}.tmp"));
-    let res = (|| {
-        let f = File::create(&temp)?;
+    write_nodes_car(&sidecar_path(blobs, root), root, nodes)
+        .map_err(|e| StoreError::durable("writing the DAG sidecar", e))
+}
+
+/// Replaces `path` with a CAR of `nodes` under `root` (sidecars and partial downloads).
+pub(super) fn write_nodes_car(
+    path: &Path,
+    root: &Cid,
+    nodes: &[(Cid, Vec<u8>)],
+) -> std::result::Result<(), crate::durable::DurableError> {
+    crate::durable::replace_with(path, crate::durable::Mode::Shared, |f| {
         let mut w = CarWriter::new(BufWriter::new(f), &[*root])?;
         for (cid, bytes) in nodes {
             w.write_block(cid, bytes)?;
         }
-        let f = w.finish()?.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        std::fs::rename(&temp, &final_path)
-    })();
-    res.map_err(|e| {
-        remove_quietly(&temp);
-        StoreError::io("writing the DAG sidecar", e)
+        w.finish()?.flush()
     })
 }
 
@@ -534,6 +539,14 @@ fn write_import(
     out.sync_all()
         .map_err(|e| StoreError::io("syncing a temp blob", e))?;
     Ok((summary, blocks))
+}
+
+/// The whole-file sha256 from the hasher task. A task that died has no digest: recording a
+/// default one would have the node sign a wrong sha256 into the manifest.
+fn whole_file_hash(
+    joined: std::result::Result<[u8; 32], tokio::task::JoinError>,
+) -> Result<[u8; 32]> {
+    joined.map_err(StoreError::Hash)
 }
 
 fn hash_stream(mut rx: tokio::sync::mpsc::Receiver<Bytes>) -> [u8; 32] {
@@ -575,4 +588,18 @@ impl<R: Read> Read for Counting<R> {
 
 fn reader_pos<R: Read>(r: &CarReader<Counting<R>>) -> u64 {
     r.inner_ref().pos
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_dead_hasher_is_an_error_not_a_zero_digest() {
+        let dead = tokio::task::spawn_blocking(|| -> [u8; 32] { panic!("the hasher died") });
+        let err = whole_file_hash(dead.await).expect_err("no digest");
+        assert!(matches!(err, StoreError::Hash(_)), "{err}");
+        let alive = tokio::task::spawn_blocking(|| [7u8; 32]);
+        assert_eq!(whole_file_hash(alive.await).expect("digest"), [7; 32]);
+    }
 }

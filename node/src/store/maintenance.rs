@@ -1,5 +1,8 @@
 //! Garbage collection and repair. Both hold the maintenance lock exclusively, so no write is in
 //! flight while they look at `blobs/` and `partial/`.
+//!
+//! Owns deciding what in `blobs/` is garbage or damaged. Must not touch files outside the
+//! store's directories or trees other than the store's.
 
 use super::import::{NODES_SIDECAR, remove_quietly, sidecar_path};
 use super::tables::{self, Location, RootRecord};
@@ -244,18 +247,56 @@ impl Store {
     }
 }
 
+/// Why a blob failed its check (it is quarantined).
+#[derive(Debug, thiserror::Error)]
+enum Damage {
+    /// The blob or its sidecar cannot be read.
+    #[error("{0}")]
+    Read(#[from] std::io::Error),
+    /// The bytes hash to another root than the file's name.
+    #[error("content hashes to {0}, not its name")]
+    WrongRoot(Cid),
+    /// Re-importing gave no whole-file digest to record.
+    #[error("no whole-file sha256 was computed")]
+    NoDigest,
+    /// The sidecar is not a valid CAR.
+    #[error("{0}")]
+    Sidecar(#[from] shubnet_protocol::car::CarError),
+    /// A leaf does not match its CID.
+    #[error("{0}")]
+    Leaf(#[from] shubnet_protocol::cid::CidError),
+    /// A node in the sidecar does not decode.
+    #[error("{0}")]
+    Node(#[from] shubnet_protocol::dagpb::DagPbError),
+    /// The sidecar does not hold a node the DAG needs.
+    #[error("sidecar lacks node {0}")]
+    MissingNode(Cid),
+    /// A node the DAG needs is a leaf, not a dag-pb node.
+    #[error("{0} in the sidecar is not a dag-pb node")]
+    NotNode(Cid),
+    /// A leaf size that cannot be held in memory.
+    #[error("a leaf of {0} bytes is too large")]
+    LeafSize(u64),
+    /// The file ends before its DAG does.
+    #[error("blob is shorter than its DAG: {0}")]
+    Short(std::io::Error),
+    /// The file goes on after its DAG ends.
+    #[error("blob is longer than its DAG")]
+    Long,
+}
+
 /// Re-imports a blob with the default layout; its root must equal the file's name.
 fn check_default_layout(
     path: &Path,
     root: &Cid,
-) -> std::result::Result<(RootRecord, Vec<Block>), String> {
-    let f = File::open(path).map_err(|e| e.to_string())?;
+) -> std::result::Result<(RootRecord, Vec<Block>), Damage> {
+    let f = File::open(path)?;
     let mut r = BufReader::with_capacity(1 << 20, f);
     let mut imp = Importer::new(Layout::default());
     let mut blocks = Vec::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = r.read(&mut buf).map_err(|e| e.to_string())?;
+        let n = r.read(&mut buf)?;
         if n == 0 {
             break;
         }
@@ -265,12 +306,12 @@ fn check_default_layout(
     let (rest, summary) = imp.finish();
     blocks.extend(rest);
     if summary.root != *root {
-        return Err(format!("content hashes to {}, not its name", summary.root));
+        return Err(Damage::WrongRoot(summary.root));
     }
     Ok((
         RootRecord {
             size: summary.size,
-            sha256: summary.sha256.unwrap_or_default(),
+            sha256: summary.sha256.ok_or(Damage::NoDigest)?,
         },
         blocks,
     ))
@@ -281,14 +322,14 @@ fn check_with_sidecar(
     path: &Path,
     sidecar: &Path,
     root: &Cid,
-) -> std::result::Result<(RootRecord, Vec<Block>), String> {
-    let s = File::open(sidecar).map_err(|e| e.to_string())?;
-    let mut car = CarReader::new(BufReader::new(s)).map_err(|e| e.to_string())?;
+) -> std::result::Result<(RootRecord, Vec<Block>), Damage> {
+    let s = File::open(sidecar)?;
+    let mut car = CarReader::new(BufReader::new(s))?;
     let mut nodes = HashMap::new();
-    while let Some((cid, bytes)) = car.next_verified_block().map_err(|e| e.to_string())? {
+    while let Some((cid, bytes)) = car.next_verified_block()? {
         nodes.insert(cid, bytes);
     }
-    let mut f = BufReader::with_capacity(1 << 20, File::open(path).map_err(|e| e.to_string())?);
+    let mut f = BufReader::with_capacity(1 << 20, File::open(path)?);
     let mut sha = Sha256::new();
     let mut blocks = Vec::new();
     let mut offset = 0u64;
@@ -297,10 +338,12 @@ fn check_with_sidecar(
     let mut buf = Vec::new();
     while let Some((cid, leaf_size)) = stack.pop() {
         if let Some(size) = leaf_size {
-            buf.resize(usize::try_from(size).map_err(|e| e.to_string())?, 0);
-            f.read_exact(&mut buf)
-                .map_err(|e| format!("blob is shorter than its DAG: {e}"))?;
-            verify(&cid, &buf).map_err(|e| e.to_string())?;
+            buf.resize(
+                usize::try_from(size).map_err(|_| Damage::LeafSize(size))?,
+                0,
+            );
+            f.read_exact(&mut buf).map_err(Damage::Short)?;
+            verify(&cid, &buf)?;
             sha.update(&buf);
             blocks.push(Block::Leaf {
                 cid,
@@ -310,13 +353,9 @@ fn check_with_sidecar(
             offset += size;
             continue;
         }
-        let bytes = nodes
-            .get(&cid)
-            .ok_or_else(|| format!("sidecar lacks node {cid}"))?;
-        let FileNode::Branch { children, .. } =
-            FileNode::decode(&cid, bytes).map_err(|e| e.to_string())?
-        else {
-            return Err(format!("{cid} in the sidecar is not a dag-pb node"));
+        let bytes = nodes.get(&cid).ok_or(Damage::MissingNode(cid))?;
+        let FileNode::Branch { children, .. } = FileNode::decode(&cid, bytes)? else {
+            return Err(Damage::NotNode(cid));
         };
         blocks.push(Block::Node {
             cid,
@@ -328,8 +367,8 @@ fn check_with_sidecar(
         }));
     }
     let mut rest = [0u8; 1];
-    if f.read(&mut rest).map_err(|e| e.to_string())? != 0 {
-        return Err("blob is longer than its DAG".into());
+    if f.read(&mut rest)? != 0 {
+        return Err(Damage::Long);
     }
     Ok((
         RootRecord {

@@ -9,6 +9,10 @@
 //! Concurrency: sled is thread-safe, and file I/O runs on blocking threads. Writers of blobs take
 //! the read side of `maintenance`; GC and repair take the write side, so they never see a blob
 //! between its rename and its pin, or delete a temp file that is still being written.
+//!
+//! Owns `blobs/`, `partial/`, `quarantine/` and the store's trees of the index. Must not touch
+//! another part's trees (they are handed out by [`crate::db::Index`]) or files outside those
+//! directories.
 
 mod import;
 mod maintenance;
@@ -20,6 +24,7 @@ pub mod tables;
 pub use import::{CarImported, FetchedDag};
 
 use crate::clock::unix_now;
+use crate::db::Index;
 use crate::paths::DataDir;
 use shubnet_protocol::Cid;
 use shubnet_protocol::unixfs::Layout;
@@ -64,6 +69,17 @@ pub enum StoreError {
     /// The index database failed.
     #[error("index: {0}")]
     Index(#[from] sled::Error),
+    /// Hashing the whole file failed, so there is no sha256 to record or sign.
+    #[error("hashing the upload failed: {0}")]
+    Hash(#[source] tokio::task::JoinError),
+    /// A file could not be replaced durably.
+    #[error("{context}: {source}")]
+    Durable {
+        /// What was being done.
+        context: String,
+        /// The step that failed, with the file.
+        source: crate::durable::DurableError,
+    },
 }
 
 impl StoreError {
@@ -74,6 +90,16 @@ impl StoreError {
             StoreError::Full(format!("{context}: {source}"))
         } else {
             StoreError::Io { context, source }
+        }
+    }
+
+    /// Wraps a failed durable write, recognising a full disk.
+    pub fn durable(context: impl Into<String>, source: crate::durable::DurableError) -> Self {
+        let context = context.into();
+        if is_disk_full(&source.source) {
+            StoreError::Full(format!("{context}: {source}"))
+        } else {
+            StoreError::Durable { context, source }
         }
     }
 }
@@ -104,7 +130,7 @@ pub struct Store {
 #[derive(Debug)]
 struct Inner {
     dir: DataDir,
-    db: sled::Db,
+    index: Index,
     blocks: sled::Tree,
     roots: sled::Tree,
     pins: sled::Tree,
@@ -129,7 +155,7 @@ impl Store {
             Ok(db) => db,
             Err(sled::Error::Corruption { .. }) | Err(sled::Error::Unsupported(_)) => {
                 // The index is derived state: set the damaged one aside and rebuild from blobs/.
-                let aside = dir.root().join(format!("index.damaged-{}", unix_now()));
+                let aside = dir.damaged_index(unix_now());
                 tracing::error!(moved_to = %aside.display(), "the index is damaged; rebuilding it");
                 std::fs::rename(dir.index(), &aside)
                     .map_err(|e| StoreError::io("moving the damaged index aside", e))?;
@@ -138,13 +164,14 @@ impl Store {
             }
             Err(e) => return Err(sled_err(e)),
         };
+        let trees = db.store_trees().map_err(sled_err)?;
         let store = Store {
             inner: Arc::new(Inner {
-                blocks: db.open_tree(tables::BLOCKS).map_err(sled_err)?,
-                roots: db.open_tree(tables::ROOTS).map_err(sled_err)?,
-                pins: db.open_tree(tables::PINS).map_err(sled_err)?,
-                retained: db.open_tree(tables::RETAINED).map_err(sled_err)?,
-                db,
+                blocks: trees.blocks,
+                roots: trees.roots,
+                pins: trees.pins,
+                retained: trees.retained,
+                index: db,
                 dir,
                 layout: Layout::default(),
                 maintenance: tokio::sync::RwLock::new(()),
@@ -161,9 +188,9 @@ impl Store {
         Ok(store)
     }
 
-    /// The index database, shared with the registry (its trees are named apart).
-    pub fn index_db(&self) -> &sled::Db {
-        &self.inner.db
+    /// The index database, which the registry and the usage counts open their own trees in.
+    pub fn index(&self) -> &Index {
+        &self.inner.index
     }
 
     /// The data directory.
@@ -311,22 +338,17 @@ impl Store {
 
     /// Flushes the index to disk.
     pub async fn flush(&self) -> Result<()> {
-        self.inner.db.flush_async().await.map_err(sled_err)?;
-        Ok(())
+        self.inner.index.flush_async().await.map_err(sled_err)
     }
 }
 
-fn open_index(dir: &DataDir) -> std::result::Result<sled::Db, sled::Error> {
-    sled::Config::new()
-        .path(dir.index())
-        .cache_capacity(32 * 1024 * 1024)
-        .open()
+fn open_index(dir: &DataDir) -> std::result::Result<Index, sled::Error> {
+    Index::open(&dir.index())
 }
 
 /// fsyncs a directory so a rename into it survives a crash.
 fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|f| f.sync_all())
+    crate::durable::sync_dir(dir)
         .map_err(|e| StoreError::io(format!("syncing {}", dir.display()), e))
 }
 

@@ -17,21 +17,24 @@
 //! (a fetch from complete holders goes in file order), from each leaf's bytes as it is written,
 //! so finishing hashes only what the prefix does not cover yet. That state lives in memory only:
 //! after a restart the hash starts again from the file's start, reading verified leaves back.
+//!
+//! Owns `partial/fetch/`. Must not write into `blobs/` except through the store's commit.
 
 use super::import::{Staged, remove_quietly};
 use super::read::start_writeback;
 use super::tables::RootRecord;
 use super::{Result, Store, StoreError, sync_dir};
+use crate::durable::Mode;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use shubnet_protocol::Cid;
-use shubnet_protocol::car::{CarReader, CarWriter};
+use shubnet_protocol::car::CarReader;
 use shubnet_protocol::cid::verify;
 use shubnet_protocol::fetch::{Bitmap, LeafInfo, leaf_table};
 use shubnet_protocol::unixfs::Block;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
@@ -254,15 +257,11 @@ impl Partial {
             s.since_checkpoint = 0;
             s.verified.as_bytes().to_vec()
         };
-        let tmp = self.dir.join("leaves.tmp");
-        let res = (|| {
-            let mut f = File::create(&tmp)?;
+        crate::durable::replace_with(&self.dir.join("leaves"), Mode::Shared, |f| {
             f.write_all(&(self.leaves.len() as u64).to_be_bytes())?;
-            f.write_all(&bits)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, self.dir.join("leaves"))
-        })();
-        res.map_err(|e| StoreError::io("saving the leaves of a partial download", e))
+            f.write_all(&bits)
+        })
+        .map_err(|e| StoreError::durable("saving the leaves of a partial download", e))
     }
 }
 
@@ -522,20 +521,6 @@ fn read_nodes(path: &Path, root: &Cid) -> Result<Option<DagNodes>> {
 }
 
 fn write_nodes(dir: &Path, root: &Cid, nodes: &[(Cid, Vec<u8>)]) -> Result<()> {
-    let tmp = dir.join("nodes.car.tmp");
-    let res = (|| {
-        let f = File::create(&tmp)?;
-        let mut w = CarWriter::new(BufWriter::new(f), &[*root])?;
-        for (cid, bytes) in nodes {
-            w.write_block(cid, bytes)?;
-        }
-        let f = w.finish()?.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, dir.join("nodes.car"))?;
-        File::open(dir)?.sync_all()
-    })();
-    res.map_err(|e| {
-        remove_quietly(&tmp);
-        StoreError::io("writing the nodes of a partial download", e)
-    })
+    super::import::write_nodes_car(&dir.join("nodes.car"), root, nodes)
+        .map_err(|e| StoreError::durable("writing the nodes of a partial download", e))
 }

@@ -4,8 +4,10 @@
 //! Hashing is the costliest part of serving a file (about 1 s per GiB per core), so when a file
 //! range is streamed each leaf's verification is remembered for the life of the process: a leaf
 //! is hashed the first time this process reads it from its blob, and repeated downloads of a
-//! popular image then stream at disk/page-cache speed. Single blocks (`?format=raw`, CAR, and
-//! later bitswap) are always hashed. `shubnet repair` re-hashes everything from disk.
+//! popular image then stream at disk/page-cache speed. Single blocks (`?format=raw`, CAR,
+//! bitswap) are always hashed. `shubnet repair` re-hashes everything from disk.
+//!
+//! Owns reading blobs. Must not write anything but the in-memory record of verified leaves.
 
 use super::tables::Location;
 use super::{Result, Store, StoreError};

@@ -2,6 +2,8 @@
 //!
 //! A deleted (tombstoned) image is unpinned everywhere at once, but its bytes stay until the
 //! retention period ends, so an accidental delete can be undone by pushing the tag again.
+//!
+//! Owns the `retained` tree. Must not delete anything itself (GC does).
 
 use super::{Result, Store, sled_err};
 use crate::clock::unix_now;

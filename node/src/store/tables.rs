@@ -1,18 +1,11 @@
-//! sled tree names and value encodings, versioned so a format change gets a new tree instead of
-//! misreading an old one.
+//! Keys and values of the store's sled trees (opened through [`crate::db::Index`], which owns
+//! their names). A block key is `varint(len(cid)) ‖ cid ‖ root`, so a prefix scan finds every
+//! copy of one block.
+//!
+//! Owns the byte encodings only. Must not open trees or touch files.
 
 use shubnet_protocol::Cid;
 use shubnet_protocol::varint;
-
-/// Block CID + root CID → where the block's bytes are. Key:
-/// `varint(len(cid)) ‖ cid ‖ root`, so a prefix scan finds every copy of one block.
-pub const BLOCKS: &str = "blocks-1";
-/// Root CID → [`RootRecord`]: the blob exists and is indexed.
-pub const ROOTS: &str = "roots-1";
-/// Root CID → pin time (unix seconds, big-endian u64).
-pub const PINS: &str = "pins-1";
-/// Root CID → unix seconds until which unpinned content is kept (deleted images, retention).
-pub const RETAINED: &str = "retained-1";
 
 /// The key prefix shared by every location of `cid`.
 pub fn block_prefix(cid: &Cid) -> Vec<u8> {

@@ -1,6 +1,8 @@
 //! Raw export and import of the token and collection records, for `shubnet backup` and
 //! `restore`. Records stay hashed and sealed: the export is as safe as `accounts/` itself and
 //! useful only together with `keys/tokens.key`, which the backup also holds (keep it offline).
+//!
+//! Owns the export format of the records. Must not open or decrypt anything.
 
 use super::{Result, TokenStore};
 

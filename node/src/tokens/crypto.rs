@@ -8,6 +8,8 @@
 //! the result hashes back to `hash`; that is the integrity check (a wrong key, a damaged record
 //! or a record edited without the key all fail it). Confidentiality rests on HMAC-SHA256 being a
 //! PRF under `K`, which lives in `keys/tokens.key` (0600), never in the index.
+//!
+//! Owns the primitives and the key file's format. Must not touch records or log secrets.
 
 use crate::secrets::{self, SecretError};
 use sha2::{Digest, Sha256};
@@ -66,9 +68,7 @@ impl std::fmt::Debug for SealKey {
 impl SealKey {
     /// Loads the key at `path` (64 hex digits, mode 0600), creating it on first use.
     pub fn load_or_create(path: &Path) -> Result<Self, SecretError> {
-        if !path.exists() {
-            secrets::create(path, hex::encode(secrets::random_bytes::<32>()?).as_bytes())?;
-        }
+        secrets::create_hex_seed(path)?;
         let malformed = || SecretError::Malformed(path.display().to_string(), "token sealing key");
         let raw = secrets::read(path)?;
         let text = std::str::from_utf8(&raw).map_err(|_| malformed())?;

@@ -50,6 +50,9 @@
 //! that is the job of the client APIs.
 //!
 //! `shubnet repair` leaves `accounts/` alone, and deleting `index/` loses no token.
+//!
+//! Owns the records of `accounts/` ([`crate::db::AccountTrees`]) and the sealing key file. Must
+//! not open the index or any other tree, and never logs or stores a plain token.
 
 pub mod backup;
 pub mod crypto;
@@ -57,8 +60,9 @@ pub mod crypto;
 mod tests;
 
 use crate::clock::unix_now;
+use crate::db::Accounts;
+use crate::paths::DataDir;
 use crate::secrets::SecretError;
-use crate::store::Store;
 use crypto::{SECRET_LEN, SealKey, Sealed};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -69,12 +73,6 @@ use shubnet_gateway::tokens::{
 use shubnet_protocol::reference;
 use std::sync::Arc;
 
-/// sha256(token) → [`Record`] (JSON).
-pub const TOKENS: &str = "tokens-1";
-/// Collection name → [`CollectionRecord`] (JSON).
-pub const COLLECTIONS: &str = "collections-1";
-/// The sealing key's file name under `keys/`.
-pub const SEAL_KEY_FILE: &str = "tokens.key";
 /// How many fresh secrets `create` tries before giving up on a unique id (a clash needs two
 /// tokens sharing 32 bits of hash; eight in a row means something is broken).
 const CREATE_ATTEMPTS: usize = 8;
@@ -143,7 +141,7 @@ pub struct TokenStore {
 #[derive(Debug)]
 struct Inner {
     /// Keeps the `accounts/` database open for as long as the store lives.
-    _db: Option<sled::Db>,
+    _db: Accounts,
     tokens: sled::Tree,
     collections: sled::Tree,
     key: SealKey,
@@ -186,35 +184,30 @@ fn check_collection(name: &str) -> Result<()> {
 }
 
 impl TokenStore {
-    /// Opens the token and collection trees of `store`'s index, with the sealing key from
-    /// `keys/tokens.key` (created on first use).
-    pub fn open(store: &Store) -> Result<Self> {
+    /// Opens `accounts/` (made private, 0700) with the sealing key from `keys/tokens.key`
+    /// (created on first use).
+    pub fn open(dir: &DataDir) -> Result<Self> {
         use std::os::unix::fs::PermissionsExt;
-        let key = SealKey::load_or_create(&store.dir().keys().join(SEAL_KEY_FILE))?;
-        let path = store.dir().root().join("accounts");
-        let db = sled::Config::new().path(&path).open()?;
+        let key = SealKey::load_or_create(&dir.seal_key())?;
+        let path = dir.accounts();
+        let accounts = Accounts::open(&path)?;
         if let Err(e) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)) {
             tracing::warn!(path = %path.display(), error = %e, "could not make accounts/ private");
         }
-        let tokens = db.open_tree(TOKENS)?;
-        let collections = db.open_tree(COLLECTIONS)?;
-        let mut me = Self::from_parts(tokens, collections, key);
-        if let Some(inner) = Arc::get_mut(&mut me.inner) {
-            inner._db = Some(db);
-        }
-        Ok(me)
+        Self::with_key(&accounts, key)
     }
 
-    /// A store over the given trees and key.
-    pub fn from_parts(tokens: sled::Tree, collections: sled::Tree, key: SealKey) -> Self {
-        Self {
+    /// The token store over `accounts` with the sealing key `key`.
+    pub fn with_key(accounts: &Accounts, key: SealKey) -> Result<Self> {
+        let trees = accounts.trees()?;
+        Ok(Self {
             inner: Arc::new(Inner {
-                _db: None,
-                tokens,
-                collections,
+                _db: accounts.clone(),
+                tokens: trees.tokens,
+                collections: trees.collections,
                 key,
             }),
-        }
+        })
     }
 
     /// Creates a token with a fresh random secret.
@@ -368,7 +361,7 @@ impl TokenStore {
                 tracing::warn!(
                     id = %id_of(&hash),
                     user,
-                    "cannot open the sealed copy of this token with keys/{SEAL_KEY_FILE}; \
+                    "cannot open the sealed copy of this token with keys/tokens.key; \
                      HMAC (sregistry) requests signed with it fail; re-issue it"
                 );
                 continue;

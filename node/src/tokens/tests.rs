@@ -10,17 +10,13 @@ const KAT_SIGNATURE: &str = "f563004a2d2e73eeb40ba52c53c492c2227e7fd2c1d896c595f
 struct Fixture {
     _dir: tempfile::TempDir,
     path: std::path::PathBuf,
-    db: sled::Db,
+    db: Accounts,
     store: TokenStore,
 }
 
-fn open_at(path: &std::path::Path, key: [u8; 32]) -> (sled::Db, TokenStore) {
-    let db = sled::Config::new().path(path).open().expect("sled");
-    let store = TokenStore::from_parts(
-        db.open_tree(TOKENS).expect("tree"),
-        db.open_tree(COLLECTIONS).expect("tree"),
-        SealKey::from_bytes(key),
-    );
+fn open_at(path: &std::path::Path, key: [u8; 32]) -> (Accounts, TokenStore) {
+    let db = Accounts::open(path).expect("sled");
+    let store = TokenStore::with_key(&db, SealKey::from_bytes(key)).expect("trees");
     (db, store)
 }
 
@@ -361,8 +357,7 @@ fn the_token_is_nowhere_in_the_database() {
         })
         .collect();
     let mut records = 0;
-    for name in f.db.tree_names() {
-        let tree = f.db.open_tree(&name).expect("tree");
+    for (name, tree) in f.db.every_tree() {
         for item in tree.iter() {
             let (k, v) = item.expect("item");
             records += 1;
