@@ -1,7 +1,7 @@
 //! The shubnet node: the content store, the HTTP server that mounts the gateway, and the CLI.
 //!
 //! - [`store`]: complete images as plain files under `blobs/`, a sled index of every block.
-//! - [`backend`]: the gateway's [`shubnet_gateway::Backend`] implemented over the store.
+//! - [`backend`]: the gateway's backend traits implemented over the store.
 //! - [`server`]: `shubnet serve`.
 //! - [`cli`]: every `shubnet` subcommand; commands that change a node talk to its admin API.
 //! - [`paths`]: where a node keeps its files.

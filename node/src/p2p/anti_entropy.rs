@@ -18,7 +18,7 @@ use crate::registry::{Registry, RegistryError};
 use anyhow::{Context, Result, anyhow, bail};
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::PeerId;
-use shubnet_gateway::Backend;
+use shubnet_gateway::StoreBackend;
 use shubnet_protocol::Cid;
 use shubnet_protocol::manifest::{Manifest, ManifestError};
 use shubnet_protocol::roster::SignedRoster;

@@ -12,7 +12,7 @@ use super::ratelimit::RateLimit;
 use crate::http::backend::NodeBackend;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::PeerId;
-use shubnet_gateway::Backend;
+use shubnet_gateway::ContentBackend;
 use shubnet_protocol::bitswap::{
     MAX_HAVE_AS_BLOCK, MAX_MESSAGE_SIZE, Message, PROTOCOL, Presence, WantType, pack,
 };

@@ -62,11 +62,11 @@ use crate::store::Store;
 use crypto::{SECRET_LEN, SealKey, Sealed};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use shubnet_gateway::tokens::{
+use shubnet_protocol::reference;
+use shubnet_protocol::tokens::{
     AuthError, CollectionInfo, CollectionPattern, CreatedToken, ID_LEN, NewToken, Right, TokenInfo,
     validate_user,
 };
-use shubnet_protocol::reference;
 use std::sync::Arc;
 
 /// sha256(token) → [`Record`] (JSON).
