@@ -355,8 +355,8 @@ pub trait UploadBackend: Clone + Send + Sync + 'static {
     fn forget_upload(&self, key: &str) -> impl Future<Output = Result<(), BackendError>> + Send;
 }
 
-/// Everything [`crate::app`] serves: every concern above. Implemented for any type that
-/// implements them all.
+/// Everything [`crate::app`] serves: every concern above. A node declares it with an empty
+/// `impl Backend for ... {}` once it implements them all.
 pub trait Backend:
     ContentBackend
     + VisibilityBackend
@@ -369,20 +369,5 @@ pub trait Backend:
     + MetricsBackend
     + UploadBackend
     + TokenBackend
-{
-}
-
-impl<T> Backend for T where
-    T: ContentBackend
-        + VisibilityBackend
-        + AdminAuth
-        + StoreBackend
-        + LifecycleBackend
-        + RegistryBackend
-        + PublishBackend
-        + UsageBackend
-        + MetricsBackend
-        + UploadBackend
-        + TokenBackend
 {
 }

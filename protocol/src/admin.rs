@@ -1,13 +1,15 @@
 //! The plain types the node admin API carries as JSON, shared by the gateway that serves them and
 //! the `shubnet` CLI that decodes them. Types only: no I/O, no HTTP.
 
+use crate::Cid;
 use serde::{Deserialize, Serialize};
 
 /// The result of adding a file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddOutcome {
     /// Root CID (CIDv1, base32), as `ipfs add --cid-version=1` prints it.
-    pub cid: String,
+    #[serde(with = "crate::cid::text")]
+    pub cid: Cid,
     /// File length in bytes.
     pub size: u64,
     /// Whole-file sha256, hex.
@@ -38,7 +40,8 @@ pub struct CarImportOutcome {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GcReport {
     /// Root CIDs whose content was removed.
-    pub removed: Vec<String>,
+    #[serde(with = "crate::cid::text_list")]
+    pub removed: Vec<Cid>,
     /// Bytes of blob files freed.
     pub freed_bytes: u64,
 }
@@ -67,7 +70,8 @@ impl RepairReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PinInfo {
     /// Root CID.
-    pub cid: String,
+    #[serde(with = "crate::cid::text")]
+    pub cid: Cid,
     /// File length in bytes.
     pub size: u64,
 }

@@ -214,8 +214,7 @@ pub(super) async fn remember<B: LibraryBackend>(
     id: &ImageId,
     out: &crate::backend::AddOutcome,
 ) -> Result<(), LibraryError> {
-    let root = shubnet_protocol::cid::parse(&out.cid)
-        .map_err(|e| LibraryError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let root = out.cid;
     let key = id.to_string();
     state.backend.record_upload(&key, &root, out.size).await?;
     state.uploads.insert(key, root, out.size);

@@ -179,24 +179,30 @@ async fn collection<B: TokenRoutes>(
 
 /// `PUT /admin/v1/collections/{name}/private`.
 async fn set_private<B: TokenRoutes>(
-    _: Admin,
-    State(state): State<SharedState<B>>,
+    admin: Admin,
+    state: State<SharedState<B>>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<CollectionInfo>, AdminError> {
-    let name = path_collection(path)?;
-    Ok(Json(
-        state.backend.set_collection_private(&name, true).await?,
-    ))
+    set_visibility(admin, state, path, true).await
 }
 
 /// `DELETE /admin/v1/collections/{name}/private`.
 async fn set_public<B: TokenRoutes>(
+    admin: Admin,
+    state: State<SharedState<B>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<CollectionInfo>, AdminError> {
+    set_visibility(admin, state, path, false).await
+}
+
+async fn set_visibility<B: TokenRoutes>(
     _: Admin,
     State(state): State<SharedState<B>>,
     path: Result<Path<String>, PathRejection>,
+    private: bool,
 ) -> Result<Json<CollectionInfo>, AdminError> {
     let name = path_collection(path)?;
     Ok(Json(
-        state.backend.set_collection_private(&name, false).await?,
+        state.backend.set_collection_private(&name, private).await?,
     ))
 }

@@ -203,6 +203,8 @@ pub fn chunk(data: &[u8], layout: Layout) -> File {
     }
 }
 
+impl shubnet_gateway::Backend for MemBackend {}
+
 impl ContentBackend for MemBackend {
     async fn block(&self, cid: &Cid) -> Result<Option<Bytes>, BackendError> {
         let mut inner = self.lock();
@@ -242,7 +244,7 @@ impl StoreBackend for MemBackend {
         let size = data.len() as u64;
         self.lock().pins.insert(file.root.to_string(), size);
         Ok(AddOutcome {
-            cid: file.root.to_string(),
+            cid: file.root,
             size,
             sha256: String::new(),
             pinned: true,
@@ -271,7 +273,7 @@ impl StoreBackend for MemBackend {
             inner.files.insert(root, Bytes::from(file));
             inner.pins.insert(root.to_string(), size);
             outcomes.push(AddOutcome {
-                cid: root.to_string(),
+                cid: root,
                 size,
                 sha256: String::new(),
                 pinned: true,
@@ -307,7 +309,7 @@ impl StoreBackend for MemBackend {
             .pins
             .iter()
             .map(|(cid, size)| PinInfo {
-                cid: cid.clone(),
+                cid: shubnet_protocol::cid::parse(cid).expect("a pinned CID"),
                 size: *size,
             })
             .collect())
@@ -328,7 +330,7 @@ impl StoreBackend for MemBackend {
             freed += inner.files.remove(c).map_or(0, |d| d.len() as u64);
         }
         Ok(GcReport {
-            removed: gone.iter().map(Cid::to_string).collect(),
+            removed: gone,
             freed_bytes: freed,
         })
     }

@@ -270,12 +270,15 @@ fn io_err(e: std::io::Error) -> BackendError {
 
 fn outcome(cid: Cid, rec: crate::store::tables::RootRecord, pinned: bool) -> AddOutcome {
     AddOutcome {
-        cid: cid.to_string(),
+        cid,
         size: rec.size,
         sha256: hex::encode(rec.sha256),
         pinned,
     }
 }
+
+/// Every concern the gateway serves; the impls below and in `tokens.rs` provide them.
+impl shubnet_gateway::Backend for NodeBackend {}
 
 impl ContentBackend for NodeBackend {
     async fn block(&self, cid: &Cid) -> Result<Option<Bytes>, BackendError> {
@@ -400,17 +403,14 @@ impl StoreBackend for NodeBackend {
         let pins = blocking(move || s.pins()).await?;
         Ok(pins
             .into_iter()
-            .map(|(c, size)| PinInfo {
-                cid: c.to_string(),
-                size,
-            })
+            .map(|(cid, size)| PinInfo { cid, size })
             .collect())
     }
 
     async fn gc(&self) -> Result<GcReport, BackendError> {
         let r = self.store.gc().await.map_err(conv)?;
         Ok(GcReport {
-            removed: r.removed.iter().map(ToString::to_string).collect(),
+            removed: r.removed,
             freed_bytes: r.freed_bytes,
         })
     }

@@ -164,7 +164,7 @@ async fn answer(ctx: &SyncCtx, req: Request) -> Result<Response> {
                 .backend
                 .pins()
                 .await
-                .map(|p| p.iter().filter_map(|p| p.cid.parse().ok()).collect())
+                .map(|p| p.iter().map(|p| p.cid).collect())
                 .unwrap_or_default();
             holdings.truncate(MAX_CIDS);
             Response::Summary {
