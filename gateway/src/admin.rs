@@ -3,7 +3,7 @@
 //! Every route takes the [`Admin`] extractor first, so nothing is read or run before the caller
 //! is known: unless `allow_remote_admin` is set the peer must be a loopback address (403
 //! otherwise; a request without `ConnectInfo`, as in in-process tests, counts as local), and it
-//! must present `Authorization: Bearer <token>` that [`Backend::check_admin_token`] accepts
+//! must present `Authorization: Bearer <token>` that [`AdminAuth::check_admin_token`] accepts
 //! (401 with `WWW-Authenticate: Bearer` otherwise). The address is checked first so a remote
 //! caller learns nothing about the token.
 //!
@@ -19,7 +19,7 @@ use crate::backend::{
     AddOutcome, CarImportOutcome, FetchRequest, GcReport, LeaveAction, PinInfo, RepairReport,
 };
 use crate::error::{backend_response, json_error};
-use crate::{Backend, BackendError, ByteStream, SharedState};
+use crate::{AdminAuth, BackendError, ByteStream, LifecycleBackend, SharedState, StoreBackend};
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
@@ -37,8 +37,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// What the store and lifecycle admin routes need from a node.
+pub trait AdminBackend: AdminAuth + StoreBackend + LifecycleBackend {}
+impl<T: AdminAuth + StoreBackend + LifecycleBackend> AdminBackend for T {}
+
 /// Routes under `/admin/v1`.
-pub fn router<B: Backend>() -> Router<SharedState<B>> {
+pub fn router<B: AdminBackend>() -> Router<SharedState<B>> {
     Router::new()
         .route("/add", post(add::<B>))
         .route("/car/import", post(import_car::<B>))
@@ -104,7 +108,7 @@ impl IntoResponse for AdminError {
 #[derive(Debug, Clone, Copy)]
 pub struct Admin;
 
-impl<B: Backend> FromRequestParts<SharedState<B>> for Admin {
+impl<B: AdminAuth> FromRequestParts<SharedState<B>> for Admin {
     type Rejection = AdminError;
 
     async fn from_request_parts(
@@ -137,7 +141,7 @@ pub(crate) fn bearer_token(value: &str) -> Option<&str> {
 }
 
 /// `POST /admin/v1/add`: the body is the file.
-async fn add<B: Backend>(
+async fn add<B: AdminBackend>(
     _: Admin,
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
@@ -154,7 +158,7 @@ async fn add<B: Backend>(
 }
 
 /// `POST /admin/v1/car/import`: the body is a CAR v1 stream.
-async fn import_car<B: Backend>(
+async fn import_car<B: AdminBackend>(
     _: Admin,
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
@@ -173,7 +177,7 @@ async fn import_car<B: Backend>(
 /// `POST /admin/v1/fetch`: JSON `{"cid": "...", "peers": ["/ip4/.../p2p/..."]}`; fetches the
 /// DAG over Bitswap from the named peers, or with no peers over `/shubnet/fetch/1` from the
 /// federation, then stores and pins it.
-async fn fetch<B: Backend>(
+async fn fetch<B: AdminBackend>(
     _: Admin,
     State(state): State<SharedState<B>>,
     req: Result<Json<FetchRequest>, axum::extract::rejection::JsonRejection>,
@@ -185,7 +189,7 @@ async fn fetch<B: Backend>(
 }
 
 /// `GET /admin/v1/pins`: a JSON array of pinned roots.
-async fn pins<B: Backend>(
+async fn pins<B: AdminBackend>(
     _: Admin,
     State(state): State<SharedState<B>>,
 ) -> Result<Json<Vec<PinInfo>>, AdminError> {
@@ -200,7 +204,7 @@ struct PinState {
 }
 
 /// `PUT /admin/v1/pins/{cid}`.
-async fn pin<B: Backend>(
+async fn pin<B: AdminBackend>(
     _: Admin,
     State(state): State<SharedState<B>>,
     path: Result<Path<String>, PathRejection>,
@@ -214,7 +218,7 @@ async fn pin<B: Backend>(
 }
 
 /// `DELETE /admin/v1/pins/{cid}`.
-async fn unpin<B: Backend>(
+async fn unpin<B: AdminBackend>(
     _: Admin,
     State(state): State<SharedState<B>>,
     path: Result<Path<String>, PathRejection>,
@@ -228,7 +232,7 @@ async fn unpin<B: Backend>(
 }
 
 /// `POST /admin/v1/gc`.
-async fn gc<B: Backend>(
+async fn gc<B: AdminBackend>(
     _: Admin,
     State(state): State<SharedState<B>>,
 ) -> Result<Json<GcReport>, AdminError> {
@@ -236,7 +240,7 @@ async fn gc<B: Backend>(
 }
 
 /// `GET /admin/v1/status`: peers, roster version, replication health.
-async fn status<B: Backend>(
+async fn status<B: AdminBackend>(
     _: Admin,
     State(state): State<SharedState<B>>,
 ) -> Result<Json<serde_json::Value>, AdminError> {
@@ -244,7 +248,7 @@ async fn status<B: Backend>(
 }
 
 /// `POST /admin/v1/leave`: announce this node's departure and start handing its images over.
-async fn leave_start<B: Backend>(
+async fn leave_start<B: AdminBackend>(
     _: Admin,
     State(state): State<SharedState<B>>,
 ) -> Result<Json<serde_json::Value>, AdminError> {
@@ -252,7 +256,7 @@ async fn leave_start<B: Backend>(
 }
 
 /// `GET /admin/v1/leave`: which images still lack k holders on other nodes.
-async fn leave_progress<B: Backend>(
+async fn leave_progress<B: AdminBackend>(
     _: Admin,
     State(state): State<SharedState<B>>,
 ) -> Result<Json<serde_json::Value>, AdminError> {
@@ -260,7 +264,7 @@ async fn leave_progress<B: Backend>(
 }
 
 /// `DELETE /admin/v1/leave`: stay after all.
-async fn leave_cancel<B: Backend>(
+async fn leave_cancel<B: AdminBackend>(
     _: Admin,
     State(state): State<SharedState<B>>,
 ) -> Result<Json<serde_json::Value>, AdminError> {
@@ -268,7 +272,7 @@ async fn leave_cancel<B: Backend>(
 }
 
 /// `POST /admin/v1/shutdown`: stop gracefully, as SIGTERM does; answers before the drain.
-async fn shutdown<B: Backend>(
+async fn shutdown<B: AdminBackend>(
     _: Admin,
     State(state): State<SharedState<B>>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), AdminError> {
@@ -280,7 +284,7 @@ async fn shutdown<B: Backend>(
 }
 
 /// `GET /admin/v1/backup`: a tar of what the federation cannot give back (keys included).
-async fn backup<B: Backend>(
+async fn backup<B: AdminBackend>(
     _: Admin,
     State(state): State<SharedState<B>>,
 ) -> Result<axum::response::Response, AdminError> {
@@ -293,7 +297,7 @@ async fn backup<B: Backend>(
 }
 
 /// `POST /admin/v1/repair`.
-async fn repair<B: Backend>(
+async fn repair<B: AdminBackend>(
     _: Admin,
     State(state): State<SharedState<B>>,
 ) -> Result<Json<RepairReport>, AdminError> {

@@ -18,7 +18,10 @@ pub(crate) fn json_error(status: StatusCode, message: &str) -> Response {
 pub(crate) fn backend_status(err: &BackendError) -> StatusCode {
     match err {
         BackendError::NotFound(_) => StatusCode::NOT_FOUND,
-        BackendError::Invalid(_) => StatusCode::BAD_REQUEST,
+        BackendError::Invalid(_)
+        | BackendError::Rejected(_)
+        | BackendError::Frozen { .. }
+        | BackendError::OutsideNamespace { .. } => StatusCode::BAD_REQUEST,
         BackendError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         BackendError::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
         BackendError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -39,8 +42,11 @@ pub(crate) fn backend_response(err: &BackendError) -> Response {
             tracing::warn!(status = status.as_u16(), error = %msg, "backend cannot serve");
             json_error(status, msg)
         }
-        BackendError::NotFound(msg) | BackendError::Invalid(msg) | BackendError::TooLarge(msg) => {
-            json_error(status, msg)
-        }
+        BackendError::NotFound(_)
+        | BackendError::Invalid(_)
+        | BackendError::Rejected(_)
+        | BackendError::Frozen { .. }
+        | BackendError::OutsideNamespace { .. }
+        | BackendError::TooLarge(_) => json_error(status, &err.to_string()),
     }
 }

@@ -2,14 +2,14 @@
 //! watchdogs). Liveness says only that the process answers; readiness asks the backend whether
 //! it can serve (store open, index readable), so traffic is withheld while it cannot.
 
-use crate::{Backend, SharedState};
+use crate::{LifecycleBackend, SharedState};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 
 /// The health routes.
-pub fn router<B: Backend>() -> Router<SharedState<B>> {
+pub fn router<B: LifecycleBackend>() -> Router<SharedState<B>> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz::<B>))
@@ -19,7 +19,7 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz<B: Backend>(State(state): State<SharedState<B>>) -> (StatusCode, String) {
+async fn readyz<B: LifecycleBackend>(State(state): State<SharedState<B>>) -> (StatusCode, String) {
     match state.backend.ready().await {
         Ok(()) => (StatusCode::OK, "ready\n".into()),
         Err(why) => (

@@ -22,7 +22,7 @@ pub(crate) mod plain;
 mod range;
 
 use crate::error::{backend_response, json_error};
-use crate::{Backend, BackendError, SharedState};
+use crate::{BackendError, ContentBackend, SharedState, TokenBackend, VisibilityBackend};
 use axum::Router;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -41,8 +41,12 @@ const IMMUTABLE_CACHE_CONTROL: &str = "public, max-age=29030400, immutable";
 const X_IPFS_PATH: HeaderName = HeaderName::from_static("x-ipfs-path");
 const X_IPFS_ROOTS: HeaderName = HeaderName::from_static("x-ipfs-roots");
 
+/// What the `/ipfs` gateway needs from a node.
+pub trait IpfsBackend: ContentBackend + VisibilityBackend + TokenBackend {}
+impl<T: ContentBackend + VisibilityBackend + TokenBackend> IpfsBackend for T {}
+
 /// Routes under `/ipfs`.
-pub fn router<B: Backend + crate::tokens::TokenBackend>() -> Router<SharedState<B>> {
+pub fn router<B: IpfsBackend>() -> Router<SharedState<B>> {
     Router::new()
         .route("/ipfs/{cid}", get(serve::<B>))
         .route("/ipfs/{cid}/", get(serve::<B>))
@@ -110,7 +114,7 @@ struct IpfsQuery {
 }
 
 /// `GET|HEAD /ipfs/{cid}[/]`.
-async fn serve<B: Backend + crate::tokens::TokenBackend>(
+async fn serve<B: IpfsBackend>(
     State(state): State<SharedState<B>>,
     method: Method,
     path: Result<Path<String>, PathRejection>,
@@ -120,7 +124,7 @@ async fn serve<B: Backend + crate::tokens::TokenBackend>(
     let Path(text) = path.map_err(|e| IpfsError::BadRequest(e.body_text()))?;
     let cid = parse_cid(&text)?;
     // Content of private collections only goes to a token that may pull it (403 otherwise).
-    if let Err(denied) = crate::registry::may_read_content(&state, &headers, &cid).await {
+    if let Err(denied) = crate::visibility::may_read_content(&state, &headers, &cid).await {
         return Ok(denied);
     }
     let Query(q) = query.map_err(|e| IpfsError::BadRequest(e.body_text()))?;
@@ -175,7 +179,7 @@ fn parse_cid(text: &str) -> Result<Cid, IpfsError> {
 }
 
 /// One block: inline for identity CIDs (never asking the backend), else from the backend.
-pub(crate) async fn load_block<B: Backend>(
+pub(crate) async fn load_block<B: ContentBackend>(
     backend: &B,
     cid: &Cid,
 ) -> Result<Option<Bytes>, BackendError> {

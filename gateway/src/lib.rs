@@ -1,8 +1,9 @@
-//! shubnet's HTTP face. Each client API is its own router over a [`Backend`]; [`app`] merges them.
+//! shubnet's HTTP face. Each client API is its own router, bounded by the backend traits it
+//! calls ([`backend`]); [`app`] merges them over a [`Backend`] that implements them all.
 //!
 //! The gateway never touches a disk or a socket other than its HTTP connections: everything it
-//! serves comes through the [`Backend`] trait the node implements, so every route can be tested
-//! in memory.
+//! serves comes through the backend traits the node implements, so every route can be tested
+//! in memory. What is private is decided in one place, [`visibility`].
 
 pub mod admin;
 pub mod backend;
@@ -11,15 +12,22 @@ pub mod health;
 pub mod ipfs;
 pub mod library;
 pub mod metrics;
-pub mod registry;
+pub mod publish;
 pub use shubnet_protocol::search;
 pub mod shub;
 pub mod timeouts;
 pub mod tls;
 pub mod tokens;
 pub mod ui;
+pub mod verify;
+pub mod visibility;
 
-pub use backend::{Backend, BackendError, ByteStream};
+pub use backend::{
+    AdminAuth, Backend, BackendError, ByteStream, ContentBackend, LifecycleBackend, MetricsBackend,
+    NotReady, PublishBackend, RegistryBackend, StoreBackend, UploadBackend, UsageBackend,
+    VisibilityBackend,
+};
+pub use tokens::TokenBackend;
 
 use axum::Router;
 use std::sync::Arc;
@@ -83,35 +91,40 @@ pub(crate) fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
 /// Handlers receive the state behind an `Arc` so cloning per request is cheap.
 pub type SharedState<B> = Arc<AppState<B>>;
 
-/// The whole HTTP application. Serve it with
-/// `into_make_service_with_connect_info::<SocketAddr>()` so the admin API can see the peer.
-pub fn app<B: Backend + tokens::TokenBackend>(backend: B, config: GatewayConfig) -> Router {
+/// The state every route shares, with a fresh per-process download-URL key.
+pub fn shared_state<B>(backend: B, config: GatewayConfig) -> SharedState<B> {
     let mut url_key = [0u8; 32];
     if let Err(e) = getrandom::fill(&mut url_key) {
         // Without randomness private download URLs would be guessable; refuse them instead.
         tracing::error!(error = %e, "no OS randomness; private shub download URLs will not verify");
     }
-    let idle = config.timeouts.body_idle;
-    let state = Arc::new(AppState {
+    Arc::new(AppState {
         backend,
         config,
         url_key,
         uploads: library::Uploads::default(),
         multipart: library::Sessions::default(),
         rendered: shub::rendered::Rendered::default(),
-    });
+    })
+}
+
+/// The whole HTTP application. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` so the admin API can see the peer.
+pub fn app<B: Backend>(backend: B, config: GatewayConfig) -> Router {
+    let idle = config.timeouts.body_idle;
+    let state = shared_state(backend, config);
     Router::new()
         .merge(ipfs::router::<B>())
         .merge(health::router::<B>())
         .merge(shub::router::<B>())
         .merge(library::router::<B>())
         .merge(ui::router::<B>())
-        .nest("/shubnet/v1", registry::public_router::<B>())
+        .nest("/shubnet/v1", verify::router::<B>())
         .nest(
             "/admin/v1",
             admin::router::<B>()
                 .merge(tokens::router::<B>())
-                .merge(registry::admin_router::<B>()),
+                .merge(publish::router::<B>()),
         )
         .route("/metrics", axum::routing::get(metrics::scrape::<B>))
         // Last, so every route above is counted under its matched template.

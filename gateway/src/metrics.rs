@@ -4,13 +4,13 @@
 //! One process runs one node, so the metrics live in one process-wide [`Metrics`] ([`global`]):
 //! the HTTP middleware here, the p2p protocols, the registry and the token checks count into it
 //! without threading a handle through every layer. Gauges that describe state (peers, store
-//! size, under-replicated images) are refreshed at scrape time by [`Backend::refresh_metrics`],
+//! size, under-replicated images) are refreshed at scrape time by [`MetricsBackend::refresh_metrics`],
 //! which must stay cheap: the node answers from values its background rounds already computed.
 //!
 //! Label values are bounded: HTTP routes are the matched route *templates*
 //! (`/api/container/{*rest}`), never raw paths, and rejection reasons are fixed names.
 
-use crate::{Backend, SharedState};
+use crate::{MetricsBackend, SharedState};
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -27,7 +27,7 @@ pub use shubnet_metrics::{
 };
 
 /// `GET /metrics`.
-pub(crate) async fn scrape<B: Backend>(State(state): State<SharedState<B>>) -> Response {
+pub(crate) async fn scrape<B: MetricsBackend>(State(state): State<SharedState<B>>) -> Response {
     state.backend.refresh_metrics(global()).await;
     let mut resp = global().encode().into_response();
     resp.headers_mut()

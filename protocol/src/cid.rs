@@ -96,6 +96,43 @@ pub fn verify(cid: &Cid, data: &[u8]) -> Result<(), CidError> {
     }
 }
 
+/// Serde for a [`Cid`] as its text form (CIDv1 base32), as the JSON APIs carry it: the type
+/// crosses the boundary, the wire stays a string. Use with `#[serde(with = "cid::text")]`.
+pub mod text {
+    use super::{Cid, parse};
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    /// Writes the CID's text form.
+    pub fn serialize<S: Serializer>(cid: &Cid, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(cid)
+    }
+
+    /// Parses the text form, refusing what [`parse`] refuses.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Cid, D::Error> {
+        let text = String::deserialize(d)?;
+        parse(&text).map_err(D::Error::custom)
+    }
+}
+
+/// [`text`] for a list of CIDs.
+pub mod text_list {
+    use super::{Cid, parse};
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    /// Writes each CID's text form.
+    pub fn serialize<S: Serializer>(cids: &[Cid], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(cids.iter().map(ToString::to_string))
+    }
+
+    /// Parses each text form.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Cid>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|t| parse(t).map_err(D::Error::custom))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@
 //! - [`sif`]: SIF inspection: header, descriptors, and the image metadata a manifest carries.
 //! - [`sync`]: `/shubnet/sync/1` anti-entropy messages and gossip announcements.
 
+pub mod admin;
 pub mod bitswap;
 pub mod car;
 pub mod cid;
@@ -26,6 +27,7 @@ pub mod roster;
 pub mod search;
 pub mod sif;
 pub mod sync;
+pub mod tokens;
 pub mod unixfs;
 pub mod varint;
 

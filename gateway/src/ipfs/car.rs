@@ -32,7 +32,7 @@
 use super::negotiate::CarParams;
 use super::range::{NoneMatch, if_none_match};
 use super::{IpfsError, base_headers, disposition, load_block, not_modified};
-use crate::Backend;
+use crate::ContentBackend;
 use axum::body::Body;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -192,7 +192,7 @@ impl CarRequest {
 }
 
 /// Answers a CAR request: 404 for a missing root, else 200 with the walk streamed.
-pub(crate) async fn respond<B: Backend>(
+pub(crate) async fn respond<B: ContentBackend>(
     backend: &B,
     cid: Cid,
     req: CarRequest,
@@ -379,7 +379,7 @@ pub(crate) struct Walk<B> {
     done: bool,
 }
 
-impl<B: Backend> Walk<B> {
+impl<B: ContentBackend> Walk<B> {
     /// Starts a walk whose root block is already loaded; errors if the root cannot be walked.
     pub(crate) fn new(
         backend: B,

@@ -1,12 +1,12 @@
 //! Plain file bytes and single raw blocks, both with `Range` and `If-None-Match`.
 //!
-//! A plain file is streamed straight from [`Backend::read_file`]: its stream becomes the body
+//! A plain file is streamed straight from [`ContentBackend::read_file`]: its stream becomes the body
 //! as is, so a 20 GB image costs one chunk of memory. Raw blocks (at most 2 MiB) and identity
 //! CIDs are already in memory and are sliced.
 
 use super::range::{NoneMatch, Selection, if_none_match, select};
 use super::{IpfsError, base_headers, disposition, load_block, not_modified};
-use crate::Backend;
+use crate::ContentBackend;
 use crate::ipfs::negotiate::RAW_MEDIA_TYPE;
 use axum::body::Body;
 use axum::http::header::{
@@ -32,7 +32,7 @@ pub(crate) struct Naming<'a> {
 }
 
 /// `GET|HEAD /ipfs/{cid}` for the deserialized file.
-pub(crate) async fn file<B: Backend>(
+pub(crate) async fn file<B: ContentBackend>(
     backend: &B,
     cid: Cid,
     naming: Naming<'_>,
@@ -82,7 +82,7 @@ pub(crate) async fn file<B: Backend>(
 }
 
 /// `GET|HEAD /ipfs/{cid}?format=raw`: exactly one block.
-pub(crate) async fn raw<B: Backend>(
+pub(crate) async fn raw<B: ContentBackend>(
     backend: &B,
     cid: Cid,
     filename: Option<&str>,
@@ -168,7 +168,7 @@ fn identity_file(cid: &Cid) -> Result<Bytes, IpfsError> {
 
 /// Why the backend has no file for `cid`: not held at all (404), or held but not a UnixFS file
 /// (501, only files are served as plain bytes).
-async fn explain_missing<B: Backend>(backend: &B, cid: &Cid) -> IpfsError {
+async fn explain_missing<B: ContentBackend>(backend: &B, cid: &Cid) -> IpfsError {
     match backend.block(cid).await {
         Ok(Some(block)) => match FileNode::decode(cid, &block) {
             Err(e) => not_a_file(cid, &e.to_string()),

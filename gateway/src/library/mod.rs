@@ -23,7 +23,7 @@ mod upload;
 use crate::ipfs::plain::{self, Naming};
 use crate::shub::decode_all;
 use crate::tokens::{AuthError, Right, TokenBackend, TokenInfo};
-use crate::{Backend, BackendError, SharedState};
+use crate::{BackendError, SharedState};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -41,8 +41,32 @@ pub use upload::Uploads;
 /// 2.0.0-alpha.2 v2 (arch) tags in the clients.
 pub const API_VERSION: &str = "2.0.0-alpha.2";
 
+/// What the library API needs from a node.
+pub trait LibraryBackend:
+    crate::ContentBackend
+    + crate::StoreBackend
+    + crate::RegistryBackend
+    + crate::PublishBackend
+    + crate::UsageBackend
+    + crate::UploadBackend
+    + crate::VisibilityBackend
+    + TokenBackend
+{
+}
+impl<T> LibraryBackend for T where
+    T: crate::ContentBackend
+        + crate::StoreBackend
+        + crate::RegistryBackend
+        + crate::PublishBackend
+        + crate::UsageBackend
+        + crate::UploadBackend
+        + crate::VisibilityBackend
+        + TokenBackend
+{
+}
+
 /// Routes of the library API, mounted at the root.
-pub fn router<B: Backend + TokenBackend>() -> Router<SharedState<B>> {
+pub fn router<B: LibraryBackend>() -> Router<SharedState<B>> {
     Router::new()
         .route("/assets/config/config.prod.json", get(config::<B>))
         .route("/version", get(version))
@@ -175,7 +199,7 @@ async fn require<B: TokenBackend>(
 }
 
 /// 403 unless `collection` is public or the bearer token may pull it.
-async fn may_pull<B: TokenBackend>(
+async fn may_pull<B: LibraryBackend>(
     backend: &B,
     headers: &HeaderMap,
     collection: &str,
@@ -213,7 +237,7 @@ fn parse_path(path: &str) -> Result<LibraryRef, LibraryError> {
 
 /// The live manifest a library path names: a tag's head, or the image of that container with
 /// the given sha256.
-async fn resolve<B: Backend>(backend: &B, r: &LibraryRef) -> Result<Manifest, LibraryError> {
+async fn resolve<B: LibraryBackend>(backend: &B, r: &LibraryRef) -> Result<Manifest, LibraryError> {
     let refs = r.references();
     let first = refs
         .first()
@@ -232,7 +256,7 @@ async fn resolve<B: Backend>(backend: &B, r: &LibraryRef) -> Result<Manifest, Li
 }
 
 /// The live manifest of `collection/name` whose content has sha256 `h`.
-async fn find_by_hash<B: Backend>(
+async fn find_by_hash<B: LibraryBackend>(
     backend: &B,
     collection: &str,
     name: &str,
@@ -281,7 +305,7 @@ fn image_json(m: &Manifest, tags: Vec<String>, usage: crate::search::Usage) -> V
     })
 }
 
-async fn config<B: Backend>(
+async fn config<B: LibraryBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
 ) -> Result<Response, LibraryError> {
@@ -310,7 +334,7 @@ async fn oci_redirect() -> LibraryError {
     LibraryError::not_found("not supported")
 }
 
-async fn token_status<B: Backend + TokenBackend>(
+async fn token_status<B: LibraryBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
 ) -> Result<Response, LibraryError> {
@@ -348,7 +372,7 @@ fn collection_json(name: &str, entity: &str, private: bool) -> Value {
     } })
 }
 
-async fn collection<B: Backend + TokenBackend>(
+async fn collection<B: LibraryBackend>(
     State(state): State<SharedState<B>>,
     Path(path): Path<String>,
 ) -> Result<Response, LibraryError> {
@@ -364,7 +388,7 @@ async fn collection<B: Backend + TokenBackend>(
     Ok(Json(collection_json(name, entity, private)).into_response())
 }
 
-async fn collection_create<B: Backend + TokenBackend>(
+async fn collection_create<B: LibraryBackend>(
     State(state): State<SharedState<B>>,
     body: axum::body::Bytes,
 ) -> Result<Response, LibraryError> {
@@ -407,7 +431,7 @@ async fn container_create(body: axum::body::Bytes) -> Result<Response, LibraryEr
     Ok(Json(container_json(collection, name)).into_response())
 }
 
-async fn image<B: Backend + TokenBackend>(
+async fn image<B: LibraryBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Path(path): Path<String>,
@@ -433,7 +457,7 @@ async fn image<B: Backend + TokenBackend>(
 
 /// `POST /v1/images`: the client creates the image record before it uploads. Nothing is stored
 /// until the bytes arrive; the answer carries the id the upload and tag calls use.
-async fn image_create<B: Backend + TokenBackend>(
+async fn image_create<B: LibraryBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
@@ -461,7 +485,7 @@ async fn image_create<B: Backend + TokenBackend>(
     .into_response())
 }
 
-async fn imagefile<B: Backend + TokenBackend>(
+async fn imagefile<B: LibraryBackend>(
     State(state): State<SharedState<B>>,
     method: Method,
     headers: HeaderMap,

@@ -6,12 +6,12 @@
 //! client that goes away fails the stream, and the store keeps nothing.
 
 use super::ids::ImageId;
-use super::upload::{begin, check_url_secret, completed, image_id, verified_stream};
-use super::{LibraryError, require};
+use super::upload::{begin, check_url_secret, completed, image_id, upload_error, verified_stream};
+use super::{LibraryBackend, LibraryError, require};
+use crate::SharedState;
 use crate::backend::AddOutcome;
 use crate::shub::{auth, time};
-use crate::tokens::{Right, TokenBackend};
-use crate::{Backend, BackendError, SharedState};
+use crate::tokens::Right;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -39,7 +39,7 @@ struct Session {
     next_part: u64,
     total_parts: u64,
     tx: mpsc::Sender<io::Result<Bytes>>,
-    store: JoinHandle<Result<AddOutcome, BackendError>>,
+    store: JoinHandle<Result<AddOutcome, LibraryError>>,
 }
 
 /// Multipart uploads in progress, by upload id.
@@ -74,7 +74,7 @@ pub(super) struct Start {
 }
 
 /// `POST /v2/imagefile/<id>/_multipart`.
-pub(super) async fn start<B: Backend + TokenBackend>(
+pub(super) async fn start<B: LibraryBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -94,9 +94,14 @@ pub(super) async fn start<B: Backend + TokenBackend>(
     let chunks = Box::pin(futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     }));
-    let stream = verified_stream(chunks, image.sha256, limit);
+    let (stream, check) = verified_stream(chunks, image.sha256, limit);
     let backend = state.backend.clone();
-    let store = tokio::spawn(async move { backend.add(stream).await });
+    let store = tokio::spawn(async move {
+        backend
+            .add(stream)
+            .await
+            .map_err(|e| upload_error(e, &check))
+    });
     let total_parts = req.filesize.div_ceil(PART_SIZE).max(1);
     let uid = upload_id();
     tracing::info!(image = %image, upload = %uid, parts = total_parts, "multipart upload started");
@@ -130,7 +135,7 @@ fn part_secret(key: &[u8; 32], uid: &str, part: u64, expires: u64) -> String {
 }
 
 /// `PUT /v2/imagefile/<id>/_multipart`: the URL for one part.
-pub(super) async fn part_url<B: Backend + TokenBackend>(
+pub(super) async fn part_url<B: LibraryBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -169,7 +174,7 @@ async fn fail(state_sessions: &Sessions, uid: &str, why: &str) {
 }
 
 /// `PUT /v2/part/<uploadID>/<n>/<secret>`: one part's bytes, forwarded to the store.
-pub(super) async fn part_put<B: Backend + TokenBackend>(
+pub(super) async fn part_put<B: LibraryBackend>(
     State(state): State<SharedState<B>>,
     Path((uid, part, secret)): Path<(String, u64, String)>,
     body: Body,
@@ -232,7 +237,7 @@ pub(super) async fn part_put<B: Backend + TokenBackend>(
 }
 
 /// `PUT /v2/imagefile/<id>/_multipart_complete`.
-pub(super) async fn complete<B: Backend + TokenBackend>(
+pub(super) async fn complete<B: LibraryBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -268,14 +273,13 @@ pub(super) async fn complete<B: Backend + TokenBackend>(
     let out = s
         .store
         .await
-        .map_err(|e| LibraryError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(super::upload::upload_error)?;
+        .map_err(|e| LibraryError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
     super::upload::remember(&state, &image, &out).await?;
     Ok(completed(&image))
 }
 
 /// `PUT /v2/imagefile/<id>/_multipart_abort`.
-pub(super) async fn abort<B: Backend + TokenBackend>(
+pub(super) async fn abort<B: LibraryBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Path(id): Path<String>,

@@ -4,10 +4,10 @@
 //! signed manifest on behalf of the token's user.
 
 use super::ids::{self, ImageId};
-use super::{LibraryError, find_by_hash, require};
+use super::{LibraryBackend, LibraryError, find_by_hash, require};
 use crate::shub::{auth, time};
-use crate::tokens::{Right, TokenBackend};
-use crate::{Backend, ByteStream, SharedState};
+use crate::tokens::Right;
+use crate::{ByteStream, SharedState};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -20,7 +20,8 @@ use sha2::{Digest as _, Sha256};
 use shubnet_protocol::Cid;
 use std::collections::HashMap;
 use std::io;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// How long a v2 upload URL stays valid, in seconds.
 const UPLOAD_URL_LIFETIME_SECS: u64 = 24 * 3600;
@@ -66,7 +67,7 @@ impl Uploads {
 }
 
 /// The stored upload for image `id`: from memory, else from the backend's record.
-async fn lookup<B: Backend>(
+async fn lookup<B: LibraryBackend>(
     state: &SharedState<B>,
     id: &str,
 ) -> Result<Option<(Cid, u64)>, LibraryError> {
@@ -77,8 +78,20 @@ async fn lookup<B: Backend>(
     }
 }
 
+/// Set when a [`verified`] stream failed because the bytes did not hash to the declared sha256,
+/// so the store's resulting refusal is reported as the client's mistake (400) from this flag
+/// rather than from the error's text.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HashCheck(Arc<AtomicBool>);
+
+impl HashCheck {
+    fn mismatched(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// `body`, failing at the end unless it hashes to `sha256`, and as soon as it passes `limit`.
-pub(crate) fn verified(body: Body, sha256: [u8; 32], limit: u64) -> ByteStream {
+pub(crate) fn verified(body: Body, sha256: [u8; 32], limit: u64) -> (ByteStream, HashCheck) {
     verified_stream(
         body.into_data_stream().map(|r| r.map_err(io::Error::other)),
         sha256,
@@ -91,7 +104,9 @@ pub(super) fn verified_stream(
     inner: impl futures::Stream<Item = io::Result<bytes::Bytes>> + Send + Unpin + 'static,
     sha256: [u8; 32],
     limit: u64,
-) -> ByteStream {
+) -> (ByteStream, HashCheck) {
+    let check = HashCheck::default();
+    let flag = check.0.clone();
     struct St<S> {
         inner: S,
         hasher: Option<Sha256>,
@@ -102,44 +117,49 @@ pub(super) fn verified_stream(
         hasher: Some(Sha256::new()),
         seen: 0,
     };
-    Box::pin(futures::stream::unfold(st, move |mut st| async move {
-        let hasher = st.hasher.as_mut()?;
-        match st.inner.next().await {
-            Some(Ok(chunk)) => {
-                st.seen = st.seen.saturating_add(chunk.len() as u64);
-                if st.seen > limit {
-                    st.hasher = None;
-                    let e = io::Error::new(
-                        io::ErrorKind::FileTooLarge,
-                        format!("upload exceeds the limit of {limit} bytes"),
-                    );
-                    return Some((Err(e), st));
+    let stream = futures::stream::unfold(st, move |mut st| {
+        let flag = flag.clone();
+        async move {
+            let hasher = st.hasher.as_mut()?;
+            match st.inner.next().await {
+                Some(Ok(chunk)) => {
+                    st.seen = st.seen.saturating_add(chunk.len() as u64);
+                    if st.seen > limit {
+                        st.hasher = None;
+                        let e = io::Error::new(
+                            io::ErrorKind::FileTooLarge,
+                            format!("upload exceeds the limit of {limit} bytes"),
+                        );
+                        return Some((Err(e), st));
+                    }
+                    hasher.update(&chunk);
+                    Some((Ok(chunk), st))
                 }
-                hasher.update(&chunk);
-                Some((Ok(chunk), st))
-            }
-            Some(Err(e)) => {
-                st.hasher = None;
-                Some((Err(e), st))
-            }
-            None => {
-                let got: [u8; 32] = st.hasher.take()?.finalize().into();
-                if got == sha256 {
-                    None
-                } else {
-                    let e = io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "the upload's sha256 is {} but the image declares {}",
-                            hex::encode(got),
-                            hex::encode(sha256)
-                        ),
-                    );
+                Some(Err(e)) => {
+                    st.hasher = None;
                     Some((Err(e), st))
+                }
+                None => {
+                    let got: [u8; 32] = st.hasher.take()?.finalize().into();
+                    if got == sha256 {
+                        None
+                    } else {
+                        flag.store(true, Ordering::Release);
+                        let e = io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!(
+                                "the upload's sha256 is {} but the image declares {}",
+                                hex::encode(got),
+                                hex::encode(sha256)
+                            ),
+                        );
+                        Some((Err(e), st))
+                    }
                 }
             }
         }
-    }))
+    });
+    (Box::pin(stream), check)
 }
 
 pub(super) fn image_id(id: &str) -> Result<ImageId, LibraryError> {
@@ -149,7 +169,7 @@ pub(super) fn image_id(id: &str) -> Result<ImageId, LibraryError> {
 /// Refuses an upload into a collection this node may not publish, before any byte is stored
 /// (the tag call would refuse it anyway, but the content would stay behind). A frozen `latest`
 /// is no reason to refuse the bytes: the tag call decides about tags.
-pub(super) async fn check_namespace<B: Backend>(
+pub(super) async fn check_namespace<B: LibraryBackend>(
     backend: &B,
     id: &ImageId,
 ) -> Result<(), LibraryError> {
@@ -157,41 +177,44 @@ pub(super) async fn check_namespace<B: Backend>(
         .push_check(&format!("{}/{}:latest", id.collection, id.name))
         .await
     {
-        Ok(()) => Ok(()),
-        Err(crate::BackendError::Invalid(m)) if m.contains("frozen") => Ok(()),
-        Err(crate::BackendError::Invalid(m)) => Err(LibraryError::new(StatusCode::FORBIDDEN, m)),
+        Ok(()) | Err(crate::BackendError::Frozen { .. }) => Ok(()),
+        Err(e) if e.is_refusal() => Err(LibraryError::new(StatusCode::FORBIDDEN, e.to_string())),
         Err(e) => Err(e.into()),
     }
 }
 
 /// Stores the body of an upload for `id`.
-async fn receive<B: Backend + TokenBackend>(
+async fn receive<B: LibraryBackend>(
     state: &SharedState<B>,
     id: &ImageId,
     body: Body,
 ) -> Result<(), LibraryError> {
     check_namespace(&state.backend, id).await?;
-    let stream = verified(body, id.sha256, state.config.max_upload_bytes);
-    let out = state.backend.add(stream).await.map_err(upload_error)?;
+    let (stream, check) = verified(body, id.sha256, state.config.max_upload_bytes);
+    let out = state
+        .backend
+        .add(stream)
+        .await
+        .map_err(|e| upload_error(e, &check))?;
     remember(state, id, &out).await
 }
 
-/// A failed upload's error: a sha256 mismatch is the client's (400).
-pub(super) fn upload_error(e: crate::BackendError) -> LibraryError {
+/// A failed upload's error: the store's refusal of bytes that did not hash to the image id is
+/// the client's (400).
+pub(super) fn upload_error(e: crate::BackendError, check: &HashCheck) -> LibraryError {
     match e {
-        crate::BackendError::Invalid(m) if m.contains("sha256") => LibraryError::bad_request(m),
+        crate::BackendError::Invalid(m) if check.mismatched() => LibraryError::bad_request(m),
         other => other.into(),
     }
 }
 
 /// Records stored content for the tag call, in memory and in the backend.
-pub(super) async fn remember<B: Backend>(
+pub(super) async fn remember<B: LibraryBackend>(
     state: &SharedState<B>,
     id: &ImageId,
     out: &crate::backend::AddOutcome,
 ) -> Result<(), LibraryError> {
-    let root = shubnet_protocol::cid::parse(&out.cid)
-        .map_err(|e| LibraryError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let root = out.cid;
     let key = id.to_string();
     state.backend.record_upload(&key, &root, out.size).await?;
     state.uploads.insert(key, root, out.size);
@@ -201,7 +224,7 @@ pub(super) async fn remember<B: Backend>(
 
 /// The checks before a v2 upload (single or multipart) may start: a valid image id, the push
 /// right, a namespace this node publishes, and a declared size within the limit.
-pub(super) async fn begin<B: Backend + TokenBackend>(
+pub(super) async fn begin<B: LibraryBackend>(
     state: &SharedState<B>,
     headers: &HeaderMap,
     id: &str,
@@ -248,7 +271,7 @@ pub(super) fn completed(image: &ImageId) -> Response {
 }
 
 /// `POST /v1/imagefile/<imageID>`: the raw SIF as the body.
-pub(super) async fn v1_raw<B: Backend + TokenBackend>(
+pub(super) async fn v1_raw<B: LibraryBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -279,7 +302,7 @@ fn upload_secret(key: &[u8; 32], id: &str, expires: u64) -> String {
 
 /// `POST /v2/imagefile/<id>`: answers the URL the client PUTs the bytes to. It carries a signed
 /// secret because the client sends no credentials with that PUT.
-pub(super) async fn v2_request<B: Backend + TokenBackend>(
+pub(super) async fn v2_request<B: LibraryBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -302,7 +325,7 @@ pub(super) async fn v2_request<B: Backend + TokenBackend>(
 }
 
 /// `PUT /v2/upload/<id>/<secret>`: the bytes.
-pub(super) async fn v2_put<B: Backend + TokenBackend>(
+pub(super) async fn v2_put<B: LibraryBackend>(
     State(state): State<SharedState<B>>,
     Path((id, secret)): Path<(String, String)>,
     body: Body,
@@ -314,7 +337,7 @@ pub(super) async fn v2_put<B: Backend + TokenBackend>(
 }
 
 /// `PUT /v2/imagefile/<id>/_complete`.
-pub(super) async fn v2_complete<B: Backend + TokenBackend>(
+pub(super) async fn v2_complete<B: LibraryBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -328,7 +351,7 @@ pub(super) async fn v2_complete<B: Backend + TokenBackend>(
 }
 
 /// tag → image id of a container's live tags.
-async fn tag_map<B: Backend + TokenBackend>(
+async fn tag_map<B: LibraryBackend>(
     state: &SharedState<B>,
     headers: &HeaderMap,
     container: &str,
@@ -351,7 +374,7 @@ async fn tag_map<B: Backend + TokenBackend>(
         .collect())
 }
 
-pub(super) async fn tags_v1<B: Backend + TokenBackend>(
+pub(super) async fn tags_v1<B: LibraryBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -360,7 +383,7 @@ pub(super) async fn tags_v1<B: Backend + TokenBackend>(
     Ok(Json(json!({ "data": map })).into_response())
 }
 
-pub(super) async fn tags_v2<B: Backend + TokenBackend>(
+pub(super) async fn tags_v2<B: LibraryBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -386,7 +409,7 @@ fn tag_request(body: &[u8]) -> Result<TagRequest, LibraryError> {
 
 /// Publishes `tag` → the image: signs a manifest for the uploaded (or already published)
 /// content on behalf of the token's user.
-async fn set_tag<B: Backend + TokenBackend>(
+async fn set_tag<B: LibraryBackend>(
     state: &SharedState<B>,
     headers: &HeaderMap,
     container: &str,
@@ -426,9 +449,12 @@ async fn set_tag<B: Backend + TokenBackend>(
         .backend
         .push_as(&r.tag_path(), false, &info.user, body)
         .await
-        .map_err(|e| match e {
-            crate::BackendError::Invalid(m) => LibraryError::new(StatusCode::FORBIDDEN, m),
-            other => other.into(),
+        .map_err(|e| {
+            if e.is_refusal() {
+                LibraryError::new(StatusCode::FORBIDDEN, e.to_string())
+            } else {
+                e.into()
+            }
         })?;
     tracing::info!(reference = %out.reference, user = %info.user, "tagged through the library API");
     // A tag references the content now: it no longer waits to expire.
@@ -439,7 +465,7 @@ async fn set_tag<B: Backend + TokenBackend>(
     Ok(StatusCode::OK.into_response())
 }
 
-pub(super) async fn set_tag_v1<B: Backend + TokenBackend>(
+pub(super) async fn set_tag_v1<B: LibraryBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -448,7 +474,7 @@ pub(super) async fn set_tag_v1<B: Backend + TokenBackend>(
     set_tag(&state, &headers, &id, tag_request(&body)?).await
 }
 
-pub(super) async fn set_tag_v2<B: Backend + TokenBackend>(
+pub(super) async fn set_tag_v2<B: LibraryBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Path(id): Path<String>,

@@ -5,10 +5,10 @@
 //! a token, never enumerable. Lists are DRF `LimitOffsetPagination` pages
 //! (`{"count","next","previous","results"}`) where sregistry paginates, plain JSON elsewhere.
 
+use super::ShubBackend;
 use super::{ShubError, decode_all, external_base, time};
+use crate::SharedState;
 use crate::search::{ImageHit, MAX_LIMIT, SearchQuery};
-use crate::tokens::TokenBackend;
-use crate::{Backend, SharedState};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -24,7 +24,7 @@ const PAGE_SIZE: usize = 10;
 /// Largest page a client may ask for.
 const MAX_PAGE: usize = 1000;
 
-pub(super) fn router<B: Backend + TokenBackend>() -> Router<SharedState<B>> {
+pub(super) fn router<B: ShubBackend>() -> Router<SharedState<B>> {
     Router::new()
         .route("/api/containers", get(containers::<B>))
         .route("/api/containers/", get(containers::<B>))
@@ -50,7 +50,7 @@ struct Page {
 }
 
 /// Every live image of a public collection, sorted by collection, name, tag.
-async fn public_images<B: Backend + TokenBackend>(
+async fn public_images<B: ShubBackend>(
     state: &SharedState<B>,
     prefix: &str,
 ) -> Result<Vec<Manifest>, ShubError> {
@@ -112,7 +112,7 @@ fn paginate(base: &str, path: &str, items: Vec<Value>, page: &Page) -> Value {
     json!({ "count": count, "next": next, "previous": previous, "results": results })
 }
 
-async fn containers<B: Backend + TokenBackend>(
+async fn containers<B: ShubBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Query(page): Query<Page>,
@@ -148,7 +148,7 @@ fn group(base: &str, images: &[Manifest]) -> Vec<Value> {
         .collect()
 }
 
-async fn collections<B: Backend + TokenBackend>(
+async fn collections<B: ShubBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Query(page): Query<Page>,
@@ -159,7 +159,7 @@ async fn collections<B: Backend + TokenBackend>(
     Ok(Json(paginate(&base, "/api/collections/", items, &page)).into_response())
 }
 
-async fn collection<B: Backend + TokenBackend>(
+async fn collection<B: ShubBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Path(name): Path<String>,
@@ -176,7 +176,7 @@ async fn collection<B: Backend + TokenBackend>(
         .ok_or_else(ShubError::not_found)
 }
 
-async fn collection_search<B: Backend + TokenBackend>(
+async fn collection_search<B: ShubBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Path(q): Path<String>,
@@ -199,7 +199,7 @@ async fn collection_search<B: Backend + TokenBackend>(
 }
 
 /// Every hit of `q` from the node's search index, page by page.
-async fn indexed<B: Backend + TokenBackend>(
+async fn indexed<B: ShubBackend>(
     state: &SharedState<B>,
     mut q: SearchQuery,
 ) -> Result<Vec<ImageHit>, ShubError> {
@@ -257,7 +257,7 @@ fn group_hits(base: &str, hits: &[ImageHit]) -> Vec<Value> {
 
 /// `/api/container/search/name/<n>[/tag/<t>]` and
 /// `/api/container/search/collection/<c>/name/<n>[/tag/<t>]` (routed from the container path).
-pub(super) async fn container_search<B: Backend + TokenBackend>(
+pub(super) async fn container_search<B: ShubBackend>(
     state: &SharedState<B>,
     query: &str,
 ) -> Result<Response, ShubError> {
@@ -286,7 +286,7 @@ pub(super) async fn container_search<B: Backend + TokenBackend>(
 }
 
 /// Labels of public images, from the search index: `(key, value) → container uris`.
-async fn labels_filtered<B: Backend + TokenBackend>(
+async fn labels_filtered<B: ShubBackend>(
     state: &SharedState<B>,
     key: Option<&str>,
     value: Option<&str>,
@@ -316,34 +316,34 @@ async fn labels_filtered<B: Backend + TokenBackend>(
     Ok(Json(list).into_response())
 }
 
-async fn labels_all<B: Backend + TokenBackend>(
+async fn labels_all<B: ShubBackend>(
     State(state): State<SharedState<B>>,
 ) -> Result<Response, ShubError> {
     labels_filtered(&state, None, None).await
 }
 
-async fn labels_key<B: Backend + TokenBackend>(
+async fn labels_key<B: ShubBackend>(
     State(state): State<SharedState<B>>,
     Path(k): Path<String>,
 ) -> Result<Response, ShubError> {
     labels_filtered(&state, Some(&k), None).await
 }
 
-async fn labels_value<B: Backend + TokenBackend>(
+async fn labels_value<B: ShubBackend>(
     State(state): State<SharedState<B>>,
     Path(v): Path<String>,
 ) -> Result<Response, ShubError> {
     labels_filtered(&state, None, Some(&v)).await
 }
 
-async fn labels_key_value<B: Backend + TokenBackend>(
+async fn labels_key_value<B: ShubBackend>(
     State(state): State<SharedState<B>>,
     Path((k, v)): Path<(String, String)>,
 ) -> Result<Response, ShubError> {
     labels_filtered(&state, Some(&k), Some(&v)).await
 }
 
-async fn identity<B: Backend + TokenBackend>(
+async fn identity<B: ShubBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
 ) -> Result<Response, ShubError> {

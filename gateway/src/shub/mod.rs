@@ -26,7 +26,7 @@ mod upload;
 
 use crate::ipfs::plain::{self, Naming};
 use crate::tokens::{Right, TokenBackend};
-use crate::{Backend, BackendError, SharedState};
+use crate::{BackendError, SharedState};
 use auth::HmacError;
 use axum::Json;
 use axum::Router;
@@ -63,8 +63,28 @@ pub(crate) async fn request_timeout(
     }
 }
 
+/// What the shub and sregistry APIs need from a node.
+pub trait ShubBackend:
+    crate::ContentBackend
+    + crate::RegistryBackend
+    + crate::PublishBackend
+    + crate::UsageBackend
+    + crate::VisibilityBackend
+    + TokenBackend
+{
+}
+impl<T> ShubBackend for T where
+    T: crate::ContentBackend
+        + crate::RegistryBackend
+        + crate::PublishBackend
+        + crate::UsageBackend
+        + crate::VisibilityBackend
+        + TokenBackend
+{
+}
+
 /// Routes of the shub and sregistry APIs, mounted at the root.
-pub fn router<B: Backend + TokenBackend>() -> Router<SharedState<B>> {
+pub fn router<B: ShubBackend>() -> Router<SharedState<B>> {
     Router::new()
         .route(
             "/api/container/{*rest}",
@@ -197,7 +217,7 @@ fn digest_matches(m: &Manifest, d: &Digest) -> bool {
 
 /// The live (not tombstoned) manifest `r` names: the tag's head, or with a digest the tag of
 /// that name whose content matches.
-async fn resolve<B: Backend>(backend: &B, r: &Reference) -> Result<Manifest, ShubError> {
+async fn resolve<B: ShubBackend>(backend: &B, r: &Reference) -> Result<Manifest, ShubError> {
     let head = backend
         .manifest_for_tag(&r.collection, &r.name, &r.tag)
         .await?
@@ -218,7 +238,7 @@ async fn resolve<B: Backend>(backend: &B, r: &Reference) -> Result<Manifest, Shu
 }
 
 /// 403 unless `collection` is public or the request's HMAC `pull` signature covers it.
-async fn check_pull<B: Backend + TokenBackend>(
+async fn check_pull<B: ShubBackend>(
     state: &SharedState<B>,
     headers: &HeaderMap,
     r: &Reference,
@@ -302,7 +322,7 @@ pub(crate) fn container_json(m: &Manifest, image: String) -> Value {
     })
 }
 
-async fn container_get<B: Backend + TokenBackend>(
+async fn container_get<B: ShubBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Path(rest): Path<String>,
@@ -350,7 +370,7 @@ fn json_body(body: bytes::Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-async fn container_delete<B: Backend + TokenBackend>(
+async fn container_delete<B: ShubBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Path(rest): Path<String>,
@@ -373,15 +393,18 @@ async fn container_delete<B: Backend + TokenBackend>(
         .backend
         .delete_as(&r.tag_path(), &info.user)
         .await
-        .map_err(|e| match e {
-            BackendError::Invalid(m) => ShubError::new(StatusCode::FORBIDDEN, m),
-            other => other.into(),
+        .map_err(|e| {
+            if e.is_refusal() {
+                ShubError::new(StatusCode::FORBIDDEN, e.to_string())
+            } else {
+                e.into()
+            }
         })?;
     tracing::info!(reference = %r.tag_path(), user = %info.user, "deleted through the shub API");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn download<B: Backend + TokenBackend>(
+async fn download<B: ShubBackend>(
     State(state): State<SharedState<B>>,
     method: Method,
     headers: HeaderMap,
@@ -391,7 +414,7 @@ async fn download<B: Backend + TokenBackend>(
         .map_err(|_| ShubError::not_found().into_response())?;
     if secret == PUBLIC_SECRET {
         // Content of a private collection needs a signed secret; public URLs are refused then.
-        crate::registry::may_read_content(&state, &HeaderMap::new(), &cid)
+        crate::visibility::may_read_content(&state, &HeaderMap::new(), &cid)
             .await
             .map_err(|_| {
                 ShubError::new(StatusCode::FORBIDDEN, "this image is private").into_response()

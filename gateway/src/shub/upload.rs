@@ -4,9 +4,10 @@
 //! user. The file is never buffered: multer hands the field over chunk by chunk, and a body that
 //! ends early, grows past the limit or fails verification leaves nothing stored.
 
+use super::ShubBackend;
 use super::{ShubError, auth};
-use crate::tokens::{Right, TokenBackend};
-use crate::{Backend, BackendError, ByteStream, SharedState};
+use crate::tokens::Right;
+use crate::{BackendError, ByteStream, SharedState};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -41,15 +42,16 @@ fn reference(collection: &str, name: &str, tag: &str) -> Result<Reference, ShubE
 
 /// Namespace and frozen-tag refusals are permission problems for the client: 403.
 fn refusal(e: BackendError) -> ShubError {
-    match e {
-        BackendError::Invalid(m) => ShubError::new(StatusCode::FORBIDDEN, m),
-        other => other.into(),
+    if e.is_refusal() {
+        ShubError::new(StatusCode::FORBIDDEN, e.to_string())
+    } else {
+        e.into()
     }
 }
 
 /// `POST /api/upload/chunked_upload`: may this user push here? Answers `{"cid": collection}`;
 /// the collection name is its id, so step 2 signs the same name.
-pub(super) async fn chunked<B: Backend + TokenBackend>(
+pub(super) async fn chunked<B: ShubBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
@@ -94,7 +96,7 @@ fn multipart_error(e: multer::Error) -> ShubError {
 
 /// `POST /upload`: the multipart upload (`SREGISTRY_EVENT`, `name`, `collection`, `tag`,
 /// `file1`).
-pub(super) async fn upload<B: Backend + TokenBackend>(
+pub(super) async fn upload<B: ShubBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     body: Body,

@@ -16,9 +16,9 @@
 
 mod pages;
 
+use crate::SharedState;
 use crate::search::SearchQuery;
 use crate::tokens::TokenBackend;
-use crate::{Backend, SharedState};
 use axum::Router;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -31,8 +31,26 @@ use shubnet_protocol::manifest::Manifest;
 /// The stylesheet, small enough to cache once and forget.
 const STYLE: &str = include_str!("style.css");
 
+/// What the web UI needs from a node.
+pub trait UiBackend:
+    crate::RegistryBackend
+    + crate::UsageBackend
+    + crate::LifecycleBackend
+    + crate::VisibilityBackend
+    + TokenBackend
+{
+}
+impl<T> UiBackend for T where
+    T: crate::RegistryBackend
+        + crate::UsageBackend
+        + crate::LifecycleBackend
+        + crate::VisibilityBackend
+        + TokenBackend
+{
+}
+
 /// The UI routes.
-pub fn router<B: Backend + TokenBackend>() -> Router<SharedState<B>> {
+pub fn router<B: UiBackend>() -> Router<SharedState<B>> {
     Router::new()
         .route("/", get(home::<B>))
         .route("/ui", get(home::<B>))
@@ -103,7 +121,7 @@ struct PageQuery {
     page: usize,
 }
 
-async fn home<B: Backend + TokenBackend>(State(state): State<SharedState<B>>) -> Response {
+async fn home<B: UiBackend>(State(state): State<SharedState<B>>) -> Response {
     match state.backend.collection_summaries().await {
         Ok(list) => html(StatusCode::OK, pages::home(&list)),
         Err(e) => backend_error(&e),
@@ -113,7 +131,7 @@ async fn home<B: Backend + TokenBackend>(State(state): State<SharedState<B>>) ->
 /// Page size of image lists.
 const PER_PAGE: usize = 50;
 
-async fn collection<B: Backend + TokenBackend>(
+async fn collection<B: UiBackend>(
     State(state): State<SharedState<B>>,
     Path(c): Path<String>,
     Query(p): Query<PageQuery>,
@@ -147,7 +165,7 @@ pub(crate) struct SearchForm {
     pub page: usize,
 }
 
-async fn search<B: Backend + TokenBackend>(
+async fn search<B: UiBackend>(
     State(state): State<SharedState<B>>,
     Query(f): Query<SearchForm>,
 ) -> Response {
@@ -184,7 +202,7 @@ async fn search<B: Backend + TokenBackend>(
     html(StatusCode::OK, pages::search(&f, found.as_ref(), PER_PAGE))
 }
 
-async fn image<B: Backend + TokenBackend>(
+async fn image<B: UiBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Path((c, n, t)): Path<(String, String, String)>,
@@ -231,7 +249,7 @@ struct StarForm {
 
 /// `POST .../star` with a form `token=…&action=star|unstar`: a user with a token stars an image
 /// (one star per user), then the browser is sent back to the image page.
-async fn star<B: Backend + TokenBackend>(
+async fn star<B: UiBackend>(
     State(state): State<SharedState<B>>,
     Path((c, n, t)): Path<(String, String, String)>,
     Form(f): Form<StarForm>,
@@ -257,7 +275,7 @@ async fn star<B: Backend + TokenBackend>(
     }
 }
 
-async fn federation<B: Backend + TokenBackend>(State(state): State<SharedState<B>>) -> Response {
+async fn federation<B: UiBackend>(State(state): State<SharedState<B>>) -> Response {
     let fed = match state.backend.federation().await {
         Ok(f) => f,
         Err(e) => return backend_error(&e),

@@ -114,7 +114,7 @@ async fn add_streams_the_body_and_the_file_is_served() {
     assert_eq!(out.size, 1000);
     assert!(out.pinned);
     assert_eq!(
-        out.cid,
+        out.cid.to_string(),
         crate::mem::chunk(&data, deep_layout()).root.to_string()
     );
     let g = get(&backend, &format!("/ipfs/{}", out.cid), &[]).await;
@@ -214,16 +214,7 @@ async fn pins_list_add_and_remove() {
     pins.sort_by_key(|p| p.size);
     assert_eq!(
         pins,
-        vec![
-            PinInfo {
-                cid: a.to_string(),
-                size: 50
-            },
-            PinInfo {
-                cid: b.to_string(),
-                size: 60
-            },
-        ]
+        vec![PinInfo { cid: a, size: 50 }, PinInfo { cid: b, size: 60 },]
     );
     let r = send(
         app(&backend),
@@ -262,7 +253,8 @@ async fn gc_and_repair_reports() {
     let r = send(app(&backend), request("POST", "/admin/v1/gc", &[AUTH])).await;
     assert_eq!(r.status, StatusCode::OK);
     let report: GcReport = json(&r);
-    assert_eq!(report.removed, vec![dropped.to_string()]);
+    let removed: Vec<String> = report.removed.iter().map(ToString::to_string).collect();
+    assert_eq!(removed, vec![dropped.to_string()]);
     assert_eq!(report.freed_bytes, 31);
     let r = send(app(&backend), request("POST", "/admin/v1/repair", &[AUTH])).await;
     assert_eq!(r.status, StatusCode::OK);
@@ -313,7 +305,7 @@ async fn car_export_then_import_round_trips() {
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let out: CarImportOutcome = json(&r);
     assert_eq!(out.roots.len(), 1);
-    assert_eq!(out.roots[0].cid, file.root.to_string());
+    assert_eq!(out.roots[0].cid.to_string(), file.root.to_string());
     assert_eq!(out.roots[0].size, 300);
     assert_eq!(out.blocks as usize, file.leaves.len() + file.nodes.len());
     let g = get(&target, &format!("/ipfs/{}", file.root), &[]).await;

@@ -1,11 +1,22 @@
-//! `MemBackend`: the gateway's `Backend` over hash maps, built with the real UnixFS importer so
+//! `MemBackend`: the gateway's backend traits over hash maps, built with the real UnixFS importer so
 //! every CID is the one a node would produce. It records what the gateway asked for, so tests
 //! can check that nothing outside a range is fetched and that identity CIDs never reach it.
 
 use bytes::Bytes;
 use futures::StreamExt;
-use shubnet_gateway::backend::{AddOutcome, CarImportOutcome, GcReport, PinInfo, RepairReport};
-use shubnet_gateway::{Backend, BackendError, ByteStream};
+use shubnet_gateway::backend::{
+    AddOutcome, CarImportOutcome, FederationRequest, FederationView, GcReport, LeaveAction,
+    PinInfo, PushOutcome, RepairReport,
+};
+use shubnet_gateway::search::{CollectionSummary, SearchPage, SearchQuery, Usage};
+use shubnet_gateway::tokens::{
+    AuthResult, CollectionInfo, CreatedToken, NewToken, Right, TokenBackend, TokenInfo,
+};
+use shubnet_gateway::{
+    AdminAuth, BackendError, ByteStream, ContentBackend, LifecycleBackend, MetricsBackend,
+    NotReady, PublishBackend, RegistryBackend, StoreBackend, UploadBackend, UsageBackend,
+    VisibilityBackend,
+};
 use shubnet_protocol::Cid;
 use shubnet_protocol::car::CarReader;
 use shubnet_protocol::unixfs::{Block, FileNode, Importer, Layout};
@@ -192,7 +203,9 @@ pub fn chunk(data: &[u8], layout: Layout) -> File {
     }
 }
 
-impl Backend for MemBackend {
+impl shubnet_gateway::Backend for MemBackend {}
+
+impl ContentBackend for MemBackend {
     async fn block(&self, cid: &Cid) -> Result<Option<Bytes>, BackendError> {
         let mut inner = self.lock();
         inner.block_requests.push(*cid);
@@ -220,6 +233,10 @@ impl Backend for MemBackend {
         Ok(Box::pin(futures::stream::iter(chunks)))
     }
 
+    async fn count_download(&self, _: &Cid) {}
+}
+
+impl StoreBackend for MemBackend {
     async fn add(&self, body: ByteStream) -> Result<AddOutcome, BackendError> {
         self.lock().add_calls += 1;
         let data = self.collect(body).await?;
@@ -227,7 +244,7 @@ impl Backend for MemBackend {
         let size = data.len() as u64;
         self.lock().pins.insert(file.root.to_string(), size);
         Ok(AddOutcome {
-            cid: file.root.to_string(),
+            cid: file.root,
             size,
             sha256: String::new(),
             pinned: true,
@@ -256,7 +273,7 @@ impl Backend for MemBackend {
             inner.files.insert(root, Bytes::from(file));
             inner.pins.insert(root.to_string(), size);
             outcomes.push(AddOutcome {
-                cid: root.to_string(),
+                cid: root,
                 size,
                 sha256: String::new(),
                 pinned: true,
@@ -292,7 +309,7 @@ impl Backend for MemBackend {
             .pins
             .iter()
             .map(|(cid, size)| PinInfo {
-                cid: cid.clone(),
+                cid: shubnet_protocol::cid::parse(cid).expect("a pinned CID"),
                 size: *size,
             })
             .collect())
@@ -313,7 +330,7 @@ impl Backend for MemBackend {
             freed += inner.files.remove(c).map_or(0, |d| d.len() as u64);
         }
         Ok(GcReport {
-            removed: gone.iter().map(Cid::to_string).collect(),
+            removed: gone,
             freed_bytes: freed,
         })
     }
@@ -329,10 +346,173 @@ impl Backend for MemBackend {
         })
     }
 
+    async fn fetch(&self, _: &Cid, _: &[String]) -> Result<AddOutcome, BackendError> {
+        Err(unsupported())
+    }
+
+    async fn backup(&self) -> Result<ByteStream, BackendError> {
+        Err(unsupported())
+    }
+}
+
+impl AdminAuth for MemBackend {
     fn check_admin_token(&self, token: &str) -> bool {
         token == TOKEN
     }
 }
 
+/// What `MemBackend` has no model of: the registry, tokens, usage and the node's life. The
+/// `/ipfs` and admin routes under test here never reach these.
+fn unsupported() -> BackendError {
+    BackendError::Unavailable("MemBackend has no registry, tokens or network".into())
+}
+
+/// No collections exist here, so every block is public.
+impl VisibilityBackend for MemBackend {
+    async fn content_collections(&self, _: &Cid) -> Result<Vec<String>, BackendError> {
+        Ok(Vec::new())
+    }
+    async fn collection_is_private(&self, _: &str) -> Result<bool, BackendError> {
+        Ok(false)
+    }
+}
+
+impl LifecycleBackend for MemBackend {
+    async fn ready(&self) -> Result<(), NotReady> {
+        Ok(())
+    }
+    async fn status(&self) -> Result<serde_json::Value, BackendError> {
+        Err(unsupported())
+    }
+    async fn leave(&self, _: LeaveAction) -> Result<serde_json::Value, BackendError> {
+        Err(unsupported())
+    }
+    async fn shutdown(&self) -> Result<(), BackendError> {
+        Err(unsupported())
+    }
+}
+
+impl RegistryBackend for MemBackend {
+    async fn federation(&self) -> Result<FederationView, BackendError> {
+        Err(unsupported())
+    }
+    async fn manifest_for_tag(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<Vec<u8>>, BackendError> {
+        Err(unsupported())
+    }
+    async fn manifest_by_cid(&self, _: &Cid) -> Result<Option<Vec<u8>>, BackendError> {
+        Err(unsupported())
+    }
+    async fn tag_heads(&self, _: &str) -> Result<Vec<Vec<u8>>, BackendError> {
+        Err(unsupported())
+    }
+}
+
+impl PublishBackend for MemBackend {
+    async fn federation_admin(
+        &self,
+        _: FederationRequest,
+    ) -> Result<serde_json::Value, BackendError> {
+        Err(unsupported())
+    }
+    async fn push(&self, _: &str, _: bool, _: ByteStream) -> Result<PushOutcome, BackendError> {
+        Err(unsupported())
+    }
+    async fn push_check(&self, _: &str) -> Result<(), BackendError> {
+        Err(unsupported())
+    }
+    async fn delete_tag(&self, _: &str) -> Result<PushOutcome, BackendError> {
+        Err(unsupported())
+    }
+    async fn push_as(
+        &self,
+        _: &str,
+        _: bool,
+        _: &str,
+        _: ByteStream,
+    ) -> Result<PushOutcome, BackendError> {
+        Err(unsupported())
+    }
+    async fn delete_as(&self, _: &str, _: &str) -> Result<PushOutcome, BackendError> {
+        Err(unsupported())
+    }
+}
+
+impl UsageBackend for MemBackend {
+    async fn search(&self, _: SearchQuery) -> Result<SearchPage, BackendError> {
+        Err(unsupported())
+    }
+    async fn collection_summaries(&self) -> Result<Vec<CollectionSummary>, BackendError> {
+        Err(unsupported())
+    }
+    async fn usage(&self, _: &str) -> Result<Usage, BackendError> {
+        Err(unsupported())
+    }
+    async fn star(&self, _: &str, _: &str, _: bool) -> Result<Usage, BackendError> {
+        Err(unsupported())
+    }
+}
+
+impl MetricsBackend for MemBackend {
+    async fn refresh_metrics(&self, _: &'static shubnet_gateway::metrics::Metrics) {}
+}
+
+impl UploadBackend for MemBackend {
+    async fn record_upload(&self, _: &str, _: &Cid, _: u64) -> Result<(), BackendError> {
+        Err(unsupported())
+    }
+    async fn recall_upload(&self, _: &str) -> Result<Option<(Cid, u64)>, BackendError> {
+        Err(unsupported())
+    }
+    async fn forget_upload(&self, _: &str) -> Result<(), BackendError> {
+        Err(unsupported())
+    }
+}
+
 /// Keeps no tokens: the token routes are tested in `shubnet_gateway::tokens`.
-impl shubnet_gateway::tokens::TokenBackend for MemBackend {}
+impl TokenBackend for MemBackend {
+    async fn create_token(&self, _: NewToken) -> Result<CreatedToken, BackendError> {
+        Err(unsupported())
+    }
+    async fn tokens(&self) -> Result<Vec<TokenInfo>, BackendError> {
+        Err(unsupported())
+    }
+    async fn revoke_token(&self, _: &str) -> Result<TokenInfo, BackendError> {
+        Err(unsupported())
+    }
+    async fn identify_token(&self, _: &str) -> Result<AuthResult, BackendError> {
+        Err(unsupported())
+    }
+    async fn authorize_token(
+        &self,
+        _: &str,
+        _: &str,
+        _: Right,
+    ) -> Result<AuthResult, BackendError> {
+        Err(unsupported())
+    }
+    async fn authorize_hmac(
+        &self,
+        _: &str,
+        _: &[u8],
+        _: &str,
+        _: &str,
+        _: Right,
+    ) -> Result<AuthResult, BackendError> {
+        Err(unsupported())
+    }
+    async fn set_collection_private(
+        &self,
+        _: &str,
+        _: bool,
+    ) -> Result<CollectionInfo, BackendError> {
+        Err(unsupported())
+    }
+    async fn collections(&self) -> Result<Vec<CollectionInfo>, BackendError> {
+        Err(unsupported())
+    }
+}

@@ -6,7 +6,7 @@ use super::progress::{self, file_body};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use futures::StreamExt;
-use shubnet_gateway::backend::{AddOutcome, CarImportOutcome, GcReport, PinInfo, RepairReport};
+use shubnet_protocol::admin::{AddOutcome, CarImportOutcome, GcReport, PinInfo, RepairReport};
 use shubnet_protocol::unixfs::{Layout, import_reader};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -205,7 +205,7 @@ pub fn cat(a: CatArgs) -> Result<()> {
 pub fn fetch(a: FetchArgs) -> Result<()> {
     let cid = parse_cid(&a.cid)?;
     let client = NodeClient::new(&a.node)?;
-    let req = shubnet_gateway::backend::FetchRequest {
+    let req = shubnet_protocol::admin::FetchRequest {
         cid: cid.to_string(),
         peers: a.peers,
     };

@@ -13,7 +13,7 @@ use super::{NodeArgs, runtime};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde_json::Value;
-use shubnet_gateway::backend::FederationRequest;
+use shubnet_protocol::admin::FederationRequest;
 use std::time::{Duration, Instant};
 
 /// `shubnet leave` options.

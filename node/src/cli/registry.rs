@@ -15,7 +15,7 @@ use clap::{Args, Subcommand};
 use futures::StreamExt;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use shubnet_gateway::backend::{FederationRequest, PushOutcome};
+use shubnet_protocol::admin::{FederationRequest, PushOutcome};
 use shubnet_protocol::manifest::Manifest;
 use shubnet_protocol::reference::Reference;
 use shubnet_protocol::roster::{JoinRequest, SignedRoster, UnsignedJoinRequest, verify_chain};

@@ -9,7 +9,7 @@ use super::client::NodeClient;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use reqwest::Method;
-use shubnet_gateway::tokens::{CollectionInfo, CreatedToken, ID_LEN, TokenInfo, TokenRequest};
+use shubnet_protocol::tokens::{CollectionInfo, CreatedToken, ID_LEN, TokenInfo, TokenRequest};
 use std::io::Write;
 
 /// `shubnet token ...`.
@@ -251,7 +251,7 @@ fn utc(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shubnet_gateway::tokens::{CollectionPattern, Right};
+    use shubnet_protocol::tokens::{CollectionPattern, Right};
 
     #[test]
     fn utc_formats_known_instants() {

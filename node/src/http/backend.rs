@@ -7,8 +7,10 @@ use crate::registry::Registry;
 use crate::store::{Store, StoreError};
 use bytes::Bytes;
 use shubnet_gateway::backend::{
-    AddOutcome, Backend, BackendError, ByteStream, CarImportOutcome, FederationRequest,
-    FederationView, GcReport, PinInfo, PushOutcome, RepairReport,
+    AddOutcome, AdminAuth, BackendError, ByteStream, CarImportOutcome, ContentBackend,
+    FederationRequest, FederationView, GcReport, LifecycleBackend, MetricsBackend, NotReady,
+    PinInfo, PublishBackend, PushOutcome, RegistryBackend, RepairReport, StoreBackend,
+    UploadBackend, UsageBackend, VisibilityBackend,
 };
 use shubnet_gateway::search::{CollectionSummary, SearchPage, SearchQuery, Usage};
 use shubnet_protocol::Cid;
@@ -204,14 +206,17 @@ fn io_err(e: std::io::Error) -> BackendError {
 
 fn outcome(cid: Cid, rec: crate::store::tables::RootRecord, pinned: bool) -> AddOutcome {
     AddOutcome {
-        cid: cid.to_string(),
+        cid,
         size: rec.size,
         sha256: hex::encode(rec.sha256),
         pinned,
     }
 }
 
-impl Backend for NodeBackend {
+/// Every concern the gateway serves; the impls below and in `tokens.rs` provide them.
+impl shubnet_gateway::Backend for NodeBackend {}
+
+impl ContentBackend for NodeBackend {
     async fn block(&self, cid: &Cid) -> Result<Option<Bytes>, BackendError> {
         let (s, c) = (self.store.clone(), *cid);
         blocking(move || s.block(&c)).await
@@ -255,74 +260,25 @@ impl Backend for NodeBackend {
             .await;
         }
     }
+}
 
-    async fn search(&self, q: SearchQuery) -> Result<SearchPage, BackendError> {
-        let hidden = self.private_collections().await?;
-        let (reg, usage) = (self.registry.clone(), self.usage.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut page = reg.read_index().search(&q, &hidden);
-            if let Some(u) = usage {
-                for h in &mut page.hits {
-                    let root = shubnet_protocol::cid::parse(&h.root).ok();
-                    if let Ok(x) = u.usage(&h.reference, root.as_ref()) {
-                        (h.downloads, h.stars) = (x.downloads, x.stars);
-                    }
-                }
-            }
-            page
-        })
-        .await
-        .map_err(|e| BackendError::Internal(format!("search task: {e}")))
+impl VisibilityBackend for NodeBackend {
+    async fn content_collections(&self, cid: &Cid) -> Result<Vec<String>, BackendError> {
+        self.visibility.collections_of(cid).await.map_err(hidden)
     }
 
-    async fn collection_summaries(&self) -> Result<Vec<CollectionSummary>, BackendError> {
-        let hidden = self.private_collections().await?;
-        let reg = self.registry.clone();
-        tokio::task::spawn_blocking(move || reg.read_index().collections(&hidden))
-            .await
-            .map_err(|e| BackendError::Internal(format!("listing task: {e}")))
+    async fn collection_is_private(&self, name: &str) -> Result<bool, BackendError> {
+        crate::http::tokens::collection_is_private(&self.tokens, name)
     }
+}
 
-    async fn usage(&self, reference: &str) -> Result<Usage, BackendError> {
-        let Some(u) = self.usage.clone() else {
-            return Ok(Usage::default());
-        };
-        let (reg, reference) = (self.registry.clone(), reference.to_owned());
-        tokio::task::spawn_blocking(move || {
-            let root = reg
-                .read_index()
-                .get(&reference)
-                .and_then(|h| shubnet_protocol::cid::parse(&h.root).ok());
-            u.usage(&reference, root.as_ref())
-        })
-        .await
-        .map_err(|e| BackendError::Internal(format!("usage task: {e}")))?
-        .map_err(|e| BackendError::Internal(e.to_string()))
+impl AdminAuth for NodeBackend {
+    fn check_admin_token(&self, token: &str) -> bool {
+        self.admin.matches(token)
     }
+}
 
-    async fn star(&self, reference: &str, user: &str, on: bool) -> Result<Usage, BackendError> {
-        let u = self
-            .usage
-            .clone()
-            .ok_or_else(|| BackendError::Unavailable("stars are off on this node".into()))?;
-        if self.registry.read_index().get(reference).is_none() {
-            return Err(BackendError::NotFound(format!("no image {reference}")));
-        }
-        let (r, user2) = (reference.to_owned(), user.to_owned());
-        tokio::task::spawn_blocking(move || u.set_star(&r, &user2, on))
-            .await
-            .map_err(|e| BackendError::Internal(format!("star task: {e}")))?
-            .map_err(|e| BackendError::Internal(e.to_string()))?;
-        Backend::usage(self, reference).await
-    }
-
-    async fn refresh_metrics(&self, m: &'static shubnet_gateway::metrics::Metrics) {
-        let peers = Some(self.net.connected_peers().len());
-        self.observer
-            .refresh(&self.store, Some(self.replicator.clone()), peers, m)
-            .await;
-    }
-
+impl StoreBackend for NodeBackend {
     async fn add(&self, body: ByteStream) -> Result<AddOutcome, BackendError> {
         let (cid, rec) = self.store.add_stream(body).await.map_err(conv)?;
         Ok(outcome(cid, rec, true))
@@ -381,17 +337,14 @@ impl Backend for NodeBackend {
         let pins = blocking(move || s.pins()).await?;
         Ok(pins
             .into_iter()
-            .map(|(c, size)| PinInfo {
-                cid: c.to_string(),
-                size,
-            })
+            .map(|(cid, size)| PinInfo { cid, size })
             .collect())
     }
 
     async fn gc(&self) -> Result<GcReport, BackendError> {
         let r = self.store.gc().await.map_err(conv)?;
         Ok(GcReport {
-            removed: r.removed.iter().map(ToString::to_string).collect(),
+            removed: r.removed,
             freed_bytes: r.freed_bytes,
         })
     }
@@ -406,71 +359,6 @@ impl Backend for NodeBackend {
         })
     }
 
-    async fn federation(&self) -> Result<FederationView, BackendError> {
-        reg::federation(&self.registry).await
-    }
-
-    async fn manifest_for_tag(
-        &self,
-        c: &str,
-        n: &str,
-        t: &str,
-    ) -> Result<Option<Vec<u8>>, BackendError> {
-        reg::manifest_for_tag(&self.registry, c, n, t).await
-    }
-
-    async fn manifest_by_cid(&self, cid: &Cid) -> Result<Option<Vec<u8>>, BackendError> {
-        reg::manifest_by_cid(&self.registry, cid).await
-    }
-
-    async fn tag_heads(&self, prefix: &str) -> Result<Vec<Vec<u8>>, BackendError> {
-        reg::tag_heads(&self.registry, prefix).await
-    }
-
-    async fn federation_admin(
-        &self,
-        req: FederationRequest,
-    ) -> Result<serde_json::Value, BackendError> {
-        reg::federation_admin(&self.registry, req).await
-    }
-
-    async fn push(
-        &self,
-        reference: &str,
-        frozen: bool,
-        body: ByteStream,
-    ) -> Result<PushOutcome, BackendError> {
-        reg::push(&self.registry, &self.store, reference, frozen, body).await
-    }
-
-    async fn content_collections(&self, cid: &Cid) -> Result<Vec<String>, BackendError> {
-        self.visibility.collections_of(cid).await.map_err(hidden)
-    }
-
-    async fn record_upload(&self, key: &str, root: &Cid, size: u64) -> Result<(), BackendError> {
-        let (up, key, root) = (self.uploads.clone(), key.to_owned(), *root);
-        off_thread(move || up.record(&key, &root, size), io_err).await
-    }
-
-    async fn recall_upload(&self, key: &str) -> Result<Option<(Cid, u64)>, BackendError> {
-        let (up, key) = (self.uploads.clone(), key.to_owned());
-        let rec = off_thread(move || up.recall(&key), io_err).await?;
-        Ok(rec.map(|r| (r.root, r.size)))
-    }
-
-    async fn forget_upload(&self, key: &str) -> Result<(), BackendError> {
-        let (up, key) = (self.uploads.clone(), key.to_owned());
-        off_thread(move || up.forget(&key), io_err).await
-    }
-
-    async fn push_check(&self, reference: &str) -> Result<(), BackendError> {
-        reg::push_check(&self.registry, reference).await
-    }
-
-    async fn delete_tag(&self, reference: &str) -> Result<PushOutcome, BackendError> {
-        reg::delete_tag(&self.registry, reference).await
-    }
-
     async fn backup(&self) -> Result<ByteStream, BackendError> {
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
         let (dir, tokens) = (self.store.dir().clone(), self.tokens.clone());
@@ -483,14 +371,17 @@ impl Backend for NodeBackend {
         });
         Ok(Box::pin(tokio_stream_from(rx)))
     }
+}
 
-    async fn ready(&self) -> Result<(), String> {
+impl LifecycleBackend for NodeBackend {
+    async fn ready(&self) -> Result<(), NotReady> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.pins().map(|_| ()).map_err(|e| e.to_string()))
+        tokio::task::spawn_blocking(move || store.pins().map(|_| ()))
             .await
-            .map_err(|e| e.to_string())??;
+            .map_err(|e| NotReady::Store(e.to_string()))?
+            .map_err(|e| NotReady::Store(e.to_string()))?;
         match self.net.isolation() {
-            Some(why) => Err(why),
+            Some(why) => Err(NotReady::Isolated(why)),
             None => Ok(()),
         }
     }
@@ -533,9 +424,54 @@ impl Backend for NodeBackend {
         self.shutdown.cancel();
         Ok(())
     }
+}
 
-    fn check_admin_token(&self, token: &str) -> bool {
-        self.admin.matches(token)
+impl RegistryBackend for NodeBackend {
+    async fn federation(&self) -> Result<FederationView, BackendError> {
+        reg::federation(&self.registry).await
+    }
+
+    async fn manifest_for_tag(
+        &self,
+        c: &str,
+        n: &str,
+        t: &str,
+    ) -> Result<Option<Vec<u8>>, BackendError> {
+        reg::manifest_for_tag(&self.registry, c, n, t).await
+    }
+
+    async fn manifest_by_cid(&self, cid: &Cid) -> Result<Option<Vec<u8>>, BackendError> {
+        reg::manifest_by_cid(&self.registry, cid).await
+    }
+
+    async fn tag_heads(&self, prefix: &str) -> Result<Vec<Vec<u8>>, BackendError> {
+        reg::tag_heads(&self.registry, prefix).await
+    }
+}
+
+impl PublishBackend for NodeBackend {
+    async fn federation_admin(
+        &self,
+        req: FederationRequest,
+    ) -> Result<serde_json::Value, BackendError> {
+        reg::federation_admin(&self.registry, req).await
+    }
+
+    async fn push(
+        &self,
+        reference: &str,
+        frozen: bool,
+        body: ByteStream,
+    ) -> Result<PushOutcome, BackendError> {
+        reg::push(&self.registry, &self.store, reference, frozen, body).await
+    }
+
+    async fn push_check(&self, reference: &str) -> Result<(), BackendError> {
+        reg::push_check(&self.registry, reference).await
+    }
+
+    async fn delete_tag(&self, reference: &str) -> Result<PushOutcome, BackendError> {
+        reg::delete_tag(&self.registry, reference).await
     }
 
     async fn push_as(
@@ -550,6 +486,95 @@ impl Backend for NodeBackend {
 
     async fn delete_as(&self, reference: &str, user: &str) -> Result<PushOutcome, BackendError> {
         reg::delete_tag_by(&self.registry, reference, user).await
+    }
+}
+
+impl UsageBackend for NodeBackend {
+    async fn search(&self, q: SearchQuery) -> Result<SearchPage, BackendError> {
+        let hidden = self.private_collections().await?;
+        let (reg, usage) = (self.registry.clone(), self.usage.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut page = reg.read_index().search(&q, &hidden);
+            if let Some(u) = usage {
+                for h in &mut page.hits {
+                    let root = shubnet_protocol::cid::parse(&h.root).ok();
+                    if let Ok(x) = u.usage(&h.reference, root.as_ref()) {
+                        (h.downloads, h.stars) = (x.downloads, x.stars);
+                    }
+                }
+            }
+            page
+        })
+        .await
+        .map_err(|e| BackendError::Internal(format!("search task: {e}")))
+    }
+
+    async fn collection_summaries(&self) -> Result<Vec<CollectionSummary>, BackendError> {
+        let hidden = self.private_collections().await?;
+        let reg = self.registry.clone();
+        tokio::task::spawn_blocking(move || reg.read_index().collections(&hidden))
+            .await
+            .map_err(|e| BackendError::Internal(format!("listing task: {e}")))
+    }
+
+    async fn usage(&self, reference: &str) -> Result<Usage, BackendError> {
+        let Some(u) = self.usage.clone() else {
+            return Ok(Usage::default());
+        };
+        let (reg, reference) = (self.registry.clone(), reference.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let root = reg
+                .read_index()
+                .get(&reference)
+                .and_then(|h| shubnet_protocol::cid::parse(&h.root).ok());
+            u.usage(&reference, root.as_ref())
+        })
+        .await
+        .map_err(|e| BackendError::Internal(format!("usage task: {e}")))?
+        .map_err(|e| BackendError::Internal(e.to_string()))
+    }
+
+    async fn star(&self, reference: &str, user: &str, on: bool) -> Result<Usage, BackendError> {
+        let u = self
+            .usage
+            .clone()
+            .ok_or_else(|| BackendError::Unavailable("stars are off on this node".into()))?;
+        if self.registry.read_index().get(reference).is_none() {
+            return Err(BackendError::NotFound(format!("no image {reference}")));
+        }
+        let (r, user2) = (reference.to_owned(), user.to_owned());
+        tokio::task::spawn_blocking(move || u.set_star(&r, &user2, on))
+            .await
+            .map_err(|e| BackendError::Internal(format!("star task: {e}")))?
+            .map_err(|e| BackendError::Internal(e.to_string()))?;
+        UsageBackend::usage(self, reference).await
+    }
+}
+
+impl MetricsBackend for NodeBackend {
+    async fn refresh_metrics(&self, m: &'static shubnet_gateway::metrics::Metrics) {
+        let peers = Some(self.net.connected_peers().len());
+        self.observer
+            .refresh(&self.store, Some(self.replicator.clone()), peers, m)
+            .await;
+    }
+}
+
+impl UploadBackend for NodeBackend {
+    async fn record_upload(&self, key: &str, root: &Cid, size: u64) -> Result<(), BackendError> {
+        let (up, key, root) = (self.uploads.clone(), key.to_owned(), *root);
+        off_thread(move || up.record(&key, &root, size), io_err).await
+    }
+
+    async fn recall_upload(&self, key: &str) -> Result<Option<(Cid, u64)>, BackendError> {
+        let (up, key) = (self.uploads.clone(), key.to_owned());
+        let rec = off_thread(move || up.recall(&key), io_err).await?;
+        Ok(rec.map(|r| (r.root, r.size)))
+    }
+
+    async fn forget_upload(&self, key: &str) -> Result<(), BackendError> {
+        let (up, key) = (self.uploads.clone(), key.to_owned());
+        off_thread(move || up.forget(&key), io_err).await
     }
 }
 

@@ -1,6 +1,7 @@
 //! The registry's half of the gateway backend: each function here backs one
-//! [`shubnet_gateway::Backend`] method, so `backend.rs` stays a thin dispatcher.
+//! method of the gateway's registry traits, so `backend.rs` stays a thin dispatcher.
 
+use crate::registry::metadata::ExtractError;
 use crate::registry::{Registry, RegistryError, RosterOutcome, roster_to_line};
 use crate::store::Store;
 use base64::Engine;
@@ -18,10 +19,19 @@ pub fn conv(e: RegistryError) -> BackendError {
     match e {
         RegistryError::NotFound(m) => BackendError::NotFound(format!("{m} not found")),
         RegistryError::Io(m) => BackendError::Internal(m),
-        RegistryError::Manifest(ManifestError::FrozenTag { tag }) => BackendError::Invalid(
-            format!("manifest rejected: {tag} is frozen and can never move"),
-        ),
-        other => BackendError::Invalid(other.to_string()),
+        RegistryError::Manifest(ManifestError::FrozenTag { tag }) => BackendError::Frozen { tag },
+        RegistryError::Manifest(ManifestError::OutsideNamespace { collection, member }) => {
+            BackendError::OutsideNamespace { collection, member }
+        }
+        other => BackendError::Rejected(other.to_string()),
+    }
+}
+
+/// A corrupt SIF is the client's (400); failing to read our own blob is ours (500).
+fn metadata_error(e: ExtractError) -> BackendError {
+    match e {
+        ExtractError::Sif(_) => BackendError::Invalid(e.to_string()),
+        other => BackendError::Internal(other.to_string()),
     }
 }
 
@@ -242,7 +252,9 @@ pub async fn push_by(
         .await
         .map_err(crate::http::backend::conv)?;
     let published = async {
-        let metadata = crate::registry::metadata::extract(store, &root).await?;
+        let metadata = crate::registry::metadata::extract(store, &root)
+            .await
+            .map_err(metadata_error)?;
         let (reg2, r2, user) = (reg.clone(), r.clone(), pushed_by.to_owned());
         let content = Some((root, rec.size, rec.sha256));
         blocking(move || reg2.publish(&r2, content, metadata, frozen, &user)).await

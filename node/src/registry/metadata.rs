@@ -9,7 +9,6 @@
 //! descriptors lie is refused with the parser's reason.
 
 use crate::store::Store;
-use shubnet_gateway::backend::BackendError;
 use shubnet_protocol::Cid;
 use shubnet_protocol::manifest::Metadata;
 use shubnet_protocol::sif::{self, SifError};
@@ -18,46 +17,42 @@ use std::io::BufReader;
 use std::path::PathBuf;
 
 /// The metadata of the stored image `root`: `Some` for a SIF, `None` for anything else.
-/// Errors: [`BackendError::Invalid`] for a corrupt SIF, [`BackendError::Internal`] when the
-/// stored blob cannot be read.
-pub async fn extract(store: &Store, root: &Cid) -> Result<Option<Metadata>, BackendError> {
+pub async fn extract(store: &Store, root: &Cid) -> Result<Option<Metadata>, ExtractError> {
     let path = store.dir().blobs().join(root.to_string());
     let short = root.to_string();
     let short = short[short.len().saturating_sub(8)..].to_owned();
-    crate::http::backend::off_thread(move || extract_file(path), conv)
+    tokio::task::spawn_blocking(move || extract_file(path))
         .await
+        .map_err(|e| ExtractError::Task(e.to_string()))?
         .inspect(|m| {
             tracing::debug!(cid = %short, sif = m.is_some(), "extracted image metadata");
         })
 }
 
 /// Why a stored blob's metadata could not be extracted.
-#[derive(Debug)]
-enum ExtractError {
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
     /// The blob could not be opened (a node problem, not the client's).
+    #[error("opening {path}: {source}", path = .0.display(), source = .1)]
     Open(PathBuf, std::io::Error),
-    /// The SIF parser refused the file.
+    /// The stored blob could not be read (a node problem).
+    #[error("reading the stored image: {0}")]
+    Read(std::io::Error),
+    /// The SIF parser refused the file: the upload starts like a SIF but is not one.
+    #[error("the upload starts like a SIF but is not a valid one: {0}")]
     Sif(SifError),
-}
-
-fn conv(e: ExtractError) -> BackendError {
-    match e {
-        ExtractError::Open(path, e) => {
-            BackendError::Internal(format!("opening {}: {e}", path.display()))
-        }
-        ExtractError::Sif(SifError::Io(e)) => {
-            BackendError::Internal(format!("reading the stored image: {e}"))
-        }
-        ExtractError::Sif(e) => BackendError::Invalid(format!(
-            "the upload starts like a SIF but is not a valid one: {e}"
-        )),
-    }
+    /// The blocking task failed.
+    #[error("metadata task failed: {0}")]
+    Task(String),
 }
 
 /// Synchronous core of [`extract`], for blocking threads.
 fn extract_file(path: PathBuf) -> Result<Option<Metadata>, ExtractError> {
     let file = File::open(&path).map_err(|e| ExtractError::Open(path.clone(), e))?;
-    let found = sif::inspect(BufReader::new(file)).map_err(ExtractError::Sif)?;
+    let found = sif::inspect(BufReader::new(file)).map_err(|e| match e {
+        SifError::Io(e) => ExtractError::Read(e),
+        other => ExtractError::Sif(other),
+    })?;
     if let Some(e) = &found.fallback_error {
         tracing::warn!(path = %path.display(), error = %e, "no metadata from the squashfs partition");
     }

@@ -66,11 +66,11 @@ use crate::secrets::SecretError;
 use crypto::{SECRET_LEN, SealKey, Sealed};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use shubnet_gateway::tokens::{
+use shubnet_protocol::reference;
+use shubnet_protocol::tokens::{
     AuthError, CollectionInfo, CollectionPattern, CreatedToken, ID_LEN, NewToken, Right, TokenInfo,
     validate_user,
 };
-use shubnet_protocol::reference;
 use std::sync::Arc;
 
 /// How many fresh secrets `create` tries before giving up on a unique id (a clash needs two

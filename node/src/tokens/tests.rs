@@ -1,5 +1,5 @@
 use super::*;
-use shubnet_gateway::tokens::TokenRequest;
+use shubnet_protocol::tokens::TokenRequest;
 
 /// The sregistry documentation's token, user and signed request (client-protocols.md §1.4).
 const KAT_TOKEN: &str = "5027225717bf0030465db1e7099e496022c42181";

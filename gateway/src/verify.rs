@@ -1,35 +1,35 @@
-//! The verification API and the registry's admin routes.
-//!
-//! Public (`/shubnet/v1`): what `shubnet pull` needs to verify an image end to end without
-//! trusting this gateway — the roster chain and signed manifests as their raw signed encodings
-//! (`application/vnd.shubnet.roster+cbor` inside JSON as base64url, and
+//! The verification API under `/shubnet/v1`: what `shubnet pull` needs to verify an image end
+//! to end without trusting this gateway — the roster chain and signed manifests as their raw
+//! signed encodings (`application/vnd.shubnet.roster+cbor` inside JSON as base64url, and
 //! `application/vnd.shubnet.manifest+cbor` bodies), plus a JSON tag listing for people.
 //!
-//! Admin (`/admin/v1`, behind the [`Admin`] extractor): federation actions, push and delete.
+//! Manifests of private collections go only to a token that may pull them; that decision is
+//! [`crate::visibility`]'s, never this module's.
 
-use crate::admin::{Admin, AdminError, check_declared_length, limited};
-use crate::backend::{FederationRequest, PushOutcome};
+use crate::SharedState;
+use crate::backend::{RegistryBackend, TokenBackend, VisibilityBackend};
 use crate::error::{backend_response, json_error};
-use crate::tokens::{Right, TokenBackend};
-use crate::{Backend, SharedState};
-use axum::body::Body;
+use crate::visibility::may_read;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
 use serde::Deserialize;
 use shubnet_protocol::manifest::Manifest;
-use std::sync::atomic::Ordering;
 
 /// Media type of a signed manifest body.
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.shubnet.manifest+cbor";
 /// Header carrying the manifest CID.
 pub const MANIFEST_CID_HEADER: &str = "x-shubnet-manifest-cid";
 
-/// Public routes under `/shubnet/v1`.
-pub fn public_router<B: Backend + TokenBackend>() -> Router<SharedState<B>> {
+/// What the verification API needs from a node.
+pub trait VerifyBackend: RegistryBackend + VisibilityBackend + TokenBackend {}
+impl<T: RegistryBackend + VisibilityBackend + TokenBackend> VerifyBackend for T {}
+
+/// Routes under `/shubnet/v1`.
+pub fn router<B: VerifyBackend>() -> Router<SharedState<B>> {
     Router::new()
         .route("/federation", get(federation::<B>))
         .route(
@@ -40,21 +40,13 @@ pub fn public_router<B: Backend + TokenBackend>() -> Router<SharedState<B>> {
         .route("/tags", get(tags::<B>))
 }
 
-/// Admin routes, nested under `/admin/v1`.
-pub fn admin_router<B: Backend>() -> Router<SharedState<B>> {
-    Router::new()
-        .route("/federation", post(federation_admin::<B>))
-        .route("/push", post(push::<B>))
-        .route("/delete", post(delete::<B>))
-}
-
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// The signed rosters (what a verifier needs), plus the newest one decoded for people and
 /// scripts: its name, version, replication policy and members.
-async fn federation<B: Backend>(State(state): State<SharedState<B>>) -> Response {
+async fn federation<B: RegistryBackend>(State(state): State<SharedState<B>>) -> Response {
     match state.backend.federation().await {
         Ok(v) => {
             let newest = v
@@ -108,72 +100,7 @@ fn manifest_response(bytes: Vec<u8>) -> Response {
     resp
 }
 
-/// The bearer token of a request, if any.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    crate::admin::bearer_token(headers.get(header::AUTHORIZATION)?.to_str().ok()?)
-}
-
-/// `Ok(())` if `collection` is public or the request's token may pull it; otherwise the 403 to
-/// send (registries answer 403, never 401, for private images).
-async fn may_read<B: Backend + TokenBackend>(
-    state: &SharedState<B>,
-    headers: &HeaderMap,
-    collection: &str,
-) -> Result<(), Response> {
-    match state.backend.collection_is_private(collection).await {
-        Ok(false) => Ok(()),
-        Ok(true) => {
-            let Some(token) = bearer(headers) else {
-                return Err(json_error(
-                    StatusCode::FORBIDDEN,
-                    &format!(
-                        "collection {collection} is private; send a token with the pull right"
-                    ),
-                ));
-            };
-            match state
-                .backend
-                .authorize_token(token, collection, Right::Pull)
-                .await
-            {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(denied)) => Err(json_error(StatusCode::FORBIDDEN, &denied.to_string())),
-                Err(e) => Err(backend_response(&e)),
-            }
-        }
-        Err(e) => Err(backend_response(&e)),
-    }
-}
-
-/// `Ok(())` if content `cid` may be served to this request: it belongs to no collection, to a
-/// public one, or the request's token may pull one of its private collections.
-pub(crate) async fn may_read_content<B: Backend + TokenBackend>(
-    state: &SharedState<B>,
-    headers: &HeaderMap,
-    cid: &shubnet_protocol::Cid,
-) -> Result<(), Response> {
-    let collections = state
-        .backend
-        .content_collections(cid)
-        .await
-        .map_err(|e| backend_response(&e))?;
-    if collections.is_empty() {
-        return Ok(());
-    }
-    let mut denied = None;
-    for c in &collections {
-        match may_read(state, headers, c).await {
-            Ok(()) => return Ok(()),
-            Err(resp) => denied = Some(resp),
-        }
-    }
-    match denied {
-        Some(resp) => Err(resp),
-        None => Ok(()),
-    }
-}
-
-async fn manifest_for_tag<B: Backend + TokenBackend>(
+async fn manifest_for_tag<B: VerifyBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Path((collection, name, tag)): Path<(String, String, String)>,
@@ -195,7 +122,7 @@ async fn manifest_for_tag<B: Backend + TokenBackend>(
     }
 }
 
-async fn manifest_by_cid<B: Backend + TokenBackend>(
+async fn manifest_by_cid<B: VerifyBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Path(cid): Path<String>,
@@ -245,7 +172,7 @@ pub fn manifest_json(m: &Manifest) -> serde_json::Value {
     })
 }
 
-async fn tags<B: Backend + TokenBackend>(
+async fn tags<B: VerifyBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Query(q): Query<TagsQuery>,
@@ -263,63 +190,4 @@ async fn tags<B: Backend + TokenBackend>(
         }
         Err(e) => backend_response(&e),
     }
-}
-
-async fn federation_admin<B: Backend>(
-    _: Admin,
-    State(state): State<SharedState<B>>,
-    Json(req): Json<FederationRequest>,
-) -> Result<Json<serde_json::Value>, AdminError> {
-    Ok(Json(state.backend.federation_admin(req).await?))
-}
-
-#[derive(Debug, Deserialize)]
-struct PushQuery {
-    reference: String,
-    #[serde(default)]
-    freeze: bool,
-    /// Only run the checks that need no content; the body is ignored.
-    #[serde(default)]
-    check: bool,
-}
-
-async fn push<B: Backend>(
-    _: Admin,
-    State(state): State<SharedState<B>>,
-    Query(q): Query<PushQuery>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<PushOutcome>, AdminError> {
-    if q.check {
-        state.backend.push_check(&q.reference).await?;
-        return Ok(Json(PushOutcome {
-            manifest: String::new(),
-            reference: q.reference,
-            root: None,
-            size: 0,
-            sha256: String::new(),
-            seq: 0,
-        }));
-    }
-    let limit = state.config.max_upload_bytes;
-    check_declared_length(&headers, limit)?;
-    let (stream, exceeded) = limited(body, limit);
-    match state.backend.push(&q.reference, q.freeze, stream).await {
-        Ok(out) => Ok(Json(out)),
-        Err(_) if exceeded.load(Ordering::Acquire) => Err(AdminError::TooLarge { limit }),
-        Err(e) => Err(e.into()),
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct DeleteQuery {
-    reference: String,
-}
-
-async fn delete<B: Backend>(
-    _: Admin,
-    State(state): State<SharedState<B>>,
-    Query(q): Query<DeleteQuery>,
-) -> Result<Json<PushOutcome>, AdminError> {
-    Ok(Json(state.backend.delete_tag(&q.reference).await?))
 }
