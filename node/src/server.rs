@@ -7,6 +7,7 @@
 //! This module owns that order and nothing else: it must not implement any part's behaviour.
 
 use crate::admin_token::AdminToken;
+use crate::http::GatewayConfig;
 use crate::http::backend::{NodeBackend, Parts};
 use crate::http::serve::{HttpError, Listeners};
 use crate::p2p::gate::Gate;
@@ -17,7 +18,6 @@ use crate::secrets::SecretError;
 use crate::store::{Store, StoreError};
 use crate::tokens::{TokenStore, TokenStoreError};
 use crate::visibility::Visibility;
-use shubnet_gateway::GatewayConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -170,7 +170,7 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         replicator,
         shutdown: stop.clone(),
     });
-    let expiry = tokio::spawn(crate::http::uploads::sweep_forever(
+    let expiry = tokio::spawn(crate::http::backend::sweep_uploads_forever(
         backend.clone(),
         cfg.gateway.upload_expiry,
     ));

@@ -1,11 +1,11 @@
 //! `shubnet serve`.
 
 use crate::config::NodeConfig;
+use crate::http::GatewayConfig;
 use crate::paths::{DATA_DIR_ENV, DataDir};
 use crate::server::{self, ServeConfig};
 use anyhow::{Context, Result};
 use clap::Args;
-use shubnet_gateway::GatewayConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -170,7 +170,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
                 .or(file.http.max_upload_bytes)
                 .unwrap_or(64 * 1024 * 1024 * 1024),
             tls: false,
-            timeouts: shubnet_gateway::timeouts::Timeouts {
+            timeouts: crate::http::Timeouts {
                 header: secs(a.header_timeout.or(file.http.header_timeout_secs), 30),
                 body_idle: secs(a.body_idle_timeout.or(file.http.body_idle_timeout_secs), 60),
             },

@@ -1,5 +1,6 @@
 //! The gateway's view of this node: [`shubnet_gateway::Backend`] over the [`Store`].
 
+use super::convert::{blocking, conv, hidden, off_thread};
 use crate::admin_token::AdminToken;
 use crate::http::registry as reg;
 use crate::p2p::fetch::client::{FetchClient, FetchError};
@@ -157,49 +158,6 @@ impl NodeBackend {
     }
 }
 
-/// A privacy question that cannot be answered: the content stays hidden (500, detail logged).
-fn hidden(e: crate::visibility::VisibilityError) -> BackendError {
-    BackendError::Internal(e.to_string())
-}
-
-/// Maps store failures onto the statuses clients expect.
-pub(crate) fn conv(e: StoreError) -> BackendError {
-    match e {
-        StoreError::NotFound(c) => {
-            BackendError::NotFound(format!("{c} is not stored on this node"))
-        }
-        StoreError::Invalid(m) => BackendError::Invalid(m),
-        StoreError::Fetch(m) => BackendError::NotFound(m),
-        StoreError::Interrupted(m) => {
-            BackendError::Invalid(format!("the upload was interrupted: {m}"))
-        }
-        StoreError::TooLarge(n) => {
-            BackendError::TooLarge(format!("upload exceeds the {n}-byte limit"))
-        }
-        StoreError::Full(m) => BackendError::StorageFull(format!(
-            "no space left on the node's disk ({m}); nothing was stored"
-        )),
-        other => BackendError::Internal(other.to_string()),
-    }
-}
-
-/// Runs blocking work (sled, files) off the async threads, mapping its error with `conv`.
-pub(crate) async fn off_thread<T: Send + 'static, E: Send + 'static>(
-    f: impl FnOnce() -> Result<T, E> + Send + 'static,
-    conv: fn(E) -> BackendError,
-) -> Result<T, BackendError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| BackendError::Internal(format!("task failed: {e}")))?
-        .map_err(conv)
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, BackendError> {
-    off_thread(f, conv).await
-}
-
 fn io_err(e: std::io::Error) -> BackendError {
     BackendError::Internal(format!("upload records: {e}"))
 }
@@ -268,7 +226,7 @@ impl VisibilityBackend for NodeBackend {
     }
 
     async fn collection_is_private(&self, name: &str) -> Result<bool, BackendError> {
-        crate::http::tokens::collection_is_private(&self.tokens, name)
+        self.visibility.is_private(name).await.map_err(hidden)
     }
 }
 
@@ -597,5 +555,22 @@ impl std::io::Write for ChannelWriter {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// Expires library uploads every so often (a few times per expiry period, at most once a
+/// minute apart) for as long as the node runs.
+pub async fn sweep_uploads_forever(backend: NodeBackend, expiry: std::time::Duration) {
+    let every = (expiry / 2).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(60),
+    );
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = backend.expire_uploads(expiry).await {
+            tracing::warn!(error = %e, "expiring library uploads failed; will retry");
+        }
     }
 }

@@ -38,7 +38,7 @@ fn metadata_error(e: ExtractError) -> BackendError {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, RegistryError> + Send + 'static,
 ) -> Result<T, BackendError> {
-    crate::http::backend::off_thread(f, conv).await
+    super::convert::off_thread(f, conv).await
 }
 
 /// `GET /shubnet/v1/federation`.
@@ -250,7 +250,7 @@ pub async fn push_by(
     let (root, rec, newly_pinned) = store
         .add_stream_reporting(body)
         .await
-        .map_err(crate::http::backend::conv)?;
+        .map_err(super::convert::conv)?;
     let published = async {
         let metadata = crate::registry::metadata::extract(store, &root)
             .await

@@ -21,13 +21,6 @@ fn conv(e: TokenStoreError) -> BackendError {
     }
 }
 
-/// Whether collection `name` is private, for the gateway's visibility checks. One point read of
-/// a small sled tree, asked on every pull: inline, because the blocking pool's hand-off costs
-/// more than the read.
-pub(crate) fn collection_is_private(store: &TokenStore, name: &str) -> Result<bool, BackendError> {
-    store.is_private(name).map_err(conv)
-}
-
 /// Runs `f` on the token store off the async threads.
 async fn blocking<T: Send + 'static>(
     store: &TokenStore,

@@ -11,7 +11,6 @@
 //! A tag call removes the record (the manifest now keeps the content). The sweep never unpins
 //! content a manifest references, whatever its records say.
 
-use crate::http::backend::NodeBackend;
 use crate::paths::DataDir;
 use shubnet_protocol::Cid;
 use std::io;
@@ -140,20 +139,6 @@ fn parse(text: &str) -> Option<Pending> {
     let size = it.next()?.parse().ok()?;
     let at = it.next()?.parse().ok()?;
     Some(Pending { root, size, at })
-}
-
-/// Expires library uploads every so often (a few times per expiry period, at most once a
-/// minute apart) for as long as the node runs.
-pub async fn sweep_forever(backend: NodeBackend, expiry: Duration) {
-    let every = (expiry / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if let Err(e) = backend.expire_uploads(expiry).await {
-            tracing::warn!(error = %e, "expiring library uploads failed; will retry");
-        }
-    }
 }
 
 #[cfg(test)]
