@@ -61,7 +61,8 @@ pub struct ImageHit {
     /// CID of the head manifest.
     pub manifest: String,
     /// Content root CID.
-    pub root: String,
+    #[serde(with = "crate::cid::text")]
+    pub root: crate::Cid,
     /// Bytes.
     pub size: u64,
     /// sha256 hex.

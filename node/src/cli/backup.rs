@@ -66,7 +66,8 @@ pub fn backup(a: BackupArgs) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         bail!("the node sent an incomplete backup ({n} bytes); see its log");
     }
-    std::fs::rename(&tmp, &a.out).with_context(|| format!("renaming to {}", a.out.display()))?;
+    crate::durable::commit(&tmp, &a.out)
+        .with_context(|| format!("renaming to {}", a.out.display()))?;
     println!("backup written to {} ({n} bytes)", a.out.display());
     Ok(())
 }

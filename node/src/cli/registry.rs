@@ -641,7 +641,8 @@ pub fn pull(a: PullArgs) -> Result<()> {
         .await;
         pb.finish_and_clear();
         match result {
-            Ok(()) => std::fs::rename(&tmp.0, &out_path).with_context(|| format!("writing {}", out_path.display())),
+            Ok(()) => crate::durable::commit(&tmp.0, &out_path)
+                .with_context(|| format!("writing {}", out_path.display())),
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp.0);
                 Err(e)

@@ -455,7 +455,7 @@ impl UsageBackend for NodeBackend {
             let mut page = reg.read_index().search(&q, &hidden);
             if let Some(u) = usage {
                 for h in &mut page.hits {
-                    let root = shubnet_protocol::cid::parse(&h.root).ok();
+                    let root = Some(h.root);
                     if let Ok(x) = u.usage(&h.reference, root.as_ref()) {
                         (h.downloads, h.stars) = (x.downloads, x.stars);
                     }
@@ -481,10 +481,7 @@ impl UsageBackend for NodeBackend {
         };
         let (reg, reference) = (self.registry.clone(), reference.to_owned());
         tokio::task::spawn_blocking(move || {
-            let root = reg
-                .read_index()
-                .get(&reference)
-                .and_then(|h| shubnet_protocol::cid::parse(&h.root).ok());
+            let root = reg.read_index().get(&reference).map(|h| h.root);
             u.usage(&reference, root.as_ref())
         })
         .await

@@ -415,9 +415,11 @@ impl EventLoop {
 
 pub(super) fn write_addrs(dir: &DataDir, addrs: &[Multiaddr]) {
     let text: String = addrs.iter().map(|a| format!("{a}\n")).collect();
-    let tmp = dir.root().join("p2p.addrs.tmp");
-    if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, dir.p2p_addrs()))
-    {
+    if let Err(e) = crate::durable::replace(
+        &dir.p2p_addrs(),
+        text.as_bytes(),
+        crate::durable::Mode::Shared,
+    ) {
         tracing::warn!(error = %e, "cannot write p2p.addrs");
     }
 }

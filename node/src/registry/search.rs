@@ -214,7 +214,7 @@ impl SearchIndex {
             name: b.name.clone(),
             tag: b.tag.clone(),
             manifest: m.cid().to_string(),
-            root: root.to_string(),
+            root,
             size: b.size,
             sha256: hex::encode(b.sha256),
             created: b.created,
