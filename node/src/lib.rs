@@ -15,6 +15,8 @@
 //! - [`server`]: `shubnet serve`, the construction order and the ordered shutdown.
 //! - [`backup`]: `shubnet backup`/`restore`. [`clock`]: Unix time.
 //! - [`cli`]: every `shubnet` subcommand; commands that change a node talk to its admin API.
+//!
+//! The crate root only declares the modules; it must not hold logic or wiring of its own.
 
 pub mod admin_token;
 pub mod backup;
