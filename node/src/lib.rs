@@ -17,6 +17,8 @@
 //! - [`cli`]: every `shubnet` subcommand; commands that change a node talk to its admin API.
 //! - [`paths`]: where a node keeps its files; [`durable`]: how it replaces them; [`db`]: its sled
 //!   databases and their trees.
+//!
+//! The crate root only declares the modules; it must not hold logic or wiring of its own.
 
 pub mod admin_token;
 pub mod backup;

@@ -1,5 +1,6 @@
 //! The `shubnet` command: parses arguments and hands off to the library. This is the only place
-//! `anyhow` errors are turned into exit codes.
+//! `anyhow` errors are turned into exit codes. It must not hold any command's logic: that lives
+//! in `shubnet_node::cli`.
 //!
 //! Exit codes: 0 success, 1 the command failed (the message says why), 2 bad usage (clap).
 

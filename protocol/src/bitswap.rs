@@ -6,6 +6,9 @@
 //! Spec: <https://specs.ipfs.tech/bitswap-protocol/>. Framing on a stream is
 //! `varint(len) ‖ protobuf`; several messages may follow one another. Streams carry messages one
 //! way only: a server answers on a stream it opens itself (reference/ipfs-interop.md §2.2).
+//!
+//! Messages only, as bytes: it must not do I/O or decide which blocks to give whom; the node's
+//! Bitswap server and client own streams, the store and privacy.
 
 use crate::dagpb::{DagPbError, Fields, Value, put_bytes, put_uint};
 use crate::varint;

@@ -7,6 +7,9 @@
 //! Spec: <https://ipld.io/specs/transport/car/carv1/>. A file is
 //! `varint(len) ‖ dag-cbor {roots, version: 1}` followed by sections
 //! `varint(len(cid) + len(block)) ‖ cid ‖ block`.
+//!
+//! It must not open files or sockets: callers hand it the `Read` or `Write`, and decide where
+//! the blocks come from and go.
 
 use crate::cid::{CidError, MAX_BLOCK_SIZE, verify};
 use crate::varint;

@@ -4,6 +4,8 @@
 //! codec (0x55) and internal nodes `dag-pb` (0x70). Blocks received from elsewhere (CAR files,
 //! peers) may also use CIDv0 or the identity multihash; those are verified too, anything else
 //! is refused rather than trusted.
+//!
+//! It never accepts a block without recomputing its hash, and it must not do I/O.
 
 use cid::Cid;
 use multihash::Multihash;
@@ -14,7 +16,7 @@ use thiserror::Error;
 pub const RAW: u64 = 0x55;
 /// Multicodec for dag-pb blocks (UnixFS internal nodes).
 pub const DAG_PB: u64 = 0x70;
-/// Multicodec for dag-cbor (CAR headers; manifests later).
+/// Multicodec for dag-cbor (CAR headers, manifests, rosters).
 pub const DAG_CBOR: u64 = 0x71;
 /// Multihash code of sha2-256.
 pub const SHA2_256: u64 = 0x12;

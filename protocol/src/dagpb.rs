@@ -6,6 +6,8 @@
 //! Spec: <https://ipld.io/specs/codecs/dag-pb/spec/> and `unixfs.proto` in boxo. This is written
 //! by hand rather than with a protobuf derive because canonical dag-pb writes `Links` (field 2)
 //! *before* `Data` (field 1); derive macros sort by tag and would change every CID.
+//!
+//! One block at a time: it must not build or walk DAGs (that is [`crate::unixfs`]) nor do I/O.
 
 use crate::varint;
 use cid::Cid;

@@ -20,6 +20,9 @@
 //!
 //! Framing: `varint(len) ‖ tag ‖ fields`, `len ≤` [`MAX_FRAME`]. CIDs and byte strings are
 //! `varint(len) ‖ bytes`; integers are varints.
+//!
+//! Frames and the leaf table only: it must not do I/O, check membership or choose holders; the
+//! node's `p2p::fetch` reads and writes the frames on streams and decides who is served.
 
 use crate::cid::{DAG_PB, MAX_BLOCK_SIZE, RAW};
 use crate::unixfs::FileNode;

@@ -27,6 +27,9 @@
 //! library `hash`), `sha256:<hex>`, a bare 64-hex sha256 (shub `commit`), a CID, or the 32/40-hex
 //! md5/git digests of the original Singularity Hub, kept as [`Digest::Legacy`] so a gateway can
 //! answer "not found" instead of "bad request".
+//!
+//! Parsing and formatting only: it must not resolve a reference to content or do I/O; the
+//! registry resolves tags.
 
 use crate::cid;
 use ::cid::Cid;

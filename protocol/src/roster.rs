@@ -37,6 +37,9 @@
 //! so every collection has at most one member allowed to publish it; `*` therefore only fits a
 //! federation where no other member publishes. A member's own patterns may overlap. Members with
 //! no namespaces are storage-only mirrors. Publisher keys and peer ids belong to one member only.
+//!
+//! It must not do I/O or read a clock (callers pass `created`), and it never decides on its own
+//! which version a node trusts: callers hold the chain and ask it to verify the next version.
 
 mod chain;
 mod codec;

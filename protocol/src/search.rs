@@ -1,6 +1,7 @@
 //! What search, listings and usage counts exchange between the gateway and the node: the
 //! query, the hits (summaries kept in the node's in-memory index, so a search page never
-//! decodes a manifest) and the per-image usage (downloads, stars).
+//! decodes a manifest) and the per-image usage (downloads, stars). Plain data: it must not
+//! search, count or do I/O; the node's index and usage store do.
 
 use serde::{Deserialize, Serialize};
 

@@ -11,6 +11,9 @@
 //! The balanced layout is built bottom-up: every `max_links` finished children at a level become
 //! one dag-pb node one level up. At the end each level is closed from the bottom; a level that
 //! is the highest and holds a single entry is the root. One chunk yields a raw-leaf root.
+//!
+//! It must not store blocks or open files: callers feed it bytes or a `Read`, and keep whichever
+//! blocks they need.
 
 use crate::cid::{DAG_PB, RAW, cid_for};
 use crate::dagpb::{DagPbError, PbLink, PbNode, UnixfsData, data_type};

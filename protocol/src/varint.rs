@@ -1,7 +1,8 @@
 //! Unsigned LEB128 varints, as used by protobuf, multiformats and CAR framing.
 //!
 //! Decoding is capped at 9 bytes (63 bits), the multiformats limit, so a hostile input cannot
-//! make us loop or overflow.
+//! make us loop or overflow. It must never consume a byte past a varint's end, so the framing
+//! around it stays in step.
 
 use thiserror::Error;
 

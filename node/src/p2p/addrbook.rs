@@ -1,6 +1,9 @@
 //! Known addresses of federation members, kept in `DATA_DIR/p2p.peers` (one
 //! `MULTIADDR/p2p/PEER_ID` per line) so a restarted node reconnects without `--bootstrap`.
 //! Also the dial backoff per member.
+//!
+//! It only remembers and times; it must not dial or decide who is a member: the event loop
+//! dials, and prunes the book to the gate's members when the roster changes.
 
 use crate::paths::DataDir;
 use libp2p::multiaddr::Protocol;

@@ -2,9 +2,9 @@
 //! ([`BitswapServeError`]) and client ([`BitswapFetchError`]), and the fetch/1 server
 //! ([`FetchServeError`], and [`Refusal`], the reason a fetch/1 request is declined).
 //!
-//! Each `Display` is the text logs and peers have always seen: a [`Refusal`] goes to the peer
-//! inside `Frame::Error`, so its words are part of what other nodes read. This module holds
-//! types only; it must not open streams, read the store or decide anything.
+//! Each `Display` is the text logs and peers read: a [`Refusal`] goes to the peer inside
+//! `Frame::Error`, so its words are part of what other nodes see and must stay as they are.
+//! This module holds types only; it must not open streams, read the store or decide anything.
 
 use super::command::DialFailure;
 use crate::registry::RegistryError;

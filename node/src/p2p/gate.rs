@@ -6,6 +6,9 @@
 //! peer blacklisted in gossipsub), and Kademlia's routing table only ever holds members.
 //! The newest roster is used, so a newcomer the admitting node just added is let in as soon as
 //! that version arrives here (by gossip or sync), and not only after everyone agrees.
+//!
+//! It must not read the registry on each check or touch the network: [`Gate::refresh`] reloads
+//! it at start and whenever a roster version is accepted; every other use reads the cached set.
 
 use crate::registry::Registry;
 use libp2p::PeerId;

@@ -4,6 +4,8 @@
 //! One shared table, so the swarm loop (connections), sync and gossip (holdings), the bulk
 //! fetcher (misbehaviour) and replication (liveness, placement) all read the same facts without
 //! talking to each other. Kept in memory only: after a restart it refills within one sync round.
+//! It records what others report; it must not do I/O or act on the facts (placement, dropping
+//! a misbehaving holder) itself.
 
 use libp2p::PeerId;
 use shubnet_protocol::Cid;

@@ -1,6 +1,7 @@
 //! Per-node token buckets, so an institution can cap what it gives the federation (upload) and
 //! what it takes (download), in bytes per second. One bucket per direction is shared by every
-//! transfer of that direction; a limit of 0 means unlimited.
+//! transfer of that direction; a limit of 0 means unlimited. It only paces callers: it must not
+//! refuse or drop a transfer, and it keeps no per-peer state.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};

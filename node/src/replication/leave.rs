@@ -6,7 +6,8 @@
 //! leaving node still serves them. The node itself stops taking new copies. It is done when
 //! every image it holds has k holders among the other live, staying nodes; only then does the
 //! CLI remove it from the roster (or print the command an admin runs) and stop it. Nothing is
-//! ever unpinned here, so a leave that is cancelled or times out loses nothing.
+//! ever unpinned here, so a leave that is cancelled or times out loses nothing. It must not
+//! change the roster or stop the node: it only reports progress, and the CLI acts on it.
 
 use super::{Replicator, Result, placement};
 use libp2p::PeerId;

@@ -1,4 +1,6 @@
 //! `shubnet status`: what an operator checks first — is every image held by enough live nodes?
+//! It reads only local state (registry, store, peer book), so it answers at once; it must not ask
+//! peers or change anything.
 
 use super::{Replicator, Result, placement};
 use serde::Serialize;

@@ -1,5 +1,6 @@
 //! The replicator's [`Transfers`] over the real network: `/shubnet/fetch/1` for copies,
-//! gossip for announcing them.
+//! gossip for announcing them. It must not decide what to copy or from whom: the replicator
+//! passes the root and its holders.
 
 use super::{TransferFailed, Transfers};
 use crate::p2p::NetClient;

@@ -9,6 +9,9 @@
 //! [`MAX_DEPTH`]. A declared length larger than the bytes left is refused before anything is
 //! allocated, so the work a decoder does is bounded by its (capped) input.
 //!
+//! It knows no schema and must not do I/O: manifests, rosters and join requests map their
+//! fields onto it.
+//!
 //! Spec: <https://ipld.io/specs/codecs/dag-cbor/spec/>.
 
 use cid::Cid;

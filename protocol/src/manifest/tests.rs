@@ -1,3 +1,6 @@
+//! Manifest tests: byte-identical round trips against an independent DAG-CBOR implementation,
+//! known answers, strict decoding, and the verification, succession and resolution rules.
+
 use super::*;
 use crate::cid::{RAW, cid_for};
 use crate::roster::{Member, Roster};

@@ -2,6 +2,8 @@
 //!
 //! A signed roster is the DAG-CBOR map `{"body": <roster>, "sigs": [[key, signature], …]}`, the
 //! signatures sorted by key with no key twice, each over [`SIGNATURE_DOMAIN`] ‖ body encoding.
+//! It must not store or fetch versions: callers hand it the chain they hold, and no version
+//! counts here without a threshold of the previous version's admin signatures.
 
 use super::{
     MAX_ADMINS, MAX_ROSTER_SIZE, Roster, RosterError, SIGNATURE_DOMAIN, decode_roster,

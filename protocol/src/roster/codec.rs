@@ -3,6 +3,9 @@
 //! Keys: body `v`, `name`, `prev` (absent for version 1), `admins`, `created`, `members`,
 //! `version`, `threshold`, `replication` (`k`, `min_institutions`); member `id`, `name`,
 //! `peers`, `gateway` (absent when `None`), `storage`, `namespaces`, `publishers`.
+//!
+//! Encoding only: it must not check signatures or roster rules (that is `chain` and the
+//! parent's validation).
 
 use super::{
     FORMAT_VERSION, MAX_ADMINS, MAX_KEYS_PER_MEMBER, MAX_MEMBERS, MAX_NAMESPACES_PER_MEMBER,

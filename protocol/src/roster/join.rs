@@ -8,6 +8,9 @@
 //!
 //! Keys: `v` (format), `id` (institution id), `name`, `peer`, `sig`, `created`, `namespaces`,
 //! `publisher`.
+//!
+//! It must not decide whether a newcomer is admitted: [`Roster::admit`] only adds a request an
+//! admin chose, and the new version still needs the admins' signatures.
 
 use super::{
     FORMAT_VERSION, MAX_NAMESPACES_PER_MEMBER, Member, Roster, RosterError, decode_texts, hex,

@@ -1,3 +1,5 @@
+//! Roster tests: validation, the signed chain, join requests and admission.
+
 use super::*;
 use ed25519_dalek::SigningKey;
 use ipld_core::ipld::Ipld;

@@ -13,6 +13,9 @@
 //!   squashfs fallback reads the same scripts (`env/*environment.sh`) and renders them alike.
 //!
 //! Then [`fit_metadata`] trims it so the signed manifest stays under its size cap.
+//!
+//! It must not hold the image in memory: every object is read through the parent's capped
+//! readers and the squashfs window.
 
 use super::squashfs::{self, SINGULARITY_D};
 use super::{DataType, INSPECT_METADATA_NAME, MAX_OBJECT_SIZE, Sif, SifError};
@@ -274,8 +277,8 @@ pub fn truncated(m: &Metadata) -> Vec<String> {
 }
 
 /// Trims metadata so its manifest stays under [`crate::manifest::MAX_MANIFEST_SIZE`]: each text
-/// is cut (at a character boundary) to its cap ([`MAX_DEFFILE`], [`MAX_RUNSCRIPT`],
-/// [`MAX_ENVIRONMENT`], [`MAX_HELP`]), labels beyond [`MAX_LABEL_BYTES`] or [`MAX_LABELS`] are
+/// is cut (at a character boundary) to its cap (`MAX_DEFFILE`, `MAX_RUNSCRIPT`,
+/// `MAX_ENVIRONMENT`, `MAX_HELP`), labels beyond `MAX_LABEL_BYTES` or [`MAX_LABELS`] are
 /// dropped (keys in order), and `extra["truncated"]` lists the fields that were shortened.
 pub fn fit_metadata(mut m: Metadata) -> Metadata {
     let mut cut: Vec<&str> = Vec::new();

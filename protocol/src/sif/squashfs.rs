@@ -7,6 +7,8 @@
 //! tables (proportional to the number of files, not their size) and decompresses only the files
 //! asked for, each capped at [`MAX_OBJECT_SIZE`]. backhand panics on some corrupt tables, so the
 //! read runs under `catch_unwind` and a panic becomes [`SifError::Squashfs`].
+//!
+//! It must not read outside the partition nor let a panic from the reader escape.
 
 use super::{MAX_OBJECT_SIZE, SifError};
 use backhand::{FilesystemReader, InnerNode};

@@ -1,5 +1,6 @@
 //! The field codec shared by every sync message: varints, length-prefixed bytes, CID lists, and
-//! a [`Reader`] that caps each count and length before allocating. Knows no message kinds.
+//! a [`Reader`] that caps each count and length before allocating. It must not know message
+//! kinds.
 
 use super::{MAX_CID_LEN, MAX_TEXT, SyncError};
 use crate::Cid;

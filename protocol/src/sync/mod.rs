@@ -18,7 +18,7 @@
 //!
 //! This module owns the constants and the decode error; `digest` the manifest buckets and the
 //! usage digest, `messages` the message types, and `wire` (with its field codec) their
-//! encodings. Nothing here does I/O or knows about peers: the node's `p2p::anti_entropy` and
+//! encodings. It must not do I/O or know about peers: the node's `p2p::anti_entropy` and
 //! `p2p::gossip` drive the exchange.
 
 use crate::varint;

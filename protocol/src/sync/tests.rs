@@ -1,3 +1,5 @@
+//! Sync message tests: round trips, caps on hostile input, and the bucket and usage digests.
+
 use super::wire::{REQ_MANIFESTS, REQ_USAGE, RESP_SUMMARY, RESP_USAGE};
 use super::*;
 use crate::Cid;

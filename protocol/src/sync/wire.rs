@@ -1,6 +1,6 @@
 //! Byte encodings of the sync messages and gossip announcements, and the frame around a sync
-//! message. Every decoder enforces the caps in the parent module, so it is safe on any input;
-//! nothing here does I/O.
+//! message. Every decoder enforces the caps in the parent module, so it is safe on any input.
+//! It must not do I/O: the node's sync and gossip tasks move the bytes.
 
 use super::fields::{Reader, put_blobs, put_bytes, put_cids, put_uint};
 use super::{

@@ -13,6 +13,9 @@
 //! so workers, and nodes that cannot see each other's requests in flight, start far apart and
 //! rarely ask a seeder for the same leaf.
 //! In streaming mode (an on-demand read) leaves go strictly in file order instead.
+//!
+//! It must not do I/O, hold leaf bytes or verify anything: the workers in `client` move and
+//! check the leaves and report back here.
 
 use libp2p::PeerId;
 use shubnet_protocol::fetch::Holding;

@@ -19,8 +19,9 @@
 //! Files: this one holds the handle and the whole-image and on-demand entry points; `ask` opens
 //! streams and asks single questions (`Have`, `Nodes`, who holds an image); `transfer` runs the
 //! per-holder workers of one transfer; `single` fetches an image of one raw block; `report`
-//! holds what a fetch returns. None of them answers requests from other members (that is
-//! `super::server`) or decides which images to copy (that is `crate::replication`).
+//! holds what a fetch returns. None of them may answer requests from other members (that is
+//! `super::server`) or decide which images to copy (that is `crate::replication`); they must not
+//! drive the swarm beyond asking the event loop to reconnect a holder.
 
 use super::{BufferPool, Partials};
 use crate::p2p::command::Command;

@@ -1,5 +1,5 @@
-//! What a fetch returns: its error and its report (per image, per holder). Plain data; it must
-//! not reach the network or the store beyond naming their errors.
+//! What a fetch returns: its error and its report (per image, per holder). Plain data: it
+//! must not reach the network or the store beyond naming their errors.
 
 use crate::store::StoreError;
 use serde::Serialize;
