@@ -15,8 +15,8 @@
 //! - [`server`]: `shubnet serve`, the construction order and the ordered shutdown.
 //! - [`backup`]: `shubnet backup`/`restore`. [`clock`]: Unix time.
 //! - [`cli`]: every `shubnet` subcommand; commands that change a node talk to its admin API.
-//! - [`paths`]: where a node keeps its files; [`durable`]: how it replaces them; [`db`]: its sled
-//!   databases and their trees.
+//! - [`durable`]: how every file is replaced (temp, fsync, rename, fsync dir); [`db`]: the sled
+//!   databases and their tree names.
 //!
 //! The crate root only declares the modules; it must not hold logic or wiring of its own.
 
