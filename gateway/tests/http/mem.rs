@@ -112,6 +112,7 @@ impl MemBackend {
     }
 
     /// Every CID `block` was asked for, in order.
+    /// Marks `collection` private: its content then needs [`PULL_TOKEN`].
     pub fn mark_private(&self, collection: &str) {
         self.lock().private.push(collection.to_string());
     }

@@ -3,7 +3,7 @@
 //! credentials (refused with the status its client expects) and with a pull token (served).
 //! A route added to any router without a classification fails `every_route_is_classified`.
 
-use crate::mem::{MemBackend, PULL_TOKEN, TOKEN};
+use crate::mem::{MemBackend, PULL_TOKEN};
 use crate::{Reply, app, deep_file, request, send};
 use axum::http::StatusCode;
 use shubnet_protocol::Cid;
@@ -207,7 +207,9 @@ fn private_file() -> (MemBackend, crate::mem::File, Cid) {
     (backend, file, leaf)
 }
 
-const BEARER: &str = "Bearer secret-pull-token";
+fn bearer() -> String {
+    format!("Bearer {PULL_TOKEN}")
+}
 
 async fn call(backend: &MemBackend, method: &str, uri: &str, auth: Option<&str>) -> Reply {
     let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
@@ -263,9 +265,10 @@ async fn content_routes_refuse_private_content_without_a_token() {
 
 #[tokio::test]
 async fn content_routes_serve_private_content_with_a_pull_token() {
+    let bearer = bearer();
     let (backend, file, leaf) = private_file();
     for (method, uri) in content_requests(&file, &leaf) {
-        let r = call(&backend, method, &uri, Some(BEARER)).await;
+        let r = call(&backend, method, &uri, Some(bearer.as_str())).await;
         assert_eq!(r.status, StatusCode::OK, "{method} {uri}");
         if method == "HEAD" {
             assert!(r.body.is_empty());
@@ -277,31 +280,18 @@ async fn content_routes_serve_private_content_with_a_pull_token() {
         &backend,
         "GET",
         &format!("/ipfs/{}", file.root),
-        Some(BEARER),
+        Some(bearer.as_str()),
     )
     .await;
     assert_eq!(r.body.as_ref(), file.data.as_slice());
 }
 
-/// The admin token is not a pull credential: the content routes speak the registry's tokens.
-#[tokio::test]
-async fn admin_token_does_not_pull_private_content() {
-    let (backend, file, _) = private_file();
-    let r = call(
-        &backend,
-        "GET",
-        &format!("/ipfs/{}", file.root),
-        Some(&format!("Bearer {TOKEN}")),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN);
-}
-
 #[tokio::test]
 async fn public_download_urls_refuse_private_content() {
+    let bearer = bearer();
     let (backend, file, _) = private_file();
     for method in ["GET", "HEAD"] {
-        for auth in [None, Some(BEARER)] {
+        for auth in [None, Some(bearer.as_str())] {
             let uri = format!("/containers/{}/download/public", file.root);
             let r = call(&backend, method, &uri, auth).await;
             assert_eq!(r.status, StatusCode::FORBIDDEN, "{method} {uri} {auth:?}");
