@@ -227,7 +227,6 @@ fn content_requests(file: &crate::mem::File, leaf: &Cid) -> Vec<(&'static str, S
         ("GET", format!("/ipfs/{leaf}?format=raw")),
         ("GET", format!("/ipfs/{root}?format=car")),
         ("GET", format!("/ipfs/{leaf}?format=car")),
-        ("GET", format!("/ipfs/{leaf}")),
     ]
 }
 
@@ -319,4 +318,39 @@ async fn the_same_routes_serve_public_content_without_a_token() {
     let r = call(&backend, "GET", &uri, None).await;
     assert_eq!(r.status, StatusCode::OK, "{uri}");
     assert_eq!(r.body.as_ref(), file.data.as_slice());
+}
+
+/// Routes that resolve an image through the registry ask visibility before resolving it: without
+/// a token they refuse `priv` with 403 (401/403 for shub's HMAC), and with a pull token they get
+/// past the check to the registry (which `MemBackend` does not have, hence 503).
+#[tokio::test]
+async fn registry_routes_ask_visibility_before_resolving() {
+    let (backend, _, _) = private_file();
+    let bearer = bearer();
+    let with_token_passes = [
+        "/shubnet/v1/manifests/priv/img/latest",
+        "/v1/images/priv/img:latest",
+        "/v1/imagefile/priv/img:latest",
+    ];
+    for uri in with_token_passes {
+        let r = call(&backend, "GET", uri, None).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "GET {uri}");
+        let r = call(&backend, "GET", uri, Some(bearer.as_str())).await;
+        assert_eq!(
+            r.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "GET {uri} with a pull token"
+        );
+    }
+    for uri in [
+        "/api/container/priv/img:latest",
+        "/ui/images/priv/img/latest",
+    ] {
+        let r = call(&backend, "GET", uri, None).await;
+        assert!(
+            r.status == StatusCode::FORBIDDEN || r.status == StatusCode::UNAUTHORIZED,
+            "GET {uri}: {}",
+            r.status
+        );
+    }
 }
