@@ -1,5 +1,6 @@
 //! The JSON error body shared by the `/ipfs` and admin APIs, and the one place a
-//! [`BackendError`] becomes an HTTP status, so both APIs answer a given failure the same way.
+//! [`BackendError`] becomes an HTTP status and a client-facing message, so every API answers a
+//! given failure the same way. It renders no API-specific body shape (library, shub own theirs).
 
 use crate::BackendError;
 use axum::Json;
@@ -26,6 +27,19 @@ pub(crate) fn backend_status(err: &BackendError) -> StatusCode {
         BackendError::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
         BackendError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         BackendError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The status and message the library and shub APIs show for a backend failure: an internal
+/// error's detail goes to the log only, so a client never sees the node's internals.
+pub(crate) fn client_facing(err: BackendError) -> (StatusCode, String) {
+    let status = backend_status(&err);
+    match err {
+        BackendError::Internal(detail) => {
+            tracing::error!(error = %detail, "backend failure");
+            (status, INTERNAL_MESSAGE.to_string())
+        }
+        other => (status, other.to_string()),
     }
 }
 

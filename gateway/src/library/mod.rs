@@ -145,14 +145,8 @@ impl LibraryError {
 
 impl From<BackendError> for LibraryError {
     fn from(e: BackendError) -> Self {
-        let status = crate::error::backend_status(&e);
-        match e {
-            BackendError::Internal(d) => {
-                tracing::error!(error = %d, "backend failure");
-                Self::new(status, "internal error; see the node's log")
-            }
-            other => Self::new(status, other.to_string()),
-        }
+        let (status, message) = crate::error::client_facing(e);
+        Self::new(status, message)
     }
 }
 

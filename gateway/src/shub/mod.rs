@@ -124,15 +124,11 @@ impl ShubError {
 
 impl From<BackendError> for ShubError {
     fn from(e: BackendError) -> Self {
-        let status = crate::error::backend_status(&e);
-        match e {
-            BackendError::Internal(d) => {
-                tracing::error!(error = %d, "backend failure");
-                Self::new(status, "internal error; see the node's log")
-            }
-            BackendError::NotFound(_) => Self::not_found(),
-            other => Self::new(status, other.to_string()),
+        if let BackendError::NotFound(_) = e {
+            return Self::not_found();
         }
+        let (status, detail) = crate::error::client_facing(e);
+        Self::new(status, detail)
     }
 }
 

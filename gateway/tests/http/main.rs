@@ -11,6 +11,7 @@ mod car;
 mod mem;
 mod plain;
 mod raw;
+mod visibility;
 mod wire;
 
 use axum::Router;

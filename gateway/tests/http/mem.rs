@@ -10,7 +10,7 @@ use shubnet_gateway::backend::{
 };
 use shubnet_gateway::search::{CollectionSummary, SearchPage, SearchQuery, Usage};
 use shubnet_gateway::tokens::{
-    AuthResult, CollectionInfo, CreatedToken, NewToken, Right, TokenBackend, TokenInfo,
+    AuthError, AuthResult, CollectionInfo, CreatedToken, NewToken, Right, TokenBackend, TokenInfo,
 };
 use shubnet_gateway::{
     AdminAuth, BackendError, ByteStream, ContentBackend, LifecycleBackend, MetricsBackend,
@@ -26,6 +26,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The admin token `MemBackend` accepts.
 pub const TOKEN: &str = "secret-admin-token";
+
+/// A bearer token with the pull right on every collection.
+pub const PULL_TOKEN: &str = "secret-pull-token";
 
 /// A failure `MemBackend` can be told to report from `gc` and `repair`.
 #[derive(Debug, Clone, Copy)]
@@ -56,6 +59,10 @@ struct Inner {
     add_calls: usize,
     stream_errors: Vec<(io::ErrorKind, String)>,
     failure: Option<Failure>,
+    /// Content root → the collections that hold it.
+    collections: HashMap<Cid, Vec<String>>,
+    /// Collections marked private.
+    private: Vec<String>,
 }
 
 /// The in-memory backend.
@@ -105,6 +112,23 @@ impl MemBackend {
     }
 
     /// Every CID `block` was asked for, in order.
+    /// Marks `collection` private: its content then needs [`PULL_TOKEN`].
+    pub fn mark_private(&self, collection: &str) {
+        self.lock().private.push(collection.to_string());
+    }
+
+    /// Records that `cids` (a root and its blocks) belong to `collection`.
+    pub fn file_in(&self, cids: &[Cid], collection: &str) {
+        let mut inner = self.lock();
+        for cid in cids {
+            inner
+                .collections
+                .entry(*cid)
+                .or_default()
+                .push(collection.to_string());
+        }
+    }
+
     pub fn block_requests(&self) -> Vec<Cid> {
         self.lock().block_requests.clone()
     }
@@ -367,13 +391,19 @@ fn unsupported() -> BackendError {
     BackendError::Unavailable("MemBackend has no registry, tokens or network".into())
 }
 
-/// No collections exist here, so every block is public.
+/// Content belongs to the collections `file_in` named; a collection is public unless
+/// `mark_private` named it.
 impl VisibilityBackend for MemBackend {
-    async fn content_collections(&self, _: &Cid) -> Result<Vec<String>, BackendError> {
-        Ok(Vec::new())
+    async fn content_collections(&self, cid: &Cid) -> Result<Vec<String>, BackendError> {
+        Ok(self
+            .lock()
+            .collections
+            .get(cid)
+            .cloned()
+            .unwrap_or_default())
     }
-    async fn collection_is_private(&self, _: &str) -> Result<bool, BackendError> {
-        Ok(false)
+    async fn collection_is_private(&self, collection: &str) -> Result<bool, BackendError> {
+        Ok(self.lock().private.iter().any(|c| c == collection))
     }
 }
 
@@ -487,13 +517,29 @@ impl TokenBackend for MemBackend {
     async fn identify_token(&self, _: &str) -> Result<AuthResult, BackendError> {
         Err(unsupported())
     }
+    /// Knows one token, [`PULL_TOKEN`], which may pull anything.
     async fn authorize_token(
         &self,
+        token: &str,
         _: &str,
-        _: &str,
-        _: Right,
+        right: Right,
     ) -> Result<AuthResult, BackendError> {
-        Err(unsupported())
+        if token != PULL_TOKEN {
+            return Ok(Err(AuthError::Unknown));
+        }
+        let info = TokenInfo {
+            id: "pull".into(),
+            user: "tester".into(),
+            collections: vec!["*".parse().map_err(|_| unsupported())?],
+            rights: vec![Right::Pull],
+            created: 0,
+            revoked: None,
+        };
+        Ok(if right == Right::Pull {
+            Ok(info)
+        } else {
+            Err(AuthError::MissingRight { id: info.id, right })
+        })
     }
     async fn authorize_hmac(
         &self,
