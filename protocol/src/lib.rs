@@ -14,6 +14,7 @@
 //! - [`roster`]: the federation charter: hash-chained, threshold-signed versions; join requests.
 //! - [`sif`]: SIF inspection: header, descriptors, and the image metadata a manifest carries.
 //! - [`sync`]: `/shubnet/sync/1` anti-entropy messages and gossip announcements.
+//! - [`time`]: Unix times as UTC strings.
 
 pub mod admin;
 pub mod bitswap;
@@ -27,6 +28,7 @@ pub mod roster;
 pub mod search;
 pub mod sif;
 pub mod sync;
+pub mod time;
 pub mod tokens;
 pub mod unixfs;
 pub mod varint;

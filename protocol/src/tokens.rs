@@ -218,6 +218,19 @@ pub fn validate_user(user: &str) -> Result<(), TokenRequestError> {
 
 /// A token request as JSON carries it: `POST /admin/v1/tokens`. Plain strings, so a bad right
 /// or pattern gets this module's error message rather than a deserializer's.
+/// An sregistry HMAC signature to check (client-protocols.md §1.4): `signature` (hex) must be
+/// HMAC-SHA256 of `message` keyed by one of `user`'s tokens. Owned, so a check can move it onto
+/// a blocking thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HmacClaim {
+    /// The user the `Authorization` header names.
+    pub user: String,
+    /// `kind|collection|timestamp|name|tag|`, built by the caller.
+    pub message: Vec<u8>,
+    /// Hex HMAC-SHA256 of `message`.
+    pub signature: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRequest {
     /// Who the token is for.

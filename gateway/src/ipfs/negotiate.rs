@@ -66,44 +66,40 @@ pub(crate) fn negotiate(query: FormatQuery<'_>, accept: Option<&str>) -> Result<
     let candidates = accept.map(parse_accept).unwrap_or_default();
     match query.format.filter(|f| !f.is_empty()) {
         Some("raw") => Ok(Format::Raw),
-        Some("car") => {
-            // The query chose CAR; a CAR entry in Accept may still refine its parameters.
-            let mut first_err = None;
-            for c in candidates.iter().filter(|c| c.car) {
-                match car_params(&c.params, query) {
-                    Ok(p) => return Ok(Format::Car(p)),
-                    Err(e) => {
-                        first_err.get_or_insert(e);
-                    }
-                }
-            }
-            match first_err {
-                Some(e) => Err(e),
-                None => car_params(&[], query).map(Format::Car),
-            }
-        }
+        // The query chose CAR; a CAR entry in Accept may still refine its parameters.
+        Some("car") => first_fit(candidates.iter().filter(|c| c.car), query, || {
+            car_params(&[], query).map(Format::Car)
+        }),
         Some(other) => Err(IpfsError::BadRequest(format!(
             "format {other:?} is not supported; use format=raw or format=car, \
              or no format for the file bytes"
         ))),
-        None => {
-            let mut first_err = None;
-            for c in &candidates {
-                if !c.car {
-                    return Ok(Format::Raw);
-                }
-                match car_params(&c.params, query) {
-                    Ok(p) => return Ok(Format::Car(p)),
-                    Err(e) => {
-                        first_err.get_or_insert(e);
-                    }
-                }
-            }
-            match first_err {
-                Some(e) => Err(e),
-                None => Ok(Format::File),
+        None => first_fit(&candidates, query, || Ok(Format::File)),
+    }
+}
+
+/// The format of the first `Accept` entry we can honour (a non-CAR entry means raw); when none
+/// can be honoured, the first refusal; with no entries, `otherwise`.
+fn first_fit<'c>(
+    candidates: impl IntoIterator<Item = &'c Candidate>,
+    query: FormatQuery<'_>,
+    otherwise: impl FnOnce() -> Result<Format, IpfsError>,
+) -> Result<Format, IpfsError> {
+    let mut first_err = None;
+    for c in candidates {
+        if !c.car {
+            return Ok(Format::Raw);
+        }
+        match car_params(&c.params, query) {
+            Ok(p) => return Ok(Format::Car(p)),
+            Err(e) => {
+                first_err.get_or_insert(e);
             }
         }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => otherwise(),
     }
 }
 

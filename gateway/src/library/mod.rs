@@ -110,11 +110,11 @@ pub fn router<B: LibraryBackend>() -> Router<SharedState<B>> {
         .route("/v2/upload/{id}/{secret}", put(upload::v2_put::<B>))
         .route(
             "/v1/tags/{id}",
-            get(upload::tags_v1::<B>).post(upload::set_tag_v1::<B>),
+            get(upload::tags_v1::<B>).post(upload::tag::<B>),
         )
         .route(
             "/v2/tags/{id}",
-            get(upload::tags_v2::<B>).post(upload::set_tag_v2::<B>),
+            get(upload::tags_v2::<B>).post(upload::tag::<B>),
         )
 }
 

@@ -42,6 +42,15 @@ struct Session {
     store: JoinHandle<Result<AddOutcome, LibraryError>>,
 }
 
+impl Session {
+    /// Fails the store's stream so it keeps nothing, and waits until the store has let go.
+    async fn discard(self, why: &str) {
+        let _ = self.tx.send(Err(io::Error::other(why.to_owned()))).await;
+        drop(self.tx);
+        let _ = self.store.await;
+    }
+}
+
 /// Multipart uploads in progress, by upload id.
 #[derive(Default)]
 pub struct Sessions {
@@ -130,6 +139,17 @@ pub(super) struct PartRequest {
     part_number: u64,
 }
 
+/// The image a multipart call names, once the caller may push to its collection.
+async fn push_target<B: LibraryBackend>(
+    state: &SharedState<B>,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<ImageId, LibraryError> {
+    let image = image_id(id)?;
+    require(&state.backend, headers, &image.collection, Right::Push).await?;
+    Ok(image)
+}
+
 fn part_secret(key: &[u8; 32], uid: &str, part: u64, expires: u64) -> String {
     auth::download_secret(key, &format!("part:{uid}:{part}"), expires)
 }
@@ -141,8 +161,7 @@ pub(super) async fn part_url<B: LibraryBackend>(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, LibraryError> {
-    let image = image_id(&id)?;
-    require(&state.backend, &headers, &image.collection, Right::Push).await?;
+    push_target(&state, &headers, &id).await?;
     let req: PartRequest = serde_json::from_slice(&body)
         .map_err(|e| LibraryError::bad_request(format!("invalid part request: {e}")))?;
     if !state.multipart.lock().contains_key(&req.upload_id) {
@@ -167,9 +186,7 @@ pub(super) async fn part_url<B: LibraryBackend>(
 async fn fail(state_sessions: &Sessions, uid: &str, why: &str) {
     let s = state_sessions.lock().remove(uid);
     if let Some(s) = s {
-        let _ = s.tx.send(Err(io::Error::other(why.to_owned()))).await;
-        drop(s.tx);
-        let _ = s.store.await;
+        s.discard(why).await;
     }
 }
 
@@ -243,8 +260,7 @@ pub(super) async fn complete<B: LibraryBackend>(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, LibraryError> {
-    let image = image_id(&id)?;
-    require(&state.backend, &headers, &image.collection, Right::Push).await?;
+    let image = push_target(&state, &headers, &id).await?;
     let v: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| LibraryError::bad_request(format!("invalid JSON: {e}")))?;
     let uid = v["uploadID"].as_str().unwrap_or_default().to_owned();
@@ -260,13 +276,10 @@ pub(super) async fn complete<B: LibraryBackend>(
         ));
     }
     if s.next_part <= s.total_parts {
-        let _ = s.tx.send(Err(io::Error::other("parts missing"))).await;
-        drop(s.tx);
-        let _ = s.store.await;
+        let (sent, total) = (s.next_part - 1, s.total_parts);
+        s.discard("parts missing").await;
         return Err(LibraryError::bad_request(format!(
-            "only {} of {} parts were uploaded; the upload was aborted",
-            s.next_part - 1,
-            s.total_parts
+            "only {sent} of {total} parts were uploaded; the upload was aborted"
         )));
     }
     drop(s.tx);
@@ -285,9 +298,8 @@ pub(super) async fn abort<B: LibraryBackend>(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, LibraryError> {
-    let image = image_id(&id)?;
-    require(&state.backend, &headers, &image.collection, Right::Push).await?;
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    push_target(&state, &headers, &id).await?;
     if let Some(uid) = v["uploadID"].as_str() {
         fail(&state.multipart, uid, "aborted by the client").await;
     }

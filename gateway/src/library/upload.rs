@@ -465,16 +465,8 @@ async fn set_tag<B: LibraryBackend>(
     Ok(StatusCode::OK.into_response())
 }
 
-pub(super) async fn set_tag_v1<B: LibraryBackend>(
-    State(state): State<SharedState<B>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> Result<Response, LibraryError> {
-    set_tag(&state, &headers, &id, tag_request(&body)?).await
-}
-
-pub(super) async fn set_tag_v2<B: LibraryBackend>(
+/// `POST /v1/tags/<id>` and `POST /v2/tags/<id>`: the two versions take the same body.
+pub(super) async fn tag<B: LibraryBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Path(id): Path<String>,

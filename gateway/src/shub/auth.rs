@@ -133,9 +133,12 @@ pub async fn authorize<B: TokenBackend>(
         return Err(HmacError::Expired(h.timestamp));
     }
     let message = format!("{kind}|{collection}|{}|{name}|{tag}|", h.timestamp);
-    let info = backend
-        .authorize_hmac(&h.user, message.as_bytes(), &h.signature, collection, right)
-        .await??;
+    let claim = crate::tokens::HmacClaim {
+        user: h.user,
+        message: message.into_bytes(),
+        signature: h.signature,
+    };
+    let info = backend.authorize_hmac(claim, collection, right).await??;
     Ok(info)
 }
 

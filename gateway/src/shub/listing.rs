@@ -112,40 +112,67 @@ fn paginate(base: &str, path: &str, items: Vec<Value>, page: &Page) -> Value {
     json!({ "count": count, "next": next, "previous": previous, "results": results })
 }
 
+/// A paginated listing of every public image, shaped by `shape`.
+async fn listing<B: ShubBackend>(
+    state: &SharedState<B>,
+    headers: &HeaderMap,
+    page: &Page,
+    path: &str,
+    shape: fn(&str, &[Manifest]) -> Vec<Value>,
+) -> Result<Response, ShubError> {
+    let base = external_base(headers, state.config.tls)?;
+    let images = public_images(state, "").await?;
+    let items = shape(&base, &images);
+    Ok(Json(paginate(&base, path, items, page)).into_response())
+}
+
+fn summaries(base: &str, images: &[Manifest]) -> Vec<Value> {
+    images.iter().map(|m| summary(base, m)).collect()
+}
+
 async fn containers<B: ShubBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Query(page): Query<Page>,
 ) -> Result<Response, ShubError> {
-    let base = external_base(&headers, state.config.tls)?;
-    let items = public_images(&state, "")
-        .await?
-        .iter()
-        .map(|m| summary(&base, m))
-        .collect();
-    Ok(Json(paginate(&base, "/api/containers/", items, &page)).into_response())
+    listing(&state, &headers, &page, "/api/containers/", summaries).await
 }
 
-/// Public images grouped by collection, as collection objects.
-fn group(base: &str, images: &[Manifest]) -> Vec<Value> {
-    let mut by: BTreeMap<&str, Vec<&Manifest>> = BTreeMap::new();
-    for m in images {
-        by.entry(&m.body.collection).or_default().push(m);
+/// Items grouped by collection, as collection objects, collections in name order.
+fn group_by<'a, T>(
+    items: &'a [T],
+    collection: impl Fn(&'a T) -> &'a str,
+    created: impl Fn(&T) -> u64,
+    show: impl Fn(&T) -> Value,
+) -> Vec<Value> {
+    let mut by: BTreeMap<&str, Vec<&T>> = BTreeMap::new();
+    for item in items {
+        by.entry(collection(item)).or_default().push(item);
     }
     by.into_iter()
-        .map(|(name, ms)| {
-            let modified = ms.iter().map(|m| m.body.created).max().unwrap_or(0);
-            let added = ms.iter().map(|m| m.body.created).min().unwrap_or(0);
+        .map(|(name, members)| {
+            let modified = members.iter().map(|m| created(m)).max().unwrap_or(0);
+            let added = members.iter().map(|m| created(m)).min().unwrap_or(0);
             json!({
                 "id": name,
                 "name": name,
                 "private": false,
                 "add_date": time::rfc3339(added),
                 "modify_date": time::rfc3339(modified),
-                "containers": ms.iter().map(|m| summary(base, m)).collect::<Vec<_>>(),
+                "containers": members.iter().map(|m| show(m)).collect::<Vec<_>>(),
             })
         })
         .collect()
+}
+
+/// Public images grouped by collection, as collection objects.
+fn group(base: &str, images: &[Manifest]) -> Vec<Value> {
+    group_by(
+        images,
+        |m| &m.body.collection,
+        |m| m.body.created,
+        |m| summary(base, m),
+    )
 }
 
 async fn collections<B: ShubBackend>(
@@ -153,10 +180,7 @@ async fn collections<B: ShubBackend>(
     headers: HeaderMap,
     Query(page): Query<Page>,
 ) -> Result<Response, ShubError> {
-    let base = external_base(&headers, state.config.tls)?;
-    let images = public_images(&state, "").await?;
-    let items = group(&base, &images);
-    Ok(Json(paginate(&base, "/api/collections/", items, &page)).into_response())
+    listing(&state, &headers, &page, "/api/collections/", group).await
 }
 
 async fn collection<B: ShubBackend>(
@@ -235,24 +259,12 @@ fn hit_summary(base: &str, h: &ImageHit) -> Value {
 
 /// Hits grouped by collection, as collection objects.
 fn group_hits(base: &str, hits: &[ImageHit]) -> Vec<Value> {
-    let mut by: BTreeMap<&str, Vec<&ImageHit>> = BTreeMap::new();
-    for h in hits {
-        by.entry(&h.collection).or_default().push(h);
-    }
-    by.into_iter()
-        .map(|(name, hs)| {
-            let modified = hs.iter().map(|h| h.created).max().unwrap_or(0);
-            let added = hs.iter().map(|h| h.created).min().unwrap_or(0);
-            json!({
-                "id": name,
-                "name": name,
-                "private": false,
-                "add_date": time::rfc3339(added),
-                "modify_date": time::rfc3339(modified),
-                "containers": hs.iter().map(|h| hit_summary(base, h)).collect::<Vec<_>>(),
-            })
-        })
-        .collect()
+    group_by(
+        hits,
+        |h| &h.collection,
+        |h| h.created,
+        |h| hit_summary(base, h),
+    )
 }
 
 /// `/api/container/search/name/<n>[/tag/<t>]` and

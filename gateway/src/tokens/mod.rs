@@ -82,15 +82,11 @@ pub trait TokenBackend: Clone + Send + Sync + 'static {
         right: Right,
     ) -> impl Future<Output = Result<AuthResult, BackendError>> + Send;
 
-    /// Whether an sregistry HMAC signature authorizes `right` on `collection`: `signature` (hex)
-    /// must be HMAC-SHA256 of `message` keyed by one of `user`'s tokens. The caller parses the
-    /// `Authorization` header and builds `message` (`kind|collection|timestamp|name|tag|`,
-    /// client-protocols.md §1.4) and checks the timestamp window.
+    /// Whether an sregistry HMAC signature authorizes `right` on `collection`. The caller parses
+    /// the `Authorization` header into the claim and checks the timestamp window.
     fn authorize_hmac(
         &self,
-        user: &str,
-        message: &[u8],
-        signature: &str,
+        claim: HmacClaim,
         collection: &str,
         right: Right,
     ) -> impl Future<Output = Result<AuthResult, BackendError>> + Send;

@@ -102,9 +102,7 @@ impl TokenBackend for MemTokens {
     }
     async fn authorize_hmac(
         &self,
-        _: &str,
-        _: &[u8],
-        _: &str,
+        _: HmacClaim,
         _: &str,
         _: Right,
     ) -> Result<AuthResult, BackendError> {
@@ -176,9 +174,7 @@ impl TokenBackend for NoTokens {
     }
     async fn authorize_hmac(
         &self,
-        _: &str,
-        _: &[u8],
-        _: &str,
+        _: HmacClaim,
         _: &str,
         _: Right,
     ) -> Result<AuthResult, BackendError> {

@@ -10,7 +10,8 @@ use shubnet_gateway::backend::{
 };
 use shubnet_gateway::search::{CollectionSummary, SearchPage, SearchQuery, Usage};
 use shubnet_gateway::tokens::{
-    AuthError, AuthResult, CollectionInfo, CreatedToken, NewToken, Right, TokenBackend, TokenInfo,
+    AuthError, AuthResult, CollectionInfo, CreatedToken, HmacClaim, NewToken, Right, TokenBackend,
+    TokenInfo,
 };
 use shubnet_gateway::{
     AdminAuth, BackendError, ByteStream, ContentBackend, LifecycleBackend, MetricsBackend,
@@ -543,9 +544,7 @@ impl TokenBackend for MemBackend {
     }
     async fn authorize_hmac(
         &self,
-        _: &str,
-        _: &[u8],
-        _: &str,
+        _: HmacClaim,
         _: &str,
         _: Right,
     ) -> Result<AuthResult, BackendError> {

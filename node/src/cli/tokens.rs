@@ -9,6 +9,7 @@ use super::client::NodeClient;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use reqwest::Method;
+use shubnet_protocol::time::utc;
 use shubnet_protocol::tokens::{CollectionInfo, CreatedToken, ID_LEN, TokenInfo, TokenRequest};
 use std::io::Write;
 
@@ -224,28 +225,6 @@ pub fn collection(c: CollectionCommand) -> Result<()> {
 
 fn visibility(private: bool) -> &'static str {
     if private { "private" } else { "public" }
-}
-
-/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
-fn utc(secs: u64) -> String {
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 #[cfg(test)]

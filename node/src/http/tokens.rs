@@ -6,7 +6,7 @@ use crate::http::backend::NodeBackend;
 use crate::tokens::{TokenStore, TokenStoreError};
 use shubnet_gateway::BackendError;
 use shubnet_gateway::tokens::{
-    AuthResult, CollectionInfo, CreatedToken, NewToken, Right, TokenBackend, TokenInfo,
+    AuthResult, CollectionInfo, CreatedToken, HmacClaim, NewToken, Right, TokenBackend, TokenInfo,
 };
 
 fn conv(e: TokenStoreError) -> BackendError {
@@ -84,21 +84,14 @@ impl TokenBackend for NodeBackend {
 
     async fn authorize_hmac(
         &self,
-        user: &str,
-        message: &[u8],
-        signature: &str,
+        claim: HmacClaim,
         collection: &str,
         right: Right,
     ) -> Result<AuthResult, BackendError> {
-        let (user, message, signature, collection) = (
-            user.to_owned(),
-            message.to_vec(),
-            signature.to_owned(),
-            collection.to_owned(),
-        );
+        let collection = collection.to_owned();
         decision(
             blocking(&self.tokens, move |s| {
-                s.authorize_hmac(&user, &message, &signature, &collection, right)
+                s.authorize_hmac(&claim, &collection, right)
             })
             .await,
         )

@@ -68,8 +68,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shubnet_protocol::reference;
 use shubnet_protocol::tokens::{
-    AuthError, CollectionInfo, CollectionPattern, CreatedToken, ID_LEN, NewToken, Right, TokenInfo,
-    validate_user,
+    AuthError, CollectionInfo, CollectionPattern, CreatedToken, HmacClaim, ID_LEN, NewToken, Right,
+    TokenInfo, validate_user,
 };
 use std::sync::Arc;
 
@@ -333,18 +333,20 @@ impl TokenStore {
         Ok(info)
     }
 
-    /// Whether `signature` (hex) is HMAC-SHA256 of `message` under one of `user`'s tokens, and
-    /// that token allows `right` on `collection`. A signature no token of the user made is
+    /// Whether the claim's signature was made with one of its user's tokens, and that token
+    /// allows `right` on `collection`. A signature no token of the user made is
     /// [`AuthError::Unknown`]; one made by a revoked token is [`AuthError::Revoked`].
     pub fn authorize_hmac(
         &self,
-        user: &str,
-        message: &[u8],
-        signature: &str,
+        claim: &HmacClaim,
         collection: &str,
         right: Right,
     ) -> Result<TokenInfo> {
-        let Some(sig) = hex::decode(signature.trim()).ok().filter(|s| s.len() == 32) else {
+        let (user, message) = (claim.user.as_str(), claim.message.as_slice());
+        let Some(sig) = hex::decode(claim.signature.trim())
+            .ok()
+            .filter(|s| s.len() == 32)
+        else {
             return Err(AuthError::Unknown.into());
         };
         for item in self.inner.tokens.iter() {

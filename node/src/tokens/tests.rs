@@ -1,6 +1,14 @@
 use super::*;
 use shubnet_protocol::tokens::TokenRequest;
 
+fn claim(user: &str, message: &[u8], signature: &str) -> HmacClaim {
+    HmacClaim {
+        user: user.to_owned(),
+        message: message.to_vec(),
+        signature: signature.to_owned(),
+    }
+}
+
 /// The sregistry documentation's token, user and signed request (client-protocols.md §1.4).
 const KAT_TOKEN: &str = "5027225717bf0030465db1e7099e496022c42181";
 const KAT_USER: &str = "vsoch";
@@ -196,7 +204,7 @@ fn hmac_signatures_verify_against_the_users_tokens() {
         .create(&req("other", &["*"], "pull,push,delete"))
         .expect("create");
     let check = |user: &str, msg: &[u8], sig: &str, coll: &str, right: Right| {
-        f.store.authorize_hmac(user, msg, sig, coll, right)
+        f.store.authorize_hmac(&claim(user, msg, sig), coll, right)
     };
     assert_eq!(
         check(
@@ -288,9 +296,7 @@ fn hmac_needs_this_nodes_sealing_key() {
     assert!(other.authorize(KAT_TOKEN, "dinosaur", Right::Pull).is_ok());
     assert_eq!(
         denied(other.authorize_hmac(
-            KAT_USER,
-            KAT_PAYLOAD,
-            KAT_SIGNATURE,
+            &claim(KAT_USER, KAT_PAYLOAD, KAT_SIGNATURE),
             "dinosaur",
             Right::Pull
         )),
