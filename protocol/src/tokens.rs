@@ -216,8 +216,6 @@ pub fn validate_user(user: &str) -> Result<(), TokenRequestError> {
     reference::validate_name(user).map_err(|_| TokenRequestError::BadUser(user.to_owned()))
 }
 
-/// A token request as JSON carries it: `POST /admin/v1/tokens`. Plain strings, so a bad right
-/// or pattern gets this module's error message rather than a deserializer's.
 /// An sregistry HMAC signature to check (client-protocols.md §1.4): `signature` (hex) must be
 /// HMAC-SHA256 of `message` keyed by one of `user`'s tokens. Owned, so a check can move it onto
 /// a blocking thread.
@@ -231,6 +229,8 @@ pub struct HmacClaim {
     pub signature: String,
 }
 
+/// A token request as JSON carries it: `POST /admin/v1/tokens`. Plain strings, so a bad right
+/// or pattern gets this module's error message rather than a deserializer's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRequest {
     /// Who the token is for.
