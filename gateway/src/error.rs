@@ -1,6 +1,9 @@
 //! The JSON error body shared by the `/ipfs` and admin APIs, and the one place a
 //! [`BackendError`] becomes an HTTP status and a client-facing message, so every API answers a
 //! given failure the same way. It renders no API-specific body shape (library, shub own theirs).
+//!
+//! Routes must not build error bodies or choose failure statuses themselves; they call this
+//! module.
 
 use crate::BackendError;
 use axum::Json;

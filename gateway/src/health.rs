@@ -1,6 +1,8 @@
 //! `/healthz` and `/readyz` for load balancers and orchestrators (Docker, Kubernetes, systemd
 //! watchdogs). Liveness says only that the process answers; readiness asks the backend whether
 //! it can serve (store open, index readable), so traffic is withheld while it cannot.
+//!
+//! It must not judge health by work of its own: the backend answers.
 
 use crate::{LifecycleBackend, SharedState};
 use axum::Router;

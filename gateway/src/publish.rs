@@ -1,5 +1,7 @@
 //! The registry's admin routes under `/admin/v1`, behind the [`Admin`] extractor: federation
 //! actions, push and delete. Reading the registry is [`crate::verify`]'s.
+//!
+//! It must not read or judge manifests: the backend's registry does.
 
 use crate::SharedState;
 use crate::admin::{Admin, AdminError, check_declared_length, limited};

@@ -5,6 +5,8 @@
 //! listener accepts TCP connections and runs each TLS handshake in its own task with a
 //! deadline, so a slow or hostile client cannot stall the accept loop; finished connections are
 //! handed to axum through a bounded channel.
+//!
+//! It must not know routes or the backend: it only turns TCP connections into TLS ones.
 
 use axum::serve::Listener;
 use rustls_pki_types::pem::PemObject;

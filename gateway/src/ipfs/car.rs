@@ -28,6 +28,8 @@
 //! - The root block is fetched before the status is sent, so a missing root is a 404. A block
 //!   that goes missing later ends the stream with an error instead of a clean end, so the client
 //!   sees a truncated transfer rather than a valid-looking short CAR.
+//!
+//! It must not buffer a DAG: blocks are read and sent one at a time.
 
 use super::negotiate::CarParams;
 use super::range::{NoneMatch, if_none_match};

@@ -7,6 +7,8 @@
 //! `?car-order` and `?car-dups`. We emit `version=1; order=dfs` always, and `dups=n` unless the
 //! client asked for `dups=y` (the spec's advice for gateways that control duplicates).
 //! `order=unk` is accepted and answered with `dfs`; any other version or order is a 400.
+//!
+//! It only reads the request: it must not fetch content or build responses.
 
 use super::IpfsError;
 use shubnet_protocol::car::MEDIA_TYPE as CAR_MEDIA_TYPE;

@@ -3,6 +3,8 @@
 //! A plain file is streamed straight from [`ContentBackend::read_file`]: its stream becomes the body
 //! as is, so a 20 GB image costs one chunk of memory. Raw blocks (at most 2 MiB) and identity
 //! CIDs are already in memory and are sliced.
+//!
+//! It must not buffer a file: the bytes stream from the backend as they come.
 
 use super::range::{NoneMatch, Selection, if_none_match, select};
 use super::{IpfsError, base_headers, disposition, load_block, not_modified};

@@ -4,6 +4,8 @@
 //! three forms, `If-Range` with an entity tag, and `If-None-Match`. A request for several ranges
 //! gets the whole representation with 200, which RFC 9110 §14.2 allows and which spares us
 //! `multipart/byteranges`. A syntactically invalid `Range` is ignored (200), as §14.2 requires.
+//!
+//! It parses and decides; it must not read content.
 
 use axum::http::HeaderMap;
 use axum::http::header::{IF_NONE_MATCH, IF_RANGE, RANGE};

@@ -4,6 +4,9 @@
 //! the other), so nothing is ever buffered beyond the channel. The whole file is checked against
 //! the image id's sha256 as in the single-part upload; an abort, an out-of-order part or a
 //! client that goes away fails the stream, and the store keeps nothing.
+//!
+//! It must not hold parts in memory or write to disk itself: the bytes go to the backend's add
+//! stream.
 
 use super::ids::ImageId;
 use super::upload::{begin, check_url_secret, completed, image_id, upload_error, verified_stream};

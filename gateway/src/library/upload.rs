@@ -2,6 +2,8 @@
 //! through [`verified`], which fails the stream (so the store keeps nothing) when they exceed
 //! the limit or do not hash to the sha256 the image id declares. A tag call then publishes the
 //! signed manifest on behalf of the token's user.
+//!
+//! It must not keep bytes that failed the hash check, nor sign anything: the backend publishes.
 
 use super::ids::{self, ImageId};
 use super::{LibraryBackend, LibraryError, find_by_hash, require};

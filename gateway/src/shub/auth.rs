@@ -6,6 +6,8 @@
 //! 10:59:59 fails at 11:00:00; shubnet accepts the current and the previous hour. The node's
 //! token store checks the signature ([`TokenBackend::authorize_hmac`]); this module parses the
 //! header, checks the kind and the hour, and builds the message.
+//!
+//! It must not look tokens up: the token store checks the signature.
 
 use crate::BackendError;
 use crate::tokens::{AuthError, Right, TokenBackend, TokenInfo};

@@ -1,4 +1,6 @@
 //! The clock as the shub and library APIs read it; the UTC formats are the protocol's.
+//!
+//! It only formats: it must not decide which hours a signature may carry (that is `auth`).
 
 pub use shubnet_protocol::time::{hour_stamp, rfc3339};
 

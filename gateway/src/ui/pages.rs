@@ -1,4 +1,6 @@
 //! The HTML of each page. Every interpolation goes through maud, which escapes it.
+//!
+//! It must not fetch data: the handlers in `ui/mod.rs` pass what each page shows.
 
 use super::SearchForm;
 use crate::search::{CollectionSummary, ImageHit, SearchPage, Usage};

@@ -1,5 +1,8 @@
 //! `shubnet backup` and `shubnet restore`: the cold backup of what the federation cannot give
 //! back (keys, config, log, tokens). See [`crate::backup`].
+//!
+//! It must not implement node behaviour: it parses arguments, asks the node (its admin API, or
+//! the library function it names) and prints the answer.
 
 use super::client::NodeClient;
 use super::{NodeArgs, runtime};

@@ -1,4 +1,7 @@
 //! A small HTTP client for a node's admin and content APIs.
+//!
+//! It must not implement node behaviour: it parses arguments, asks the node (its admin API, or
+//! the library function it names) and prints the answer.
 
 use super::NodeArgs;
 use crate::paths::DataDir;

@@ -1,5 +1,8 @@
 //! `shubnet config check|reference`: validate a config file before a restart, and print the
 //! option reference the docs are generated from.
+//!
+//! It must not implement node behaviour: it parses arguments, asks the node (its admin API, or
+//! the library function it names) and prints the answer.
 
 use crate::config::{check, schema};
 use crate::paths::{DATA_DIR_ENV, DataDir};

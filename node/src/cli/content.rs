@@ -1,4 +1,7 @@
 //! Content commands: `cid`, `add`, `cat`, `car`, `pin`, `gc`, `repair`.
+//!
+//! It must not implement node behaviour: it parses arguments, asks the node (its admin API, or
+//! the library function it names) and prints the answer.
 
 use super::NodeArgs;
 use super::client::NodeClient;

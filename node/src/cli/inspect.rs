@@ -2,6 +2,9 @@
 //! (architecture, labels, definition file, runscript, environment, help), as signed by its
 //! publisher. The manifest comes from the node's verification API and is checked against the
 //! federation's roster chain before anything is printed.
+//!
+//! It must not implement node behaviour: it parses arguments, asks the node (its admin API, or
+//! the library function it names) and prints the answer.
 
 use super::NodeArgs;
 use super::client::NodeClient;

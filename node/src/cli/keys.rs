@@ -1,4 +1,7 @@
 //! `shubnet init` and `shubnet keys show`: local commands that need no running node.
+//!
+//! It must not implement node behaviour: it parses arguments, asks the node (its admin API, or
+//! the library function it names) and prints the answer.
 
 use crate::admin_token::AdminToken;
 use crate::config::NodeConfig;

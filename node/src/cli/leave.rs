@@ -6,6 +6,9 @@
 //! key may) or prints the command an admin runs, and stops the node. On a timeout, or when k
 //! cannot be met without this node, it cancels the leave and says what to do: the node keeps
 //! serving and holding everything, so nothing is ever left below k.
+//!
+//! It must not implement node behaviour: it parses arguments, asks the node (its admin API, or
+//! the library function it names) and prints the answer.
 
 use super::client::NodeClient;
 use super::registry::print_outcome;
@@ -66,12 +69,7 @@ fn pending_lines(p: &Value, max: usize) -> String {
         .filter(|i| i["ready"].as_bool() != Some(true))
         .collect();
     for i in waiting.iter().take(max) {
-        let tags: Vec<&str> = i["tags"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+        let tags: Vec<&str> = super::str_list(&i["tags"]);
         let have = i["other_holders"].as_array().map_or(0, Vec::len);
         out.push_str(&format!(
             "  {}  {}  {have}/{target} holders elsewhere\n",

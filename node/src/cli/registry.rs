@@ -3,6 +3,9 @@
 //! `pull` trusts no gateway: it fetches the roster chain and the signed manifest, verifies both
 //! against the federation id this node trusts (or `--federation`), then streams the content
 //! while hashing it, and writes the output file only when the sha256 and the root CID match.
+//!
+//! It must not implement node behaviour: it parses arguments, asks the node (its admin API, or
+//! the library function it names) and prints the answer.
 
 use super::NodeArgs;
 use super::client::NodeClient;

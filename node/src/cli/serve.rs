@@ -1,4 +1,7 @@
 //! `shubnet serve`.
+//!
+//! It must not implement node behaviour: it parses arguments, asks the node (its admin API, or
+//! the library function it names) and prints the answer.
 
 use crate::config::NodeConfig;
 use crate::http::GatewayConfig;

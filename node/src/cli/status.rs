@@ -1,4 +1,7 @@
 //! `shubnet status`: peers, roster version and replication health of a running node.
+//!
+//! It must not implement node behaviour: it parses arguments, asks the node (its admin API, or
+//! the library function it names) and prints the answer.
 
 use super::client::NodeClient;
 use super::{NodeArgs, runtime};
@@ -62,12 +65,7 @@ fn render(v: &Value) -> String {
         images.len()
     ));
     for i in &images {
-        let tags: Vec<&str> = i["tags"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+        let tags: Vec<&str> = super::str_list(&i["tags"]);
         let flag = if i["under_replicated"].as_bool() == Some(true) {
             "UNDER"
         } else {

@@ -3,6 +3,9 @@
 //!
 //! Inputs are checked here with the same rules the node applies, so a typo fails before any
 //! request, with a message that lists what is valid.
+//!
+//! It must not implement node behaviour: it parses arguments, asks the node (its admin API, or
+//! the library function it names) and prints the answer.
 
 use super::NodeArgs;
 use super::client::NodeClient;

@@ -1,4 +1,7 @@
 //! The gateway's view of this node: [`shubnet_gateway::Backend`] over the [`Store`].
+//!
+//! It must not decide policy: privacy comes from `visibility`, membership from the gate and
+//! every rule of the registry from the registry; it translates.
 
 use super::convert::{blocking, conv, hidden, off_thread};
 use crate::admin_token::AdminToken;

@@ -1,5 +1,8 @@
 //! The registry's half of the gateway backend: each function here backs one
 //! method of the gateway's registry traits, so `backend.rs` stays a thin dispatcher.
+//!
+//! It must not check manifests or signatures itself: the registry does; it maps outcomes and
+//! errors.
 
 use crate::registry::metadata::ExtractError;
 use crate::registry::{Registry, RegistryError, RosterOutcome, roster_to_line};

@@ -1,6 +1,8 @@
 //! [`TokenBackend`] for [`NodeBackend`]: the token store on blocking threads, its errors mapped
 //! onto the gateway's. A denial is an `Ok(Err(AuthError))`; only a broken node is a
 //! [`BackendError`].
+//!
+//! It must not judge tokens itself: the token store does; it maps outcomes and errors.
 
 use crate::http::backend::NodeBackend;
 use crate::tokens::{TokenStore, TokenStoreError};

@@ -152,23 +152,24 @@ pub fn new(
             buffers: Default::default(),
         },
     )?;
-    let fetch = fetch::client::FetchClient::new(
-        control.clone(),
-        parts.store.clone(),
+    let fetch = fetch::client::FetchClient {
+        control: control.clone(),
+        store: parts.store.clone(),
         partials,
-        peers.clone(),
-        limits.download.clone(),
-        cmd_tx.clone(),
-    );
+        peers: peers.clone(),
+        download: limits.download.clone(),
+        commands: cmd_tx.clone(),
+        buffers: Default::default(),
+    };
     let (events_tx, events) = events::events();
-    let net = NetClient::new(
-        cmd_tx.clone(),
-        peers.clone(),
-        gate.clone(),
+    let net = NetClient {
+        cmds: cmd_tx.clone(),
+        peers: peers.clone(),
+        gate: gate.clone(),
         local,
         bitswap,
         fetch,
-    );
+    };
     if let Some(u) = &parts.usage {
         network::spawn_usage_announcer(&tasks, u.clone(), net.clone(), cfg.usage_announce);
     }

@@ -21,33 +21,15 @@ use tokio::sync::mpsc;
 /// A cheap-to-clone handle to the swarm loop and the transfer clients.
 #[derive(Debug, Clone)]
 pub struct NetClient {
-    cmds: mpsc::Sender<Command>,
-    peers: PeerBook,
-    gate: Gate,
-    local: PeerId,
-    bitswap: BitswapClient,
-    fetch: FetchClient,
+    pub(super) cmds: mpsc::Sender<Command>,
+    pub(super) peers: PeerBook,
+    pub(super) gate: Gate,
+    pub(super) local: PeerId,
+    pub(super) bitswap: BitswapClient,
+    pub(super) fetch: FetchClient,
 }
 
 impl NetClient {
-    pub(super) fn new(
-        cmds: mpsc::Sender<Command>,
-        peers: PeerBook,
-        gate: Gate,
-        local: PeerId,
-        bitswap: BitswapClient,
-        fetch: FetchClient,
-    ) -> Self {
-        NetClient {
-            cmds,
-            peers,
-            gate,
-            local,
-            bitswap,
-            fetch,
-        }
-    }
-
     /// The Bitswap client (fetches from any IPFS peer, by address).
     pub fn bitswap(&self) -> &BitswapClient {
         &self.bitswap

@@ -7,6 +7,8 @@
 //! of the squashfs partition: memory stays flat in image size. A file that is not a SIF is an
 //! opaque image (`Ok(None)`); a file that claims to be a SIF but is truncated or whose
 //! descriptors lie is refused with the parser's reason.
+//!
+//! It must not buffer the image or publish anything: it reads, and returns what it found.
 
 use crate::store::Store;
 use shubnet_protocol::Cid;

@@ -71,13 +71,13 @@ use transfer::Transfer;
 /// A handle for fetching images from federation members; cheap to clone.
 #[derive(Clone)]
 pub struct FetchClient {
-    control: libp2p_stream::Control,
-    store: Store,
-    partials: Partials,
-    peers: PeerBook,
-    download: RateLimit,
-    commands: mpsc::Sender<Command>,
-    buffers: BufferPool,
+    pub(in crate::p2p) control: libp2p_stream::Control,
+    pub(in crate::p2p) store: Store,
+    pub(in crate::p2p) partials: Partials,
+    pub(in crate::p2p) peers: PeerBook,
+    pub(in crate::p2p) download: RateLimit,
+    pub(in crate::p2p) commands: mpsc::Sender<Command>,
+    pub(in crate::p2p) buffers: BufferPool,
 }
 
 impl std::fmt::Debug for FetchClient {
@@ -87,25 +87,6 @@ impl std::fmt::Debug for FetchClient {
 }
 
 impl FetchClient {
-    pub(crate) fn new(
-        control: libp2p_stream::Control,
-        store: Store,
-        partials: Partials,
-        peers: PeerBook,
-        download: RateLimit,
-        commands: mpsc::Sender<Command>,
-    ) -> Self {
-        Self {
-            control,
-            store,
-            partials,
-            peers,
-            download,
-            commands,
-            buffers: BufferPool::default(),
-        }
-    }
-
     /// The node's peer table.
     pub fn peers(&self) -> &PeerBook {
         &self.peers
