@@ -53,17 +53,8 @@ pub trait LibraryBackend:
     + TokenBackend
 {
 }
-impl<T> LibraryBackend for T where
-    T: crate::ContentBackend
-        + crate::StoreBackend
-        + crate::RegistryBackend
-        + crate::PublishBackend
-        + crate::UsageBackend
-        + crate::UploadBackend
-        + crate::VisibilityBackend
-        + TokenBackend
-{
-}
+/// Every whole backend serves the library API; the handlers still see only the traits above.
+impl<T: crate::Backend> LibraryBackend for T {}
 
 /// Routes of the library API, mounted at the root.
 pub fn router<B: LibraryBackend>() -> Router<SharedState<B>> {
