@@ -154,11 +154,6 @@ impl NodeBackend {
     async fn private_collections(&self) -> Result<std::collections::HashSet<String>, BackendError> {
         self.visibility.private_collections().await.map_err(hidden)
     }
-
-    /// The visibility service, shared with Bitswap.
-    pub fn visibility(&self) -> &crate::visibility::Visibility {
-        &self.visibility
-    }
 }
 
 fn io_err(e: std::io::Error) -> BackendError {
