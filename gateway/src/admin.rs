@@ -16,7 +16,8 @@
 //! Errors are JSON `{"error": "..."}`; only 5xx are logged.
 
 use crate::backend::{
-    AddOutcome, CarImportOutcome, FetchRequest, GcReport, LeaveAction, PinInfo, RepairReport,
+    AddOutcome, CarImportOutcome, FetchRequest, GcReport, LeaveAction, LeaveProgress, PinInfo,
+    RepairReport, Status,
 };
 use crate::error::{backend_response, json_error};
 use crate::{AdminAuth, BackendError, ByteStream, LifecycleBackend, SharedState, StoreBackend};
@@ -243,7 +244,7 @@ async fn gc<B: AdminBackend>(
 async fn status<B: AdminBackend>(
     _: Admin,
     State(state): State<SharedState<B>>,
-) -> Result<Json<serde_json::Value>, AdminError> {
+) -> Result<Json<Status>, AdminError> {
     Ok(Json(state.backend.status().await?))
 }
 
@@ -251,7 +252,7 @@ async fn status<B: AdminBackend>(
 async fn leave_start<B: AdminBackend>(
     _: Admin,
     State(state): State<SharedState<B>>,
-) -> Result<Json<serde_json::Value>, AdminError> {
+) -> Result<Json<LeaveProgress>, AdminError> {
     Ok(Json(state.backend.leave(LeaveAction::Start).await?))
 }
 
@@ -259,7 +260,7 @@ async fn leave_start<B: AdminBackend>(
 async fn leave_progress<B: AdminBackend>(
     _: Admin,
     State(state): State<SharedState<B>>,
-) -> Result<Json<serde_json::Value>, AdminError> {
+) -> Result<Json<LeaveProgress>, AdminError> {
     Ok(Json(state.backend.leave(LeaveAction::Progress).await?))
 }
 
@@ -267,7 +268,7 @@ async fn leave_progress<B: AdminBackend>(
 async fn leave_cancel<B: AdminBackend>(
     _: Admin,
     State(state): State<SharedState<B>>,
-) -> Result<Json<serde_json::Value>, AdminError> {
+) -> Result<Json<LeaveProgress>, AdminError> {
     Ok(Json(state.backend.leave(LeaveAction::Cancel).await?))
 }
 

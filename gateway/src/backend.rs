@@ -14,8 +14,9 @@ use std::pin::Pin;
 
 pub use crate::tokens::TokenBackend;
 pub use shubnet_protocol::admin::{
-    AddOutcome, CarImportOutcome, FederationRequest, FetchRequest, GcReport, PinInfo, PushOutcome,
-    RepairReport,
+    AddOutcome, CarImportOutcome, FederationOutcome, FederationRequest, FetchRequest, GcReport,
+    ImageStatus, LeaveImage, LeaveProgress, PinInfo, PushOutcome, RepairReport, RosterChange,
+    Status,
 };
 
 /// A stream of body bytes, to or from the backend.
@@ -212,13 +213,13 @@ pub trait LifecycleBackend: Clone + Send + Sync + 'static {
 
     /// Peers, roster version and each image's holders versus its replication target, for
     /// `shubnet status` (under-replicated images first).
-    fn status(&self) -> impl Future<Output = Result<serde_json::Value, BackendError>> + Send;
+    fn status(&self) -> impl Future<Output = Result<Status, BackendError>> + Send;
 
     /// `shubnet leave`: start handing this node's images over, report progress, or cancel.
     fn leave(
         &self,
         action: LeaveAction,
-    ) -> impl Future<Output = Result<serde_json::Value, BackendError>> + Send;
+    ) -> impl Future<Output = Result<LeaveProgress, BackendError>> + Send;
 
     /// Stops the node gracefully, as SIGTERM does (the last step of `shubnet leave`).
     fn shutdown(&self) -> impl Future<Output = Result<(), BackendError>> + Send;
@@ -252,11 +253,11 @@ pub trait RegistryBackend: Clone + Send + Sync + 'static {
 
 /// Publishing into the registry and running the federation.
 pub trait PublishBackend: Clone + Send + Sync + 'static {
-    /// Runs a federation admin action; returns a JSON summary for the CLI.
+    /// Runs a federation admin action and says what it did.
     fn federation_admin(
         &self,
         req: FederationRequest,
-    ) -> impl Future<Output = Result<serde_json::Value, BackendError>> + Send;
+    ) -> impl Future<Output = Result<FederationOutcome, BackendError>> + Send;
 
     /// Stores a file and publishes it under `reference` with a manifest signed by this node.
     fn push(

@@ -5,7 +5,9 @@
 
 use crate::SharedState;
 use crate::admin::{Admin, AdminError, check_declared_length, limited};
-use crate::backend::{AdminAuth, FederationRequest, PublishBackend, PushOutcome};
+use crate::backend::{
+    AdminAuth, FederationOutcome, FederationRequest, PublishBackend, PushOutcome,
+};
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -30,7 +32,7 @@ async fn federation_admin<B: PublishRoutes>(
     _: Admin,
     State(state): State<SharedState<B>>,
     Json(req): Json<FederationRequest>,
-) -> Result<Json<serde_json::Value>, AdminError> {
+) -> Result<Json<FederationOutcome>, AdminError> {
     Ok(Json(state.backend.federation_admin(req).await?))
 }
 

@@ -23,6 +23,7 @@ mod upload;
 use crate::ipfs::plain::{self, Naming};
 use crate::shub::decode_all;
 use crate::tokens::{AuthError, Right, TokenBackend, TokenInfo};
+use crate::visibility::{self, Visibility};
 use crate::{BackendError, SharedState};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
@@ -141,6 +142,15 @@ impl From<BackendError> for LibraryError {
     }
 }
 
+impl From<crate::visibility::Refusal> for LibraryError {
+    fn from(r: crate::visibility::Refusal) -> Self {
+        match r {
+            crate::visibility::Refusal::Backend(e) => e.into(),
+            other => Self::new(StatusCode::FORBIDDEN, other.to_string()),
+        }
+    }
+}
+
 impl From<AuthError> for LibraryError {
     fn from(e: AuthError) -> Self {
         Self::new(StatusCode::FORBIDDEN, e.to_string())
@@ -189,19 +199,10 @@ async fn may_pull<B: LibraryBackend>(
     headers: &HeaderMap,
     collection: &str,
 ) -> Result<(), LibraryError> {
-    if !backend.collection_is_private(collection).await? {
-        return Ok(());
-    }
-    let token = bearer(headers).ok_or_else(|| {
-        LibraryError::new(
-            StatusCode::FORBIDDEN,
-            format!("collection {collection} is private; send a token with the pull right"),
-        )
-    })?;
-    backend
-        .authorize_token(token, collection, Right::Pull)
-        .await??;
-    Ok(())
+    crate::visibility::may_pull(backend, headers, collection)
+        .await
+        .map(|_| ())
+        .map_err(LibraryError::from)
 }
 
 /// Parses a library path after normalising `//` runs.
@@ -369,7 +370,7 @@ async fn collection<B: LibraryBackend>(
     };
     shubnet_protocol::reference::validate_collection(name)
         .map_err(|e| LibraryError::bad_request(format!("invalid collection: {e}")))?;
-    let private = state.backend.collection_is_private(name).await?;
+    let private = visibility::of_collection(&state.backend, name).await? == Visibility::Private;
     Ok(Json(collection_json(name, entity, private)).into_response())
 }
 
@@ -382,7 +383,7 @@ async fn collection_create<B: LibraryBackend>(
     let name = v["name"].as_str().unwrap_or_default();
     shubnet_protocol::reference::validate_collection(name)
         .map_err(|e| LibraryError::bad_request(format!("invalid collection: {e}")))?;
-    let private = state.backend.collection_is_private(name).await?;
+    let private = visibility::of_collection(&state.backend, name).await? == Visibility::Private;
     let entity = v["entity"].as_str().unwrap_or_default();
     Ok(Json(collection_json(name, entity, private)).into_response())
 }

@@ -9,6 +9,7 @@ use super::ShubBackend;
 use super::{ShubError, decode_all, external_base, time};
 use crate::SharedState;
 use crate::search::{ImageHit, MAX_LIMIT, SearchQuery};
+use crate::visibility;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -17,7 +18,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shubnet_protocol::manifest::Manifest;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// DRF's default page size in sregistry.
 const PAGE_SIZE: usize = 10;
@@ -55,22 +56,13 @@ async fn public_images<B: ShubBackend>(
     prefix: &str,
 ) -> Result<Vec<Manifest>, ShubError> {
     let all = decode_all(state.backend.tag_heads(prefix).await?);
-    let mut private: HashMap<String, bool> = HashMap::new();
+    let mut memo = visibility::Memo::default();
     let mut out = Vec::new();
     for m in all {
         if m.body.tombstone || m.body.root.is_none() {
             continue;
         }
-        let c = m.body.collection.clone();
-        let is_private = match private.get(&c) {
-            Some(p) => *p,
-            None => {
-                let p = state.backend.collection_is_private(&c).await?;
-                private.insert(c, p);
-                p
-            }
-        };
-        if !is_private {
+        if memo.is_public(&state.backend, &m.body.collection).await? {
             out.push(m);
         }
     }
@@ -231,7 +223,7 @@ async fn indexed<B: ShubBackend>(
     q.offset = 0;
     let mut out = Vec::new();
     loop {
-        let page = state.backend.search(q.clone()).await?;
+        let page = visibility::search_public(&state.backend, q.clone()).await?;
         let n = page.hits.len();
         out.extend(page.hits);
         if n == 0 || out.len() >= page.total {

@@ -26,6 +26,7 @@ mod upload;
 
 use crate::ipfs::plain::{self, Naming};
 use crate::tokens::{Right, TokenBackend};
+use crate::visibility::{self, Visibility};
 use crate::{BackendError, SharedState};
 use auth::HmacError;
 use axum::Json;
@@ -239,7 +240,7 @@ async fn check_pull<B: ShubBackend>(
     headers: &HeaderMap,
     r: &Reference,
 ) -> Result<bool, ShubError> {
-    if !state.backend.collection_is_private(&r.collection).await? {
+    if visibility::of_collection(&state.backend, &r.collection).await? == Visibility::Public {
         return Ok(false);
     }
     auth::authorize(

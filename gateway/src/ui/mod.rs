@@ -19,6 +19,7 @@ mod pages;
 use crate::SharedState;
 use crate::search::SearchQuery;
 use crate::tokens::TokenBackend;
+use crate::visibility::{self, Visibility};
 use axum::Router;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -122,7 +123,7 @@ struct PageQuery {
 }
 
 async fn home<B: UiBackend>(State(state): State<SharedState<B>>) -> Response {
-    match state.backend.collection_summaries().await {
+    match visibility::public_summaries(&state.backend).await {
         Ok(list) => html(StatusCode::OK, pages::home(&list)),
         Err(e) => backend_error(&e),
     }
@@ -142,7 +143,7 @@ async fn collection<B: UiBackend>(
         limit: PER_PAGE,
         ..SearchQuery::default()
     };
-    match state.backend.search(q).await {
+    match visibility::search_public(&state.backend, q).await {
         Ok(found) if found.total == 0 => {
             error_page(StatusCode::NOT_FOUND, &format!("no public collection {c}"))
         }
@@ -192,7 +193,7 @@ async fn search<B: UiBackend>(
     };
     let searched = !f.q.trim().is_empty() || !f.label.trim().is_empty();
     let found = if searched {
-        match state.backend.search(q).await {
+        match visibility::search_public(&state.backend, q).await {
             Ok(found) => Some(found),
             Err(e) => return backend_error(&e),
         }
@@ -207,9 +208,9 @@ async fn image<B: UiBackend>(
     headers: HeaderMap,
     Path((c, n, t)): Path<(String, String, String)>,
 ) -> Response {
-    match state.backend.collection_is_private(&c).await {
-        Ok(false) => {}
-        Ok(true) => {
+    match visibility::of_collection(&state.backend, &c).await {
+        Ok(Visibility::Public) => {}
+        Ok(Visibility::Private) => {
             return error_page(
                 StatusCode::FORBIDDEN,
                 &format!("collection {c} is private; pull it with a token"),
@@ -259,9 +260,9 @@ async fn star<B: UiBackend>(
         Ok(Err(denied)) => return error_page(StatusCode::FORBIDDEN, &denied.to_string()),
         Err(e) => return backend_error(&e),
     };
-    match state.backend.collection_is_private(&c).await {
-        Ok(false) => {}
-        Ok(true) => return error_page(StatusCode::FORBIDDEN, "private collection"),
+    match visibility::of_collection(&state.backend, &c).await {
+        Ok(Visibility::Public) => {}
+        Ok(Visibility::Private) => return error_page(StatusCode::FORBIDDEN, "private collection"),
         Err(e) => return backend_error(&e),
     }
     let reference = format!("{c}/{n}:{t}");

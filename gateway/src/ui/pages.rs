@@ -3,6 +3,7 @@
 //! It must not fetch data: the handlers in `ui/mod.rs` pass what each page shows.
 
 use super::SearchForm;
+use crate::backend::{ImageStatus, Status};
 use crate::search::{CollectionSummary, ImageHit, SearchPage, Usage};
 use crate::shub::time::rfc3339;
 use axum::http::StatusCode;
@@ -306,39 +307,21 @@ pub(super) fn image(m: &Manifest, usage: Usage, base: &str, replication: Option<
 pub(super) fn federation(
     id: Option<&str>,
     roster: Option<&Roster>,
-    status: Option<&serde_json::Value>,
+    status: Option<&Status>,
     hidden: &HashSet<String>,
 ) -> Markup {
-    let empty = Vec::new();
-    let peers = status
-        .and_then(|s| s.get("connected_peers"))
-        .and_then(|p| p.as_array())
-        .unwrap_or(&empty);
-    let images = status
-        .and_then(|s| s.get("images"))
-        .and_then(|p| p.as_array())
-        .unwrap_or(&empty);
-    let visible: Vec<&serde_json::Value> = images
+    let peers: &[String] = status.map_or(&[], |s| &s.connected_peers);
+    let visible: Vec<&ImageStatus> = status
+        .map_or(&[][..], |s| &s.images)
         .iter()
         .filter(|i| {
-            let tags = i.get("tags").and_then(|t| t.as_array());
-            tags.is_none_or(|ts| {
-                ts.iter().any(|t| {
-                    t.as_str()
-                        .and_then(|t| t.split_once('/'))
-                        .is_some_and(|(c, _)| !hidden.contains(c))
-                })
-            })
+            i.tags
+                .iter()
+                .any(|t| t.split_once('/').is_some_and(|(c, _)| !hidden.contains(c)))
         })
         .collect();
-    let under = visible
-        .iter()
-        .filter(|i| i.get("under_replicated").and_then(|u| u.as_bool()) == Some(true))
-        .count();
-    let me = status
-        .and_then(|s| s.get("peer_id"))
-        .and_then(|p| p.as_str())
-        .unwrap_or("");
+    let under = visible.iter().filter(|i| i.under_replicated).count();
+    let me = status.map_or("", |s| s.peer_id.as_str());
     layout(
         "Federation",
         html! {
@@ -367,7 +350,7 @@ pub(super) fn federation(
                                         @for p in &m.peer_ids {
                                             code { (p) }
                                             @if p == me { " " span.badge { "this node" } }
-                                            @else if peers.iter().any(|x| x.as_str() == Some(p.as_str())) { " " span.ok { "connected" } }
+                                            @else if peers.contains(p) { " " span.ok { "connected" } }
                                             br;
                                         }
                                     }
@@ -378,14 +361,14 @@ pub(super) fn federation(
                     }
                 }
             }
-            @if let Some(why) = status.and_then(|s| s.get("not_ready")).and_then(|w| w.as_str()) {
+            @if let Some(why) = status.and_then(|s| s.not_ready.as_deref()) {
                 p.notice.warn { strong { "Not ready: " } (why) }
             }
             h2 { "Peers" }
             @if peers.is_empty() {
                 p.muted { "No peer connected." }
             } @else {
-                ul.peers { @for p in peers { li { code { (p.as_str().unwrap_or("")) } } } }
+                ul.peers { @for p in peers { li { code { (p) } } } }
             }
             h2 { "Replication health" }
             @if status.is_none() {
@@ -399,20 +382,15 @@ pub(super) fn federation(
                     thead { tr { th { "Image" } th { "State" } th.num { "Holders" } th.num { "Target" } th.num { "Size" } } }
                     tbody {
                         @for i in visible.iter().take(500) {
-                            @let under_rep = i.get("under_replicated").and_then(|u| u.as_bool()) == Some(true);
-                            @let replicas = i.get("replicas").and_then(|u| u.as_u64()).unwrap_or(0);
-                            @let target = i.get("target").and_then(|u| u.as_u64()).unwrap_or(0);
-                            tr class=(if under_rep { "under" } else { "" }) {
+                            tr class=(if i.under_replicated { "under" } else { "" }) {
                                 td {
-                                    @for t in i.get("tags").and_then(|t| t.as_array()).unwrap_or(&empty) {
-                                        @if let Some(t) = t.as_str() { (image_link(t)) br; }
-                                    }
-                                    span.muted { code { (i.get("root").and_then(|r| r.as_str()).unwrap_or("")) } }
+                                    @for t in &i.tags { (image_link(t)) br; }
+                                    span.muted { code { (i.root) } }
                                 }
-                                td { @if under_rep { span.warn { "under-replicated" } } @else { span.ok { "replicated" } } }
-                                td.num { (replicas) }
-                                td.num { (target) }
-                                td.num { (human(i.get("size").and_then(|u| u.as_u64()).unwrap_or(0))) }
+                                td { @if i.under_replicated { span.warn { "under-replicated" } } @else { span.ok { "replicated" } } }
+                                td.num { (i.replicas) }
+                                td.num { (i.target) }
+                                td.num { (human(i.size)) }
                             }
                         }
                     }

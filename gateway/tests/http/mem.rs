@@ -3,12 +3,14 @@
 //! can check that nothing outside a range is fetched and that identity CIDs never reach it.
 
 use bytes::Bytes;
+use ed25519_dalek::SigningKey;
 use futures::StreamExt;
+use sha2::{Digest, Sha256};
 use shubnet_gateway::backend::{
-    AddOutcome, CarImportOutcome, FederationRequest, FederationView, GcReport, LeaveAction,
-    PinInfo, PushOutcome, RepairReport,
+    AddOutcome, CarImportOutcome, FederationOutcome, FederationRequest, FederationView, GcReport,
+    LeaveAction, LeaveProgress, PinInfo, PushOutcome, RepairReport, Status,
 };
-use shubnet_gateway::search::{CollectionSummary, SearchPage, SearchQuery, Usage};
+use shubnet_gateway::search::{CollectionSummary, ImageHit, SearchPage, SearchQuery, Usage};
 use shubnet_gateway::tokens::{
     AuthError, AuthResult, CollectionInfo, CreatedToken, HmacClaim, NewToken, Right, TokenBackend,
     TokenInfo,
@@ -20,6 +22,7 @@ use shubnet_gateway::{
 };
 use shubnet_protocol::Cid;
 use shubnet_protocol::car::CarReader;
+use shubnet_protocol::manifest::{MEDIA_TYPE_SIF, Manifest, Metadata, UnsignedManifest};
 use shubnet_protocol::unixfs::{Block, FileNode, Importer, Layout};
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -64,6 +67,8 @@ struct Inner {
     collections: HashMap<Cid, Vec<String>>,
     /// Collections marked private.
     private: Vec<String>,
+    /// Signed head manifests by `collection/name:tag`.
+    heads: BTreeMap<String, Manifest>,
 }
 
 /// The in-memory backend.
@@ -113,6 +118,39 @@ impl MemBackend {
     }
 
     /// Every CID `block` was asked for, in order.
+    /// Publishes `file` as `collection/name:tag` with a manifest signed by a test key, and
+    /// records that its blocks belong to `collection`.
+    pub fn publish(&self, reference: &str, file: &File) -> Manifest {
+        let (collection, rest) = reference.split_once('/').expect("collection/name:tag");
+        let (name, tag) = rest.split_once(':').expect("name:tag");
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let m = UnsignedManifest {
+            federation: "bafytestfederation".into(),
+            collection: collection.into(),
+            name: name.into(),
+            tag: tag.into(),
+            root: Some(file.root),
+            size: file.data.len() as u64,
+            sha256: Sha256::digest(&file.data).into(),
+            media_type: MEDIA_TYPE_SIF.into(),
+            metadata: Metadata::default(),
+            created: 1_700_000_000,
+            seq: 1,
+            prev: None,
+            frozen: false,
+            tombstone: false,
+            pushed_by: "tester".into(),
+        }
+        .sign(&key)
+        .expect("a valid manifest");
+        let mut cids = vec![file.root];
+        cids.extend(file.leaves.iter().map(|(c, _, _)| *c));
+        cids.extend(file.nodes.iter().map(|(c, _)| *c));
+        self.file_in(&cids, collection);
+        self.lock().heads.insert(reference.into(), m.clone());
+        m
+    }
+
     /// Marks `collection` private: its content then needs [`PULL_TOKEN`].
     pub fn mark_private(&self, collection: &str) {
         self.lock().private.push(collection.to_string());
@@ -412,10 +450,10 @@ impl LifecycleBackend for MemBackend {
     async fn ready(&self) -> Result<(), NotReady> {
         Ok(())
     }
-    async fn status(&self) -> Result<serde_json::Value, BackendError> {
+    async fn status(&self) -> Result<Status, BackendError> {
         Err(unsupported())
     }
-    async fn leave(&self, _: LeaveAction) -> Result<serde_json::Value, BackendError> {
+    async fn leave(&self, _: LeaveAction) -> Result<LeaveProgress, BackendError> {
         Err(unsupported())
     }
     async fn shutdown(&self) -> Result<(), BackendError> {
@@ -423,23 +461,62 @@ impl LifecycleBackend for MemBackend {
     }
 }
 
+/// The heads `publish` signed, private collections included: the gateway, not the backend,
+/// must keep those from readers without a token.
 impl RegistryBackend for MemBackend {
     async fn federation(&self) -> Result<FederationView, BackendError> {
         Err(unsupported())
     }
     async fn manifest_for_tag(
         &self,
-        _: &str,
-        _: &str,
-        _: &str,
+        c: &str,
+        n: &str,
+        t: &str,
     ) -> Result<Option<Vec<u8>>, BackendError> {
-        Err(unsupported())
+        Ok(self
+            .lock()
+            .heads
+            .get(&format!("{c}/{n}:{t}"))
+            .map(Manifest::encode))
     }
-    async fn manifest_by_cid(&self, _: &Cid) -> Result<Option<Vec<u8>>, BackendError> {
-        Err(unsupported())
+    async fn manifest_by_cid(&self, cid: &Cid) -> Result<Option<Vec<u8>>, BackendError> {
+        Ok(self
+            .lock()
+            .heads
+            .values()
+            .find(|m| m.cid() == *cid)
+            .map(Manifest::encode))
     }
-    async fn tag_heads(&self, _: &str) -> Result<Vec<Vec<u8>>, BackendError> {
-        Err(unsupported())
+    async fn tag_heads(&self, prefix: &str) -> Result<Vec<Vec<u8>>, BackendError> {
+        let under = |r: &str| {
+            prefix.is_empty()
+                || r.strip_prefix(prefix)
+                    .is_some_and(|rest| rest.starts_with('/') || rest.starts_with(':'))
+        };
+        Ok(self
+            .lock()
+            .heads
+            .iter()
+            .filter(|(r, _)| under(r))
+            .map(|(_, m)| m.encode())
+            .collect())
+    }
+}
+
+/// What an index that forgot privacy would answer: every head, private ones included.
+fn hit(m: &Manifest) -> ImageHit {
+    let b = &m.body;
+    ImageHit {
+        reference: format!("{}/{}:{}", b.collection, b.name, b.tag),
+        collection: b.collection.clone(),
+        name: b.name.clone(),
+        tag: b.tag.clone(),
+        manifest: m.cid().to_string(),
+        root: b.root.unwrap_or_default(),
+        size: b.size,
+        sha256: hex::encode(b.sha256),
+        created: b.created,
+        ..ImageHit::default()
     }
 }
 
@@ -447,7 +524,7 @@ impl PublishBackend for MemBackend {
     async fn federation_admin(
         &self,
         _: FederationRequest,
-    ) -> Result<serde_json::Value, BackendError> {
+    ) -> Result<FederationOutcome, BackendError> {
         Err(unsupported())
     }
     async fn push(&self, _: &str, _: bool, _: ByteStream) -> Result<PushOutcome, BackendError> {
@@ -474,14 +551,36 @@ impl PublishBackend for MemBackend {
 }
 
 impl UsageBackend for MemBackend {
-    async fn search(&self, _: SearchQuery) -> Result<SearchPage, BackendError> {
-        Err(unsupported())
+    async fn search(&self, q: SearchQuery) -> Result<SearchPage, BackendError> {
+        let hits: Vec<ImageHit> = self
+            .lock()
+            .heads
+            .values()
+            .map(hit)
+            .filter(|h| q.collection.as_ref().is_none_or(|c| *c == h.collection))
+            .filter(|h| q.q.split_whitespace().all(|w| h.reference.contains(w)))
+            .collect();
+        Ok(SearchPage {
+            total: hits.len(),
+            hits: hits.into_iter().skip(q.offset).take(q.limit).collect(),
+        })
     }
     async fn collection_summaries(&self) -> Result<Vec<CollectionSummary>, BackendError> {
-        Err(unsupported())
+        let mut out: BTreeMap<String, CollectionSummary> = BTreeMap::new();
+        for m in self.lock().heads.values() {
+            let s = out
+                .entry(m.body.collection.clone())
+                .or_insert_with(|| CollectionSummary {
+                    name: m.body.collection.clone(),
+                    ..CollectionSummary::default()
+                });
+            s.images += 1;
+            s.size += m.body.size;
+        }
+        Ok(out.into_values().collect())
     }
     async fn usage(&self, _: &str) -> Result<Usage, BackendError> {
-        Err(unsupported())
+        Ok(Usage::default())
     }
     async fn star(&self, _: &str, _: &str, _: bool) -> Result<Usage, BackendError> {
         Err(unsupported())
@@ -558,6 +657,16 @@ impl TokenBackend for MemBackend {
         Err(unsupported())
     }
     async fn collections(&self) -> Result<Vec<CollectionInfo>, BackendError> {
-        Err(unsupported())
+        let inner = self.lock();
+        let mut names: Vec<&String> = inner.heads.values().map(|m| &m.body.collection).collect();
+        names.sort();
+        names.dedup();
+        Ok(names
+            .into_iter()
+            .map(|n| CollectionInfo {
+                name: n.clone(),
+                private: inner.private.contains(n),
+            })
+            .collect())
     }
 }

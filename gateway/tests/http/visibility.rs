@@ -211,8 +211,11 @@ fn bearer() -> String {
     format!("Bearer {PULL_TOKEN}")
 }
 
+/// A request as clients send it: with a `Host` (shub listings build URLs from it) and, when
+/// given, an `Authorization` header.
 async fn call(backend: &MemBackend, method: &str, uri: &str, auth: Option<&str>) -> Reply {
-    let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
+    let mut headers = vec![("host", "gateway.test")];
+    headers.extend(auth.map(|a| ("authorization", a)));
     send(app(backend), request(method, uri, &headers)).await
 }
 
@@ -321,27 +324,40 @@ async fn the_same_routes_serve_public_content_without_a_token() {
 }
 
 /// Routes that resolve an image through the registry ask visibility before resolving it: without
-/// a token they refuse `priv` with 403 (401/403 for shub's HMAC), and with a pull token they get
-/// past the check to the registry (which `MemBackend` does not have, hence 503).
+/// a token they refuse `priv` with 403 (401/403 for shub's HMAC, a 403 page for the UI), and with
+/// a pull token the manifest routes serve the private image.
 #[tokio::test]
 async fn registry_routes_ask_visibility_before_resolving() {
-    let (backend, _, _) = private_file();
+    let (backend, file, _) = private_file();
+    let m = backend.publish("priv/img:latest", &file);
     let bearer = bearer();
+    let manifest_cid = m.cid().to_string();
     let with_token_passes = [
-        "/shubnet/v1/manifests/priv/img/latest",
-        "/v1/images/priv/img:latest",
-        "/v1/imagefile/priv/img:latest",
+        "/shubnet/v1/manifests/priv/img/latest".to_string(),
+        format!("/shubnet/v1/manifest/{manifest_cid}"),
+        "/v1/images/priv/img:latest".to_string(),
+        "/v1/imagefile/priv/img:latest".to_string(),
     ];
-    for uri in with_token_passes {
-        let r = call(&backend, "GET", uri, None).await;
-        assert_eq!(r.status, StatusCode::FORBIDDEN, "GET {uri}");
+    for uri in &with_token_passes {
+        for auth in [None, Some("Bearer not-a-token")] {
+            let r = call(&backend, "GET", uri, auth).await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "GET {uri} {auth:?}");
+            assert!(
+                !String::from_utf8_lossy(&r.body).contains(&file.root.to_string()),
+                "GET {uri} named the private root"
+            );
+        }
         let r = call(&backend, "GET", uri, Some(bearer.as_str())).await;
-        assert_eq!(
-            r.status,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "GET {uri} with a pull token"
-        );
+        assert_eq!(r.status, StatusCode::OK, "GET {uri} with a pull token");
     }
+    let r = call(
+        &backend,
+        "GET",
+        "/v1/imagefile/priv/img:latest",
+        Some(bearer.as_str()),
+    )
+    .await;
+    assert_eq!(r.body.as_ref(), file.data.as_slice());
     for uri in [
         "/api/container/priv/img:latest",
         "/ui/images/priv/img/latest",
@@ -352,5 +368,62 @@ async fn registry_routes_ask_visibility_before_resolving() {
             "GET {uri}: {}",
             r.status
         );
+        assert!(!String::from_utf8_lossy(&r.body).contains(&file.root.to_string()));
     }
+}
+
+/// Every listing and search, shub, library, verification and UI, leaves a private collection
+/// out, even though this backend's index and tag list name it (a backend that forgot privacy):
+/// the gateway asks visibility for each collection it lists. The public image beside it is
+/// listed, so an empty answer cannot pass.
+#[tokio::test]
+async fn listings_and_search_leave_private_collections_out() {
+    let (backend, secret, _) = private_file();
+    backend.publish("priv/secretimg:1", &secret);
+    let open = backend.import(&crate::distinct_data(3000));
+    backend.publish("pub/openimg:1", &open);
+    let secret_root = secret.root.to_string();
+    // (route, whether the public image must appear in it)
+    let listings = [
+        ("/api/containers", true),
+        ("/api/containers/", true),
+        ("/api/collections", true),
+        ("/api/collections/", true),
+        ("/api/collection/search/img", true),
+        ("/api/collection/priv", false),
+        ("/api/labels/search", false),
+        ("/v1/collections/priv", false),
+        ("/shubnet/v1/tags", true),
+        ("/shubnet/v1/tags?prefix=priv", false),
+        ("/", true),
+        ("/ui", true),
+        ("/ui/", true),
+        ("/ui/search?q=img", true),
+        ("/ui/search?q=secretimg", false),
+        ("/ui/collections/priv", false),
+        ("/ui/collections/pub", true),
+    ];
+    for (uri, lists_public) in listings {
+        let r = call(&backend, "GET", uri, None).await;
+        let text = String::from_utf8_lossy(&r.body);
+        assert!(
+            !text.contains("priv/secretimg")
+                && !text.contains("secretimg:1")
+                && !text.contains(":\"secretimg\"")
+                && !text.contains(&secret_root),
+            "GET {uri} ({}) named the private image: {text}",
+            r.status
+        );
+        if lists_public {
+            assert_eq!(r.status, StatusCode::OK, "GET {uri}: {text}");
+            assert!(
+                text.contains("openimg") || text.contains(">pub<") || text.contains("\"pub\""),
+                "GET {uri} did not list the public image: {text}"
+            );
+        }
+    }
+    // The verification API lists a private tag to a token that may pull it.
+    let bearer = bearer();
+    let r = call(&backend, "GET", "/shubnet/v1/tags", Some(bearer.as_str())).await;
+    assert!(String::from_utf8_lossy(&r.body).contains("secretimg"));
 }

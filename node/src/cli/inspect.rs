@@ -8,8 +8,7 @@
 
 use super::NodeArgs;
 use super::client::NodeClient;
-use super::registry::{data_dir, fetch_chain, urlencode};
-use crate::config::NodeConfig;
+use super::registry::{VerifyArgs, fetch_chain, urlencode};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use serde_json::{Value, json};
@@ -26,17 +25,8 @@ pub struct InspectArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
-    /// Federation id to verify against [default: the one in this node's config.toml].
-    #[arg(long)]
-    pub federation: Option<String>,
-    /// A user token with the pull right, for private collections.
-    #[arg(
-        long,
-        env = "SHUBNET_PULL_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
-    pub pull_token: Option<String>,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -45,17 +35,8 @@ pub struct InspectArgs {
 pub fn inspect(a: InspectArgs) -> Result<()> {
     let r = Reference::parse(&a.reference)
         .map_err(|e| anyhow!("{:?} is not collection/name:tag: {e}", a.reference))?;
-    let federation = match a.federation.clone() {
-        Some(id) => id,
-        None => NodeConfig::load(&data_dir(&a.node))
-            .map_err(|e| anyhow!("{e}"))?
-            .federation
-            .id
-            .ok_or_else(|| {
-                anyhow!("no federation to verify against: pass --federation ID, or join one")
-            })?,
-    };
-    let client = NodeClient::new(&a.node)?.with_bearer(a.pull_token.clone());
+    let federation = a.verify.federation_id(&a.node)?;
+    let client = NodeClient::new(&a.node)?.with_bearer(a.verify.pull_token.clone());
     let m = super::runtime()?.block_on(async {
         let (chain, _) = fetch_chain(&client, &federation).await?;
         let roster = &chain

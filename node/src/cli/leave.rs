@@ -15,8 +15,7 @@ use super::registry::print_outcome;
 use super::{NodeArgs, runtime};
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use serde_json::Value;
-use shubnet_protocol::admin::FederationRequest;
+use shubnet_protocol::admin::{FederationOutcome, FederationRequest, LeaveProgress};
 use std::time::{Duration, Instant};
 
 /// `shubnet leave` options.
@@ -54,27 +53,17 @@ fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         .ok_or_else(|| DurationError(text.to_string()))
 }
 
-fn count(v: &Value, key: &str) -> u64 {
-    v[key].as_u64().unwrap_or(0)
-}
-
 /// The images still waiting, one line each (at most `max`).
-fn pending_lines(p: &Value, max: usize) -> String {
-    let target = count(p, "target");
+fn pending_lines(p: &LeaveProgress, max: usize) -> String {
     let mut out = String::new();
-    let waiting: Vec<&Value> = p["images"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|i| i["ready"].as_bool() != Some(true))
-        .collect();
+    let waiting: Vec<_> = p.images.iter().filter(|i| !i.ready).collect();
     for i in waiting.iter().take(max) {
-        let tags: Vec<&str> = super::str_list(&i["tags"]);
-        let have = i["other_holders"].as_array().map_or(0, Vec::len);
         out.push_str(&format!(
-            "  {}  {}  {have}/{target} holders elsewhere\n",
-            tags.join(","),
-            i["root"].as_str().unwrap_or("-"),
+            "  {}  {}  {}/{} holders elsewhere\n",
+            i.tags.join(","),
+            i.root,
+            i.other_holders.len(),
+            p.target,
         ));
     }
     if waiting.len() > max {
@@ -87,13 +76,13 @@ fn pending_lines(p: &Value, max: usize) -> String {
 pub fn leave(a: LeaveArgs) -> Result<()> {
     let client = NodeClient::new(&a.node)?;
     let rt = runtime()?;
-    let progress = |method: reqwest::Method| -> Result<Value> {
+    let progress = |method: reqwest::Method| -> Result<LeaveProgress> {
         rt.block_on(client.admin(method, "/leave", None))
     };
     let mut p = progress(reqwest::Method::POST).context("starting the leave")?;
-    let peer = p["peer_id"].as_str().unwrap_or_default().to_string();
-    let target = count(&p, "target");
-    let total = p["images"].as_array().map_or(0, Vec::len);
+    let peer = p.peer_id.clone();
+    let target = p.target;
+    let total = p.images.len();
     if target == 0 {
         eprintln!("leave: this node is in no federation; there is nothing to hand over");
     } else {
@@ -101,25 +90,25 @@ pub fn leave(a: LeaveArgs) -> Result<()> {
             "leave: announced; the other members now copy this node's {total} image(s) until each has {target} holders elsewhere"
         );
     }
-    if count(&p, "impossible") > 0 {
+    if p.impossible > 0 {
         let _ = progress(reqwest::Method::DELETE);
         bail!(
             "cannot leave: {} image(s) cannot keep {target} holders without this node, because too few other nodes offer storage:\n{}\
              Admit another member that offers storage (`shubnet federation admit REQUEST --storage SIZE`), then run `shubnet leave` again.\n\
              The leave is cancelled; this node keeps serving and holding every image.",
-            count(&p, "impossible"),
+            p.impossible,
             pending_lines(&p, 10)
         );
     }
     let start = Instant::now();
-    let mut last_pending = u64::MAX;
+    let mut last_pending = usize::MAX;
     let mut last_print = Instant::now();
-    while p["done"].as_bool() != Some(true) {
-        let pending = count(&p, "pending");
+    while !p.done {
+        let pending = p.pending;
         if pending != last_pending || last_print.elapsed() >= Duration::from_secs(15) {
             eprintln!(
                 "leave: {}/{total} image(s) have {target} holders elsewhere; waiting for {pending} ({}s)",
-                total as u64 - pending.min(total as u64),
+                total - pending.min(total),
                 start.elapsed().as_secs()
             );
             eprint!("{}", pending_lines(&p, 5));
@@ -145,9 +134,9 @@ pub fn leave(a: LeaveArgs) -> Result<()> {
         start.elapsed().as_secs()
     );
     if target > 0 {
-        if p["admin"].as_bool() == Some(true) {
+        if p.admin {
             eprintln!("leave: this node's admin key removes it from the roster");
-            let v: Value = rt.block_on(client.admin_json(
+            let v: FederationOutcome = rt.block_on(client.admin_json(
                 "/federation",
                 &FederationRequest::RemoveNode {
                     peer_id: peer.clone(),
@@ -193,7 +182,7 @@ pub fn stop(a: StopArgs) -> Result<()> {
 /// Asks the node to stop as SIGTERM would (it finishes in-flight requests within its
 /// shutdown grace) and waits until its HTTP port no longer answers.
 async fn stop_node(client: &NodeClient, timeout: Duration) -> Result<()> {
-    let _: Value = client
+    let _: serde_json::Value = client
         .admin(reqwest::Method::POST, "/shutdown", None)
         .await
         .context("asking the node to stop")?;

@@ -200,13 +200,3 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Stop(a) => leave::stop(a),
     }
 }
-
-/// The strings of a JSON array (an absent or non-array value is empty), as the admin API's
-/// listings carry tags and holders.
-fn str_list(v: &serde_json::Value) -> Vec<&str> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(serde_json::Value::as_str)
-        .collect()
-}

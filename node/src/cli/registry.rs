@@ -18,7 +18,7 @@ use clap::{Args, Subcommand};
 use futures::StreamExt;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use shubnet_protocol::admin::{FederationRequest, PushOutcome};
+use shubnet_protocol::admin::{FederationOutcome, FederationRequest, PushOutcome, RosterChange};
 use shubnet_protocol::manifest::Manifest;
 use shubnet_protocol::reference::Reference;
 use shubnet_protocol::roster::{JoinRequest, SignedRoster, UnsignedJoinRequest, verify_chain};
@@ -26,35 +26,58 @@ use shubnet_protocol::unixfs::{Importer, Layout};
 use std::io::Write;
 use std::path::PathBuf;
 
+/// `shubnet federation create` options.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The federation's display name.
+    #[arg(long)]
+    name: String,
+    /// This institution's id in the roster (lowercase, e.g. `lab-a`) [default: the name].
+    #[arg(long)]
+    institution: Option<String>,
+    /// Collection patterns this institution may publish (`lab-a`, `lab-a-*`, `*`); repeat
+    /// for several [default: the institution id].
+    #[arg(long = "namespace", value_name = "PATTERN")]
+    namespaces: Vec<String>,
+    /// Storage this node offers to the federation (e.g. 500G, 2T, or bytes).
+    #[arg(long, default_value = "0", value_parser = parse_size)]
+    storage: u64,
+    /// How many members hold each image besides the publisher's own copy [default: 3].
+    /// Members that offer no storage never hold others' images.
+    #[arg(long, value_name = "K")]
+    replication: Option<u32>,
+    /// Fewest distinct institutions among those k holders, when enough offer storage
+    /// [default: 2, or k if smaller].
+    #[arg(long, value_name = "N")]
+    min_institutions: Option<u32>,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+impl CreateArgs {
+    /// The admin request, with the defaults filled in: the institution id from the name, and
+    /// that id as the only namespace.
+    fn into_request(self) -> (NodeArgs, FederationRequest) {
+        let institution = self
+            .institution
+            .unwrap_or_else(|| self.name.to_ascii_lowercase().replace(' ', "-"));
+        let req = FederationRequest::Create {
+            namespaces: or_own_namespace(self.namespaces, &institution),
+            institution,
+            name: self.name,
+            storage: self.storage,
+            replication: self.replication,
+            min_institutions: self.min_institutions,
+        };
+        (self.node, req)
+    }
+}
+
 /// `shubnet federation ...`.
 #[derive(Debug, Subcommand)]
 pub enum FederationCommand {
     /// Found a federation: this node becomes its first admin and member. Prints the id.
-    Create {
-        /// The federation's display name.
-        #[arg(long)]
-        name: String,
-        /// This institution's id in the roster (lowercase, e.g. `lab-a`) [default: the name].
-        #[arg(long)]
-        institution: Option<String>,
-        /// Collection patterns this institution may publish (`lab-a`, `lab-a-*`, `*`); repeat
-        /// for several [default: the institution id].
-        #[arg(long = "namespace", value_name = "PATTERN")]
-        namespaces: Vec<String>,
-        /// Storage this node offers to the federation (e.g. 500G, 2T, or bytes).
-        #[arg(long, default_value = "0", value_parser = parse_size)]
-        storage: u64,
-        /// How many members hold each image besides the publisher's own copy [default: 3].
-        /// Members that offer no storage never hold others' images.
-        #[arg(long, value_name = "K")]
-        replication: Option<u32>,
-        /// Fewest distinct institutions among those k holders, when enough offer storage
-        /// [default: 2, or k if smaller].
-        #[arg(long, value_name = "N")]
-        min_institutions: Option<u32>,
-        #[command(flatten)]
-        node: NodeArgs,
-    },
+    Create(CreateArgs),
     /// Print a join request (one line, safe to paste into an email) for an admin to admit.
     Request {
         /// This institution's id in the roster (lowercase, e.g. `lab-b`).
@@ -157,17 +180,8 @@ pub struct PullArgs {
     /// Gateway to pull from [default: --node].
     #[arg(long)]
     pub from: Option<String>,
-    /// Federation id to verify against [default: the one in this node's config.toml].
-    #[arg(long)]
-    pub federation: Option<String>,
-    /// A user token with the pull right, for private collections.
-    #[arg(
-        long,
-        env = "SHUBNET_PULL_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
-    pub pull_token: Option<String>,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -246,16 +260,61 @@ pub(super) fn data_dir(node: &NodeArgs) -> DataDir {
     )
 }
 
-pub(super) fn print_outcome(v: &Value) {
-    match v.get("status").and_then(Value::as_str) {
-        Some("pending") => {
-            eprintln!(
-                "roster version {} needs {} admin signatures and has {}; ask another admin to run:\n  shubnet federation sign <the line below>",
-                v["version"], v["needed"], v["signatures"]
-            );
-            println!("{}", v["roster"].as_str().unwrap_or_default());
+/// Prints what a federation admin action did: the line scripts read on stdout, the advice on
+/// stderr.
+pub(super) fn print_outcome(o: &FederationOutcome) {
+    match o {
+        FederationOutcome::Created { id } => println!("{id}"),
+        FederationOutcome::Joined { id, version } => {
+            println!("joined {id} at roster version {version}")
         }
-        _ => println!("roster version {} accepted", v["version"]),
+        FederationOutcome::Roster(RosterChange::Pending {
+            version,
+            signatures,
+            needed,
+            roster,
+        }) => {
+            eprintln!(
+                "roster version {version} needs {needed} admin signatures and has {signatures}; ask another admin to run:\n  shubnet federation sign <the line below>"
+            );
+            println!("{roster}");
+        }
+        FederationOutcome::Roster(RosterChange::Accepted { version, .. }) => {
+            println!("roster version {version} accepted")
+        }
+    }
+}
+
+/// What a pulled manifest is checked against, and the token that may read a private one.
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// Federation id to verify against [default: the one in this node's config.toml].
+    #[arg(long)]
+    pub federation: Option<String>,
+    /// A user token with the pull right, for private collections.
+    #[arg(
+        long,
+        env = "SHUBNET_PULL_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub pull_token: Option<String>,
+}
+
+impl VerifyArgs {
+    /// `--federation`, else the federation this node's config names: the chain of trust starts
+    /// from an id the user already holds, never from the gateway being checked.
+    pub fn federation_id(&self, node: &NodeArgs) -> Result<String> {
+        match &self.federation {
+            Some(id) => Ok(id.clone()),
+            None => NodeConfig::load(&data_dir(node))
+                .map_err(|e| anyhow!("{e}"))?
+                .federation
+                .id
+                .ok_or_else(|| {
+                    anyhow!("no federation to verify against: pass --federation ID, or join one")
+                }),
+        }
     }
 }
 
@@ -284,184 +343,141 @@ pub(super) async fn fetch_chain(
     Ok((chain, encoded))
 }
 
-/// `shubnet federation ...`.
+/// `shubnet federation ...`: every subcommand but `request` and `show` becomes one
+/// [`FederationRequest`] to the node's admin API.
 pub fn federation(c: FederationCommand) -> Result<()> {
     let rt = runtime()?;
-    match c {
-        FederationCommand::Create {
-            name,
-            institution,
-            namespaces,
-            storage,
-            replication,
-            min_institutions,
-            node,
-        } => {
-            let institution =
-                institution.unwrap_or_else(|| name.to_ascii_lowercase().replace(' ', "-"));
-            let namespaces = if namespaces.is_empty() {
-                vec![institution.clone()]
-            } else {
-                namespaces
-            };
-            let client = NodeClient::new(&node)?;
-            let v: Value = rt.block_on(client.admin_json(
-                "/federation",
-                &FederationRequest::Create {
-                    name,
-                    institution,
-                    namespaces,
-                    storage,
-                    replication,
-                    min_institutions,
-                },
-            ))?;
-            println!("{}", v["id"].as_str().unwrap_or_default());
-            Ok(())
-        }
+    let (node, req) = match c {
+        FederationCommand::Create(args) => args.into_request(),
         FederationCommand::Request {
             institution,
             name,
             namespaces,
             data_dir,
-        } => {
-            let dir = DataDir::new(data_dir.unwrap_or_else(DataDir::default_location));
-            let (keys, _) = NodeKeys::init(&dir).context("loading this node's keys")?;
-            let namespaces = if namespaces.is_empty() {
-                vec![institution.clone()]
-            } else {
-                namespaces
-            };
-            let req: JoinRequest = UnsignedJoinRequest {
-                name: name.unwrap_or_else(|| institution.clone()),
-                institution,
-                peer_id: keys.peer_id().to_string(),
-                namespaces,
-                created: crate::clock::unix_now(),
-            }
-            .sign(&keys.publisher)
-            .map_err(|e| anyhow!("cannot make the request: {e}"))?;
-            println!("{}", req.to_line());
-            Ok(())
-        }
+        } => return join_request(institution, name, namespaces, data_dir),
         FederationCommand::Admit {
             request,
             storage,
             node,
-        } => {
-            let client = NodeClient::new(&node)?;
-            let v: Value = rt.block_on(client.admin_json(
-                "/federation",
-                &FederationRequest::Admit { request, storage },
-            ))?;
-            print_outcome(&v);
-            Ok(())
-        }
+        } => (node, FederationRequest::Admit { request, storage }),
         FederationCommand::Admins {
             add,
             remove,
             threshold,
             node,
         } => {
-            let client = NodeClient::new(&node)?;
-            let v: Value = rt.block_on(client.admin_json(
-                "/federation",
-                &FederationRequest::Admins {
-                    add,
-                    remove,
-                    threshold,
-                },
-            ))?;
-            print_outcome(&v);
-            Ok(())
+            let req = FederationRequest::Admins {
+                add,
+                remove,
+                threshold,
+            };
+            (node, req)
         }
-        FederationCommand::Sign { roster, node } => {
-            let client = NodeClient::new(&node)?;
-            let v: Value =
-                rt.block_on(client.admin_json("/federation", &FederationRequest::Sign { roster }))?;
-            print_outcome(&v);
-            Ok(())
-        }
+        FederationCommand::Sign { roster, node } => (node, FederationRequest::Sign { roster }),
         FederationCommand::RemoveNode { peer_id, node } => {
-            let client = NodeClient::new(&node)?;
-            let v: Value = rt.block_on(
-                client.admin_json("/federation", &FederationRequest::RemoveNode { peer_id }),
-            )?;
-            print_outcome(&v);
-            Ok(())
+            (node, FederationRequest::RemoveNode { peer_id })
         }
         FederationCommand::Join { id, from, node } => {
             let remote = NodeClient::new(&NodeArgs {
                 url: Some(from),
                 ..node.clone()
             })?;
-            let local = NodeClient::new(&node)?;
-            let v: Value = rt.block_on(async {
-                let (_, rosters) = fetch_chain(&remote, &id).await?;
-                local
-                    .admin_json(
-                        "/federation",
-                        &FederationRequest::Join {
-                            id: id.clone(),
-                            rosters,
-                        },
-                    )
-                    .await
-            })?;
-            println!(
-                "joined {} at roster version {}",
-                v["id"].as_str().unwrap_or_default(),
-                v["version"]
-            );
-            Ok(())
+            let (_, rosters) = rt.block_on(fetch_chain(&remote, &id))?;
+            (node, FederationRequest::Join { id, rosters })
         }
-        FederationCommand::Show { json, node } => {
-            let client = NodeClient::new(&node)?;
-            let v: Value = rt.block_on(async {
-                Ok::<_, anyhow::Error>(client.get("/shubnet/v1/federation").await?.json().await?)
-            })?;
-            let Some(id) = v["id"].as_str() else {
-                bail!("this node is not in a federation")
-            };
-            let (chain, _) = rt.block_on(fetch_chain(&client, id))?;
-            let latest = chain.last().ok_or_else(|| anyhow!("empty roster chain"))?;
-            let r = &latest.body;
-            if json {
-                let members: Vec<Value> = r.members.iter().map(|m| serde_json::json!({
+        FederationCommand::Show { json, node } => return show_federation(json, &node),
+    };
+    let client = NodeClient::new(&node)?;
+    let outcome: FederationOutcome = rt.block_on(client.admin_json("/federation", &req))?;
+    print_outcome(&outcome);
+    Ok(())
+}
+
+/// The namespaces an institution publishes: its own id when none are named.
+fn or_own_namespace(namespaces: Vec<String>, institution: &str) -> Vec<String> {
+    if namespaces.is_empty() {
+        vec![institution.to_owned()]
+    } else {
+        namespaces
+    }
+}
+
+/// `shubnet federation request`: signs a join request with this node's keys, offline.
+fn join_request(
+    institution: String,
+    name: Option<String>,
+    namespaces: Vec<String>,
+    data_dir: Option<PathBuf>,
+) -> Result<()> {
+    let dir = DataDir::new(data_dir.unwrap_or_else(DataDir::default_location));
+    let (keys, _) = NodeKeys::init(&dir).context("loading this node's keys")?;
+    let namespaces = or_own_namespace(namespaces, &institution);
+    let req: JoinRequest = UnsignedJoinRequest {
+        name: name.unwrap_or_else(|| institution.clone()),
+        institution,
+        peer_id: keys.peer_id().to_string(),
+        namespaces,
+        created: crate::clock::unix_now(),
+    }
+    .sign(&keys.publisher)
+    .map_err(|e| anyhow!("cannot make the request: {e}"))?;
+    println!("{}", req.to_line());
+    Ok(())
+}
+
+/// `shubnet federation show`: the verified roster, as text or JSON.
+fn show_federation(json: bool, node: &NodeArgs) -> Result<()> {
+    let rt = runtime()?;
+    let client = NodeClient::new(node)?;
+    let v: Value = rt.block_on(async {
+        Ok::<_, anyhow::Error>(client.get("/shubnet/v1/federation").await?.json().await?)
+    })?;
+    let Some(id) = v["id"].as_str() else {
+        bail!("this node is not in a federation")
+    };
+    let (chain, _) = rt.block_on(fetch_chain(&client, id))?;
+    let latest = chain.last().ok_or_else(|| anyhow!("empty roster chain"))?;
+    let r = &latest.body;
+    if json {
+        let members: Vec<Value> = r
+            .members
+            .iter()
+            .map(|m| {
+                serde_json::json!({
                     "id": m.id, "name": m.name, "peer_ids": m.peer_ids,
                     "publisher_keys": m.publisher_keys.iter().map(hex::encode).collect::<Vec<_>>(),
                     "namespaces": m.namespaces, "storage_bytes": m.storage_bytes,
-                })).collect();
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({
-                        "id": id, "name": r.name, "version": r.version, "threshold": r.threshold,
-                        "admins": r.admins.iter().map(hex::encode).collect::<Vec<_>>(),
-                        "replication": {"k": r.replication.k, "min_institutions": r.replication.min_institutions},
-                        "members": members,
-                    }))?
-                );
-            } else {
-                println!("federation {} ({id})", r.name);
-                println!(
-                    "roster version {}, {} admin(s), threshold {}",
-                    r.version,
-                    r.admins.len(),
-                    r.threshold
-                );
-                for m in &r.members {
-                    println!(
-                        "  {}\t{}\tnamespaces: {}\tstorage: {}",
-                        m.id,
-                        m.peer_ids.join(","),
-                        m.namespaces.join(","),
-                        m.storage_bytes
-                    );
-                }
-            }
-            Ok(())
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "id": id, "name": r.name, "version": r.version, "threshold": r.threshold,
+                "admins": r.admins.iter().map(hex::encode).collect::<Vec<_>>(),
+                "replication": {"k": r.replication.k, "min_institutions": r.replication.min_institutions},
+                "members": members,
+            }))?
+        );
+    } else {
+        println!("federation {} ({id})", r.name);
+        println!(
+            "roster version {}, {} admin(s), threshold {}",
+            r.version,
+            r.admins.len(),
+            r.threshold
+        );
+        for m in &r.members {
+            println!(
+                "  {}\t{}\tnamespaces: {}\tstorage: {}",
+                m.id,
+                m.peer_ids.join(","),
+                m.namespaces.join(","),
+                m.storage_bytes
+            );
         }
     }
+    Ok(())
 }
 
 /// `shubnet push`.
@@ -560,22 +576,13 @@ pub(super) fn urlencode(s: &str) -> String {
 pub fn pull(a: PullArgs) -> Result<()> {
     let r = Reference::parse(&a.reference)
         .map_err(|e| anyhow!("{:?} is not collection/name:tag: {e}", a.reference))?;
-    let federation = match a.federation.clone() {
-        Some(id) => id,
-        None => NodeConfig::load(&data_dir(&a.node))
-            .map_err(|e| anyhow!("{e}"))?
-            .federation
-            .id
-            .ok_or_else(|| {
-                anyhow!("no federation to verify against: pass --federation ID, or join one")
-            })?,
-    };
+    let federation = a.verify.federation_id(&a.node)?;
     let url = a.from.clone().unwrap_or_else(|| a.node.base_url());
     let client = NodeClient::new(&NodeArgs {
         url: Some(url),
         ..a.node.clone()
     })?
-    .with_bearer(a.pull_token.clone());
+    .with_bearer(a.verify.pull_token.clone());
     let out_path = a
         .output
         .clone()
@@ -670,7 +677,7 @@ async fn local_head(
     }
     let local = NodeClient::new(&a.node)
         .ok()?
-        .with_bearer(a.pull_token.clone());
+        .with_bearer(a.verify.pull_token.clone());
     let path = format!(
         "/shubnet/v1/manifests/{}/{}/{}",
         r.collection,

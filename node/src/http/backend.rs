@@ -12,9 +12,10 @@ use crate::store::{Store, StoreError};
 use bytes::Bytes;
 use shubnet_gateway::backend::{
     AddOutcome, AdminAuth, BackendError, ByteStream, CarImportOutcome, ContentBackend,
-    FederationRequest, FederationView, GcReport, LifecycleBackend, MetricsBackend, NotReady,
-    PinInfo, PublishBackend, PushOutcome, RegistryBackend, RepairReport, StoreBackend,
-    UploadBackend, UsageBackend, VisibilityBackend,
+    FederationOutcome, FederationRequest, FederationView, GcReport, LeaveProgress,
+    LifecycleBackend, MetricsBackend, NotReady, PinInfo, PublishBackend, PushOutcome,
+    RegistryBackend, RepairReport, Status, StoreBackend, UploadBackend, UsageBackend,
+    VisibilityBackend,
 };
 use shubnet_gateway::search::{CollectionSummary, SearchPage, SearchQuery, Usage};
 use shubnet_protocol::Cid;
@@ -342,7 +343,7 @@ impl LifecycleBackend for NodeBackend {
         }
     }
 
-    async fn status(&self) -> Result<serde_json::Value, BackendError> {
+    async fn status(&self) -> Result<Status, BackendError> {
         let r = self.replicator.clone();
         let mut status = tokio::task::spawn_blocking(move || r.status())
             .await
@@ -351,13 +352,13 @@ impl LifecycleBackend for NodeBackend {
         // The store just answered for the status itself: only the network's part of readiness
         // is left to ask.
         status.not_ready = self.net.isolation();
-        serde_json::to_value(status).map_err(|e| BackendError::Internal(e.to_string()))
+        Ok(status)
     }
 
     async fn leave(
         &self,
         action: shubnet_gateway::backend::LeaveAction,
-    ) -> Result<serde_json::Value, BackendError> {
+    ) -> Result<LeaveProgress, BackendError> {
         use shubnet_gateway::backend::LeaveAction;
         let r = self.replicator.clone();
         let progress = tokio::task::spawn_blocking(move || {
@@ -372,7 +373,7 @@ impl LifecycleBackend for NodeBackend {
         })
         .await
         .map_err(|e| BackendError::Internal(format!("leave task: {e}")))??;
-        serde_json::to_value(progress).map_err(|e| BackendError::Internal(e.to_string()))
+        Ok(progress)
     }
 
     async fn shutdown(&self) -> Result<(), BackendError> {
@@ -409,7 +410,7 @@ impl PublishBackend for NodeBackend {
     async fn federation_admin(
         &self,
         req: FederationRequest,
-    ) -> Result<serde_json::Value, BackendError> {
+    ) -> Result<FederationOutcome, BackendError> {
         reg::federation_admin(&self.registry, req).await
     }
 

@@ -9,7 +9,8 @@ use crate::registry::{Registry, RegistryError, RosterOutcome, roster_to_line};
 use crate::store::Store;
 use base64::Engine;
 use shubnet_gateway::backend::{
-    BackendError, ByteStream, FederationRequest, FederationView, PushOutcome,
+    BackendError, ByteStream, FederationOutcome, FederationRequest, FederationView, PushOutcome,
+    RosterChange,
 };
 use shubnet_protocol::Cid;
 use shubnet_protocol::manifest::{Manifest, ManifestError};
@@ -93,28 +94,26 @@ pub async fn tag_heads(reg: &Registry, prefix: &str) -> Result<Vec<Vec<u8>>, Bac
     .await
 }
 
-fn outcome_json(o: RosterOutcome) -> serde_json::Value {
-    match o {
-        RosterOutcome::Accepted(r) => serde_json::json!({
-            "status": "accepted",
-            "version": r.body.version,
-            "roster": roster_to_line(&r),
-        }),
-        RosterOutcome::Pending { roster, have, need } => serde_json::json!({
-            "status": "pending",
-            "version": roster.body.version,
-            "signatures": have,
-            "needed": need,
-            "roster": roster_to_line(&roster),
-        }),
-    }
+fn outcome(o: RosterOutcome) -> FederationOutcome {
+    FederationOutcome::Roster(match o {
+        RosterOutcome::Accepted(r) => RosterChange::Accepted {
+            version: r.body.version,
+            roster: roster_to_line(&r),
+        },
+        RosterOutcome::Pending { roster, have, need } => RosterChange::Pending {
+            version: roster.body.version,
+            signatures: have,
+            needed: need,
+            roster: roster_to_line(&roster),
+        },
+    })
 }
 
 /// `POST /admin/v1/federation`.
 pub async fn federation_admin(
     reg: &Registry,
     req: FederationRequest,
-) -> Result<serde_json::Value, BackendError> {
+) -> Result<FederationOutcome, BackendError> {
     let reg = reg.clone();
     blocking(move || match req {
         FederationRequest::Create {
@@ -134,12 +133,10 @@ pub async fn federation_admin(
                 policy.min_institutions = m;
             }
             let id = reg.create_federation(&name, &institution, namespaces, storage, policy)?;
-            Ok(serde_json::json!({ "id": id }))
+            Ok(FederationOutcome::Created { id })
         }
-        FederationRequest::Admit { request, storage } => {
-            Ok(outcome_json(reg.admit(&request, storage)?))
-        }
-        FederationRequest::Sign { roster } => Ok(outcome_json(reg.sign(&roster)?)),
+        FederationRequest::Admit { request, storage } => Ok(outcome(reg.admit(&request, storage)?)),
+        FederationRequest::Sign { roster } => Ok(outcome(reg.sign(&roster)?)),
         FederationRequest::Admins {
             add,
             remove,
@@ -159,15 +156,13 @@ pub async fn federation_admin(
                     })
                     .collect()
             };
-            Ok(outcome_json(reg.change_admins(
+            Ok(outcome(reg.change_admins(
                 &parse(&add)?,
                 &parse(&remove)?,
                 threshold,
             )?))
         }
-        FederationRequest::RemoveNode { peer_id } => {
-            Ok(outcome_json(reg.remove_node(peer_id.trim())?))
-        }
+        FederationRequest::RemoveNode { peer_id } => Ok(outcome(reg.remove_node(peer_id.trim())?)),
         FederationRequest::Join { id, rosters } => {
             let chain = rosters
                 .iter()
@@ -181,7 +176,10 @@ pub async fn federation_admin(
                 })
                 .collect::<Result<Vec<_>, RegistryError>>()?;
             let latest = reg.join(&id, &chain)?;
-            Ok(serde_json::json!({ "id": id, "version": latest.version }))
+            Ok(FederationOutcome::Joined {
+                id,
+                version: latest.version,
+            })
         }
     })
     .await

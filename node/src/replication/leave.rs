@@ -9,9 +9,9 @@
 //! ever unpinned here, so a leave that is cancelled or times out loses nothing. It must not
 //! change the roster or stop the node: it only reports progress, and the CLI acts on it.
 
+use super::{LeaveImage, LeaveProgress};
 use super::{Replicator, Result, placement};
 use libp2p::PeerId;
-use serde::Serialize;
 use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -21,45 +21,6 @@ const ANNOUNCE_EVERY: Duration = Duration::from_secs(3);
 
 /// The least time another node keeps honouring a leaving announcement without a repeat.
 const MIN_LEAVING_TTL: Duration = Duration::from_secs(300);
-
-/// How far the hand-over is.
-#[derive(Debug, Clone, Serialize)]
-pub struct LeaveProgress {
-    /// This node's peer id.
-    pub peer_id: String,
-    /// True while the node is leaving.
-    pub leaving: bool,
-    /// Replication factor k from the roster (0 outside a federation).
-    pub target: u32,
-    /// Images this node holds.
-    pub images: Vec<LeaveImage>,
-    /// How many of them still lack k holders elsewhere.
-    pub pending: usize,
-    /// Images that can never reach k without this node (too few other nodes offer storage).
-    pub impossible: usize,
-    /// True when leaving and every image has k holders on other nodes.
-    pub done: bool,
-    /// True when this node's admin key may sign the roster change that removes it (alone,
-    /// if the threshold is 1).
-    pub admin: bool,
-}
-
-/// One image this node holds, against the holders it has elsewhere.
-#[derive(Debug, Clone, Serialize)]
-pub struct LeaveImage {
-    /// Tags naming it.
-    pub tags: Vec<String>,
-    /// Root CID.
-    pub root: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Live nodes other than this one (and not leaving) that announced a complete copy.
-    pub other_holders: Vec<String>,
-    /// Nodes other than this one that offer storage and could hold it.
-    pub candidates: usize,
-    /// True when `other_holders` reaches the target.
-    pub ready: bool,
-}
 
 impl Replicator {
     /// How long another node's leaving announcement counts without a repeat: at least the

@@ -14,11 +14,11 @@
 mod leave;
 pub mod placement;
 mod transfers;
-pub use leave::{LeaveImage, LeaveProgress};
+pub use shubnet_protocol::admin::{LeaveImage, LeaveProgress};
 pub use transfers::NetTransfers;
 mod status;
 
-pub use status::{ImageStatus, Status};
+pub use shubnet_protocol::admin::{ImageStatus, Status};
 
 use crate::clock::unix_now;
 use crate::config::ReplicationConfig;

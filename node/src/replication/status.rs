@@ -2,54 +2,8 @@
 //! It reads only local state (registry, store, peer book), so it answers at once; it must not ask
 //! peers or change anything.
 
+use super::{ImageStatus, Status};
 use super::{Replicator, Result, placement};
-use serde::Serialize;
-
-/// The node's view of the federation's replication health.
-#[derive(Debug, Clone, Serialize)]
-pub struct Status {
-    /// This node's peer id.
-    pub peer_id: String,
-    /// The federation id, if the node has joined one.
-    pub federation: Option<String>,
-    /// The roster version the node trusts.
-    pub roster_version: Option<u64>,
-    /// Replication factor k from the roster.
-    pub replication_factor: u32,
-    /// Peers with an open connection.
-    pub connected_peers: Vec<String>,
-    /// True while this node is leaving the federation (`shubnet leave`).
-    pub leaving: bool,
-    /// Why `/readyz` fails now (for example, no member connected); `None` when ready.
-    pub not_ready: Option<String>,
-    /// Every live image, under-replicated first.
-    pub images: Vec<ImageStatus>,
-}
-
-/// One image's holders against its target.
-#[derive(Debug, Clone, Serialize)]
-pub struct ImageStatus {
-    /// Tags naming this content (`collection/name:tag`).
-    pub tags: Vec<String>,
-    /// Root CID.
-    pub root: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Holders wanted (k).
-    pub target: u32,
-    /// Live nodes known to hold a complete pinned copy (this node included).
-    pub replicas: usize,
-    /// Those nodes' peer ids.
-    pub holders: Vec<String>,
-    /// Known holders not seen within the grace period.
-    pub unreachable_holders: Vec<String>,
-    /// Where placement puts it now (peer ids, best first).
-    pub placed: Vec<String>,
-    /// True when this node holds a pinned copy.
-    pub local: bool,
-    /// True when `replicas < target`.
-    pub under_replicated: bool,
-}
 
 impl Replicator {
     /// The status report; reads only local state, so it answers at once.
