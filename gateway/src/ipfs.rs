@@ -12,21 +12,23 @@
 //! - `plain` serves plain files and raw blocks with `Range` and `If-None-Match` (`range`).
 //! - `car` serves CAR streams; its module doc states the `dag-scope` and `entity-bytes` rules.
 //!
-//! Every success carries the immutable caching headers (`ETag`, `Cache-Control: public,
-//! max-age=29030400, immutable`, `X-Ipfs-Path`, `X-Ipfs-Roots`, `X-Content-Type-Options:
-//! nosniff`, `Vary: Accept`). Errors are JSON `{"error": "..."}`.
+//! Every success carries the IPFS headers (`ETag`, `X-Ipfs-Path`, `X-Ipfs-Roots`,
+//! `X-Content-Type-Options: nosniff`) and the `Cache-Control`/`Vary` that `caching::decide`
+//! chose: public immutable content only when anyone could have fetched it. Errors are JSON
+//! `{"error": "..."}`.
 
 mod car;
 mod negotiate;
 pub(crate) mod plain;
 mod range;
 
+use crate::caching::{self, Caching};
 use crate::error::{backend_response, json_error};
 use crate::{BackendError, ContentBackend, SharedState, TokenBackend, VisibilityBackend};
 use axum::Router;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_RANGE, ETAG, VARY, X_CONTENT_TYPE_OPTIONS};
+use axum::http::header::{CONTENT_RANGE, ETAG, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -36,8 +38,6 @@ use serde::Deserialize;
 use shubnet_protocol::Cid;
 use shubnet_protocol::cid::is_identity;
 
-/// What immutable content may be cached for: a year, as boxo's gateway says it.
-const IMMUTABLE_CACHE_CONTROL: &str = "public, max-age=29030400, immutable";
 const X_IPFS_PATH: HeaderName = HeaderName::from_static("x-ipfs-path");
 const X_IPFS_ROOTS: HeaderName = HeaderName::from_static("x-ipfs-roots");
 
@@ -127,6 +127,7 @@ async fn serve<B: IpfsBackend>(
     if let Err(denied) = crate::visibility::may_read_content(&state, &headers, &cid).await {
         return Ok(denied);
     }
+    let caching = caching::decide(&state.backend, &headers, caching::Route::Open, &cid).await;
     let Query(q) = query.map_err(|e| IpfsError::BadRequest(e.body_text()))?;
     let accept = headers
         .get(axum::http::header::ACCEPT)
@@ -148,17 +149,17 @@ async fn serve<B: IpfsBackend>(
                 filename: q.filename.as_deref().filter(|f| !f.is_empty()),
                 download: q.download.as_deref() == Some("true"),
             };
-            plain::file(backend, cid, naming, &headers, head).await
+            plain::file(backend, cid, naming, &headers, head, caching).await
         }
         Format::Raw => {
             let filename = q.filename.as_deref().filter(|f| !f.is_empty());
-            plain::raw(backend, cid, filename, &headers, head).await
+            plain::raw(backend, cid, filename, &headers, head, caching).await
         }
         Format::Car(params) => {
             let req =
                 car::CarRequest::parse(q.dag_scope.as_deref(), q.entity_bytes.as_deref(), params)?;
             let filename = q.filename.as_deref().filter(|f| !f.is_empty());
-            car::respond(backend, cid, req, head, filename, &headers).await
+            car::respond(backend, cid, req, head, filename, &headers, caching).await
         }
     }
 }
@@ -190,15 +191,12 @@ pub(crate) async fn load_block<B: ContentBackend>(
 }
 
 /// The headers every successful `/ipfs/{cid}` response carries.
-pub(crate) fn base_headers(cid: &Cid, etag: &str) -> HeaderMap {
+pub(crate) fn base_headers(cid: &Cid, etag: &str, caching: Caching) -> HeaderMap {
     let mut h = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(etag) {
         h.insert(ETAG, v);
     }
-    h.insert(
-        CACHE_CONTROL,
-        HeaderValue::from_static(IMMUTABLE_CACHE_CONTROL),
-    );
+    caching.headers(&mut h);
     if let Ok(v) = HeaderValue::from_str(&format!("/ipfs/{cid}")) {
         h.insert(X_IPFS_PATH, v);
     }
@@ -206,13 +204,12 @@ pub(crate) fn base_headers(cid: &Cid, etag: &str) -> HeaderMap {
         h.insert(X_IPFS_ROOTS, v);
     }
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(VARY, HeaderValue::from_static("Accept"));
     h
 }
 
 /// 304 with the validators and caching headers a 200 would carry.
-pub(crate) fn not_modified(cid: &Cid, etag: &str) -> Response {
-    (StatusCode::NOT_MODIFIED, base_headers(cid, etag)).into_response()
+pub(crate) fn not_modified(cid: &Cid, etag: &str, caching: Caching) -> Response {
+    (StatusCode::NOT_MODIFIED, base_headers(cid, etag, caching)).into_response()
 }
 
 /// `Content-Disposition` for a client-chosen name: a plain quoted ASCII name when possible,

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod backend;
+mod caching;
 mod error;
 pub mod health;
 pub mod ipfs;
@@ -77,6 +78,8 @@ pub struct AppState<B> {
     pub multipart: library::Sessions,
     /// Rendered shub manifest bodies of public tags.
     pub rendered: shub::rendered::Rendered,
+    /// sregistry HMAC signatures already used within their acceptance window.
+    pub hmac_seen: shub::replay::Seen,
 }
 
 /// The `Content-Length` a request declares, if any: upload routes refuse an oversized body
@@ -105,6 +108,7 @@ pub fn shared_state<B>(backend: B, config: GatewayConfig) -> SharedState<B> {
         uploads: library::Uploads::default(),
         multipart: library::Sessions::default(),
         rendered: shub::rendered::Rendered::default(),
+        hmac_seen: shub::replay::Seen::default(),
     })
 }
 

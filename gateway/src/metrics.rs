@@ -8,12 +8,13 @@
 //! which must stay cheap: the node answers from values its background rounds already computed.
 //!
 //! Label values are bounded: HTTP routes are the matched route *templates*
-//! (`/api/container/{*rest}`), never raw paths, and rejection reasons are fixed names.
+//! (`/api/container/{*rest}`), never raw paths, methods are the standard ones or `other`
+//! ([`method_label`]), and rejection reasons are fixed names.
 
 use crate::{MetricsBackend, SharedState};
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::metrics::counter::Counter;
@@ -42,7 +43,7 @@ pub(crate) async fn track(req: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method()).to_owned();
     let m = global();
     let received = counter(&m.bytes, "received");
     let req = req.map(|b| Body::new(Counting::new(b, received)));
@@ -54,6 +55,23 @@ pub(crate) async fn track(req: Request, next: Next) -> Response {
     }
     let sent = counter(&m.bytes, "sent");
     resp.map(|b| Body::new(Counting::new(b, sent)))
+}
+
+/// The `method` label: a client may send any token as a method, and every label value is a
+/// series kept for the life of the process, so only the standard methods are named.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 /// The HTTP byte counter for `direction` (the family's lock is released before returning).
@@ -146,5 +164,15 @@ mod tests {
             assert!(text.contains(name), "{name} missing from\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        for junk in ["FOO", "X-1", "get", "PROPFIND"] {
+            let m = Method::from_bytes(junk.as_bytes()).expect("a valid method token");
+            assert_eq!(method_label(&m), "other", "{junk}");
+        }
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
     }
 }

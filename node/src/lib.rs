@@ -29,6 +29,7 @@ pub mod db;
 pub mod durable;
 pub mod http;
 pub mod keys;
+pub mod owner_only;
 pub mod p2p;
 pub mod paths;
 pub mod registry;

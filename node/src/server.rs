@@ -52,8 +52,8 @@ pub struct ServeConfig {
 /// Why the node could not start, or failed while running.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// The data directory could not be created.
-    #[error("creating the data directory {path}: {source}")]
+    /// The data directory could not be created or made owner-only.
+    #[error("creating the data directory {path} (owner-only, 0700): {source}")]
     DataDir {
         /// The directory.
         path: PathBuf,
@@ -96,7 +96,8 @@ pub enum ServeError {
 /// Runs a node until SIGTERM/SIGINT or the admin API's shutdown.
 pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     let dir = cfg.data_dir.clone();
-    std::fs::create_dir_all(dir.root()).map_err(|source| ServeError::DataDir {
+    crate::owner_only::restrict_umask();
+    crate::owner_only::secure(&dir).map_err(|source| ServeError::DataDir {
         path: dir.root().to_path_buf(),
         source,
     })?;

@@ -35,6 +35,7 @@ use super::negotiate::CarParams;
 use super::range::{NoneMatch, if_none_match};
 use super::{IpfsError, base_headers, disposition, load_block, not_modified};
 use crate::ContentBackend;
+use crate::caching::Caching;
 use axum::body::Body;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -201,22 +202,23 @@ pub(crate) async fn respond<B: ContentBackend>(
     head: bool,
     filename: Option<&str>,
     headers: &HeaderMap,
+    caching: Caching,
 ) -> Result<Response, IpfsError> {
     let etag = req.etag(&cid);
     let none_match = if_none_match(headers, &etag);
     if none_match == NoneMatch::Tag {
-        return Ok(not_modified(&cid, &etag));
+        return Ok(not_modified(&cid, &etag, caching));
     }
     let root = load_block(backend, &cid)
         .await?
         .ok_or_else(|| IpfsError::NotFound(format!("{cid} is not held by this node")))?;
     if none_match == NoneMatch::Any {
-        return Ok(not_modified(&cid, &etag));
+        return Ok(not_modified(&cid, &etag, caching));
     }
     let want = plan(&cid, &root, &req)?;
     let walk = Walk::new(backend.clone(), cid, root, want, req.params.dups)
         .map_err(|e| IpfsError::NotImplemented(format!("cannot build a CAR for {cid}: {e}")))?;
-    let mut out = base_headers(&cid, &etag);
+    let mut out = base_headers(&cid, &etag, caching);
     if let Ok(ct) = HeaderValue::from_str(&req.params.content_type()) {
         out.insert(CONTENT_TYPE, ct);
     }

@@ -9,6 +9,7 @@
 use super::range::{NoneMatch, Selection, if_none_match, select};
 use super::{IpfsError, base_headers, disposition, load_block, not_modified};
 use crate::ContentBackend;
+use crate::caching::Caching;
 use crate::ipfs::negotiate::RAW_MEDIA_TYPE;
 use axum::body::Body;
 use axum::http::header::{
@@ -40,14 +41,15 @@ pub(crate) async fn file<B: ContentBackend>(
     naming: Naming<'_>,
     req: &HeaderMap,
     head: bool,
+    caching: Caching,
 ) -> Result<Response, IpfsError> {
     let etag = format!("\"{cid}\"");
     let none_match = if_none_match(req, &etag);
     // The content behind a CID never changes, so a matching tag needs no lookup.
     if none_match == NoneMatch::Tag {
-        return Ok(not_modified(&cid, &etag));
+        return Ok(not_modified(&cid, &etag, caching));
     }
-    let mut out = base_headers(&cid, &etag);
+    let mut out = base_headers(&cid, &etag, caching);
     out.insert(CONTENT_TYPE, HeaderValue::from_static(FILE_MEDIA_TYPE));
     if let Some(name) = naming.filename {
         let kind = if naming.download {
@@ -60,7 +62,7 @@ pub(crate) async fn file<B: ContentBackend>(
     if is_identity(&cid) {
         let data = identity_file(&cid)?;
         if none_match == NoneMatch::Any {
-            return Ok(not_modified(&cid, &etag));
+            return Ok(not_modified(&cid, &etag, caching));
         }
         return in_memory(data, out, req, &etag, head);
     }
@@ -68,7 +70,7 @@ pub(crate) async fn file<B: ContentBackend>(
         return Err(explain_missing(backend, &cid).await);
     };
     if none_match == NoneMatch::Any {
-        return Ok(not_modified(&cid, &etag));
+        return Ok(not_modified(&cid, &etag, caching));
     }
     let (status, start, end) = window(req, &etag, size, &mut out)?;
     let body = if head || start == end {
@@ -90,19 +92,20 @@ pub(crate) async fn raw<B: ContentBackend>(
     filename: Option<&str>,
     req: &HeaderMap,
     head: bool,
+    caching: Caching,
 ) -> Result<Response, IpfsError> {
     let etag = format!("\"{cid}.raw\"");
     let none_match = if_none_match(req, &etag);
     if none_match == NoneMatch::Tag {
-        return Ok(not_modified(&cid, &etag));
+        return Ok(not_modified(&cid, &etag, caching));
     }
     let block = load_block(backend, &cid)
         .await?
         .ok_or_else(|| IpfsError::NotFound(format!("block {cid} is not held by this node")))?;
     if none_match == NoneMatch::Any {
-        return Ok(not_modified(&cid, &etag));
+        return Ok(not_modified(&cid, &etag, caching));
     }
-    let mut out = base_headers(&cid, &etag);
+    let mut out = base_headers(&cid, &etag, caching);
     out.insert(CONTENT_TYPE, HeaderValue::from_static(RAW_MEDIA_TYPE));
     let default_name = format!("{cid}.bin");
     out.insert(

@@ -20,6 +20,7 @@ mod ids;
 mod multipart;
 mod upload;
 
+use crate::caching;
 use crate::ipfs::plain::{self, Naming};
 use crate::shub::decode_all;
 use crate::tokens::{AuthError, Right, TokenBackend, TokenInfo};
@@ -492,6 +493,7 @@ async fn imagefile<B: LibraryBackend>(
         .body
         .root
         .ok_or_else(|| LibraryError::not_found("no content").into_response())?;
+    let caching = caching::decide(&state.backend, &headers, caching::Route::Open, &root).await;
     let filename = format!("{}_{}.sif", m.body.name, m.body.tag);
     let naming = Naming {
         filename: Some(&filename),
@@ -503,6 +505,7 @@ async fn imagefile<B: LibraryBackend>(
         naming,
         &headers,
         method == Method::HEAD,
+        caching,
     )
     .await
     .map_err(IntoResponse::into_response)

@@ -5,16 +5,22 @@
 //! the image id's sha256 as in the single-part upload; an abort, an out-of-order part or a
 //! client that goes away fails the stream, and the store keeps nothing.
 //!
+//! Sessions are bounded: at most [`MAX_SESSIONS`] in all and [`MAX_SESSIONS_PER_TOKEN`] per
+//! token, so one token cannot take every slot; a session with no part in flight for the
+//! body-idle timeout is discarded by its watchdog; revoking a token discards its sessions
+//! ([`Sessions::drop_token`]). A discarded session fails its store stream, which removes the
+//! partial file.
+//!
 //! It must not hold parts in memory or write to disk itself: the bytes go to the backend's add
 //! stream.
 
 use super::ids::ImageId;
 use super::upload::{begin, check_url_secret, completed, image_id, upload_error, verified_stream};
 use super::{LibraryBackend, LibraryError, require};
-use crate::SharedState;
 use crate::backend::AddOutcome;
 use crate::shub::{auth, time};
 use crate::tokens::Right;
+use crate::{AppState, SharedState};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -26,7 +32,8 @@ use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashMap;
 use std::io;
-use std::sync::Mutex;
+use std::sync::{Mutex, Weak};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -36,11 +43,20 @@ pub const PART_SIZE: u64 = 64 * 1024 * 1024;
 const CHANNEL_DEPTH: usize = 8;
 /// Most multipart uploads in progress at once.
 const MAX_SESSIONS: usize = 64;
+/// Most multipart uploads in progress for one token: a client uploads one image at a time, a
+/// few in parallel at most, and this leaves slots for everyone else.
+const MAX_SESSIONS_PER_TOKEN: usize = 4;
 
 struct Session {
     image: ImageId,
+    /// The id of the token that started it; its revocation ends the session.
+    token: String,
     next_part: u64,
     total_parts: u64,
+    /// A part's body is streaming: the body-idle timeout of that request covers it.
+    part_in_flight: bool,
+    /// When the last part ended, or the session started.
+    last_active: Instant,
     tx: mpsc::Sender<io::Result<Bytes>>,
     store: JoinHandle<Result<AddOutcome, LibraryError>>,
 }
@@ -51,6 +67,10 @@ impl Session {
         let _ = self.tx.send(Err(io::Error::other(why.to_owned()))).await;
         drop(self.tx);
         let _ = self.store.await;
+    }
+
+    fn idle_for(&self, idle: Duration) -> bool {
+        !self.part_in_flight && self.last_active.elapsed() >= idle
     }
 }
 
@@ -70,6 +90,93 @@ impl Sessions {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Discards every session started with token `id`, with its partial file. Called when the
+    /// token is revoked, so a revoked token's uploads neither continue nor hold slots.
+    pub async fn drop_token(&self, id: &str) {
+        let dropped: Vec<(String, Session)> = {
+            let mut map = self.lock();
+            let ids: Vec<String> = map
+                .iter()
+                .filter(|(_, s)| s.token == id)
+                .map(|(uid, _)| uid.clone())
+                .collect();
+            ids.into_iter()
+                .filter_map(|uid| map.remove(&uid).map(|s| (uid, s)))
+                .collect()
+        };
+        for (uid, s) in dropped {
+            tracing::info!(upload = %uid, token = %id, "multipart upload dropped: its token was revoked");
+            s.discard("the token was revoked").await;
+        }
+    }
+
+    /// Removes `uid` if it has been idle for `idle`; `None` once the session is gone.
+    fn take_if_idle(&self, uid: &str, idle: Duration) -> Option<Option<Session>> {
+        let mut map = self.lock();
+        let s = map.get(uid)?;
+        Some(if s.idle_for(idle) {
+            map.remove(uid)
+        } else {
+            None
+        })
+    }
+}
+
+/// Marks the end of a part's request however it ends (a client that goes away drops the
+/// handler mid-body), so the idle clock of the session starts again.
+struct PartInFlight<'a> {
+    sessions: &'a Sessions,
+    uid: &'a str,
+}
+
+impl Drop for PartInFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.sessions.lock().get_mut(self.uid) {
+            s.part_in_flight = false;
+            s.last_active = Instant::now();
+        }
+    }
+}
+
+/// Ends session `uid` once it has had no part in flight for `idle`; stops when the session
+/// ends another way or the gateway is gone.
+fn watch<B: Send + Sync + 'static>(state: Weak<AppState<B>>, uid: String, idle: Duration) {
+    let tick = (idle / 4).max(Duration::from_millis(100));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(tick).await;
+            let Some(state) = state.upgrade() else { return };
+            match state.multipart.take_if_idle(&uid, idle) {
+                None => return,
+                Some(None) => {}
+                Some(Some(s)) => {
+                    tracing::info!(upload = %uid, idle_secs = idle.as_secs_f64(), "multipart upload expired: no part arrived within the body-idle timeout");
+                    s.discard("the upload was idle too long").await;
+                    return;
+                }
+            }
+        }
+    });
+}
+
+/// Why one more session for `token` would exceed a cap, if it would.
+fn over_cap(map: &HashMap<String, Session>, token: &str) -> Option<LibraryError> {
+    if map.values().filter(|s| s.token == token).count() >= MAX_SESSIONS_PER_TOKEN {
+        return Some(LibraryError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "this token already has {MAX_SESSIONS_PER_TOKEN} uploads in progress; \
+                 complete or abort one first"
+            ),
+        ));
+    }
+    (map.len() >= MAX_SESSIONS).then(|| {
+        LibraryError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many uploads in progress; try again later",
+        )
+    })
 }
 
 fn upload_id() -> String {
@@ -94,13 +201,10 @@ pub(super) async fn start<B: LibraryBackend>(
 ) -> Result<Response, LibraryError> {
     let req: Start = serde_json::from_slice(&body)
         .map_err(|e| LibraryError::bad_request(format!("expected {{filesize}}: {e}")))?;
-    let image = begin(&state, &headers, &id, Some(req.filesize)).await?;
+    let (image, token) = begin(&state, &headers, &id, Some(req.filesize)).await?;
     let limit = state.config.max_upload_bytes;
-    if state.multipart.lock().len() >= MAX_SESSIONS {
-        return Err(LibraryError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many uploads in progress; try again later",
-        ));
+    if let Some(e) = over_cap(&state.multipart.lock(), &token.id) {
+        return Err(e);
     }
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_DEPTH);
     let chunks = Box::pin(futures::stream::unfold(rx, |mut rx| async move {
@@ -117,15 +221,35 @@ pub(super) async fn start<B: LibraryBackend>(
     let total_parts = req.filesize.div_ceil(PART_SIZE).max(1);
     let uid = upload_id();
     tracing::info!(image = %image, upload = %uid, parts = total_parts, "multipart upload started");
-    state.multipart.lock().insert(
+    let session = Session {
+        image,
+        token: token.id,
+        next_part: 1,
+        total_parts,
+        part_in_flight: false,
+        last_active: Instant::now(),
+        tx,
+        store,
+    };
+    // Checked again under the lock of the insert, so concurrent starts respect the caps.
+    let refused = {
+        let mut map = state.multipart.lock();
+        match over_cap(&map, &session.token) {
+            Some(e) => Some((e, session)),
+            None => {
+                map.insert(uid.clone(), session);
+                None
+            }
+        }
+    };
+    if let Some((e, session)) = refused {
+        session.discard("too many uploads in progress").await;
+        return Err(e);
+    }
+    watch(
+        std::sync::Arc::downgrade(&state),
         uid.clone(),
-        Session {
-            image,
-            next_part: 1,
-            total_parts,
-            tx,
-            store,
-        },
+        state.config.timeouts.body_idle,
     );
     Ok(Json(json!({ "data": {
         "uploadID": uid, "totalParts": total_parts, "partSize": PART_SIZE,
@@ -210,10 +334,11 @@ pub(super) async fn part_put<B: LibraryBackend>(
         let s = map
             .get_mut(&uid)
             .ok_or_else(|| LibraryError::not_found("no such upload"))?;
-        if part != s.next_part || part > s.total_parts {
+        if part != s.next_part || part > s.total_parts || s.part_in_flight {
             None
         } else {
             s.next_part += 1;
+            s.part_in_flight = true;
             Some(s.tx.clone())
         }
     };
@@ -223,6 +348,10 @@ pub(super) async fn part_put<B: LibraryBackend>(
             StatusCode::CONFLICT,
             "parts must be uploaded in order; the upload was aborted",
         ));
+    };
+    let in_flight = PartInFlight {
+        sessions: &state.multipart,
+        uid: &uid,
     };
     let mut data = body.into_data_stream();
     let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
@@ -236,6 +365,7 @@ pub(super) async fn part_put<B: LibraryBackend>(
             }
             Err(e) => {
                 drop(tx);
+                drop(in_flight);
                 fail(
                     &state.multipart,
                     &uid,
@@ -248,6 +378,7 @@ pub(super) async fn part_put<B: LibraryBackend>(
             }
         }
     }
+    drop(in_flight);
     let etag = hex::encode(sha2::Digest::finalize(hasher));
     let mut resp = StatusCode::OK.into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("\"{etag}\"")) {

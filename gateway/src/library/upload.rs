@@ -8,7 +8,7 @@
 use super::ids::{self, ImageId};
 use super::{LibraryBackend, LibraryError, find_by_hash, require};
 use crate::shub::{auth, time};
-use crate::tokens::Right;
+use crate::tokens::{Right, TokenInfo};
 use crate::{ByteStream, SharedState};
 use axum::Json;
 use axum::body::Body;
@@ -231,9 +231,9 @@ pub(super) async fn begin<B: LibraryBackend>(
     headers: &HeaderMap,
     id: &str,
     filesize: Option<u64>,
-) -> Result<ImageId, LibraryError> {
+) -> Result<(ImageId, TokenInfo), LibraryError> {
     let image = image_id(id)?;
-    require(&state.backend, headers, &image.collection, Right::Push).await?;
+    let token = require(&state.backend, headers, &image.collection, Right::Push).await?;
     check_namespace(&state.backend, &image).await?;
     let limit = state.config.max_upload_bytes;
     if filesize.is_some_and(|s| s > limit) {
@@ -242,7 +242,7 @@ pub(super) async fn begin<B: LibraryBackend>(
             format!("upload exceeds the {limit}-byte limit"),
         ));
     }
-    Ok(image)
+    Ok((image, token))
 }
 
 /// 403 unless `secret` is this gateway's unexpired signature of `purpose` (the URLs it hands

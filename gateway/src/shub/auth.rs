@@ -5,10 +5,13 @@
 //! the UTC hour (`%Y%m%dT%HZ`). sregistry accepts only the current hour, so a request signed at
 //! 10:59:59 fails at 11:00:00; shubnet accepts the current and the previous hour. The node's
 //! token store checks the signature ([`TokenBackend::authorize_hmac`]); this module parses the
-//! header, checks the kind and the hour, and builds the message.
+//! header, checks the kind and the hour, builds the message, and, for requests that change
+//! state (push, upload, delete), spends the signature ([`replay`](super::replay)) so it
+//! authorizes one request.
 //!
 //! It must not look tokens up: the token store checks the signature.
 
+use super::replay::{Refusal, Seen, Spent};
 use crate::BackendError;
 use crate::tokens::{AuthError, Right, TokenBackend, TokenInfo};
 use axum::http::{HeaderMap, header};
@@ -55,6 +58,14 @@ pub enum HmacError {
         "the signature's timestamp {0} is not the current or the previous hour (UTC); check the client's clock"
     )]
     Expired(String),
+    /// This exact signature already authorized a request; the client must sign again.
+    #[error(
+        "this signature was already used; sregistry signatures are single-use, sign a new request"
+    )]
+    Replayed,
+    /// Too many signatures are live to remember one more (503).
+    #[error("too many signed requests in the last two hours; try again later")]
+    Busy,
     /// The token store said no.
     #[error("{0}")]
     Denied(#[from] AuthError),
@@ -108,13 +119,55 @@ pub fn parse_header(value: &str) -> Result<HmacHeader, HmacError> {
 }
 
 /// Checks a request's HMAC for `kind` on `collection/name:tag` and returns the token's info.
+/// The signature is not spent: requests that change state use [`authorize_once`].
 pub async fn authorize<B: TokenBackend>(
     backend: &B,
     headers: &HeaderMap,
     kind: &'static str,
     right: Right,
-    (collection, name, tag): (&str, &str, &str),
+    reference: (&str, &str, &str),
 ) -> Result<TokenInfo, HmacError> {
+    Ok(verify(backend, headers, kind, right, reference).await?.info)
+}
+
+/// [`authorize`], and spends the signature: it returns the spent signature too, which the
+/// caller [`Spent::keep`]s once the request succeeded, or drops to let the client retry with
+/// the same signature. A signature already kept is refused ([`HmacError::Replayed`]).
+pub async fn authorize_once<B: TokenBackend>(
+    backend: &B,
+    seen: &Seen,
+    headers: &HeaderMap,
+    kind: &'static str,
+    right: Right,
+    reference: (&str, &str, &str),
+) -> Result<(TokenInfo, Spent), HmacError> {
+    let v = verify(backend, headers, kind, right, reference).await?;
+    // Spent only once it verified, so forged headers cannot fill the memory of used ones.
+    let spent = seen
+        .spend(v.signature, v.until, v.now)
+        .map_err(|r| match r {
+            Refusal::Replayed => HmacError::Replayed,
+            Refusal::Full => HmacError::Busy,
+        })?;
+    Ok((v.info, spent))
+}
+
+/// A verified signature.
+struct Verified {
+    info: TokenInfo,
+    signature: [u8; 32],
+    /// The Unix second its hour leaves the acceptance window.
+    until: u64,
+    now: u64,
+}
+
+async fn verify<B: TokenBackend>(
+    backend: &B,
+    headers: &HeaderMap,
+    kind: &'static str,
+    right: Right,
+    (collection, name, tag): (&str, &str, &str),
+) -> Result<Verified, HmacError> {
     let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -131,9 +184,18 @@ pub async fn authorize<B: TokenBackend>(
         crate::shub::time::hour_stamp(now),
         crate::shub::time::hour_stamp(now.saturating_sub(3600)),
     ];
-    if !accepted.contains(&h.timestamp) {
+    // A signature stays acceptable until the hour after the one it names has ended.
+    let hour_start = now - now % 3600;
+    let until = if h.timestamp == accepted[0] {
+        hour_start + 2 * 3600
+    } else if h.timestamp == accepted[1] {
+        hour_start + 3600
+    } else {
         return Err(HmacError::Expired(h.timestamp));
-    }
+    };
+    let mut signature = [0u8; 32];
+    hex::decode_to_slice(&h.signature, &mut signature)
+        .map_err(|_| HmacError::Malformed("Signature is not 64 hex digits"))?;
     let message = format!("{kind}|{collection}|{}|{name}|{tag}|", h.timestamp);
     let claim = crate::tokens::HmacClaim {
         user: h.user,
@@ -141,7 +203,12 @@ pub async fn authorize<B: TokenBackend>(
         signature: h.signature,
     };
     let info = backend.authorize_hmac(claim, collection, right).await??;
-    Ok(info)
+    Ok(Verified {
+        info,
+        signature,
+        until,
+        now,
+    })
 }
 
 /// HMAC-SHA256 (RFC 2104), for the download secrets.

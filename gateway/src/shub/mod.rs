@@ -21,9 +21,11 @@
 pub mod auth;
 mod listing;
 pub mod rendered;
+pub mod replay;
 pub mod time;
 mod upload;
 
+use crate::caching;
 use crate::ipfs::plain::{self, Naming};
 use crate::tokens::{Right, TokenBackend};
 use crate::visibility::{self, Visibility};
@@ -137,6 +139,7 @@ impl From<HmacError> for ShubError {
     fn from(e: HmacError) -> Self {
         match e {
             HmacError::Backend(b) => b.into(),
+            HmacError::Busy => Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
             other => Self::new(StatusCode::FORBIDDEN, other.to_string()),
         }
     }
@@ -378,8 +381,9 @@ async fn container_delete<B: ShubBackend>(
             "delete a tag (collection/name:tag), not a digest",
         ));
     }
-    let info = auth::authorize(
+    let (info, spent) = auth::authorize_once(
         &state.backend,
+        &state.hmac_seen,
         &headers,
         "delete",
         Right::Delete,
@@ -397,6 +401,7 @@ async fn container_delete<B: ShubBackend>(
                 e.into()
             }
         })?;
+    spent.keep();
     tracing::info!(reference = %r.tag_path(), user = %info.user, "deleted through the shub API");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -424,6 +429,12 @@ async fn download<B: ShubBackend>(
     ) {
         return Err(ShubError::not_found().into_response());
     }
+    let route = if secret == PUBLIC_SECRET {
+        caching::Route::Open
+    } else {
+        caching::Route::Signed
+    };
+    let caching = caching::decide(&state.backend, &headers, route, &cid).await;
     let naming = Naming {
         filename: Some(&format!("{cid}.sif")),
         download: true,
@@ -434,6 +445,7 @@ async fn download<B: ShubBackend>(
         naming,
         &headers,
         method == Method::HEAD,
+        caching,
     )
     .await
     .map_err(IntoResponse::into_response)

@@ -61,8 +61,9 @@ pub(super) async fn chunked<B: ShubBackend>(
     let tag = intent.tag.as_deref().unwrap_or("latest");
     let r = reference(&intent.collection, &intent.name, tag)?;
     // The client signs the names as it sent them (already lowercased).
-    auth::authorize(
+    let (_, spent) = auth::authorize_once(
         &state.backend,
+        &state.hmac_seen,
         &headers,
         "push",
         Right::Push,
@@ -74,6 +75,7 @@ pub(super) async fn chunked<B: ShubBackend>(
         .push_check(&r.tag_path())
         .await
         .map_err(refusal)?;
+    spent.keep();
     Ok(Json(json!({ "cid": r.collection })).into_response())
 }
 
@@ -144,8 +146,9 @@ pub(super) async fn upload<B: ShubBackend>(
                     ));
                 };
                 let r = reference(c, n, fields.tag.as_deref().unwrap_or("latest"))?;
-                let info = auth::authorize(
+                let (info, spent) = auth::authorize_once(
                     &state.backend,
+                    &state.hmac_seen,
                     &headers,
                     "upload",
                     Right::Push,
@@ -158,6 +161,7 @@ pub(super) async fn upload<B: ShubBackend>(
                     .push_as(&r.tag_path(), false, &info.user, stream)
                     .await
                     .map_err(refusal)?;
+                spent.keep();
                 tracing::info!(reference = %out.reference, user = %info.user, root = ?out.root,
                     "pushed through the sregistry API");
                 return Ok(Json(json!({ "message": "Upload Complete" })).into_response());

@@ -87,7 +87,10 @@ async fn revoke<B: TokenRoutes>(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<TokenInfo>, AdminError> {
     let id = path_id(path)?;
-    Ok(Json(state.backend.revoke_token(&id).await?))
+    let info = state.backend.revoke_token(&id).await?;
+    // Uploads the token started end with it, and leave no partial files.
+    state.multipart.drop_token(&info.id).await;
+    Ok(Json(info))
 }
 
 /// The query of `/tokens/check`.

@@ -62,7 +62,8 @@ fn print_keys(keys: &NodeKeys, json: bool) -> Result<()> {
 /// again: nothing that exists is replaced.
 pub fn init(a: DirArgs) -> Result<()> {
     let dir = a.dir();
-    std::fs::create_dir_all(dir.root())
+    crate::owner_only::restrict_umask();
+    crate::owner_only::secure(&dir)
         .with_context(|| format!("creating {}", dir.root().display()))?;
     let (keys, created) = NodeKeys::init(&dir).context("creating the node keys")?;
     AdminToken::load_or_create(&dir.admin_token()).context("creating the admin token")?;

@@ -149,5 +149,7 @@ mod tls;
 /// CLI polish: completions, progress bars, `--json`, errors with a next step.
 mod cli;
 
+/// Caching headers, metrics labels, multipart sessions and file modes (issue 13).
+mod hardening;
 /// Download counts across the federation: gossip, sync on connect, restarts.
 mod usage;

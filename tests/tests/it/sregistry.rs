@@ -167,7 +167,7 @@ fn hmac_hex(key: &[u8], msg: &[u8]) -> String {
 }
 
 /// The `Authorization` header the sregistry client would send for `kind` on `c/n:t`.
-fn sign(user: &str, token: &str, kind: &str, r: (&str, &str, &str)) -> String {
+pub(crate) fn sign(user: &str, token: &str, kind: &str, r: (&str, &str, &str)) -> String {
     sign_at(user, token, kind, r, "now")
 }
 
@@ -326,4 +326,56 @@ fn sregistry_truncated_and_oversized_uploads_store_nothing() {
 
 fn get_404(node: &TestNode, path: &str) {
     request("GET", &node.at(&format!("/api/container/{path}")), &[]).expect_status(404);
+}
+
+/// A signature authorizes one push check, upload or delete: the same `Authorization` header
+/// sent again within its acceptance window is refused with 403 `{"detail": ...}` (what the
+/// client reports); a newly signed request still works, and a failed request does not spend
+/// its signature (see `sregistry_truncated_and_oversized_uploads_store_nothing`).
+#[test]
+fn sregistry_replayed_signatures_are_refused() {
+    let node = node();
+    // Push check, upload and delete.
+    let alice = token(&node, "alice", "lab-a", "push,delete");
+    let check = sign("alice", &alice, "push", ("lab-a", "again", "v1"));
+    let intent = r#"{"collection":"lab-a","name":"again","tag":"v1"}"#;
+    for want in [" 200 ", " 403 "] {
+        let status = shubnet_tests::http::raw_post(
+            &node.at("/api/upload/chunked_upload"),
+            &[
+                ("Authorization", &check),
+                ("Content-Type", "application/json"),
+            ],
+            intent.len() as u64,
+            intent.as_bytes(),
+            false,
+        );
+        assert!(status.contains(want), "push check: want{want}got {status}");
+    }
+    let file = shubnet_tests::data::kubo_bytes("sregistry-replay-upload", 300_000);
+    let whole = multipart("lab-a", "again", "v1", &file, true);
+    let upload = sign("alice", &alice, "upload", ("lab-a", "again", "v1"));
+    let status = raw_upload(&node, &upload, whole.len() as u64, &whole, false);
+    assert!(status.contains(" 200 "), "first upload: {status}");
+    let status = raw_upload(&node, &upload, whole.len() as u64, &whole, false);
+    assert!(status.contains(" 403 "), "replayed upload: {status}");
+    // The previous hour's signature is another signature: accepted once.
+    let older = sign_at(
+        "alice",
+        &alice,
+        "upload",
+        ("lab-a", "again", "v1"),
+        "1 hour ago",
+    );
+    for want in [" 200 ", " 403 "] {
+        let status = raw_upload(&node, &older, whole.len() as u64, &whole, false);
+        assert!(
+            status.contains(want),
+            "older upload: want{want}got {status}"
+        );
+    }
+    let delete = sign("alice", &alice, "delete", ("lab-a", "again", "v1"));
+    let del = node.at("/api/container/lab-a/again:v1");
+    request("DELETE", &del, &[("Authorization", &delete)]).expect_status(204);
+    request("DELETE", &del, &[("Authorization", &delete)]).expect_status(403);
 }
