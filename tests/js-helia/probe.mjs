@@ -15,7 +15,8 @@
 //     Opens STREAMS /ipfs/bitswap/1.2.0 streams at once, each carrying one message that wants
 //     CID WANTS times (want-block, or want-have with --have), and reads every answer the node
 //     sends back on its own streams. Waits until no answer byte arrived for 3 s (or 120 s in
-//     all). Prints {"streams":N,"wants":N,"requestBytes":N,"answerBytes":N,"answerStreams":N}.
+//     all). Prints {"streams":N,"wants":N,"requestBytes":N,"answerBytes":N,"answerStreams":N,
+//     "errors":[…]}, `errors` saying why a stream of the flood could not be sent.
 
 import { identify } from '@libp2p/identify'
 import { noise } from '@libp2p/noise'
@@ -160,11 +161,16 @@ async function bitswapFlood () {
 
   const conn = await libp2p.dial(addr)
   const sends = []
+  const errors = []
   for (let i = 0; i < opts.streams; i++) {
     sends.push((async () => {
-      const s = await conn.newStream(BITSWAP, { maxOutboundStreams: 4096, runOnLimitedConnection: true })
-      if (!s.send(framed)) await s.onDrain()
-      await s.close()
+      try {
+        const s = await conn.newStream(BITSWAP, { maxOutboundStreams: 4096, runOnLimitedConnection: true })
+        if (!s.send(framed)) await s.onDrain()
+        await s.close()
+      } catch (err) {
+        errors.push(describeError(err))
+      }
     })())
   }
   await Promise.all(sends)
@@ -178,7 +184,8 @@ async function bitswapFlood () {
     wants: opts.wants,
     requestBytes: framed.length * opts.streams,
     answerBytes,
-    answerStreams
+    answerStreams,
+    errors
   }
 }
 
