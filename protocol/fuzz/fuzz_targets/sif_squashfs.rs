@@ -2,7 +2,7 @@
 //! panics and large allocations are not. The squashfs reader inflates attacker-chosen blocks,
 //! so this checks that its decompression budget holds (`-rss_limit_mb` in run.sh turns an
 //! allocation past it into a crash). The corpus starts from a decompression bomb
-//! (`corpus/sif_squashfs/squashfs-bomb.sif`: 290 KB inflating to 264 MB unbounded).
+//! (`seeds/sif_squashfs/squashfs-bomb.sif`: 290 KB inflating to 264 MB unbounded).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

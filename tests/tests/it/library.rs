@@ -317,7 +317,7 @@ fn vm_hwm_kib(node: &TestNode) -> u64 {
 }
 
 /// A 290 KB SIF whose squashfs inode table is eight 32 KiB zlib blocks, each inflating to
-/// 33 MB (the fuzz corpus keeps it: `protocol/fuzz/corpus/sif_squashfs/squashfs-bomb.sif`),
+/// 33 MB (the fuzz corpus keeps it: `protocol/fuzz/seeds/sif_squashfs/squashfs-bomb.sif`),
 /// pushed with the real library client. The SIF itself is sound, so it is stored and tagged,
 /// without metadata (the squashfs fallback stops at its decompression budget), and the node's
 /// peak memory (VmHWM) grows by less than 100 MiB.
@@ -326,7 +326,7 @@ fn a_squashfs_bomb_is_stored_without_metadata_and_within_memory() {
     let (node, token) = node_with_token();
     let tmp = crate::tmpdir();
     let bomb = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../protocol/fuzz/corpus/sif_squashfs/squashfs-bomb.sif");
+        .join("../protocol/fuzz/seeds/sif_squashfs/squashfs-bomb.sif");
     let (sha, _) = sha256_file(&bomb);
     let before = vm_hwm_kib(&node);
     let r = golib::run(
