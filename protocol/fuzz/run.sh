@@ -21,7 +21,14 @@ target_dir=()
 for target in $(cargo +nightly fuzz list); do
     echo "==> fuzzing $target for ${secs}s"
     log=$(mktemp)
-    if ! cargo +nightly fuzz run "${target_dir[@]}" "$target" -- -max_total_time="$secs" -rss_limit_mb=2048 >"$log" 2>&1; then
+    # corpus/ is generated and ignored; seeds/TARGET (committed: inputs that once hurt, such as
+    # the squashfs decompression bomb) is read as a second corpus.
+    corpora=()
+    if [[ -d seeds/$target ]]; then
+        mkdir -p "corpus/$target"
+        corpora=("corpus/$target" "seeds/$target")
+    fi
+    if ! cargo +nightly fuzz run "${target_dir[@]}" "$target" "${corpora[@]}" -- -max_total_time="$secs" -rss_limit_mb=2048 >"$log" 2>&1; then
         tail -n 60 "$log" >&2
         rm -f "$log"
         echo "fuzz target $target failed; the input is under protocol/fuzz/artifacts/$target/" >&2

@@ -158,6 +158,12 @@ pub enum SifError {
     /// The squashfs partition could not be read.
     #[error("SIF squashfs partition: {0}")]
     Squashfs(String),
+    /// Reading the squashfs metadata would inflate more than the budget allows.
+    #[error("SIF squashfs partition inflates to more than {budget} bytes of metadata")]
+    OverBudget {
+        /// The decompression budget, in bytes.
+        budget: u64,
+    },
 }
 
 /// The global header (`sif.go: header`), 128 bytes at offset 0.

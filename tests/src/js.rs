@@ -317,3 +317,16 @@ impl Drop for HeliaServe {
         }
     }
 }
+
+/// Runs `probe.mjs ARGS…` (a hostile non-member js-libp2p peer, see its header) and returns its
+/// JSON report; panics with its output if it fails or prints no JSON.
+pub fn helia_probe<S: AsRef<std::ffi::OsStr>>(
+    args: &[S],
+    timeout: std::time::Duration,
+) -> serde_json::Value {
+    let mut c = Command::new(helia_node());
+    c.current_dir(helia_dir()).arg("probe.mjs").args(args);
+    let run = crate::cmd::run_cmd_with(&mut c, None, timeout).ok();
+    serde_json::from_str(&run.out())
+        .unwrap_or_else(|e| panic!("probe.mjs printed no JSON line ({e})\n{run}"))
+}

@@ -76,7 +76,7 @@ impl NodeArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a node: the content store and its HTTP gateway.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Create the data directory, node keys, admin token and config.toml (serve does this on
     /// first start).
     Init(keys::DirArgs),
@@ -172,7 +172,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// Runs one command to completion.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Serve(a) => serve::run(a),
+        Command::Serve(a) => serve::run(*a),
         Command::Init(a) => keys::init(a),
         Command::Keys(c) => keys::keys(c),
         Command::Cid(a) => content::cid(a),

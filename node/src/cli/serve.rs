@@ -55,6 +55,15 @@ pub struct ServeArgs {
     /// Cap on what this node fetches from other nodes, bytes per second; 0 = unlimited.
     #[arg(long, env = "SHUBNET_DOWNLOAD_LIMIT", value_name = "BYTES_PER_SEC")]
     pub download_limit: Option<u64>,
+    /// Cap on what Bitswap sends to peers outside the federation (any IPFS node), all of them
+    /// together, bytes per second; 0 = unlimited. Members are held only to --upload-limit.
+    /// [default: 16000000, or `[p2p] public_upload_limit`]
+    #[arg(
+        long,
+        env = "SHUBNET_PUBLIC_UPLOAD_LIMIT",
+        value_name = "BYTES_PER_SEC"
+    )]
+    pub public_upload_limit: Option<u64>,
     /// Let the admin API answer non-loopback clients (they still need the admin token).
     #[arg(long)]
     pub allow_remote_admin: bool,
@@ -164,6 +173,10 @@ pub fn run(a: ServeArgs) -> Result<()> {
             ),
             upload_limit: a.upload_limit.or(file.p2p.upload_limit).unwrap_or(0),
             download_limit: a.download_limit.or(file.p2p.download_limit).unwrap_or(0),
+            public_upload_limit: a
+                .public_upload_limit
+                .or(file.p2p.public_upload_limit)
+                .unwrap_or(crate::p2p::DEFAULT_PUBLIC_UPLOAD_LIMIT),
         },
         replication: file.replication.clone(),
         gateway: GatewayConfig {

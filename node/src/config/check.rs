@@ -467,7 +467,7 @@ mod tests {
                     header_timeout_secs = 1\nbody_idle_timeout_secs = 1\n\
                     library_upload_expiry_secs = 1\ntls_cert = \"c\"\ntls_key = \"k\"\nhttps = \"0.0.0.0:443\"\nshutdown_grace_secs = 5\n[p2p]\nlisten = [\"/ip4/1.1.1.1/tcp/1\"]\n\
                     bootstrap = [\"/ip4/1.1.1.1/tcp/1\"]\nannounce = [\"/ip4/1.1.1.1/tcp/1\"]\n\
-                    upload_limit = 1\ndownload_limit = 1\nsync_interval_secs = 1\nusage_announce_secs = 1\ngossip = true\n\
+                    upload_limit = 1\ndownload_limit = 1\npublic_upload_limit = 1\nsync_interval_secs = 1\nusage_announce_secs = 1\ngossip = true\n\
                     [log]\nfilter = \"info\"\n[federation]\nid = \"x\"\ninstitution = \"y\"\n\
                     [replication]\nmirror = [\"all\"]\n";
         let cfg: NodeConfig = toml::from_str(full).expect("full config");

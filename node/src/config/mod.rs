@@ -163,6 +163,9 @@ pub struct P2pFileConfig {
     /// Bytes per second this node receives from peers; 0 = unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub download_limit: Option<u64>,
+    /// Bytes per second Bitswap sends to non-members together; 0 = unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_upload_limit: Option<u64>,
     /// Seconds between anti-entropy rounds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_interval_secs: Option<u64>,

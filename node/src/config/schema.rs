@@ -203,6 +203,16 @@ pub const OPTIONS: &[Opt] = &[
     },
     Opt {
         section: "p2p",
+        key: "public_upload_limit",
+        kind: Kind::Integer,
+        default: "16000000",
+        env: "SHUBNET_PUBLIC_UPLOAD_LIMIT",
+        flag: Some("--public-upload-limit"),
+        doc: "Bytes per second Bitswap sends to peers outside the federation, all together \
+              (within `upload_limit`); 0 is unlimited. Members are not held to it.",
+    },
+    Opt {
+        section: "p2p",
         key: "sync_interval_secs",
         kind: Kind::Integer,
         default: "60",

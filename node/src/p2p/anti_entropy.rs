@@ -1,13 +1,14 @@
 //! `/shubnet/sync/1`, server and client (wire format: `shubnet_protocol::sync`).
 //!
-//! The server answers members of the newest roster it knows and refuses everyone else. The
-//! client runs right after a member connects (and again at once if a round was asked for while
-//! one ran, or with backoff after a failure) and every sync interval against each connected
-//! member: it takes roster versions after its own first (each checked by `verify_next`), then
-//! compares the 256 manifest buckets, lists only those that differ, and fetches the manifests
-//! it lacks in batches, which the registry verifies with one `Verifier` per batch. A manifest
-//! whose predecessor has not arrived yet is offered again once the batch round is over. The
-//! peer's holdings come with the summary and go into the [`PeerBook`](super::peers::PeerBook).
+//! The server answers members of the newest roster it knows and refuses everyone else before
+//! reading anything they send. The client runs right after a member connects (and again at once
+//! if a round was asked for while one ran, or with backoff after a failure) and every sync
+//! interval against each connected member: it takes roster versions after its own first (each
+//! checked by `verify_next`), then compares the 256 manifest buckets, lists only those that
+//! differ, and fetches the manifests it lacks in batches, which the registry verifies with one
+//! `Verifier` per batch. A manifest whose predecessor has not arrived yet is offered again once
+//! the batch round is over. The peer's holdings come with the summary and go into the
+//! [`PeerBook`](super::peers::PeerBook).
 //!
 //! Failures are [`SyncFailure`]s. This module must not touch the swarm (it asks the event loop
 //! through `Command`s) nor store images: it moves manifests, rosters and download totals only.
@@ -126,8 +127,20 @@ pub(super) fn serve(tasks: &Tasks, ctx: SyncCtx) -> Result<(), super::error::Net
     Ok(())
 }
 
+/// Serves one stream. Membership is asked before every frame is read, so a peer outside the
+/// roster gets its refusal without a byte of its request being taken off the stream (a frame
+/// may announce up to 20 MiB); closing then dropping the stream resets whatever it still sends.
 async fn serve_stream(ctx: &SyncCtx, peer: PeerId, mut stream: libp2p::Stream) -> Result<()> {
     loop {
+        if !ctx.gate.is_member(&peer) {
+            tracing::info!(%peer, "sync refused: not a member of the roster");
+            let resp = Response::Refused {
+                reason: "not a member of this federation's roster".into(),
+            };
+            write_frame(&mut stream, &resp.encode()).await?;
+            let _ = stream.close().await;
+            return Ok(());
+        }
         let Some(body) = tokio::time::timeout(IO_TIMEOUT, read_frame(&mut stream))
             .await
             .map_err(|_| SyncFailure::Idle { after: IO_TIMEOUT })??
@@ -141,14 +154,7 @@ async fn serve_stream(ctx: &SyncCtx, peer: PeerId, mut stream: libp2p::Stream) -
                 return Err(SyncFailure::BadRequest(e));
             }
         };
-        let resp = if ctx.gate.is_member(&peer) {
-            answer(ctx, req).await?
-        } else {
-            tracing::info!(%peer, "sync refused: not a member of the roster");
-            Response::Refused {
-                reason: "not a member of this federation's roster".into(),
-            }
-        };
+        let resp = answer(ctx, req).await?;
         write_frame(&mut stream, &resp.encode()).await?;
         if matches!(resp, Response::Refused { .. }) {
             let _ = stream.close().await;

@@ -116,6 +116,12 @@ pub enum BitswapServeError {
     /// No stream back to the peer could be opened for the answers.
     #[error("cannot open a stream back: {0}")]
     OpenStream(#[source] OpenStreamError),
+    /// The peer took no answer bytes for this long.
+    #[error("the peer took no answer for {after:?}")]
+    WriteStalled {
+        /// How long the write waited.
+        after: Duration,
+    },
 }
 
 /// Why a Bitswap dial or fetch failed. The HTTP adapter hands the `Display` to the client.

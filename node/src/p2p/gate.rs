@@ -2,8 +2,9 @@
 //!
 //! libp2p cannot gate one protocol on a connection and leave another open (Bitswap must stay
 //! open to any IPFS node), so the gate is checked where each federation protocol handles a
-//! peer: the sync server refuses non-members, gossip from non-members is ignored (and the
-//! peer blacklisted in gossipsub), and Kademlia's routing table only ever holds members.
+//! peer: the sync and fetch/1 servers refuse non-members before reading a byte of their
+//! requests, gossip from non-members is ignored (and the peer blacklisted in gossipsub), and
+//! Kademlia's routing table only ever holds members.
 //! The newest roster is used, so a newcomer the admitting node just added is let in as soon as
 //! that version arrives here (by gossip or sync), and not only after everyone agrees.
 //!

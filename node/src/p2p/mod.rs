@@ -22,6 +22,7 @@
 mod addrbook;
 pub mod anti_entropy;
 mod bitswap;
+mod bitswap_budget;
 pub mod bitswap_client;
 mod command;
 mod error;
@@ -76,7 +77,14 @@ pub struct P2pConfig {
     pub upload_limit: u64,
     /// Bytes per second the fetch client receives; 0 = unlimited.
     pub download_limit: u64,
+    /// Bytes per second Bitswap sends to peers outside the roster together (on top of
+    /// `upload_limit`); 0 = unlimited.
+    pub public_upload_limit: u64,
 }
+
+/// The default of [`P2pConfig::public_upload_limit`]: 16 MB/s (128 Mbit/s), so anyone on the
+/// internet can fetch public images but cannot take the institution's whole uplink.
+pub const DEFAULT_PUBLIC_UPLOAD_LIMIT: u64 = 16_000_000;
 
 /// The default listen addresses: all interfaces, port 4001, TCP and QUIC.
 pub fn default_listen() -> Vec<Multiaddr> {
@@ -132,9 +140,11 @@ pub fn new(
             store: parts.store.clone(),
             gate: gate.clone(),
             visibility: parts.visibility.clone(),
+            upload: limits.upload.clone(),
+            public_upload: ratelimit::RateLimit::new(cfg.public_upload_limit),
+            budgets: Default::default(),
         },
         pending.clone(),
-        limits.upload.clone(),
     )?;
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     let bitswap = BitswapClient::new(control.clone(), pending, cmd_tx.clone());

@@ -8,6 +8,9 @@
 //! opaque image (`Ok(None)`); a file that claims to be a SIF but is truncated or whose
 //! descriptors lie is refused with the parser's reason.
 //!
+//! The squashfs fallback may inflate up to `sif::squashfs::DECOMPRESSION_BUDGET` bytes, so at
+//! most [`CONCURRENT`] extractions run at once, whatever the number of uploads being tagged.
+//!
 //! It must not buffer the image or publish anything: it reads, and returns what it found.
 
 use crate::store::Store;
@@ -18,8 +21,17 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::PathBuf;
 
+/// Extractions at once: what they may hold is this times the decompression budget.
+pub const CONCURRENT: usize = 2;
+
+static EXTRACTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT);
+
 /// The metadata of the stored image `root`: `Some` for a SIF, `None` for anything else.
 pub async fn extract(store: &Store, root: &Cid) -> Result<Option<Metadata>, ExtractError> {
+    let _turn = EXTRACTING
+        .acquire()
+        .await
+        .map_err(|e| ExtractError::Task(e.to_string()))?;
     let path = store.dir().blobs().join(root.to_string());
     let short = root.to_string();
     let short = short[short.len().saturating_sub(8)..].to_owned();

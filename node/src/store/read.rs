@@ -39,6 +39,15 @@ impl Store {
         Ok(Some(bytes))
     }
 
+    /// A held block's length from the index alone (nothing is read or hashed), or `None` if
+    /// not held: enough to answer "do you have it?".
+    pub fn block_len(&self, cid: &Cid) -> Result<Option<usize>> {
+        Ok(self.locate(cid)?.map(|(_, loc)| match loc {
+            Location::Inline(b) => b.len(),
+            Location::Blob { len, .. } => len as usize,
+        }))
+    }
+
     fn open_blob(&self, root: &Cid) -> Result<File> {
         let p = self.blob_path(root);
         File::open(&p).map_err(|e| StoreError::io(format!("opening blob {}", p.display()), e))

@@ -484,3 +484,90 @@ fn metadata_help_for_test(m: &mut Metadata, text: &str) {
     crate::manifest::cbor::text(&mut raw, text);
     m.extra.insert(HELP_KEY.into(), raw);
 }
+
+/// A squashfs whose inode table is `blocks` zlib blocks of under 32 KiB, each inflating to
+/// 31 MiB of zeros: what a decompression bomb looks like to the reader.
+fn squashfs_bomb(blocks: usize) -> Vec<u8> {
+    use std::io::Write;
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..31 {
+        z.write_all(&zeros).expect("compressing");
+    }
+    let block = z.finish().expect("compressing");
+    // The top bit of a metadata block's length marks it uncompressed.
+    let block_len = u16::try_from(block.len())
+        .ok()
+        .filter(|l| *l < 0x8000)
+        .expect("a block under 32 KiB");
+    let inode_table = 96u64;
+    let mut body = Vec::new();
+    for _ in 0..blocks {
+        body.extend_from_slice(&block_len.to_le_bytes());
+        body.extend_from_slice(&block);
+    }
+    let dir_table = inode_table + body.len() as u64;
+    body.extend_from_slice(&(0x8000u16 | 8).to_le_bytes());
+    body.extend_from_slice(&[0; 8]);
+    let id_table = inode_table + body.len() as u64;
+    body.extend_from_slice(&(id_table + 8).to_le_bytes());
+    body.extend_from_slice(&(0x8000u16 | 4).to_le_bytes());
+    body.extend_from_slice(&[0; 4]);
+    let end = inode_table + body.len() as u64;
+    let mut sb = Vec::with_capacity(96);
+    for v in [0x7371_7368u32, 1, 0, 131_072, 0] {
+        sb.extend_from_slice(&v.to_le_bytes());
+    }
+    // gzip, block_log 17, flags, one id, version 4.0.
+    for v in [1u16, 17, 0, 1, 4, 0] {
+        sb.extend_from_slice(&v.to_le_bytes());
+    }
+    let not_set = u64::MAX;
+    for v in [
+        0,
+        end,
+        id_table,
+        not_set,
+        inode_table,
+        dir_table,
+        not_set,
+        not_set,
+    ] {
+        sb.extend_from_slice(&v.to_le_bytes());
+    }
+    assert_eq!(sb.len(), 96);
+    sb.extend_from_slice(&body);
+    sb
+}
+
+#[test]
+fn a_squashfs_bomb_stops_at_the_budget() {
+    let bomb = squashfs_bomb(8);
+    assert!(bomb.len() < 300_000, "{} bytes", bomb.len());
+    let len = bomb.len() as u64;
+    let e = squashfs::read_singularity_d(Cursor::new(&bomb), 0, len)
+        .expect_err("a bomb has no metadata");
+    assert!(
+        matches!(e, SifError::OverBudget { budget } if budget == squashfs::DECOMPRESSION_BUDGET),
+        "{e:?}"
+    );
+    // A real image reads within the default budget, and not within a tiny one.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let sif = build_sif(
+        tmp.path(),
+        &Layout {
+            deffile: false,
+            inspect_json: None,
+            runscript_help: false,
+        },
+    );
+    let parsed = Sif::read(&mut Cursor::new(&sif))
+        .expect("reads")
+        .expect("a SIF");
+    let (d, _) = parsed.primary_partition().expect("a partition");
+    let files = squashfs::read_singularity_d(Cursor::new(&sif), d.offset, d.size).expect("reads");
+    assert!(!files.files.is_empty());
+    let e = squashfs::read_within(Cursor::new(&sif), d.offset, d.size, 16)
+        .expect_err("16 bytes are not enough");
+    assert!(matches!(e, SifError::OverBudget { budget: 16 }), "{e:?}");
+}

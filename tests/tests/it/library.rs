@@ -305,3 +305,82 @@ fn library_client_multipart_upload() {
     );
     assert_eq!(m["size"], 70 * 1024 * 1024 + 123);
 }
+
+fn vm_hwm_kib(node: &TestNode) -> u64 {
+    let pid = node.pid().expect("the node runs");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc status")
+}
+
+/// A 290 KB SIF whose squashfs inode table is eight 32 KiB zlib blocks, each inflating to
+/// 33 MB (the fuzz corpus keeps it: `protocol/fuzz/seeds/sif_squashfs/squashfs-bomb.sif`),
+/// pushed with the real library client. The SIF itself is sound, so it is stored and tagged,
+/// without metadata (the squashfs fallback stops at its decompression budget), and the node's
+/// peak memory (VmHWM) grows by less than 100 MiB.
+#[test]
+fn a_squashfs_bomb_is_stored_without_metadata_and_within_memory() {
+    let (node, token) = node_with_token();
+    let tmp = crate::tmpdir();
+    let bomb = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../protocol/fuzz/seeds/sif_squashfs/squashfs-bomb.sif");
+    let (sha, _) = sha256_file(&bomb);
+    let before = vm_hwm_kib(&node);
+    let r = golib::run(
+        node.url(),
+        &token,
+        &[
+            "upload",
+            bomb.to_str().expect("utf8"),
+            "alice/lab-a/bomb",
+            "v1",
+        ],
+    );
+    let after = vm_hwm_kib(&node);
+    println!(
+        "squashfs bomb: node VmHWM {} MiB before the upload, {} MiB after (growth {} MiB)",
+        before / 1024,
+        after / 1024,
+        (after - before) / 1024
+    );
+    assert!(
+        after - before < 100 * 1024,
+        "the node's VmHWM grew from {} MiB to {} MiB for a 290 KB upload",
+        before / 1024,
+        after / 1024
+    );
+    let r = r.ok();
+    // Stored and tagged, byte for byte.
+    let v = json(
+        &golib::run(node.url(), "", &["get", "alice/lab-a/bomb:v1"])
+            .ok()
+            .stdout,
+    );
+    assert_eq!(v["hash"], format!("sha256.{sha}"), "{v:#}\n{r}");
+    let out = tmp.path().join("bomb.out");
+    golib::run(
+        node.url(),
+        "",
+        &[
+            "download",
+            "alice/lab-a/bomb",
+            "v1",
+            out.to_str().expect("utf8"),
+        ],
+    )
+    .ok();
+    assert_same_file(&out, &bomb);
+    // Without metadata, and the log says why.
+    let m = shubnet_tests::fed::json_of(&node.cli(&["inspect", "lab-a/bomb:v1", "--json"]).ok());
+    assert_eq!(m["sif"], true, "{m:#}");
+    assert_eq!(m["labels"], serde_json::json!({}), "{m:#}");
+    let log = node.log_text();
+    assert!(
+        log.contains("no metadata from the squashfs partition")
+            && log.contains("inflates to more than"),
+        "{log}"
+    );
+}

@@ -153,3 +153,7 @@ mod cli;
 mod hardening;
 /// Download counts across the federation: gossip, sync on connect, restarts.
 mod usage;
+
+/// A non-member js-libp2p peer floods Bitswap with duplicate wants: memory stays bounded and an
+/// honest Helia fetch still completes.
+mod bitswap_flood;

@@ -230,3 +230,37 @@ fn conflicting_manifest_over_sync_is_refused() {
     assert_eq!(heads(&b).get("lab-a/img:1"), Some(&ma), "{}", b.log_text());
     assert_eq!(heads(&twin).get("lab-a/img:1"), Some(&mt));
 }
+
+/// A non-member that opens `/shubnet/sync/1` and announces a 20 MiB frame is refused before the
+/// node reads its body: yamux stops taking bytes (the node gives no more window and resets the
+/// stream) long before the 20 MiB are through, and the refusal comes back.
+#[test]
+fn non_member_is_refused_before_its_frame_is_read() {
+    shubnet_tests::js::helia_node();
+    let a = TestNode::start_with(&["--sync-interval", "3600"]);
+    federate(&a, &[], &[]);
+    let report = shubnet_tests::js::helia_probe(
+        &["sync-frame", &p2p_addr(&a), "--mib=20"],
+        Duration::from_secs(120),
+    );
+    let sent = report["sent"].as_u64().unwrap_or(u64::MAX);
+    let announced = report["announced"].as_u64().unwrap_or_default();
+    assert_eq!(announced, 20 * 1024 * 1024, "{report}");
+    assert!(
+        sent < 4 * 1024 * 1024,
+        "the node took {sent} of the {announced} bytes a non-member announced before refusing \
+         it: {report}\n{}",
+        a.log_text()
+    );
+    assert!(
+        report["response"]
+            .as_str()
+            .is_some_and(|r| r.contains("not a member")),
+        "no refusal came back: {report}"
+    );
+    assert!(
+        a.log_text().contains("sync refused: not a member"),
+        "{}",
+        a.log_text()
+    );
+}
