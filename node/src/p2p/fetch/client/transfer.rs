@@ -4,7 +4,7 @@
 //! (that is `ask`) or store the finished image (that is the parent's `conclude`).
 
 use super::{FetchClient, HolderReport, MAX_FAILURES, REFRESH, RETRY_DELAY, RUN_LEAVES};
-use super::{STALL_TIMEOUT, STREAMS_PER_HOLDER};
+use super::{MIN_STREAMS_PER_HOLDER, STALL_TIMEOUT, TRANSFER_STREAMS};
 use crate::p2p::fetch::schedule::{Cursor, Schedule};
 use crate::p2p::fetch::{Incoming, WireError, read_frame, read_frame_into};
 use crate::store::StoreError;
@@ -103,18 +103,19 @@ impl FetchClient {
         let local = random_seed();
         let mut tasks = tokio::task::JoinSet::new();
         let mut watchers = tokio::task::JoinSet::new();
+        let streams = (TRANSFER_STREAMS / holders.len().max(1)).max(MIN_STREAMS_PER_HOLDER);
         for (n, (peer, holding)) in holders.into_iter().enumerate() {
             if !matches!(holding, Holding::Complete) {
                 let (me, t) = (self.clone(), transfer.clone());
                 watchers.spawn(async move { me.watcher(peer, t).await });
             }
             let dropped = Arc::new(AtomicBool::new(false));
-            for s in 0..STREAMS_PER_HOLDER {
+            for s in 0..streams {
                 let (me, t, d) = (self.clone(), transfer.clone(), dropped.clone());
                 let cursor = Cursor::new(
                     local
                         ^ seed(&peer)
-                        ^ ((n * STREAMS_PER_HOLDER + s) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                        ^ ((n * streams + s) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
                 );
                 tasks.spawn(async move { me.worker(peer, t, d, cursor).await });
             }
