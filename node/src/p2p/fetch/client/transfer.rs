@@ -87,7 +87,12 @@ impl FetchClient {
         progress: watch::Sender<u64>,
     ) -> Arc<Transfer> {
         let n = partial.leaves().len() as u64;
-        let mut sched = Schedule::new(n, wanted, RUN_LEAVES, !spread);
+        let streams = (TRANSFER_STREAMS / holders.len().max(1)).max(MIN_STREAMS_PER_HOLDER);
+        // Small images get shorter runs, so that every stream has one: bytes in flight, not
+        // run length, is what a long link needs.
+        let all = (streams * holders.len().max(1)) as u64;
+        let run_leaves = (wanted.len() as u64).div_ceil(all).clamp(1, RUN_LEAVES);
+        let mut sched = Schedule::new(n, wanted, run_leaves, !spread);
         for (peer, h) in &holders {
             sched.set_holding(*peer, h.clone());
         }
@@ -103,7 +108,6 @@ impl FetchClient {
         let local = random_seed();
         let mut tasks = tokio::task::JoinSet::new();
         let mut watchers = tokio::task::JoinSet::new();
-        let streams = (TRANSFER_STREAMS / holders.len().max(1)).max(MIN_STREAMS_PER_HOLDER);
         for (n, (peer, holding)) in holders.into_iter().enumerate() {
             if !matches!(holding, Holding::Complete) {
                 let (me, t) = (self.clone(), transfer.clone());
