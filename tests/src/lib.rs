@@ -14,6 +14,7 @@
 //! - [`cid`]: decoding CID strings, independently of the code under test.
 //! - [`fed`]: federation, push and tags commands through the CLI, checked; a two-member federation.
 //! - [`proxy`]: a TCP proxy that counts bytes and cuts connections on schedule.
+//! - [`delay`]: a TCP proxy that adds a fixed one-way delay per direction (the WAN emulator).
 //! - [`browser`]: headless Chromium, the Nu HTML checker and the `prometheus_client` parser.
 //! - [`mitm`]: a malicious HTTP gateway that forwards to a real node and tampers with answers.
 //!
@@ -27,6 +28,7 @@ pub mod browser;
 pub mod cid;
 pub mod cmd;
 pub mod data;
+pub mod delay;
 pub mod fed;
 pub mod golib;
 pub mod http;

@@ -31,6 +31,7 @@ mod events;
 pub mod fetch;
 pub mod gate;
 pub mod gossip;
+mod muxer;
 mod network;
 pub mod peers;
 pub mod ratelimit;

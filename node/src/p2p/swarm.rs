@@ -13,7 +13,7 @@ use libp2p::gossipsub::{self, MessageAuthenticity};
 use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{Multiaddr, PeerId, StreamProtocol, identify, kad, noise, ping, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, identify, kad, noise, ping, tcp};
 use std::time::Duration;
 
 /// The identify protocol version string peers see.
@@ -57,27 +57,15 @@ fn kad_behaviour(
     Ok(k)
 }
 
-/// Streams per yamux connection. Chosen for its side effect: rust-yamux grows a stream's receive
-/// window up to what the connection window (1 GiB, not configurable through libp2p-yamux)
-/// leaves over `256 KiB × max_num_streams`, and js-yamux (Helia) sends frames as large as that
-/// window while rust-yamux refuses frames over 1 MiB (`FrameTooLarge`, which kills the whole
-/// connection). With 4094 streams the extra is 512 KiB, so no window passes 768 KiB.
-const YAMUX_MAX_STREAMS: usize = 4094;
-
-fn yamux_config() -> yamux::Config {
-    let mut c = yamux::Config::default();
-    c.set_max_num_streams(YAMUX_MAX_STREAMS);
-    c
-}
-
-/// TCP (noise, yamux) and QUIC, behind name resolution ([`resolve`]).
+/// TCP (noise; yamux in two configurations, see [`super::muxer`]) and QUIC, behind name
+/// resolution ([`resolve`]).
 fn transport(
     key: &Keypair,
 ) -> Result<Boxed<(PeerId, StreamMuxerBox)>, Box<dyn std::error::Error + Send + Sync>> {
     let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
         .upgrade(upgrade::Version::V1Lazy)
         .authenticate(noise::Config::new(key)?)
-        .multiplex(yamux_config())
+        .multiplex(super::muxer::upgrade())
         .map(|(p, c), _| (p, StreamMuxerBox::new(c)));
     let quic = libp2p::quic::tokio::Transport::new(libp2p::quic::Config::new(key))
         .map(|(p, c), _| (p, StreamMuxerBox::new(c)));

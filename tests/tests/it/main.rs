@@ -18,6 +18,9 @@ mod gateway;
 /// kill -9 during an upload; losing the index.
 mod crash;
 
+/// `/shubnet/fetch/1` through the delay proxy: a 40 ms link keeps most of the loopback speed.
+mod wan;
+
 /// Input that must be refused cleanly, leaving the node as it was.
 mod bad_input;
 

@@ -129,8 +129,9 @@ pub(crate) async fn write_frame<S: futures::AsyncWrite + Unpin>(
 #[derive(Debug, Clone, Default)]
 pub struct BufferPool(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
 
-/// Buffers a [`BufferPool`] keeps (enough for the read-ahead of two streams).
-const POOLED_BUFFERS: usize = 24;
+/// Buffers a [`BufferPool`] keeps: enough for the read-ahead of the streams of one transfer
+/// (`client::TRANSFER_STREAMS` × (`server::READ_AHEAD` + 2), 20 MiB of 256 KiB leaves).
+const POOLED_BUFFERS: usize = 80;
 
 impl BufferPool {
     /// A buffer from the pool, or a new empty one.

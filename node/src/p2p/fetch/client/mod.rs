@@ -43,11 +43,18 @@ use tokio::sync::{mpsc, watch};
 pub const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a leaf stream may stall before it counts as broken.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(30);
-/// Most leaves per request (16 × 256 KiB = 4 MiB): long enough that a request costs nothing
-/// next to its leaves, short enough that a slow holder does not keep many leaves from others.
-pub const RUN_LEAVES: u64 = 16;
-/// Streams per holder at once.
-pub const STREAMS_PER_HOLDER: usize = 2;
+/// Most leaves per request (64 × 256 KiB = 16 MiB): long enough that a request's round trip
+/// and its stream's flow-control ramp (a yamux stream starts with a 256 KiB window and doubles
+/// it each round trip, up to about 8 MiB within a run) cost little next to its leaves across
+/// 100 ms, short enough that a slow holder does not keep many leaves from others.
+pub const RUN_LEAVES: u64 = 64;
+/// Streams (requests in flight) per transfer, shared among its holders. Bytes in flight are
+/// what a long link needs: at 100 ms a 256 KiB window moves 2.6 MB/s, so one holder alone gets
+/// all of these. More cost CPU on a short link (concurrent writes into one file contend for
+/// its lock).
+pub const TRANSFER_STREAMS: usize = 8;
+/// Streams per holder however many holders share [`TRANSFER_STREAMS`].
+pub const MIN_STREAMS_PER_HOLDER: usize = 2;
 /// Broken streams in a row after which a holder is given up for the transfer.
 pub const MAX_FAILURES: u32 = 30;
 /// Pause before retrying a broken stream.

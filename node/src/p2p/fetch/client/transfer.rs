@@ -4,7 +4,7 @@
 //! (that is `ask`) or store the finished image (that is the parent's `conclude`).
 
 use super::{FetchClient, HolderReport, MAX_FAILURES, REFRESH, RETRY_DELAY, RUN_LEAVES};
-use super::{STALL_TIMEOUT, STREAMS_PER_HOLDER};
+use super::{MIN_STREAMS_PER_HOLDER, STALL_TIMEOUT, TRANSFER_STREAMS};
 use crate::p2p::fetch::schedule::{Cursor, Schedule};
 use crate::p2p::fetch::{Incoming, WireError, read_frame, read_frame_into};
 use crate::store::StoreError;
@@ -87,7 +87,12 @@ impl FetchClient {
         progress: watch::Sender<u64>,
     ) -> Arc<Transfer> {
         let n = partial.leaves().len() as u64;
-        let mut sched = Schedule::new(n, wanted, RUN_LEAVES, !spread);
+        let streams = (TRANSFER_STREAMS / holders.len().max(1)).max(MIN_STREAMS_PER_HOLDER);
+        // Small images get shorter runs, so that every stream has one: bytes in flight, not
+        // run length, is what a long link needs.
+        let all = (streams * holders.len().max(1)) as u64;
+        let run_leaves = (wanted.len() as u64).div_ceil(all).clamp(1, RUN_LEAVES);
+        let mut sched = Schedule::new(n, wanted, run_leaves, !spread);
         for (peer, h) in &holders {
             sched.set_holding(*peer, h.clone());
         }
@@ -109,12 +114,12 @@ impl FetchClient {
                 watchers.spawn(async move { me.watcher(peer, t).await });
             }
             let dropped = Arc::new(AtomicBool::new(false));
-            for s in 0..STREAMS_PER_HOLDER {
+            for s in 0..streams {
                 let (me, t, d) = (self.clone(), transfer.clone(), dropped.clone());
                 let cursor = Cursor::new(
                     local
                         ^ seed(&peer)
-                        ^ ((n * STREAMS_PER_HOLDER + s) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                        ^ ((n * streams + s) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
                 );
                 tasks.spawn(async move { me.worker(peer, t, d, cursor).await });
             }
