@@ -154,6 +154,13 @@ pub trait VisibilityBackend: Clone + Send + Sync + 'static {
         &self,
         name: &str,
     ) -> impl Future<Output = Result<bool, BackendError>> + Send;
+
+    /// Where a refused client can pull a private collection instead: the gateway of the
+    /// institution that owns it, when that is another node and it published one. A backend
+    /// outside a federation has no such place.
+    fn owner_gateway(&self, _collection: &str) -> impl Future<Output = Option<String>> + Send {
+        async { None }
+    }
 }
 
 /// The admin API's check of its caller.

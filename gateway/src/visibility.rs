@@ -22,19 +22,49 @@ pub(crate) enum Visibility {
     Private,
 }
 
+/// Where the owner of a refused collection serves it, appended to a refusal's message.
+#[derive(Debug, Default)]
+pub(crate) struct OwnerHint(pub(crate) Option<String>);
+
+impl std::fmt::Display for OwnerHint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(url) => write!(
+                f,
+                "; the institution that owns it serves it at {url} (or ask it for a federation token)"
+            ),
+            None => Ok(()),
+        }
+    }
+}
+
+impl OwnerHint {
+    /// The hint for `collection`, asked of the backend.
+    pub(crate) async fn of<B: VisibilityBackend>(backend: &B, collection: &str) -> Self {
+        OwnerHint(backend.owner_gateway(collection).await)
+    }
+}
+
 /// Why a request may not see a private collection. Each API maps it onto its own status and
 /// error body; registries answer 403, never 401, for a private image.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Refusal {
     /// The request carried no credential.
-    #[error("collection {collection} is private; send a token with the pull right")]
+    #[error("collection {collection} is private; send a token with the pull right{hint}")]
     NoCredential {
         /// The private collection.
         collection: String,
+        /// Where its owner serves it.
+        hint: OwnerHint,
     },
     /// The credential does not grant pull on the collection.
-    #[error(transparent)]
-    Denied(#[from] AuthError),
+    #[error("{source}{hint}")]
+    Denied {
+        /// What the token check said.
+        source: AuthError,
+        /// Where the collection's owner serves it.
+        hint: OwnerHint,
+    },
     /// The node could not answer.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -89,13 +119,19 @@ pub(crate) async fn may_pull<B: VisibilityBackend + TokenBackend>(
     if v == Visibility::Public {
         return Ok(v);
     }
-    let token = bearer(headers).ok_or_else(|| Refusal::NoCredential {
-        collection: collection.to_owned(),
-    })?;
-    backend
-        .authorize_token(token, collection, Right::Pull)
-        .await??;
-    Ok(v)
+    let Some(token) = bearer(headers) else {
+        return Err(Refusal::NoCredential {
+            collection: collection.to_owned(),
+            hint: OwnerHint::of(backend, collection).await,
+        });
+    };
+    match backend.authorize_token(token, collection, Right::Pull).await? {
+        Ok(_) => Ok(v),
+        Err(source) => Err(Refusal::Denied {
+            source,
+            hint: OwnerHint::of(backend, collection).await,
+        }),
+    }
 }
 
 /// [`may_pull`] with the refusal as the JSON error the IPFS and verification APIs send.

@@ -40,6 +40,12 @@ const ANNOUNCED: &str = "announced-downloads-1";
 const TOKENS: &str = "tokens-1";
 /// Accounts: collection name → collection record (JSON).
 const COLLECTIONS: &str = "collections-1";
+/// Signed collection policies by collection name (`access`).
+const POLICIES: &str = "policies-1";
+/// Signed revocations by capability id and signing key (`access`).
+const REVOCATIONS: &str = "revocations-1";
+/// Capabilities this node issued, by id (`access`): what `token list` shows and `revoke` needs.
+const ISSUED: &str = "issued-1";
 
 /// How much of the index sled may cache in memory.
 const INDEX_CACHE_BYTES: u64 = 32 * 1024 * 1024;
@@ -162,6 +168,17 @@ pub struct AccountTrees {
     pub collections: sled::Tree,
 }
 
+/// The access state's trees: signed records that replicate, and the grants this node issued.
+#[derive(Debug)]
+pub struct AccessTrees {
+    /// Signed collection policies by collection name.
+    pub policies: sled::Tree,
+    /// Signed revocations by capability id then signing key.
+    pub revocations: sled::Tree,
+    /// Capabilities this node issued, by id.
+    pub issued: sled::Tree,
+}
+
 impl Accounts {
     /// Opens (creating if needed) the accounts database at `path`.
     pub fn open(path: &Path) -> Result<Self, sled::Error> {
@@ -175,6 +192,15 @@ impl Accounts {
         Ok(AccountTrees {
             tokens: self.db.open_tree(TOKENS)?,
             collections: self.db.open_tree(COLLECTIONS)?,
+        })
+    }
+
+    /// The federation access state's trees.
+    pub fn access_trees(&self) -> Result<AccessTrees, sled::Error> {
+        Ok(AccessTrees {
+            policies: self.db.open_tree(POLICIES)?,
+            revocations: self.db.open_tree(REVOCATIONS)?,
+            issued: self.db.open_tree(ISSUED)?,
         })
     }
 

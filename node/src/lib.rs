@@ -20,6 +20,7 @@
 //!
 //! The crate root only declares the modules; it must not hold logic or wiring of its own.
 
+pub mod access;
 pub mod admin_token;
 pub mod backup;
 pub mod cli;

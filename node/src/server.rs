@@ -82,6 +82,9 @@ pub enum ServeError {
     /// The token store could not be opened.
     #[error("opening the token store: {0}")]
     Tokens(#[from] TokenStoreError),
+    /// The federation access state could not be opened.
+    #[error("access state: {0}")]
+    Access(#[from] crate::access::AccessStoreError),
     /// The p2p network could not start.
     #[error("starting the p2p network: {0}")]
     Network(#[from] crate::p2p::NetError),
@@ -130,7 +133,13 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         gate
     })
     .await?;
-    let visibility = Visibility::new(store.clone(), registry.clone(), tokens.clone());
+    let access = crate::access::AccessStore::open(&tokens, registry.clone())?;
+    let visibility = Visibility::new(
+        store.clone(),
+        registry.clone(),
+        tokens.clone(),
+        access.clone(),
+    );
 
     let net_stop = CancellationToken::new();
     let (net, net_events, event_loop) = crate::p2p::new(
@@ -142,6 +151,7 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
             registry: registry.clone(),
             gate,
             visibility: visibility.clone(),
+            access: access.clone(),
             usage: usage.clone(),
         },
         net_stop.clone(),
@@ -165,6 +175,7 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         registry,
         admin,
         tokens,
+        access,
         usage,
         visibility,
         net,

@@ -2,10 +2,14 @@
 //! bytes, manifests or listings of an image.
 //!
 //! It owns the join between content and collections (a block belongs to the roots that contain
-//! it, a root to the collections whose tags point at it) and the privacy flags. It must not
+//! it, a root to the collections whose tags point at it) and the answer to "is this collection
+//! private": private when its owner's signed policy, which every member holds
+//! ([`crate::access`]), says so, or when this node's own flag does. The local flag can only add
+//! privacy: no member can make public what the owning institution made private. It must not
 //! decide who may see private content: callers hold the credentials (HTTP tokens, federation
 //! membership) and ask this service only what is private.
 
+use crate::access::{AccessStore, AccessStoreError};
 use crate::registry::{Registry, RegistryError};
 use crate::store::{Store, StoreError};
 use crate::tokens::{TokenStore, TokenStoreError};
@@ -24,6 +28,9 @@ pub enum VisibilityError {
     /// The privacy flags could not be read.
     #[error("reading collection privacy: {0}")]
     Tokens(#[from] TokenStoreError),
+    /// The federation's policies could not be read.
+    #[error("reading collection policies: {0}")]
+    Access(#[from] AccessStoreError),
     /// The blocking task running the lookup failed.
     #[error("visibility lookup task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -35,15 +42,17 @@ pub struct Visibility {
     store: Store,
     registry: Registry,
     tokens: TokenStore,
+    access: AccessStore,
 }
 
 impl Visibility {
     /// Answers from these parts.
-    pub fn new(store: Store, registry: Registry, tokens: TokenStore) -> Self {
+    pub fn new(store: Store, registry: Registry, tokens: TokenStore, access: AccessStore) -> Self {
         Self {
             store,
             registry,
             tokens,
+            access,
         }
     }
 
@@ -53,21 +62,37 @@ impl Visibility {
         tokio::task::spawn_blocking(move || collections_of(&store, &reg, &cid)).await?
     }
 
-    /// Whether `collection` is private.
+    /// Whether `collection` is private: by its owner's policy or by this node's flag.
     pub async fn is_private(&self, collection: &str) -> Result<bool, VisibilityError> {
-        let (tokens, name) = (self.tokens.clone(), collection.to_owned());
-        Ok(tokio::task::spawn_blocking(move || tokens.is_private(&name)).await??)
+        let (tokens, access, name) = (
+            self.tokens.clone(),
+            self.access.clone(),
+            collection.to_owned(),
+        );
+        tokio::task::spawn_blocking(move || {
+            if tokens.is_private(&name)? {
+                return Ok(true);
+            }
+            Ok(access.policy(&name)?.is_some_and(|p| p.private))
+        })
+        .await?
     }
 
     /// Every private collection (search and listings leave them out).
     pub async fn private_collections(&self) -> Result<HashSet<String>, VisibilityError> {
-        let tokens = self.tokens.clone();
-        let all = tokio::task::spawn_blocking(move || tokens.collections()).await??;
-        Ok(all
-            .into_iter()
-            .filter(|c| c.private)
-            .map(|c| c.name)
-            .collect())
+        let (tokens, access) = (self.tokens.clone(), self.access.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut out = access.private_collections()?;
+            out.extend(
+                tokens
+                    .collections()?
+                    .into_iter()
+                    .filter(|c| c.private)
+                    .map(|c| c.name),
+            );
+            Ok(out)
+        })
+        .await?
     }
 
     /// True if anyone may have `cid`: it belongs to no collection (an `ipfs add` upload), or to

@@ -96,6 +96,9 @@ pub enum FederationRequest {
         /// Fewest distinct institutions among the k holders; the roster default when absent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         min_institutions: Option<u32>,
+        /// The founding institution's public gateway URL, if it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gateway: Option<String>,
     },
     /// Admit a newcomer from its join request line.
     Admit {
@@ -103,6 +106,9 @@ pub enum FederationRequest {
         request: String,
         /// Bytes of storage the newcomer offers.
         storage: u64,
+        /// The newcomer's public gateway URL, if it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gateway: Option<String>,
     },
     /// Change the admin set or the signature threshold (a new roster version).
     Admins {

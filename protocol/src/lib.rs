@@ -11,11 +11,13 @@
 //! - [`fetch`]: `/shubnet/fetch/1` frames, bulk leaf transfer between federation members.
 //! - [`reference`](mod@reference): `collection/name:tag@digest` and library paths, with the rules clients impose.
 //! - [`manifest`]: the signed image manifest (canonical DAG-CBOR), succession and resolution rules.
+//! - [`access`]: collection policies, capability tokens and revocations, signed by the owning institution.
 //! - [`roster`]: the federation charter: hash-chained, threshold-signed versions; join requests.
 //! - [`sif`]: SIF inspection: header, descriptors, and the image metadata a manifest carries.
 //! - [`sync`]: `/shubnet/sync/1` anti-entropy messages and gossip announcements.
 //! - [`time`]: Unix times as UTC strings.
 
+pub mod access;
 pub mod admin;
 pub mod bitswap;
 pub mod car;

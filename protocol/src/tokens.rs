@@ -208,6 +208,12 @@ pub enum TokenRequestError {
     /// No right was given.
     #[error("give at least one right; valid rights are {list}", list = valid_rights_list())]
     NoRights,
+    /// A federation capability asked for more than pull.
+    #[error("a federation token grants pull only; push and delete need a token of the owner's node")]
+    FederationPullOnly,
+    /// A federation capability's lifetime is zero or over a year.
+    #[error("a federation token lives between one second and a year")]
+    BadLifetime,
 }
 
 /// Checks a user name: the library entity rules (`a-z 0-9` runs joined by single `.`, `_`
@@ -239,6 +245,10 @@ pub struct TokenRequest {
     pub collections: Vec<String>,
     /// Rights by name (`pull`, `push`, `delete`).
     pub rights: Vec<String>,
+    /// When set, the token is a federation capability that every member checks offline, valid
+    /// for this many seconds (pull only); when absent, a token valid on this node only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federation_ttl: Option<u64>,
 }
 
 impl TokenRequest {
@@ -258,10 +268,20 @@ impl TokenRequest {
                 collections.push(p);
             }
         }
+        let rights = normalize_rights(self.rights.iter().map(String::as_str))?;
+        if let Some(ttl) = self.federation_ttl {
+            if rights != [Right::Pull] {
+                return Err(TokenRequestError::FederationPullOnly);
+            }
+            if ttl == 0 || ttl > MAX_FEDERATION_TTL {
+                return Err(TokenRequestError::BadLifetime);
+            }
+        }
         Ok(NewToken {
             user: self.user.clone(),
             collections,
-            rights: normalize_rights(self.rights.iter().map(String::as_str))?,
+            rights,
+            federation_ttl: self.federation_ttl,
         })
     }
 }
@@ -275,7 +295,13 @@ pub struct NewToken {
     pub collections: Vec<CollectionPattern>,
     /// What it allows (not empty, sorted, no duplicates).
     pub rights: Vec<Right>,
+    /// Seconds a federation capability stays valid; `None` for a node-local token.
+    pub federation_ttl: Option<u64>,
 }
+
+/// Longest life of a federation capability: a year. Revocation works before that, but a
+/// bounded life also bounds how long every member must remember a revocation.
+pub const MAX_FEDERATION_TTL: u64 = 366 * 24 * 3600;
 
 /// What is known about a token, without its secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -359,6 +385,12 @@ pub enum AuthError {
         /// The collection asked for.
         collection: String,
     },
+    /// A federation capability past its expiry.
+    #[error("token {id} has expired")]
+    Expired {
+        /// The token's id.
+        id: String,
+    },
     /// The token covers the collection but not this right.
     #[error("token {id} does not grant the {right} right")]
     MissingRight {
@@ -370,12 +402,13 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// A stable machine-readable name: `unknown`, `revoked`, `wrong_collection`,
+    /// A stable machine-readable name: `unknown`, `revoked`, `expired`, `wrong_collection`,
     /// `missing_right`.
     pub fn reason(&self) -> &'static str {
         match self {
             AuthError::Unknown => "unknown",
             AuthError::Revoked { .. } => "revoked",
+            AuthError::Expired { .. } => "expired",
             AuthError::WrongCollection { .. } => "wrong_collection",
             AuthError::MissingRight { .. } => "missing_right",
         }
@@ -454,6 +487,7 @@ mod tests {
             user: "alice".into(),
             collections: vec!["lab-a".into(), "lab-a".into(), "lab-*".into()],
             rights: vec!["push".into(), "pull".into()],
+            federation_ttl: None,
         };
         let v = ok.validate().expect("valid");
         assert_eq!(v.collections.len(), 2, "duplicates dropped");
@@ -493,6 +527,21 @@ mod tests {
                     ..ok.clone()
                 },
                 "valid rights are pull, push, delete",
+            ),
+            (
+                TokenRequest {
+                    federation_ttl: Some(3600),
+                    ..ok.clone()
+                },
+                "grants pull only",
+            ),
+            (
+                TokenRequest {
+                    rights: vec!["pull".into()],
+                    federation_ttl: Some(0),
+                    ..ok.clone()
+                },
+                "between one second and a year",
             ),
             (
                 TokenRequest {

@@ -130,6 +130,49 @@ pub fn user_token(node: &TestNode, user: &str, collection: &str, rights: &str) -
     .to_owned()
 }
 
+/// `shubnet token create --federation` on `node`: a pull token on `collection` that every
+/// member accepts; the token, shown once.
+#[track_caller]
+pub fn federation_token(node: &TestNode, user: &str, collection: &str) -> String {
+    let r = node
+        .cli(&[
+            "token",
+            "create",
+            "--federation",
+            "--user",
+            user,
+            "--collection",
+            collection,
+            "--rights",
+            "pull",
+        ])
+        .ok();
+    let t = r.out().trim().to_owned();
+    assert!(t.starts_with("shubcap1_"), "no federation token printed\n{r}");
+    t
+}
+
+/// Waits up to 30 s until `node` lists `collection` as private (its owner's policy arrived).
+#[track_caller]
+pub fn wait_private_on(node: &TestNode, collection: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let v = json_of(&node.cli(&["collection", "list", "--json"]).ok());
+        let private = v.as_array().into_iter().flatten().any(|c| {
+            c["name"].as_str() == Some(collection) && c["private"].as_bool() == Some(true)
+        });
+        if private {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{collection} never became private on {}: {v:#}",
+            node.url()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 /// `shubnet federation request --institution INST` with `node`'s keys; returns the line.
 #[track_caller]
 pub fn request(node: &TestNode, institution: &str) -> String {

@@ -246,14 +246,22 @@ async fn check_pull<B: ShubBackend>(
     if visibility::of_collection(&state.backend, &r.collection).await? == Visibility::Public {
         return Ok(false);
     }
-    auth::authorize(
+    if let Err(e) = auth::authorize(
         &state.backend,
         headers,
         "pull",
         Right::Pull,
         (&r.collection, &r.name, &r.tag),
     )
-    .await?;
+    .await
+    {
+        let mut err = ShubError::from(e);
+        let hint = visibility::OwnerHint::of(&state.backend, &r.collection).await;
+        if err.status == StatusCode::FORBIDDEN {
+            err.detail.push_str(&hint.to_string());
+        }
+        return Err(err);
+    }
     Ok(true)
 }
 

@@ -11,6 +11,7 @@
 //! the library function it names) and prints the answer.
 
 use super::client::NodeClient;
+use super::duration::parse_duration;
 use super::registry::print_outcome;
 use super::{NodeArgs, runtime};
 use anyhow::{Context, Result, bail};
@@ -30,27 +31,6 @@ pub struct LeaveArgs {
     keep_running: bool,
     #[command(flatten)]
     node: NodeArgs,
-}
-
-/// A `--timeout` that is not a duration.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a duration like 90s, 30m or 2h")]
-pub struct DurationError(String);
-
-/// Parses `90s`, `30m`, `2h` or plain seconds.
-fn parse_duration(text: &str) -> Result<Duration, DurationError> {
-    let t = text.trim();
-    let (num, mult) = match t.chars().last() {
-        Some('s') => (&t[..t.len() - 1], 1),
-        Some('m') => (&t[..t.len() - 1], 60),
-        Some('h') => (&t[..t.len() - 1], 3600),
-        _ => (t, 1),
-    };
-    num.parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .map(Duration::from_secs)
-        .ok_or_else(|| DurationError(text.to_string()))
 }
 
 /// The images still waiting, one line each (at most `max`).
@@ -201,7 +181,7 @@ async fn stop_node(client: &NodeClient, timeout: Duration) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use crate::cli::duration::parse_duration;
     use std::time::Duration;
 
     #[test]

@@ -6,6 +6,7 @@ mod backup;
 mod client;
 mod config;
 mod content;
+mod duration;
 mod inspect;
 mod keys;
 mod leave;

@@ -50,6 +50,10 @@ pub struct CreateArgs {
     /// [default: 2, or k if smaller].
     #[arg(long, value_name = "N")]
     min_institutions: Option<u32>,
+    /// This institution's public gateway URL (`https://…`), written into the roster: members
+    /// that refuse one of its private images point users there.
+    #[arg(long, value_name = "URL")]
+    gateway: Option<String>,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -68,6 +72,7 @@ impl CreateArgs {
             storage: self.storage,
             replication: self.replication,
             min_institutions: self.min_institutions,
+            gateway: self.gateway,
         };
         (self.node, req)
     }
@@ -101,6 +106,9 @@ pub enum FederationCommand {
         /// Storage the newcomer offers (e.g. 500G).
         #[arg(long, default_value = "0", value_parser = parse_size)]
         storage: u64,
+        /// The newcomer's public gateway URL (`https://…`), written into the roster.
+        #[arg(long, value_name = "URL")]
+        gateway: Option<String>,
         #[command(flatten)]
         node: NodeArgs,
     },
@@ -358,8 +366,16 @@ pub fn federation(c: FederationCommand) -> Result<()> {
         FederationCommand::Admit {
             request,
             storage,
+            gateway,
             node,
-        } => (node, FederationRequest::Admit { request, storage }),
+        } => (
+            node,
+            FederationRequest::Admit {
+                request,
+                storage,
+                gateway,
+            },
+        ),
         FederationCommand::Admins {
             add,
             remove,

@@ -12,6 +12,7 @@ use super::client::NodeClient;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use reqwest::Method;
+use shubnet_protocol::access::CAPABILITY_ID_LEN;
 use shubnet_protocol::time::utc;
 use shubnet_protocol::tokens::{CollectionInfo, CreatedToken, ID_LEN, TokenInfo, TokenRequest};
 use std::io::Write;
@@ -19,7 +20,9 @@ use std::io::Write;
 /// `shubnet token ...`.
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Create a token; prints only the 40-hex secret, which is not stored and never shown again.
+    /// Create a token; prints only the secret, which is not stored and never shown again. By
+    /// default a 40-hex token valid on this node (what sregistry clients need); with
+    /// `--federation`, a pull token that every member of the federation accepts.
     Create(CreateArgs),
     /// List tokens (never their secrets).
     List {
@@ -31,7 +34,7 @@ pub enum TokenCommand {
     },
     /// Revoke a token by the id `token list` shows.
     Revoke {
-        /// The token id (8 hex digits).
+        /// The token id (8 hex digits; 32 for a federation token).
         id: String,
         #[command(flatten)]
         node: NodeArgs,
@@ -56,6 +59,14 @@ pub struct CreateArgs {
     /// What it allows: pull (private collections), push, delete; comma-separated.
     #[arg(long, value_name = "RIGHTS")]
     pub rights: String,
+    /// Make a federation pull token: signed with this institution's key, so any member's
+    /// gateway checks it offline and serves the collections this institution owns. Revoking it
+    /// reaches every member within one sync interval.
+    #[arg(long)]
+    pub federation: bool,
+    /// How long a --federation token stays valid (e.g. 12h, 30d; at most a year).
+    #[arg(long, value_name = "DURATION", default_value = "90d", value_parser = super::duration::parse_duration)]
+    pub expires: std::time::Duration,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -116,7 +127,8 @@ pub fn token(c: TokenCommand) -> Result<()> {
         }
         TokenCommand::Revoke { id, node } => {
             let id = id.trim().to_ascii_lowercase();
-            if id.len() != ID_LEN || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let hex = id.bytes().all(|b| b.is_ascii_hexdigit());
+            if !hex || (id.len() != ID_LEN && id.len() != CAPABILITY_ID_LEN * 2) {
                 bail!(
                     "invalid token id {id:?}: ids are the {ID_LEN} hex digits in the first column \
                      of `shubnet token list` (not the token itself)"
@@ -149,6 +161,7 @@ fn create(a: CreateArgs) -> Result<()> {
             .map(|r| r.trim().to_owned())
             .filter(|r| !r.is_empty())
             .collect(),
+        federation_ttl: a.federation.then(|| a.expires.as_secs()),
     };
     // The node checks again; checking here gives the message without a round trip.
     req.validate()?;
@@ -156,8 +169,13 @@ fn create(a: CreateArgs) -> Result<()> {
     let created: CreatedToken =
         runtime()?.block_on(client.admin(Method::POST, "/tokens", json_body(&req)?))?;
     println!("{}", created.token);
+    let scope = if req.federation_ttl.is_some() {
+        "every member of the federation accepts it until it expires or is revoked"
+    } else {
+        "valid on this node"
+    };
     eprintln!(
-        "shubnet: token {} for {} ({} on {}); it is shown only this once",
+        "shubnet: token {} for {} ({} on {}); {scope}; it is shown only this once",
         created.info.id,
         created.info.user,
         join(&created.info.rights),

@@ -31,6 +31,8 @@ pub struct Parts {
     pub admin: AdminToken,
     /// User tokens and private collections.
     pub tokens: crate::tokens::TokenStore,
+    /// The federation's policies and capabilities.
+    pub access: crate::access::AccessStore,
     /// Downloads and stars; `None` if its trees could not be opened (logged at start).
     pub usage: Option<crate::usage::UsageStore>,
     /// What is private.
@@ -51,6 +53,8 @@ pub struct NodeBackend {
     admin: AdminToken,
     /// User tokens and private collections (`crate::http::tokens` implements `TokenBackend`).
     pub(crate) tokens: crate::tokens::TokenStore,
+    /// Federation policies and capabilities (`crate::http::tokens` routes tokens to it).
+    pub(crate) access: crate::access::AccessStore,
     net: crate::p2p::NetClient,
     replicator: crate::replication::Replicator,
     shutdown: tokio_util::sync::CancellationToken,
@@ -73,6 +77,7 @@ impl NodeBackend {
             registry: p.registry,
             admin: p.admin,
             tokens: p.tokens,
+            access: p.access,
             net: p.net,
             replicator: p.replicator,
             shutdown: p.shutdown,
@@ -226,6 +231,15 @@ impl VisibilityBackend for NodeBackend {
 
     async fn collection_is_private(&self, name: &str) -> Result<bool, BackendError> {
         self.visibility.is_private(name).await.map_err(hidden)
+    }
+
+    async fn owner_gateway(&self, collection: &str) -> Option<String> {
+        let (access, c) = (self.access.clone(), collection.to_owned());
+        tokio::task::spawn_blocking(move || access.owner_gateway(&c))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten()
     }
 }
 

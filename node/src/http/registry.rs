@@ -123,6 +123,7 @@ pub async fn federation_admin(
             storage,
             replication,
             min_institutions,
+            gateway,
         } => {
             let mut policy = shubnet_protocol::roster::Replication::default();
             if let Some(k) = replication {
@@ -132,10 +133,21 @@ pub async fn federation_admin(
             if let Some(m) = min_institutions {
                 policy.min_institutions = m;
             }
-            let id = reg.create_federation(&name, &institution, namespaces, storage, policy)?;
+            let id = reg.create_federation(
+                &name,
+                &institution,
+                namespaces,
+                storage,
+                policy,
+                gateway,
+            )?;
             Ok(FederationOutcome::Created { id })
         }
-        FederationRequest::Admit { request, storage } => Ok(outcome(reg.admit(&request, storage)?)),
+        FederationRequest::Admit {
+            request,
+            storage,
+            gateway,
+        } => Ok(outcome(reg.admit(&request, storage, gateway)?)),
         FederationRequest::Sign { roster } => Ok(outcome(reg.sign(&roster)?)),
         FederationRequest::Admins {
             add,

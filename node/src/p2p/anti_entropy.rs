@@ -7,7 +7,8 @@
 //! checked by `verify_next`), then compares the 256 manifest buckets, lists only those that
 //! differ, and fetches the manifests it lacks in batches, which the registry verifies with one
 //! `Verifier` per batch. A manifest whose predecessor has not arrived yet is offered again once
-//! the batch round is over. The peer's holdings come with the summary and go into the
+//! the batch round is over. Between rosters and manifests the round pulls the access records
+//! (`access_sync`). The peer's holdings come with the summary and go into the
 //! [`PeerBook`](super::peers::PeerBook).
 //!
 //! Failures are [`SyncFailure`]s. This module must not touch the swarm (it asks the event loop
@@ -43,6 +44,8 @@ const IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// Everything sync needs; cheap to clone.
 #[derive(Clone)]
 pub struct SyncCtx {
+    /// The access records exchange, run after the rosters of each round.
+    pub access: super::access_sync::AccessCtx,
     /// Opens streams to peers.
     pub control: libp2p_stream::Control,
     /// Manifests and rosters.
@@ -77,6 +80,14 @@ impl SyncCtx {
         if changed {
             let _ = self.cmds.send(Command::RosterChanged).await;
             self.events.send(NetEvent::RosterChanged);
+            // A node that just created or joined a federation turns the private flags of the
+            // collections it now owns into signed policies before it publishes anything there.
+            let access = self.access.access.clone();
+            match tokio::task::spawn_blocking(move || access.publish_local_flags()).await {
+                Ok(Err(e)) => tracing::warn!(error = %e, "private flags not published yet"),
+                Err(e) => tracing::warn!(error = %e, "private flags not published yet"),
+                Ok(Ok(_)) => {}
+            }
         }
     }
 }
@@ -227,6 +238,8 @@ pub struct Round {
     pub manifests: usize,
     /// Manifests the peer sent that were refused.
     pub refused: usize,
+    /// Access records that changed what this node enforces.
+    pub access: u32,
 }
 
 /// Most usage pages pulled from one peer in one round (the peer's cap on roots it may report).
@@ -326,6 +339,12 @@ pub async fn sync_with(ctx: &SyncCtx, peer: PeerId) -> Result<Round> {
         if new == 0 {
             break;
         }
+    }
+
+    // Access records next: a policy should be in force before the manifests it covers arrive.
+    match super::access_sync::pull(&ctx.access, peer).await {
+        Ok(n) => round.access = n,
+        Err(e) => tracing::debug!(%peer, error = %e, "access records not pulled this round"),
     }
 
     // Manifests: only the buckets that differ.

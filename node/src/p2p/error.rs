@@ -91,6 +91,9 @@ pub enum SyncFailure {
     /// The usage store failed.
     #[error(transparent)]
     Usage(#[from] UsageError),
+    /// The access store failed.
+    #[error(transparent)]
+    Access(#[from] crate::access::AccessStoreError),
     /// A blocking task panicked or was cancelled.
     #[error("task failed: {0}")]
     Task(#[from] JoinError),

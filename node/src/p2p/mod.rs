@@ -10,6 +10,8 @@
 //!   with members' addresses (from identify), for finding members' addresses. Its protocol
 //!   name needs the federation id, so it runs from the first start after create/join.
 //! - `/shubnet/sync/1` anti-entropy ([`anti_entropy`]).
+//! - `/shubnet/access/1` ([`access_sync`]): the signed collection policies and capability
+//!   revocations every member enforces, pulled in each sync round and pushed when signed.
 //! - `/shubnet/fetch/1` bulk transfer ([`fetch`]) with per-node rate limits ([`ratelimit`]).
 //! - Gating to the newest roster ([`gate`], the node's one membership source), and
 //!   reconnecting to members with backoff from persisted addresses ([`addrbook`]); names in
@@ -19,6 +21,7 @@
 //! [`NetClient`] the rest of the node uses, the [`NetEvents`] the replicator follows, and the
 //! unspawned [`EventLoop`]. This module must not import the HTTP adapter or the gateway.
 
+pub mod access_sync;
 mod addrbook;
 pub mod anti_entropy;
 mod bitswap;
@@ -107,6 +110,8 @@ pub struct NetParts {
     pub gate: gate::Gate,
     /// What is private: Bitswap gives private blocks to members only.
     pub visibility: crate::visibility::Visibility,
+    /// The federation's access records, exchanged over `/shubnet/access/1`.
+    pub access: crate::access::AccessStore,
     /// Download totals exchanged by sync and gossip; `None` when they are off.
     pub usage: Option<crate::usage::UsageStore>,
 }
@@ -184,7 +189,16 @@ pub fn new(
     if let Some(u) = &parts.usage {
         network::spawn_usage_announcer(&tasks, u.clone(), net.clone(), cfg.usage_announce);
     }
+    let access = access_sync::AccessCtx {
+        control: control.clone(),
+        access: parts.access.clone(),
+        gate: gate.clone(),
+        peers: peers.clone(),
+    };
+    access_sync::serve(&tasks, access.clone())?;
+    access_sync::spawn_pusher(&tasks, access.clone());
     let ctx = anti_entropy::SyncCtx {
+        access,
         control,
         registry: parts.registry.clone(),
         store: parts.store.clone(),

@@ -228,7 +228,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tmp");
         let (reg, _db) = registry(tmp.path());
         let fed = reg
-            .create_federation("f", "lab", vec!["*".into()], 0, Default::default())
+            .create_federation("f", "lab", vec!["*".into()], 0, Default::default(), None)
             .expect("create");
         let ms = chain(&reg, &fed, 3);
         // Head first (seq 3 arrives alone, e.g. by gossip, is refused: prev unknown).

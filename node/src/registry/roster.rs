@@ -41,6 +41,7 @@ impl Registry {
         namespaces: Vec<String>,
         storage_bytes: u64,
         replication: shubnet_protocol::roster::Replication,
+        gateway: Option<String>,
     ) -> Result<String> {
         let _w = self.lock();
         if let Some(id) = self.federation_id() {
@@ -56,7 +57,7 @@ impl Registry {
             publisher_keys: vec![keys.publisher.verifying_key().to_bytes()],
             namespaces,
             storage_bytes,
-            gateway: None,
+            gateway,
         });
         body.validate().map_err(RosterError::from)?;
         let mut signed = SignedRoster::new(body);
@@ -143,7 +144,12 @@ impl Registry {
 
     /// An admin's step: adds the member from a join request to a new roster version and signs
     /// it with this node's admin key.
-    pub fn admit(&self, request_line: &str, storage_bytes: u64) -> Result<RosterOutcome> {
+    pub fn admit(
+        &self,
+        request_line: &str,
+        storage_bytes: u64,
+        gateway: Option<String>,
+    ) -> Result<RosterOutcome> {
         let _w = self.lock();
         let req = JoinRequest::from_line(request_line.trim())?;
         let current = self.current_as_admin()?;
@@ -154,7 +160,9 @@ impl Registry {
             )));
         }
         let mut body = current.successor(now());
-        body.members.push(req.to_member(storage_bytes));
+        let mut member = req.to_member(storage_bytes);
+        member.gateway = gateway;
+        body.members.push(member);
         self.propose(current, body)
     }
 

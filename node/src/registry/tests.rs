@@ -25,6 +25,7 @@ fn fixture() -> Fixture {
             vec!["lab-a".into(), "lab-a-*".into()],
             0,
             Default::default(),
+            None,
         )
         .expect("create");
     // A second institution, lab-b, admitted by lab-a's admin key.
@@ -40,7 +41,7 @@ fn fixture() -> Fixture {
     .sign(&other.publisher)
     .expect("join request")
     .to_line();
-    match reg.admit(&line, 1 << 30).expect("admit") {
+    match reg.admit(&line, 1 << 30, None).expect("admit") {
         RosterOutcome::Accepted(r) => assert_eq!(r.body.version, 2),
         other => panic!("threshold 1 must accept at once: {other:?}"),
     }

@@ -52,6 +52,7 @@ async fn fixture(cfg: ReplicationConfig) -> (Fixture, Replicator) {
             k: 1,
             min_institutions: 1,
         },
+        None,
     )
     .expect("create");
     let fake = Arc::new(FakeTransfers::default());

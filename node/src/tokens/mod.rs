@@ -141,7 +141,7 @@ pub struct TokenStore {
 #[derive(Debug)]
 struct Inner {
     /// Keeps the `accounts/` database open for as long as the store lives.
-    _db: Accounts,
+    db: Accounts,
     tokens: sled::Tree,
     collections: sled::Tree,
     key: SealKey,
@@ -202,7 +202,7 @@ impl TokenStore {
         let trees = accounts.trees()?;
         Ok(Self {
             inner: Arc::new(Inner {
-                _db: accounts.clone(),
+                db: accounts.clone(),
                 tokens: trees.tokens,
                 collections: trees.collections,
                 key,
@@ -394,6 +394,19 @@ impl TokenStore {
             name: name.to_owned(),
             private,
         })
+    }
+
+    /// When `name`'s flag was last set, unix seconds (0 when never).
+    pub fn collection_changed(&self, name: &str) -> Result<u64> {
+        match self.inner.collections.get(name.as_bytes())? {
+            None => Ok(0),
+            Some(v) => Ok(decode_collection(name.as_bytes(), &v)?.changed),
+        }
+    }
+
+    /// The `accounts/` database, for the other parts that keep their trees in it.
+    pub fn accounts(&self) -> Accounts {
+        self.inner.db.clone()
     }
 
     /// Whether `name` is private; collections never set are public.

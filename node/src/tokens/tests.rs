@@ -45,6 +45,7 @@ fn req(user: &str, collections: &[&str], rights: &str) -> NewToken {
         user: user.into(),
         collections: collections.iter().map(|s| s.to_string()).collect(),
         rights: rights.split(',').map(str::to_owned).collect(),
+        federation_ttl: None,
     }
     .validate()
     .expect("valid request")

@@ -23,11 +23,16 @@
 
 use crate::varint;
 
+pub mod access;
 mod digest;
 mod fields;
 mod messages;
 mod wire;
 
+pub use access::{
+    ACCESS_PROTOCOL, AccessRecord, AccessRequest, AccessResponse, MAX_ACCESS_FRAME,
+    MAX_ACCESS_RECORDS, access_digest,
+};
 pub use digest::{Bucket, Summary, bucket_of, usage_digest, usage_term, xor_into};
 pub use messages::{Announcement, Request, Response};
 pub use wire::{frame, frame_len};
