@@ -9,7 +9,7 @@
 use crate::SharedState;
 use crate::backend::{RegistryBackend, TokenBackend, VisibilityBackend};
 use crate::error::{backend_response, json_error};
-use crate::visibility::may_read;
+use crate::visibility::{Visibility, may_read};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -100,20 +100,29 @@ fn manifest_response(bytes: Vec<u8>) -> Response {
     resp
 }
 
+/// A private collection's manifest is served to one authorised caller: nothing may store it.
+fn uncached_if_private(mut resp: Response, visibility: Visibility) -> Response {
+    if visibility == Visibility::Private {
+        crate::caching::Caching::Private.headers(resp.headers_mut());
+    }
+    resp
+}
+
 async fn manifest_for_tag<B: VerifyBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
     Path((collection, name, tag)): Path<(String, String, String)>,
 ) -> Response {
-    if let Err(resp) = may_read(&state, &headers, &collection).await {
-        return resp;
-    }
+    let visibility = match may_read(&state, &headers, &collection).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
     match state
         .backend
         .manifest_for_tag(&collection, &name, &tag)
         .await
     {
-        Ok(Some(bytes)) => manifest_response(bytes),
+        Ok(Some(bytes)) => uncached_if_private(manifest_response(bytes), visibility),
         Ok(None) => json_error(
             StatusCode::NOT_FOUND,
             &format!("no manifest for {collection}/{name}:{tag}"),
@@ -133,12 +142,14 @@ async fn manifest_by_cid<B: VerifyBackend>(
     };
     match state.backend.manifest_by_cid(&cid).await {
         Ok(Some(bytes)) => {
-            if let Ok(m) = Manifest::decode(&bytes)
-                && let Err(resp) = may_read(&state, &headers, &m.body.collection).await
-            {
-                return resp;
+            let mut visibility = Visibility::Public;
+            if let Ok(m) = Manifest::decode(&bytes) {
+                match may_read(&state, &headers, &m.body.collection).await {
+                    Ok(v) => visibility = v,
+                    Err(resp) => return resp,
+                }
             }
-            manifest_response(bytes)
+            uncached_if_private(manifest_response(bytes), visibility)
         }
         Ok(None) => json_error(StatusCode::NOT_FOUND, &format!("no manifest {cid}")),
         Err(e) => backend_response(&e),

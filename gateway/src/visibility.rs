@@ -139,10 +139,9 @@ pub(crate) async fn may_read<B: VisibilityBackend + TokenBackend>(
     state: &SharedState<B>,
     headers: &HeaderMap,
     collection: &str,
-) -> Result<(), Response> {
+) -> Result<Visibility, Response> {
     may_pull(&state.backend, headers, collection)
         .await
-        .map(|_| ())
         .map_err(|r| refusal_response(&r))
 }
 

@@ -72,9 +72,12 @@ async fn list<B: TokenRoutes>(
 fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, AdminError> {
     let Path(id) = path.map_err(|e| AdminError::BadRequest(e.body_text()))?;
     let id = id.to_ascii_lowercase();
-    if id.len() != ID_LEN || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+    let federation_id_len = shubnet_protocol::access::CAPABILITY_ID_LEN * 2;
+    let hex = id.bytes().all(|b| b.is_ascii_hexdigit());
+    if !hex || (id.len() != ID_LEN && id.len() != federation_id_len) {
         return Err(bad_request(format!(
-            "invalid token id {id:?}: ids are the {ID_LEN} hex digits `shubnet token list` shows"
+            "invalid token id {id:?}: ids are the {ID_LEN} hex digits (or \
+             {federation_id_len} for a federation token) `shubnet token list` shows"
         )));
     }
     Ok(id)

@@ -1,6 +1,7 @@
 //! Federation acceptance of the client APIs: images pushed on node A are pulled from
 //! node B, which did not hold them before the request, with every client of the acceptance
-//! list: the `sregistry` client (public, and private with a token of B's), Apptainer's library
+//! list: the `sregistry` client (public; private refused on B, which does not own it), Apptainer's
+//! library client (public, and private with a federation token A issued), Apptainer's library
 //! client (GetImage, DownloadImage, ConcurrentDownloadImage), the `shub://` request sequence
 //! (manifest, HEAD, Content-Length, Range, then the image) and `/ipfs/<cid>`. B serves them
 //! through its on-demand path: it fetches leaves from A over `/shubnet/fetch/1` while it
@@ -8,7 +9,7 @@
 
 use shubnet_tests::TestNode;
 use shubnet_tests::data::{assert_same_file, kubo_file};
-use shubnet_tests::fed::{TwoMembers, push, user_token};
+use shubnet_tests::fed::{TwoMembers, federation_token, push, user_token, wait_private_on};
 use shubnet_tests::golib;
 use shubnet_tests::http::{get, get_range, head};
 use shubnet_tests::sregistry::Client;
@@ -165,10 +166,10 @@ fn every_client_pull_succeeds_from_a_member_that_did_not_hold_the_image() {
     );
     assert!(r.body == want, "/ipfs bytes from B differ");
 
-    // Private: the collection is private on both nodes; B answers only a token of its own.
-    for n in [&a, &b] {
-        n.cli(&["collection", "set-private", "lab-a"]).ok();
-    }
+    // Private: A, which owns lab-a, makes it private, and B enforces it too. B's own tokens grant
+    // nothing on A's collection; a federation token A issued opens it on B.
+    a.cli(&["collection", "set-private", "lab-a"]).ok();
+    wait_private_on(&b, "lab-a");
     holds_nothing_of(&b, &secret.root);
     let (run, file) = Client::new(b.url()).pull(secret.reference());
     assert!(file.is_none(), "anonymous pull of a private image\n{run}");
@@ -177,11 +178,21 @@ fn every_client_pull_succeeds_from_a_member_that_did_not_hold_the_image() {
         .pull(secret.reference());
     assert!(file.is_none(), "pull with a wrong token\n{run}");
     let bob = user_token(&b, "bob", "lab-a", "pull");
-    let client = Client::new(b.url()).with_user("bob", &bob);
-    let (run, file) = client.pull(secret.reference());
-    let run = run.ok();
-    let file = file.unwrap_or_else(|| panic!("no private pull from B with a token\n{run}"));
-    assert_same_file(&file, &secret.file);
+    let (run, file) = Client::new(b.url()).with_user("bob", &bob).pull(secret.reference());
+    assert!(
+        file.is_none(),
+        "B's own token opened a collection A owns\n{run}"
+    );
+    let carol = federation_token(&a, "carol", "lab-a");
+    let (container, tag) = secret.container_and_tag();
+    let out = tmp.path().join("secret-from-b.sif");
+    golib::run(
+        b.url(),
+        &carol,
+        &["download", container, tag, out.to_str().expect("utf8")],
+    )
+    .ok();
+    assert_same_file(&out, &secret.file);
 
     // B may not publish into A's namespace, even with a token of its own that names it: the
     // push is refused and B keeps nothing of it.

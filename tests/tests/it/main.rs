@@ -122,6 +122,8 @@ pub fn holdings(node: &shubnet_tests::TestNode) -> Holdings {
 
 /// Private collections: manifests and listings need a user token with the pull right.
 mod private;
+/// Privacy as federation state: the owner's signed policy and tokens, on every member.
+mod private_fed;
 
 /// SIF metadata: extracted at push, signed into the manifest, shown by `shubnet inspect`.
 mod sif;
