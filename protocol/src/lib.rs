@@ -17,6 +17,7 @@
 //! - [`time`]: Unix times as UTC strings.
 
 pub mod admin;
+pub mod badleaf;
 pub mod bitswap;
 pub mod car;
 pub mod cid;

@@ -10,7 +10,8 @@
 //!   with members' addresses (from identify), for finding members' addresses. Its protocol
 //!   name needs the federation id, so it runs from the first start after create/join.
 //! - `/shubnet/sync/1` anti-entropy ([`anti_entropy`]).
-//! - `/shubnet/fetch/1` bulk transfer ([`fetch`]) with per-node rate limits ([`ratelimit`]).
+//! - `/shubnet/fetch/1` bulk transfer ([`fetch`]) with per-node rate limits ([`ratelimit`]), and
+//!   `/shubnet/badleaf/1`, a fetcher's report of a damaged leaf to its holder.
 //! - Gating to the newest roster ([`gate`], the node's one membership source), and
 //!   reconnecting to members with backoff from persisted addresses ([`addrbook`]); names in
 //!   addresses resolved at every dial ([`resolve`]).
@@ -172,6 +173,16 @@ pub fn new(
         commands: cmd_tx.clone(),
         buffers: Default::default(),
     };
+    fetch::badleaf::serve(
+        &tasks,
+        control.clone(),
+        fetch::badleaf::Server {
+            gate: gate.clone(),
+            fetch: fetch.clone(),
+            budgets: Default::default(),
+            replacing: Default::default(),
+        },
+    )?;
     let (events_tx, events) = events::events();
     let net = NetClient {
         cmds: cmd_tx.clone(),
