@@ -172,9 +172,9 @@ impl Server {
             }
             Ok(Ok(LeafCheck::Damaged)) => {
                 metrics.badleaf("damaged");
-                metrics.corrupt("report");
-                tracing::error!(%peer, %root, %leaf, "a member reported a bad leaf and the stored copy is damaged");
                 if self.replacing.start(root) {
+                    metrics.corrupt("report");
+                    tracing::error!(%peer, %root, %leaf, "a member reported a bad leaf and the stored copy is damaged");
                     let (fetch, replacing) = (self.fetch.clone(), self.replacing.clone());
                     tokio::spawn(async move {
                         if let Err(e) = replace_damaged(&fetch, root).await {
