@@ -16,8 +16,7 @@ pub use crate::tokens::TokenBackend;
 pub use shubnet_protocol::admin::{
     AddOutcome, CarImportOutcome, FederationOutcome, FederationRequest, FetchRequest, GcReport,
     ImageStatus, LeaveImage, LeaveProgress, PinInfo, PushOutcome, RepairReport, RosterChange,
-    ScrubReport,
-    Status,
+    ScrubReport, Status,
 };
 
 /// A stream of body bytes, to or from the backend.

@@ -133,7 +133,10 @@ mod tests {
         let b = r.encode();
         assert!(b.len() <= MAX_REPORT);
         assert_eq!(Report::decode(&b), Ok(r));
-        assert_eq!(Report::decode(&b[..b.len() - 1]), Err(ReportError::Truncated));
+        assert_eq!(
+            Report::decode(&b[..b.len() - 1]),
+            Err(ReportError::Truncated)
+        );
         let mut long = b.clone();
         long.push(0);
         assert_eq!(Report::decode(&long), Err(ReportError::Trailing(1)));

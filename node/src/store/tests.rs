@@ -401,7 +401,13 @@ async fn verified_blobs_are_served_without_hashing_and_the_scrub_finds_damage() 
     );
     let outcome = store.scrub_blob(&root, &mut |_| {}).expect("scrub");
     assert!(
-        matches!(outcome, ScrubOutcome::Intact { leaves: 4, bytes: 900_000 }),
+        matches!(
+            outcome,
+            ScrubOutcome::Intact {
+                leaves: 4,
+                bytes: 900_000
+            }
+        ),
         "{outcome:?}"
     );
 
@@ -419,11 +425,19 @@ async fn verified_blobs_are_served_without_hashing_and_the_scrub_finds_damage() 
     };
     // Reads trust the mark (fetchers hash what they receive); the checks do not.
     assert_eq!(
-        read_all(&store, root, 0, a.len() as u64).await.expect("read"),
+        read_all(&store, root, 0, a.len() as u64)
+            .await
+            .expect("read"),
         bytes
     );
-    assert_eq!(store.check_leaf(&root, &leaf.0).expect("check"), LeafCheck::Intact);
-    assert_eq!(store.check_leaf(&root, &leaf.1).expect("check"), LeafCheck::Damaged);
+    assert_eq!(
+        store.check_leaf(&root, &leaf.0).expect("check"),
+        LeafCheck::Intact
+    );
+    assert_eq!(
+        store.check_leaf(&root, &leaf.1).expect("check"),
+        LeafCheck::Damaged
+    );
     assert_eq!(
         store.scrub_blob(&root, &mut |_| {}).expect("scrub"),
         ScrubOutcome::Damaged { leaf: leaf.1 }
@@ -431,12 +445,21 @@ async fn verified_blobs_are_served_without_hashing_and_the_scrub_finds_damage() 
 
     assert!(store.quarantine_root(&root).await.expect("quarantine"));
     assert!(store.root_record(&root).expect("record").is_none());
-    assert!(store.block(&leaf.0).expect("lookup").is_none(), "no longer served");
+    assert!(
+        store.block(&leaf.0).expect("lookup").is_none(),
+        "no longer served"
+    );
     assert!(store.blob_verified_at(&root).expect("mark").is_none());
     assert!(files_in(&tmp.path().join("blobs")).is_empty());
     assert_eq!(files_in(&tmp.path().join("quarantine")).len(), 1);
-    assert!(store.is_pinned(&root).expect("pin"), "the pin waits for the good copy");
-    assert_eq!(store.check_leaf(&root, &leaf.0).expect("check"), LeafCheck::NotHeld);
+    assert!(
+        store.is_pinned(&root).expect("pin"),
+        "the pin waits for the good copy"
+    );
+    assert_eq!(
+        store.check_leaf(&root, &leaf.0).expect("check"),
+        LeafCheck::NotHeld
+    );
     assert!(!store.quarantine_root(&root).await.expect("again"));
 
     // The good copy comes back verified and pinned.
@@ -446,5 +469,10 @@ async fn verified_blobs_are_served_without_hashing_and_the_scrub_finds_damage() 
         .expect("add");
     assert_eq!(again, root);
     assert!(store.blob_verified_at(&root).expect("mark").is_some());
-    assert_eq!(read_all(&store, root, 0, a.len() as u64).await.expect("read"), a);
+    assert_eq!(
+        read_all(&store, root, 0, a.len() as u64)
+            .await
+            .expect("read"),
+        a
+    );
 }

@@ -158,8 +158,7 @@ impl Server {
             return Verdict::Quarantined;
         }
         let store = self.fetch.store.clone();
-        let checked =
-            tokio::task::spawn_blocking(move || store.check_leaf(&root, &leaf)).await;
+        let checked = tokio::task::spawn_blocking(move || store.check_leaf(&root, &leaf)).await;
         match checked {
             Ok(Ok(LeafCheck::Intact)) => {
                 metrics.badleaf("intact");
@@ -240,7 +239,9 @@ pub async fn replace_damaged(fetch: &FetchClient, root: Cid) -> Result<(), Repla
     tracing::info!(%root, bytes = report.bytes_received, "fetched a good copy of a damaged image");
     if let Err(e) = fetch
         .commands
-        .try_send(crate::p2p::command::Command::Publish(Announcement::Holding(root)))
+        .try_send(crate::p2p::command::Command::Publish(
+            Announcement::Holding(root),
+        ))
     {
         tracing::debug!(error = %e, "holding announcement dropped; sync will carry it");
     }
@@ -263,7 +264,9 @@ pub async fn report(control: libp2p_stream::Control, peer: PeerId, root: Cid, le
         Ok::<_, std::io::Error>(Verdict::from_byte(b[0]))
     };
     match tokio::time::timeout(TIMEOUT, exchange).await {
-        Ok(Ok(v)) => tracing::info!(%peer, %root, %leaf, verdict = ?v, "reported a bad leaf to its holder"),
+        Ok(Ok(v)) => {
+            tracing::info!(%peer, %root, %leaf, verdict = ?v, "reported a bad leaf to its holder")
+        }
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "cannot report a bad leaf"),
         Err(_) => tracing::debug!(%peer, "no answer to a bad-leaf report"),
     }
