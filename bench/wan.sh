@@ -18,13 +18,23 @@
 #   cpu_s_per_gib              CPU seconds (user+sys) of both nodes during each fetch, per GiB
 #                              moved (the proxy's own CPU is not counted). Target <= 3.0.
 #
-# Usage: bash bench/wan.sh   Env: SIZE_MIB RTTS ("0 40 100") BENCH_DIR SHM_DIR SHUBNET_BIN
-#                                  DELAY_PROXY_BIN CARGO_TARGET_DIR
+# TRANSPORT=quic runs the members over QUIC (`/udp/0/quic-v1`, TLS 1.3) instead of TCP with
+# noise and yamux, to compare the crypto's CPU per GiB; the delay proxy is TCP-only, so RTTS is
+# ignored and only the direct fetch (and the scp baselines) run.
+#
+# Usage: bash bench/wan.sh   Env: SIZE_MIB RTTS ("0 40 100") TRANSPORT (tcp|quic) BENCH_DIR
+#                                  SHM_DIR SHUBNET_BIN DELAY_PROXY_BIN CARGO_TARGET_DIR
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SIZE_MIB=${SIZE_MIB:-256}
 RTTS=${RTTS:-0 40 100}
+TRANSPORT=${TRANSPORT:-tcp}
+case $TRANSPORT in
+    tcp) LISTEN=/ip4/127.0.0.1/tcp/0 ;;
+    quic) LISTEN=/ip4/127.0.0.1/udp/0/quic-v1 RTTS="" ;;
+    *) echo "TRANSPORT is tcp or quic" >&2; exit 2 ;;
+esac
 
 need_tools curl python3 ssh-keygen
 command -v sshd >/dev/null || [[ -x /usr/sbin/sshd ]] || install_missing " for the scp baseline" openssh-server
@@ -52,14 +62,14 @@ start() {
     local data=$SHM/$name
     mkdir -p "$data"
     rm -f "$data/api.url" "$data/p2p.addrs"
-    "$BIN" serve --data-dir "$data" --http 127.0.0.1:0 --p2p /ip4/127.0.0.1/tcp/0 "$@" \
+    "$BIN" serve --data-dir "$data" --http 127.0.0.1:0 --p2p "$LISTEN" "$@" \
         >>"$WORK/$name.log" 2>&1 &
     local pid=$!
     PIDS+=("$pid")
     wait_for test -s "$data/api.url" || { cat "$WORK/$name.log" >&2; die "$name did not start"; }
     wait_for grep -q /p2p/ "$data/p2p.addrs" || die "$name has no p2p address"
     printf -v "PID_$name" '%s' "$pid"
-    printf -v "ADDR_$name" '%s' "$(grep -m1 '^/ip4/127.0.0.1/tcp/' "$data/p2p.addrs")"
+    printf -v "ADDR_$name" '%s' "$(grep -m1 "^${LISTEN%/0*}/" "$data/p2p.addrs")"
 }
 stop() {
     local v="PID_$1"

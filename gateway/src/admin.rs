@@ -17,7 +17,7 @@
 
 use crate::backend::{
     AddOutcome, CarImportOutcome, FetchRequest, GcReport, LeaveAction, LeaveProgress, PinInfo,
-    RepairReport, Status,
+    RepairReport, ScrubReport, Status,
 };
 use crate::error::{backend_response, json_error};
 use crate::{AdminAuth, BackendError, ByteStream, LifecycleBackend, SharedState, StoreBackend};
@@ -52,6 +52,7 @@ pub fn router<B: AdminBackend>() -> Router<SharedState<B>> {
         .route("/pins/{cid}", put(pin::<B>).delete(unpin::<B>))
         .route("/gc", post(gc::<B>))
         .route("/repair", post(repair::<B>))
+        .route("/scrub", post(scrub::<B>))
         .route("/status", get(status::<B>))
         .route("/backup", get(backup::<B>))
         .route(
@@ -303,6 +304,14 @@ async fn repair<B: AdminBackend>(
     State(state): State<SharedState<B>>,
 ) -> Result<Json<RepairReport>, AdminError> {
     Ok(Json(state.backend.repair().await?))
+}
+
+/// `POST /admin/v1/scrub`.
+async fn scrub<B: AdminBackend>(
+    _: Admin,
+    State(state): State<SharedState<B>>,
+) -> Result<Json<ScrubReport>, AdminError> {
+    Ok(Json(state.backend.scrub().await?))
 }
 
 fn path_cid(path: Result<Path<String>, PathRejection>) -> Result<Cid, AdminError> {

@@ -16,7 +16,7 @@ pub use crate::tokens::TokenBackend;
 pub use shubnet_protocol::admin::{
     AddOutcome, CarImportOutcome, FederationOutcome, FederationRequest, FetchRequest, GcReport,
     ImageStatus, LeaveImage, LeaveProgress, PinInfo, PushOutcome, RepairReport, RosterChange,
-    Status,
+    ScrubReport, Status,
 };
 
 /// A stream of body bytes, to or from the backend.
@@ -208,6 +208,10 @@ pub trait StoreBackend: Clone + Send + Sync + 'static {
 
     /// Checks every blob against its CID and rebuilds the index from `blobs/` alone.
     fn repair(&self) -> impl Future<Output = Result<RepairReport, BackendError>> + Send;
+
+    /// Re-hashes every stored blob against its CIDs now; damaged ones are quarantined and
+    /// fetched again from other members.
+    fn scrub(&self) -> impl Future<Output = Result<ScrubReport, BackendError>> + Send;
 
     /// The node's cold backup (keys, config, log, token records) as a tar stream.
     fn backup(&self) -> impl Future<Output = Result<ByteStream, BackendError>> + Send;

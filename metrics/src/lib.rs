@@ -75,6 +75,30 @@ pub struct Metrics {
     pub rejected: Family<RejectLabels, Counter>,
     /// Image downloads served over HTTP (requests that start at byte 0).
     pub downloads: Counter,
+    /// Leaves the scrub hashed against their CIDs.
+    pub scrub_blocks: Counter,
+    /// Bytes the scrub read and hashed.
+    pub scrub_bytes: Counter,
+    /// Damaged leaves found, by who found them (`scrub` or `report`).
+    pub corrupt_found: Family<FoundLabels, Counter>,
+    /// Blobs moved to `quarantine/`.
+    pub quarantined: Counter,
+    /// Bad-leaf reports received from members, by outcome.
+    pub badleaf_reports: Family<OutcomeLabels, Counter>,
+}
+
+/// Labels of a damage finding.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FoundLabels {
+    /// `scrub` or `report`.
+    pub by: String,
+}
+
+/// Labels of a handled report.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// A fixed, machine-readable outcome.
+    pub outcome: String,
 }
 
 fn latency_histogram() -> Histogram {
@@ -95,6 +119,11 @@ impl Metrics {
             store_bytes: Gauge::default(),
             rejected: Family::default(),
             downloads: Counter::default(),
+            scrub_blocks: Counter::default(),
+            scrub_bytes: Counter::default(),
+            corrupt_found: Family::default(),
+            quarantined: Counter::default(),
+            badleaf_reports: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -138,6 +167,31 @@ impl Metrics {
             "Image downloads served over HTTP",
             m.downloads.clone(),
         );
+        registry.register(
+            "scrub_blocks",
+            "Leaves the scrub hashed against their CIDs",
+            m.scrub_blocks.clone(),
+        );
+        registry.register(
+            "scrub_bytes",
+            "Bytes the scrub read and hashed",
+            m.scrub_bytes.clone(),
+        );
+        registry.register(
+            "corrupt_blocks_found",
+            "Damaged leaves found in the store, by who found them (scrub, report)",
+            m.corrupt_found.clone(),
+        );
+        registry.register(
+            "quarantined_blobs",
+            "Blobs moved to quarantine/ after failing their check",
+            m.quarantined.clone(),
+        );
+        registry.register(
+            "badleaf_reports",
+            "Bad-leaf reports received from members, by outcome",
+            m.badleaf_reports.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -157,6 +211,22 @@ impl Metrics {
             .get_or_create(&RejectLabels {
                 kind: kind.to_owned(),
                 reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a damaged leaf found `by` the scrub or a member's report.
+    pub fn corrupt(&self, by: &str) {
+        self.corrupt_found
+            .get_or_create(&FoundLabels { by: by.to_owned() })
+            .inc();
+    }
+
+    /// Counts a bad-leaf report handled with `outcome`.
+    pub fn badleaf(&self, outcome: &str) {
+        self.badleaf_reports
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
             })
             .inc();
     }

@@ -20,6 +20,9 @@ const ROOTS: &str = "roots-1";
 const PINS: &str = "pins-1";
 /// Store: root CID → unix seconds until which unpinned content is kept (deleted images).
 const RETAINED: &str = "retained-1";
+/// Store: root CID → unix seconds when every leaf of its blob last hashed to its CID (at
+/// import, on receipt, or by the scrub); absent means the blob is hashed as it is read.
+const VERIFIED: &str = "verified-1";
 /// Registry: roster version (u64 big-endian) → signed roster encoding.
 const ROSTERS: &str = "rosters-1";
 /// Registry: manifest CID → signed manifest encoding.
@@ -67,6 +70,8 @@ pub struct StoreTrees {
     pub pins: sled::Tree,
     /// Unpinned images kept until a deadline.
     pub retained: sled::Tree,
+    /// Blobs whose leaves were all hashed against their CIDs, and when.
+    pub verified: sled::Tree,
 }
 
 /// The registry's trees.
@@ -119,6 +124,7 @@ impl Index {
             roots: self.db.open_tree(ROOTS)?,
             pins: self.db.open_tree(PINS)?,
             retained: self.db.open_tree(RETAINED)?,
+            verified: self.db.open_tree(VERIFIED)?,
         })
     }
 

@@ -35,6 +35,7 @@ pub mod p2p;
 pub mod paths;
 pub mod registry;
 pub mod replication;
+pub mod scrub;
 pub mod secrets;
 pub mod server;
 pub mod store;

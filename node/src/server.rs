@@ -42,6 +42,8 @@ pub struct ServeConfig {
     pub p2p: crate::p2p::P2pConfig,
     /// Placement, mirror policy and repair timing (`config.toml` `[replication]`).
     pub replication: crate::config::ReplicationConfig,
+    /// The background scrub (`config.toml` `[scrub]`).
+    pub scrub: crate::config::ScrubConfig,
     /// Also serve HTTPS, with this certificate and key, on this address.
     pub tls: Option<TlsFlags>,
     /// After SIGTERM (or `shubnet leave`), how long in-flight requests may run before they are
@@ -168,6 +170,8 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         replication_stop.clone(),
     );
     let replication = replicator.spawn(net_events);
+    let scrubber = crate::scrub::Scrubber::new(store.clone(), net.fetch().clone(), cfg.scrub);
+    let scrubbing = scrubber.clone().spawn(replication_stop.clone());
 
     let stop = CancellationToken::new();
     let backend = NodeBackend::new(Parts {
@@ -181,6 +185,7 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         net,
         replicator,
         shutdown: stop.clone(),
+        scrubber,
     });
     let expiry = tokio::spawn(crate::http::backend::sweep_uploads_forever(
         backend.clone(),
@@ -223,6 +228,9 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     replication_stop.cancel();
     if tokio::time::timeout(STOP_WAIT, replication).await.is_err() {
         tracing::warn!("the replicator did not stop in time");
+    }
+    if tokio::time::timeout(STOP_WAIT, scrubbing).await.is_err() {
+        tracing::warn!("the scrub did not stop in time");
     }
     net_stop.cancel();
     if tokio::time::timeout(STOP_WAIT, network).await.is_err() {

@@ -66,6 +66,30 @@ impl RepairReport {
     }
 }
 
+/// The result of `shubnet scrub`: every stored blob re-hashed against its CIDs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScrubReport {
+    /// Blobs checked.
+    pub checked: u64,
+    /// Leaves hashed.
+    pub leaves: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Root CIDs of damaged blobs, moved to `quarantine/`.
+    pub damaged: Vec<String>,
+    /// Of those, the ones whose good copy was fetched again from another member.
+    pub refetched: Vec<String>,
+    /// Of those, the ones not fetched again yet, each with the reason.
+    pub not_refetched: Vec<String>,
+}
+
+impl ScrubReport {
+    /// True when no blob was damaged.
+    pub fn is_clean(&self) -> bool {
+        self.damaged.is_empty()
+    }
+}
+
 /// One pinned root.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PinInfo {

@@ -19,6 +19,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod badleaf;
 pub mod bitswap;
 pub mod car;
 pub mod cid;

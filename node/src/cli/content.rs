@@ -1,4 +1,4 @@
-//! Content commands: `cid`, `add`, `cat`, `car`, `pin`, `gc`, `repair`.
+//! Content commands: `cid`, `add`, `cat`, `car`, `pin`, `gc`, `repair`, `scrub`.
 //!
 //! It must not implement node behaviour: it parses arguments, asks the node (its admin API, or
 //! the library function it names) and prints the answer.
@@ -9,7 +9,9 @@ use super::progress::{self, file_body};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use futures::StreamExt;
-use shubnet_protocol::admin::{AddOutcome, CarImportOutcome, GcReport, PinInfo, RepairReport};
+use shubnet_protocol::admin::{
+    AddOutcome, CarImportOutcome, GcReport, PinInfo, RepairReport, ScrubReport,
+};
 use shubnet_protocol::unixfs::{Layout, import_reader};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -324,4 +326,29 @@ pub fn repair(a: NodeOnly) -> Result<()> {
         }
         bail!("{} damaged blob(s) found", r.damaged.len())
     }
+}
+
+/// `shubnet scrub`.
+pub fn scrub(a: NodeOnly) -> Result<()> {
+    let client = NodeClient::new(&a.node)?;
+    let r: ScrubReport =
+        runtime()?.block_on(client.admin(reqwest::Method::POST, "/scrub", None))?;
+    println!(
+        "scrub: checked {} blob(s), {} leaves, {} bytes",
+        r.checked, r.leaves, r.bytes
+    );
+    if r.is_clean() {
+        println!("scrub: no damage");
+        return Ok(());
+    }
+    for d in &r.damaged {
+        println!("damaged {d} (moved to quarantine/)");
+    }
+    for d in &r.refetched {
+        println!("refetched {d} from another member");
+    }
+    for d in &r.not_refetched {
+        println!("not refetched yet: {d}");
+    }
+    bail!("{} damaged blob(s) found", r.damaged.len())
 }

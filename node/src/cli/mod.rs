@@ -123,6 +123,12 @@ pub enum Command {
     Gc(content::NodeOnly),
     /// Check every blob against its CID and rebuild the index from blobs/.
     Repair(content::NodeOnly),
+    /// Re-hash every stored blob against its CIDs now, while the node serves. Blobs are hashed
+    /// when they arrive, not each time they are served, so this (and the background scrub,
+    /// `[scrub]` in config.toml) is what finds disk damage. A damaged blob is moved to
+    /// quarantine/, no longer served or listed as held, and fetched again from another member.
+    /// Exits non-zero if any blob was damaged.
+    Scrub(content::NodeOnly),
     /// Show connected peers, the roster version, and each image's holders against its
     /// replication target (under-replicated images first).
     Status(status::StatusArgs),
@@ -192,6 +198,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Collection(c) => tokens::collection(c),
         Command::Gc(a) => content::gc(a),
         Command::Repair(a) => content::repair(a),
+        Command::Scrub(a) => content::scrub(a),
         Command::Status(a) => status::status(a),
         Command::Config(c) => config::config(c),
         Command::Backup(a) => backup::backup(a),

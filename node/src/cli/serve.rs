@@ -179,6 +179,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
                 .unwrap_or(crate::p2p::DEFAULT_PUBLIC_UPLOAD_LIMIT),
         },
         replication: file.replication.clone(),
+        scrub: file.scrub.clone(),
         gateway: GatewayConfig {
             allow_remote_admin: a.allow_remote_admin || file.http.allow_remote_admin == Some(true),
             max_upload_bytes: a

@@ -49,6 +49,46 @@ pub struct NodeConfig {
     /// What this node holds for the federation beyond its placements, and repair timing.
     #[serde(default)]
     pub replication: ReplicationConfig,
+    /// The background re-check of stored blobs against their CIDs.
+    #[serde(default, skip_serializing_if = "ScrubConfig::is_default")]
+    pub scrub: ScrubConfig,
+}
+
+/// `[scrub]`: how often and how fast stored blobs are re-hashed against their CIDs. Reads do
+/// not hash blobs verified at import or on receipt, so this is what finds disk damage on
+/// images nobody fetches.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ScrubConfig {
+    /// Seconds after a blob's last check before the scheduled scrub re-hashes it; 0 turns the
+    /// scheduled scrub off (`shubnet scrub` still works).
+    #[serde(default = "default_scrub_interval")]
+    pub interval_secs: u64,
+    /// Bytes per second the scheduled scrub reads at most.
+    #[serde(default = "default_scrub_rate")]
+    pub rate_bytes_per_sec: u64,
+}
+
+fn default_scrub_interval() -> u64 {
+    30 * 24 * 3600
+}
+fn default_scrub_rate() -> u64 {
+    32 * 1024 * 1024
+}
+
+impl Default for ScrubConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: default_scrub_interval(),
+            rate_bytes_per_sec: default_scrub_rate(),
+        }
+    }
+}
+
+impl ScrubConfig {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// Replication settings that are this node's own choice (the factor k is the roster's).

@@ -308,6 +308,28 @@ pub const OPTIONS: &[Opt] = &[
         flag: None,
         doc: "Seconds between placement checks (new manifests also start one at once).",
     },
+    Opt {
+        section: "scrub",
+        key: "interval_secs",
+        kind: Kind::Integer,
+        default: "2592000",
+        env: "SHUBNET_SCRUB_INTERVAL",
+        flag: None,
+        doc: "Seconds after a blob's last check before the background scrub re-hashes every \
+              leaf against its CID (blobs are hashed at import and on receipt, not when \
+              served). A damaged blob is quarantined and fetched again from another member. \
+              0 turns the scheduled scrub off; `shubnet scrub` still runs one at once.",
+    },
+    Opt {
+        section: "scrub",
+        key: "rate_bytes_per_sec",
+        kind: Kind::Integer,
+        default: "33554432",
+        env: "SHUBNET_SCRUB_RATE",
+        flag: None,
+        doc: "Bytes per second the background scrub reads at most (32 MiB/s by default, about \
+              a tenth of a core); 0 means unlimited.",
+    },
 ];
 
 /// The option reference in Markdown, as `docs/config-reference.md` holds it.

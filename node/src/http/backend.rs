@@ -14,7 +14,7 @@ use shubnet_gateway::backend::{
     AddOutcome, AdminAuth, BackendError, ByteStream, CarImportOutcome, ContentBackend,
     FederationOutcome, FederationRequest, FederationView, GcReport, LeaveProgress,
     LifecycleBackend, MetricsBackend, NotReady, PinInfo, PublishBackend, PushOutcome,
-    RegistryBackend, RepairReport, Status, StoreBackend, UploadBackend, UsageBackend,
+    RegistryBackend, RepairReport, ScrubReport, Status, StoreBackend, UploadBackend, UsageBackend,
     VisibilityBackend,
 };
 use shubnet_gateway::search::{CollectionSummary, SearchPage, SearchQuery, Usage};
@@ -43,6 +43,8 @@ pub struct Parts {
     pub replicator: crate::replication::Replicator,
     /// Cancelled to stop the node gracefully (SIGTERM, or the admin API's shutdown).
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Re-hashes stored blobs (`shubnet scrub`).
+    pub scrubber: crate::scrub::Scrubber,
 }
 
 /// The node as the HTTP layer sees it.
@@ -58,6 +60,7 @@ pub struct NodeBackend {
     net: crate::p2p::NetClient,
     replicator: crate::replication::Replicator,
     shutdown: tokio_util::sync::CancellationToken,
+    scrubber: crate::scrub::Scrubber,
     usage: Option<crate::usage::UsageStore>,
     /// The slow `/metrics` gauges' refresh state.
     observer: crate::http::observe::Observer,
@@ -81,6 +84,7 @@ impl NodeBackend {
             net: p.net,
             replicator: p.replicator,
             shutdown: p.shutdown,
+            scrubber: p.scrubber,
             usage: p.usage,
             visibility: p.visibility,
         }
@@ -328,6 +332,10 @@ impl StoreBackend for NodeBackend {
             indexed_blocks: r.indexed_blocks,
             removed_partials: r.removed_partials,
         })
+    }
+
+    async fn scrub(&self) -> Result<ScrubReport, BackendError> {
+        self.scrubber.scrub_all().await.map_err(conv)
     }
 
     async fn backup(&self) -> Result<ByteStream, BackendError> {

@@ -12,7 +12,8 @@
 //! - `/shubnet/sync/1` anti-entropy ([`anti_entropy`]).
 //! - `/shubnet/access/1` ([`access_sync`]): the signed collection policies and capability
 //!   revocations every member enforces, pulled in each sync round and pushed when signed.
-//! - `/shubnet/fetch/1` bulk transfer ([`fetch`]) with per-node rate limits ([`ratelimit`]).
+//! - `/shubnet/fetch/1` bulk transfer ([`fetch`]) with per-node rate limits ([`ratelimit`]), and
+//!   `/shubnet/badleaf/1`, a fetcher's report of a damaged leaf to its holder.
 //! - Gating to the newest roster ([`gate`], the node's one membership source), and
 //!   reconnecting to members with backoff from persisted addresses ([`addrbook`]); names in
 //!   addresses resolved at every dial ([`resolve`]).
@@ -177,6 +178,16 @@ pub fn new(
         commands: cmd_tx.clone(),
         buffers: Default::default(),
     };
+    fetch::badleaf::serve(
+        &tasks,
+        control.clone(),
+        fetch::badleaf::Server {
+            gate: gate.clone(),
+            fetch: fetch.clone(),
+            budgets: Default::default(),
+            replacing: Default::default(),
+        },
+    )?;
     let (events_tx, events) = events::events();
     let net = NetClient {
         cmds: cmd_tx.clone(),

@@ -416,14 +416,11 @@ impl Store {
             if let Some(nodes) = sidecar {
                 write_sidecar(&blobs_dir, &root, &nodes)?;
             }
-            if dest.exists() {
-                // Same name means same content; keep the existing blob.
-                remove_quietly(&temp);
-            } else {
-                std::fs::rename(&temp, &dest).map_err(|e| {
-                    StoreError::io(format!("moving the blob into {}", dest.display()), e)
-                })?;
-            }
+            // Same name means same content; the new copy replaces an existing one, since it
+            // is the one just hashed (the old one may have been damaged since its own check).
+            std::fs::rename(&temp, &dest).map_err(|e| {
+                StoreError::io(format!("moving the blob into {}", dest.display()), e)
+            })?;
             sync_dir(&blobs_dir)
         })
         .await
@@ -448,7 +445,8 @@ impl Store {
         Ok((s.root, s.record, newly_pinned))
     }
 
-    /// Writes a blob's blocks and root record into the index.
+    /// Writes a blob's blocks and root record into the index and marks the blob verified
+    /// (`verified.rs`): every caller has just hashed each of its leaves.
     pub(super) fn index_blob(
         &self,
         root: &Cid,
@@ -474,7 +472,8 @@ impl Store {
             .roots
             .insert(root.to_bytes(), record.encode())
             .map_err(sled_err)?;
-        Ok(())
+        // Every caller has just hashed each leaf of the blob against its CID.
+        self.mark_blob_verified(root)
     }
 }
 

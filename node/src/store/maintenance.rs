@@ -110,7 +110,7 @@ impl Store {
     }
 
     /// Removes the index entries of one root's DAG, found by walking it from the root.
-    fn unindex_root(&self, root: &Cid) -> Result<()> {
+    pub(super) fn unindex_root(&self, root: &Cid) -> Result<()> {
         let mut stack = vec![*root];
         let mut batch = sled::Batch::default();
         let mut seen = HashSet::new();
@@ -152,9 +152,7 @@ impl Store {
         };
         let known: HashSet<Cid> = self.roots()?.into_iter().map(|(c, _)| c).collect();
         self.inner.blocks.clear().map_err(sled_err)?;
-        if let Ok(mut m) = self.inner.verified.lock() {
-            m.clear();
-        }
+        self.forget_all_verified()?;
         self.inner.roots.clear().map_err(sled_err)?;
         let blobs = self.inner.dir.blobs();
         let mut present = HashSet::new();
@@ -232,7 +230,10 @@ impl Store {
         Ok(n)
     }
 
-    fn quarantine(&self, root: &Cid, blob: &Path, sidecar: &Path) -> Result<()> {
+    /// Moves a damaged blob (and its sidecar) to `quarantine/`, kept for inspection.
+    pub(super) fn quarantine(&self, root: &Cid, blob: &Path, sidecar: &Path) -> Result<()> {
+        shubnet_metrics::global().quarantined.inc();
+        self.forget_verified(root);
         let q = self.inner.dir.quarantine();
         let dest = q.join(format!("{root}.{}", unix_now()));
         std::fs::rename(blob, &dest)

@@ -19,9 +19,12 @@ mod maintenance;
 pub mod partial;
 mod read;
 mod retention;
+mod scrub;
 pub mod tables;
+mod verified;
 
 pub use import::{CarImported, FetchedDag};
+pub use scrub::{LeafCheck, ScrubOutcome};
 
 use crate::clock::unix_now;
 use crate::db::Index;
@@ -135,6 +138,8 @@ struct Inner {
     roots: sled::Tree,
     pins: sled::Tree,
     retained: sled::Tree,
+    /// Blobs verified whole, and when (see `verified.rs`).
+    verified_blobs: sled::Tree,
     layout: Layout,
     maintenance: tokio::sync::RwLock<()>,
     temp_counter: AtomicU64,
@@ -171,6 +176,7 @@ impl Store {
                 roots: trees.roots,
                 pins: trees.pins,
                 retained: trees.retained,
+                verified_blobs: trees.verified,
                 index: db,
                 dir,
                 layout: Layout::default(),

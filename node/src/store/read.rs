@@ -1,11 +1,12 @@
 //! Reading content back: single blocks, and file byte ranges walked through the DAG. Every byte
 //! served is hashed against its block's CID first, so disk damage is refused, not passed on.
 //!
-//! Hashing is the costliest part of serving a file (about 1 s per GiB per core), so when a file
-//! range is streamed each leaf's verification is remembered for the life of the process: a leaf
-//! is hashed the first time this process reads it from its blob, and repeated downloads of a
-//! popular image then stream at disk/page-cache speed. Single blocks (`?format=raw`, CAR,
-//! bitswap) are always hashed. `shubnet repair` re-hashes everything from disk.
+//! Hashing is the costliest part of serving a file (about 1 s per GiB per core), so a leaf of a
+//! blob that is marked verified (`verified.rs`: every leaf hashed right at import, on receipt or
+//! by the scrub) is served without hashing it again; leaves of unmarked blobs are hashed the
+//! first time this process reads them. Damage after the mark is found by the scrub, or by a
+//! fetcher, which hashes every leaf it receives and reports a bad one. `shubnet repair`
+//! re-hashes everything from disk.
 //!
 //! Owns reading blobs. Must not write anything but the in-memory record of verified leaves.
 
@@ -15,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use shubnet_protocol::Cid;
 use shubnet_protocol::cid::verify;
 use shubnet_protocol::unixfs::FileNode;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
@@ -28,14 +29,17 @@ impl Store {
         let Some((root, loc)) = self.locate(cid)? else {
             return Ok(None);
         };
-        let bytes = match loc {
-            Location::Inline(b) => Bytes::from(b),
+        let (bytes, marked) = match loc {
+            Location::Inline(b) => (Bytes::from(b), false),
             Location::Blob { offset, len } => {
                 let f = self.open_blob(&root)?;
-                read_at(&f, offset, len as usize, &root)?
+                let bytes = read_at(&f, offset, len as usize, &root)?;
+                (bytes, self.leaf_verified(&root, offset))
             }
         };
-        verify(cid, &bytes).map_err(|_| StoreError::Corrupt(*cid))?;
+        if !marked {
+            verify(cid, &bytes).map_err(|_| StoreError::Corrupt(*cid))?;
+        }
         Ok(Some(bytes))
     }
 
@@ -191,36 +195,7 @@ impl Store {
         }
         Ok(())
     }
-
-    /// True if the leaf at `offset` of `blob` was hashed since this process opened the store.
-    fn leaf_verified(&self, blob: &Cid, offset: u64) -> bool {
-        self.inner
-            .verified
-            .lock()
-            .map(|m| m.get(blob).is_some_and(|s| s.contains(&offset)))
-            .unwrap_or(false)
-    }
-
-    fn mark_leaf_verified(&self, blob: &Cid, offset: u64) {
-        if let Ok(mut m) = self.inner.verified.lock() {
-            let total: usize = m.values().map(HashSet::len).sum();
-            if total >= MAX_VERIFIED_LEAVES {
-                m.clear();
-            }
-            m.entry(*blob).or_default().insert(offset);
-        }
-    }
-
-    /// Forgets verifications of a blob that was removed or quarantined.
-    pub(super) fn forget_verified(&self, blob: &Cid) {
-        if let Ok(mut m) = self.inner.verified.lock() {
-            m.remove(blob);
-        }
-    }
 }
-
-/// Bound on remembered leaf verifications (about 16 bytes each): 4 Mi leaves cover 1 TiB.
-const MAX_VERIFIED_LEAVES: usize = 4 << 20;
 
 fn read_at(f: &File, offset: u64, len: usize, blob: &Cid) -> Result<Bytes> {
     let mut buf = BytesMut::zeroed(len);

@@ -202,9 +202,10 @@ async fn repair_rebuilds_a_deleted_index_and_quarantines_damage() {
     let mut bytes = std::fs::read(&pb).expect("read");
     bytes[5] ^= 0xff;
     std::fs::write(&pb, &bytes).expect("write");
-    assert!(
-        matches!(store.block(&rb), Err(StoreError::Corrupt(_))),
-        "damage is refused on read"
+    assert_eq!(
+        store.scrub_blob(&rb, &mut |_| {}).expect("scrub"),
+        ScrubOutcome::Damaged { leaf: rb },
+        "the scrub finds the damage"
     );
     let report = store.repair().await.expect("repair");
     assert_eq!(report.checked, 2);
@@ -383,4 +384,95 @@ async fn a_partial_download_hashes_the_whole_file_whatever_the_order() {
             .expect("read");
         assert!(back == bytes, "case {case}: stored bytes differ");
     }
+}
+
+#[tokio::test]
+async fn verified_blobs_are_served_without_hashing_and_the_scrub_finds_damage() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = open(tmp.path()).await;
+    let a = data(900_000, 9);
+    let (root, _) = store
+        .add_stream(stream_of(a.clone(), 1 << 16))
+        .await
+        .expect("add");
+    assert!(
+        store.blob_verified_at(&root).expect("mark").is_some(),
+        "an import marks its blob verified"
+    );
+    let outcome = store.scrub_blob(&root, &mut |_| {}).expect("scrub");
+    assert!(
+        matches!(
+            outcome,
+            ScrubOutcome::Intact {
+                leaves: 4,
+                bytes: 900_000
+            }
+        ),
+        "{outcome:?}"
+    );
+
+    // One bit flipped in the third leaf, on disk.
+    let blob = tmp.path().join("blobs").join(root.to_string());
+    let mut bytes = std::fs::read(&blob).expect("read");
+    bytes[600_000] ^= 0x01;
+    std::fs::write(&blob, &bytes).expect("write");
+    let leaf = {
+        let nodes = crate::p2p::fetch::server::stored_nodes(&store, &root).expect("nodes");
+        let map: std::collections::HashMap<_, _> = nodes.into_iter().collect();
+        let table = shubnet_protocol::fetch::leaf_table(&root, &map, None).expect("table");
+        assert_eq!(table.len(), 4);
+        (table[0].cid, table[2].cid)
+    };
+    // Reads trust the mark (fetchers hash what they receive); the checks do not.
+    assert_eq!(
+        read_all(&store, root, 0, a.len() as u64)
+            .await
+            .expect("read"),
+        bytes
+    );
+    assert_eq!(
+        store.check_leaf(&root, &leaf.0).expect("check"),
+        LeafCheck::Intact
+    );
+    assert_eq!(
+        store.check_leaf(&root, &leaf.1).expect("check"),
+        LeafCheck::Damaged
+    );
+    assert_eq!(
+        store.scrub_blob(&root, &mut |_| {}).expect("scrub"),
+        ScrubOutcome::Damaged { leaf: leaf.1 }
+    );
+
+    assert!(store.quarantine_root(&root).await.expect("quarantine"));
+    assert!(store.root_record(&root).expect("record").is_none());
+    assert!(
+        store.block(&leaf.0).expect("lookup").is_none(),
+        "no longer served"
+    );
+    assert!(store.blob_verified_at(&root).expect("mark").is_none());
+    assert!(files_in(&tmp.path().join("blobs")).is_empty());
+    assert_eq!(files_in(&tmp.path().join("quarantine")).len(), 1);
+    assert!(
+        store.is_pinned(&root).expect("pin"),
+        "the pin waits for the good copy"
+    );
+    assert_eq!(
+        store.check_leaf(&root, &leaf.0).expect("check"),
+        LeafCheck::NotHeld
+    );
+    assert!(!store.quarantine_root(&root).await.expect("again"));
+
+    // The good copy comes back verified and pinned.
+    let (again, _) = store
+        .add_stream(stream_of(a.clone(), 1 << 16))
+        .await
+        .expect("add");
+    assert_eq!(again, root);
+    assert!(store.blob_verified_at(&root).expect("mark").is_some());
+    assert_eq!(
+        read_all(&store, root, 0, a.len() as u64)
+            .await
+            .expect("read"),
+        a
+    );
 }

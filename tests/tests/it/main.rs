@@ -37,6 +37,10 @@ mod attacks;
 /// rate limits, resumption.
 mod fetch;
 
+/// Damage to a verified blob found by `shubnet scrub` or a fetcher's bad-leaf report:
+/// quarantined and fetched again.
+mod scrub;
+
 /// Key files readable by others keep the node from starting.
 mod key_files;
 

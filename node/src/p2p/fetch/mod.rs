@@ -1,12 +1,14 @@
 //! `/shubnet/fetch/1`: bulk transfer of image leaves between federation members (wire format in
 //! [`shubnet_protocol::fetch`]). [`server`] answers members only, from complete blobs and from
 //! partial downloads; [`client`] splits an image across every holder, verifies each leaf before
-//! it is written, resumes after drops and restarts, and streams byte ranges for on-demand reads.
+//! it is written, resumes after drops and restarts, and streams byte ranges for on-demand reads;
+//! [`badleaf`] carries a fetcher's report of a damaged leaf back to its holder.
 //!
 //! This module owns the framing both sides share ([`read_frame`], [`write_frame`],
 //! [`WireError`]), the leaf [`BufferPool`] and the open [`Partials`]; it must not decide who may
 //! fetch (the server asks the gate) nor what to fetch (the replicator and the HTTP adapter do).
 
+pub mod badleaf;
 pub mod client;
 pub mod schedule;
 pub mod server;

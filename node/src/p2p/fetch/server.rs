@@ -1,7 +1,9 @@
 //! The `/shubnet/fetch/1` server: answers roster members only (everything on this protocol is
 //! federation-only; others get an error frame and the stream closes). Serves complete blobs and
-//! the verified leaves of partial downloads; every leaf is hashed against its CID as it is read,
-//! so damaged bytes never leave. Sends pass through the node's upload limit.
+//! the verified leaves of partial downloads. Leaves of blobs the store marks verified are sent
+//! without hashing them again (fetchers hash every leaf and report a damaged one through
+//! [`super::badleaf`]); others are hashed as they are read. Sends pass through the node's
+//! upload limit.
 //!
 //! A declined request is a [`Refusal`], whose text goes to the peer in `Frame::Error`. This
 //! module only reads: it must not write the store or the partial downloads (the client fills
@@ -242,8 +244,8 @@ impl Server {
                 end,
             });
         }
-        // Leaves are read (and hashed) on a blocking thread a few ahead of the stream, into
-        // buffers that go back to the pool once sent.
+        // Leaves are read (and, unless marked verified, hashed) on a blocking thread a few
+        // ahead of the stream, into buffers that go back to the pool once sent.
         let (tx, mut rx) =
             tokio::sync::mpsc::channel::<Result<(u64, Vec<u8>), Refusal>>(READ_AHEAD);
         let store = self.store.clone();

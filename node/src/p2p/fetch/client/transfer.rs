@@ -341,6 +341,15 @@ impl FetchClient {
             }
             Ok(false) => {
                 shubnet_metrics::global().reject("block", "hash_mismatch");
+                if let Some(leaf) = t.partial.leaves().get(index as usize) {
+                    let report = crate::p2p::fetch::badleaf::report(
+                        self.control.clone(),
+                        peer,
+                        *t.partial.root(),
+                        leaf.cid,
+                    );
+                    tokio::spawn(report);
+                }
                 Err(RunEnd::Bad(format!(
                     "sent a block for leaf {index} of {} that does not match its CID",
                     t.partial.root()
