@@ -171,6 +171,7 @@ pub fn new(
         download: limits.download.clone(),
         commands: cmd_tx.clone(),
         buffers: Default::default(),
+        sessions: Default::default(),
     };
     let (events_tx, events) = events::events();
     let net = NetClient {
