@@ -23,7 +23,7 @@ const LOG: &str = "info,shubnet_node::p2p=debug";
 
 /// The node's `/ip4/127.0.0.1/tcp/PORT/p2p/ID` address.
 #[track_caller]
-fn p2p_addr(node: &TestNode) -> String {
+pub(crate) fn p2p_addr(node: &TestNode) -> String {
     let path = node.data_dir().join("p2p.addrs");
     poll_until(P2P_TIMEOUT, "the node's p2p address", || {
         std::fs::read_to_string(&path).ok().and_then(|t| {
@@ -35,7 +35,7 @@ fn p2p_addr(node: &TestNode) -> String {
     })
 }
 
-fn tcp_of(addr: &str) -> SocketAddr {
+pub(crate) fn tcp_of(addr: &str) -> SocketAddr {
     let port = addr
         .split('/')
         .nth(4)
@@ -45,7 +45,7 @@ fn tcp_of(addr: &str) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-fn peer_of(addr: &str) -> String {
+pub(crate) fn peer_of(addr: &str) -> String {
     addr.rsplit('/').next().expect("a peer id").to_string()
 }
 
@@ -62,7 +62,7 @@ fn reboot(node: &mut TestNode, peers: &[String], args: &[&str], env: &[(&str, &s
 }
 
 /// A TCP multiaddr on 127.0.0.1 where nothing listens (bound, then released).
-fn dead_addr() -> String {
+pub(crate) fn dead_addr() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a port");
     let port = l.local_addr().expect("local address").port();
     format!("/ip4/127.0.0.1/tcp/{port}")
@@ -71,14 +71,14 @@ fn dead_addr() -> String {
 /// Waits until the node has `n` peers connected now (its status, not a log line: a connection
 /// that opened and closed again must not count).
 #[track_caller]
-fn wait_connected(node: &TestNode, n: usize) {
+pub(crate) fn wait_connected(node: &TestNode, n: usize) {
     poll_until(P2P_TIMEOUT, "p2p connections", || {
         (fed::connected_peers(node).len() >= n).then_some(())
     });
 }
 
 /// The `fetch report` JSON lines in the node's log, oldest first.
-fn reports(node: &TestNode) -> Vec<Value> {
+pub(crate) fn reports(node: &TestNode) -> Vec<Value> {
     node.log_text()
         .lines()
         .filter_map(|l| l.split_once("fetch report: ").map(|(_, j)| j))
@@ -92,7 +92,7 @@ fn reports(node: &TestNode) -> Vec<Value> {
 }
 
 #[track_caller]
-fn fetch_ok(node: &TestNode, cid: &str) {
+pub(crate) fn fetch_ok(node: &TestNode, cid: &str) {
     let r = run_cmd_with(
         &mut node.command(&["fetch", cid]),
         None,
