@@ -183,6 +183,12 @@ fetch_at() {
     via "$1" "$HOLDER_TCP" "$HOLDER_PEER"
     fresh_fetcher "$VIA"
     fetch_cid "$CID"
+    if [[ -n ${gw_cid:-} ]]; then
+        # A second image on the same connection, whose kept sessions have grown windows.
+        local first=$FETCH_BPS cpu=$CPU_PER_GIB
+        fetch_cid "$gw_cid"
+        WARM_BPS=$FETCH_BPS FETCH_BPS=$first CPU_PER_GIB=$cpu
+    fi
     stop fetcher
     stop_proxies
 }
@@ -237,13 +243,15 @@ scp_bps() {
 # --- measurements --------------------------------------------------------------------------------
 ((SWARM)) && stop far
 fetch_at direct
-direct_bps=$FETCH_BPS direct_cpu=$CPU_PER_GIB
+direct_bps=$FETCH_BPS direct_cpu=$CPU_PER_GIB direct_warm=${WARM_BPS:-}
 echo "info fetch_direct: $(mibps "$direct_bps") MiB/s, cpu_s_per_gib $direct_cpu"
-declare -A BPS CPU
+declare -A BPS CPU WARM
 for r in $RTTS; do
     fetch_at "$r"
     BPS[$r]=$FETCH_BPS CPU[$r]=$CPU_PER_GIB
     echo "info fetch_rtt${r}: $(mibps "$FETCH_BPS") MiB/s, cpu_s_per_gib ${CPU[$r]}"
+    [[ -n ${WARM_BPS:-} ]] && WARM[$r]=$WARM_BPS &&
+        echo "info fetch_rtt${r}_warm: $(mibps "$WARM_BPS") MiB/s (another image right after, same connection)"
 done
 if ((GATEWAY)); then
     via 40 "$HOLDER_TCP" "$HOLDER_PEER"
@@ -305,6 +313,8 @@ for r in $RTTS; do
     else
         echo "fetch_rtt${r}_vs_direct: $v"
     fi
+    [[ -n ${WARM[$r]:-} && -n $direct_warm ]] &&
+        echo "fetch_rtt${r}_warm_vs_direct_warm: $(ratio "${WARM[$r]}" "$direct_warm") (a second image on the same connection)"
 done
 if [[ -n ${BPS[40]:-} ]]; then
     v=$(ratio "${BPS[40]}" "$scp_40")

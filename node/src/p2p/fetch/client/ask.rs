@@ -222,27 +222,6 @@ impl FetchClient {
         })
     }
 
-    /// Opens sessions to `peer` in the background until `n` are idle, so that a transfer's
-    /// workers find them negotiated instead of each waiting a round trip for that.
-    pub(super) fn warm(&self, peer: PeerId, n: usize) {
-        if self.sessions.lacks(&peer) {
-            return;
-        }
-        for _ in self.sessions.idle(&peer)..n {
-            let me = self.clone();
-            tokio::spawn(async move {
-                let opened = me
-                    .control
-                    .clone()
-                    .open_stream(peer, protocol(SESSION_PROTOCOL))
-                    .await;
-                if let Ok(s) = opened {
-                    me.sessions.put(peer, s);
-                }
-            });
-        }
-    }
-
     /// Keeps a session whose answers were all read, for the next request to `peer`.
     pub(super) fn give_back(&self, peer: PeerId, lease: Lease) {
         if lease.session {

@@ -126,7 +126,6 @@ impl FetchClient {
         if root.codec() == RAW {
             return self.fetch_single(root, &found).await;
         }
-        self.warm_all(&found);
         let partial = self.partial_for(root, &found).await?;
         let n = partial.leaves().len() as u64;
         let wanted: BTreeSet<u64> = (0..n).filter(|&i| !partial.has(i)).collect();
@@ -156,16 +155,6 @@ impl FetchClient {
         report.transfer_ms = started.elapsed().as_millis() as u64;
         self.conclude(&partial, &transfer, &mut report).await?;
         Ok(report)
-    }
-
-    /// Warms the sessions a transfer from `found` will use, while the DAG is being learnt.
-    fn warm_all(&self, found: &[(PeerId, Holding)]) {
-        let streams = streams_per_holder(found.len());
-        for (peer, h) in found {
-            if !matches!(h, Holding::None) {
-                self.warm(*peer, streams);
-            }
-        }
     }
 
     /// After a transfer: store the image if complete, else checkpoint and explain.
@@ -244,7 +233,6 @@ impl FetchClient {
             return Ok(self.store.read_file(root, start, end));
         }
         let found = self.survey(root, Vec::new()).await?;
-        self.warm_all(&found);
         let partial = self.partial_for(root, &found).await?;
         let leaves = partial.leaves();
         let covered: Vec<u64> = leaves

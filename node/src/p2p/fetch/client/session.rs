@@ -59,7 +59,8 @@ impl Sessions {
     }
 
     /// Idle sessions to `peer` now.
-    pub fn idle(&self, peer: &PeerId) -> usize {
+    #[cfg(test)]
+    fn idle(&self, peer: &PeerId) -> usize {
         self.lock().idle.get(peer).map_or(0, Vec::len)
     }
 
