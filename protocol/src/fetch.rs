@@ -15,6 +15,13 @@
 //! - `Leaves{root, first, count}` → [`Frame::Leaf`] for leaves `first..first+count` in order,
 //!   then [`Frame::End`].
 //!
+//! On [`SESSION_PROTOCOL`] the frames are the same, but a stream carries requests one after
+//! another: the client may send the next request before the answer to the last one ends (so a
+//! long link never idles between answers), and the server answers them in order. `Watch` is
+//! not allowed there (its answer never ends). The server closes a session after an
+//! [`Frame::Error`], and after a while without requests. Sessions keep a stream, and the
+//! receive window its muxer grew for it, across requests.
+//!
 //! Leaves are numbered in depth-first order of the DAG, which is file order; [`leaf_table`]
 //! computes each leaf's CID and file offset from the dag-pb nodes, on both sides.
 //!
@@ -33,6 +40,8 @@ use thiserror::Error;
 
 /// The protocol id.
 pub const PROTOCOL: &str = "/shubnet/fetch/1";
+/// The protocol id of sessions: many requests on one stream, answered in order.
+pub const SESSION_PROTOCOL: &str = "/shubnet/fetch/1/session";
 /// Largest frame body accepted: one leaf of the largest block plus its header.
 pub const MAX_FRAME: usize = MAX_BLOCK_SIZE + 64;
 /// Largest number of leaves in a DAG served over this protocol (a bitmap of 2 MiB at most).

@@ -313,6 +313,9 @@ pub enum Refusal {
     /// The first frame was not a request.
     #[error("not a request: {0:?}")]
     NotARequest(Box<Frame>),
+    /// `Watch` on a session: its answer never ends, so nothing could follow it.
+    #[error("Watch is not allowed in a session; use /shubnet/fetch/1")]
+    WatchInSession,
     /// The stream broke while answering.
     #[error("{0}")]
     Io(#[from] std::io::Error),

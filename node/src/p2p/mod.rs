@@ -177,6 +177,7 @@ pub fn new(
         download: limits.download.clone(),
         commands: cmd_tx.clone(),
         buffers: Default::default(),
+        sessions: Default::default(),
     };
     fetch::badleaf::serve(
         &tasks,

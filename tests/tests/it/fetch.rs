@@ -35,7 +35,7 @@ pub(crate) fn p2p_addr(node: &TestNode) -> String {
     })
 }
 
-fn tcp_of(addr: &str) -> SocketAddr {
+pub(crate) fn tcp_of(addr: &str) -> SocketAddr {
     let port = addr
         .split('/')
         .nth(4)
@@ -62,7 +62,7 @@ pub(crate) fn reboot(node: &mut TestNode, peers: &[String], args: &[&str], env: 
 }
 
 /// A TCP multiaddr on 127.0.0.1 where nothing listens (bound, then released).
-fn dead_addr() -> String {
+pub(crate) fn dead_addr() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a port");
     let port = l.local_addr().expect("local address").port();
     format!("/ip4/127.0.0.1/tcp/{port}")

@@ -28,10 +28,6 @@ struct Image {
 }
 
 impl Image {
-    fn reference(&self) -> String {
-        format!("{}/{}:1", self.collection, self.name)
-    }
-
     /// Every route that serves this image's manifest or bytes to a bearer token.
     fn routes(&self) -> Vec<String> {
         let (c, n, r) = (self.collection, self.name, &self.root);

@@ -1,5 +1,6 @@
 //! The `/shubnet/fetch/1` server: answers roster members only (everything on this protocol is
-//! federation-only; others get an error frame and the stream closes). Serves complete blobs and
+//! federation-only; others get an error frame and the stream closes), one request per stream,
+//! or many in turn on a session stream (`/shubnet/fetch/1/session`). Serves complete blobs and
 //! the verified leaves of partial downloads. Leaves of blobs the store marks verified are sent
 //! without hashing them again (fetchers hash every leaf and report a damaged one through
 //! [`super::badleaf`]); others are hashed as they are read. Sends pass through the node's
@@ -20,7 +21,7 @@ use futures::{AsyncWriteExt, StreamExt};
 use libp2p::PeerId;
 use shubnet_protocol::Cid;
 use shubnet_protocol::cid::DAG_PB;
-use shubnet_protocol::fetch::{Frame, Holding, LeafInfo, PROTOCOL, leaf_table};
+use shubnet_protocol::fetch::{Frame, Holding, LeafInfo, PROTOCOL, SESSION_PROTOCOL, leaf_table};
 use shubnet_protocol::unixfs::FileNode;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -28,6 +29,9 @@ use std::time::Duration;
 
 /// How long a peer may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a session may wait for its next request before the server closes it. Clients
+/// keep idle sessions for less (`client::SESSION_KEEP`), so they rarely reuse a closing one.
+const SESSION_IDLE: Duration = Duration::from_secs(60);
 /// Leaves read ahead of the stream.
 const READ_AHEAD: usize = 8;
 /// How often a `Watch` looks for a change in what this node holds.
@@ -59,25 +63,31 @@ pub(crate) fn serve(
     mut control: libp2p_stream::Control,
     server: Server,
 ) -> Result<(), crate::p2p::error::NetError> {
-    let mut incoming = crate::p2p::streams::accept(&mut control, PROTOCOL)?;
-    tasks.spawn(async move {
-        while let Some((peer, stream)) = incoming.next().await {
-            let server = server.clone();
-            tokio::spawn(async move {
-                if let Err(e) = server.inbound(peer, stream).await {
-                    tracing::debug!(%peer, error = %e, "fetch stream ended");
-                }
-            });
-        }
-    });
+    for (name, session) in [(PROTOCOL, false), (SESSION_PROTOCOL, true)] {
+        let mut incoming = crate::p2p::streams::accept(&mut control, name)?;
+        let server = server.clone();
+        tasks.spawn(async move {
+            while let Some((peer, stream)) = incoming.next().await {
+                let server = server.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = server.inbound(peer, stream, session).await {
+                        tracing::debug!(%peer, error = %e, "fetch stream ended");
+                    }
+                });
+            }
+        });
+    }
     Ok(())
 }
 
 impl Server {
+    /// Answers the requests of one stream: one, or on a session each in turn until the peer
+    /// closes it, an answer fails, or it idles for [`SESSION_IDLE`].
     async fn inbound(
         &self,
         peer: PeerId,
         mut stream: libp2p::Stream,
+        session: bool,
     ) -> Result<(), FetchServeError> {
         if !self.gate.is_member(&peer) {
             tracing::info!(%peer, "refused a fetch request from a peer outside the roster");
@@ -86,49 +96,61 @@ impl Server {
             stream.close().await?;
             return Ok(());
         }
-        let req = tokio::time::timeout(REQUEST_TIMEOUT, read_frame(&mut stream)).await;
-        let req = match req {
-            Err(_) => {
-                return Err(FetchServeError::NoRequest {
-                    after: REQUEST_TIMEOUT,
-                });
-            }
-            Ok(Ok(Some(r))) => r,
-            Ok(Ok(None)) => return Ok(()),
-            Ok(Err(e)) => {
-                let why = Refusal::BadRequest(e).to_string();
-                write_frame(&mut stream, &Frame::Error(why)).await?;
-                stream.close().await?;
-                return Ok(());
-            }
-        };
-        let result = match req {
-            Frame::Have(root) => {
-                let h = self.holding(&root).await;
-                write_frame(&mut stream, &Frame::Holding(h)).await?;
-                Ok(())
-            }
-            Frame::Watch(root) => self.watch(&mut stream, &root).await,
-            Frame::Nodes(root) => match self.nodes(&root).await {
-                Ok(nodes) => {
-                    for (cid, bytes) in nodes {
-                        write_frame(&mut stream, &Frame::Node { cid, bytes }).await?;
-                    }
-                    write_frame(&mut stream, &Frame::End).await?;
-                    Ok(())
+        let mut wait = REQUEST_TIMEOUT;
+        loop {
+            let req = match tokio::time::timeout(wait, read_frame(&mut stream)).await {
+                Err(_) if wait == REQUEST_TIMEOUT => {
+                    return Err(FetchServeError::NoRequest {
+                        after: REQUEST_TIMEOUT,
+                    });
                 }
-                Err(e) => Err(e),
-            },
-            Frame::Leaves { root, first, count } => {
-                self.leaves(&mut stream, root, first, count).await
+                Err(_) | Ok(Ok(None)) => break,
+                Ok(Ok(Some(r))) => r,
+                Ok(Err(e)) => {
+                    let why = Refusal::BadRequest(e).to_string();
+                    write_frame(&mut stream, &Frame::Error(why)).await?;
+                    break;
+                }
+            };
+            wait = SESSION_IDLE;
+            if let Err(why) = self.answer(&mut stream, req, session).await {
+                write_frame(&mut stream, &Frame::Error(why.to_string())).await?;
+                break;
             }
-            other => Err(Refusal::NotARequest(Box::new(other))),
-        };
-        if let Err(why) = result {
-            write_frame(&mut stream, &Frame::Error(why.to_string())).await?;
+            if !session {
+                break;
+            }
+            stream.flush().await?;
         }
         stream.close().await?;
         Ok(())
+    }
+
+    /// Answers one request; an `Err` is sent to the peer as the answer's last frame.
+    async fn answer(
+        &self,
+        stream: &mut libp2p::Stream,
+        req: Frame,
+        session: bool,
+    ) -> Result<(), Refusal> {
+        match req {
+            Frame::Have(root) => {
+                let h = self.holding(&root).await;
+                write_frame(stream, &Frame::Holding(h)).await?;
+                Ok(())
+            }
+            Frame::Watch(_) if session => Err(Refusal::WatchInSession),
+            Frame::Watch(root) => self.watch(stream, &root).await,
+            Frame::Nodes(root) => {
+                for (cid, bytes) in self.nodes(&root).await? {
+                    write_frame(stream, &Frame::Node { cid, bytes }).await?;
+                }
+                write_frame(stream, &Frame::End).await?;
+                Ok(())
+            }
+            Frame::Leaves { root, first, count } => self.leaves(stream, root, first, count).await,
+            other => Err(Refusal::NotARequest(Box::new(other))),
+        }
     }
 
     async fn holding(&self, root: &Cid) -> Holding {

@@ -1,4 +1,5 @@
-//! Single questions to one holder: opening a stream (reconnecting if needed), `Have`, `Nodes`,
+//! Single questions to one holder: opening a stream (reconnecting if needed) or leasing a kept
+//! session (`session`), `Have`, `Nodes`,
 //! and the survey of who holds an image, which also opens its partial download. Must not
 //! schedule or move leaves: that is `transfer`.
 
@@ -12,7 +13,7 @@ use futures::AsyncWriteExt;
 use libp2p::PeerId;
 use shubnet_protocol::Cid;
 use shubnet_protocol::cid::{DAG_PB, verify};
-use shubnet_protocol::fetch::{Frame, Holding, PROTOCOL};
+use shubnet_protocol::fetch::{Frame, Holding, PROTOCOL, SESSION_PROTOCOL};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -108,16 +109,27 @@ pub enum AskError {
     },
 }
 
+/// A stream to a holder with a request sent on it.
+pub(super) struct Lease {
+    /// The stream.
+    pub stream: libp2p::Stream,
+    /// A session (more requests may follow, and it may be given back), else a one-request
+    /// stream to a holder without sessions.
+    pub session: bool,
+    /// A kept session: if it ends before answering, it was closed while idle, which says
+    /// nothing about the holder.
+    pub reused: bool,
+}
+
 impl FetchClient {
-    /// Opens a stream to `peer`, reconnecting through the event loop if the connection is gone.
-    async fn open(&self, peer: PeerId) -> Result<libp2p::Stream, AskError> {
-        match self
-            .control
-            .clone()
-            .open_stream(peer, protocol(PROTOCOL))
-            .await
-        {
+    /// Opens a `name` stream to `peer`, reconnecting through the event loop if the connection
+    /// is gone. A peer that does not support `name` is not reconnected.
+    async fn open(&self, peer: PeerId, name: &'static str) -> Result<libp2p::Stream, AskError> {
+        match self.control.clone().open_stream(peer, protocol(name)).await {
             Ok(s) => return Ok(s),
+            Err(source @ libp2p_stream::OpenStreamError::UnsupportedProtocol(_)) => {
+                return Err(AskError::Open { peer, source });
+            }
             Err(e) => {
                 tracing::debug!(%peer, error = %e, "cannot open a fetch stream; reconnecting")
             }
@@ -134,27 +146,33 @@ impl FetchClient {
         }
         self.control
             .clone()
-            .open_stream(peer, protocol(PROTOCOL))
+            .open_stream(peer, protocol(name))
             .await
             .map_err(|source| AskError::Open { peer, source })
     }
 
-    /// Opens a stream to `peer` and sends `req`. A connection that closes just as the stream
-    /// opens (two members dialling each other at once keep one of the two connections) is
-    /// retried twice, after 0.2 s and 0.4 s, reconnecting if no connection is left.
+    /// Opens a one-request stream to `peer` and sends `req`.
     pub(super) async fn request(
         &self,
         peer: PeerId,
         req: &Frame,
     ) -> Result<libp2p::Stream, AskError> {
+        self.request_on(peer, PROTOCOL, req).await
+    }
+
+    /// Opens a `name` stream to `peer` and sends `req`. A connection that closes just as the
+    /// stream opens (two members dialling each other at once keep one of the two connections)
+    /// is retried twice, after 0.2 s and 0.4 s, reconnecting if no connection is left.
+    async fn request_on(
+        &self,
+        peer: PeerId,
+        name: &'static str,
+        req: &Frame,
+    ) -> Result<libp2p::Stream, AskError> {
         let mut retries = 0u32;
         loop {
-            let mut s = self.open(peer).await?;
-            let sent = async {
-                write_frame(&mut s, req).await?;
-                s.flush().await
-            };
-            match sent.await {
+            let mut s = self.open(peer, name).await?;
+            match send(&mut s, req).await {
                 Ok(()) => return Ok(s),
                 Err(_) if retries < 2 => {
                     retries += 1;
@@ -165,13 +183,66 @@ impl FetchClient {
         }
     }
 
+    /// Sends `req` to `peer` on a kept session if one is idle, else on a new session, else
+    /// (a holder without sessions) on a one-request stream.
+    pub(super) async fn lease(&self, peer: PeerId, req: &Frame) -> Result<Lease, AskError> {
+        while let Some(mut stream) = self.sessions.take(&peer) {
+            // A failed write: the session was closed while idle; try the next one.
+            if send(&mut stream, req).await.is_ok() {
+                return Ok(Lease {
+                    stream,
+                    session: true,
+                    reused: true,
+                });
+            }
+        }
+        if !self.sessions.lacks(&peer) {
+            match self.request_on(peer, SESSION_PROTOCOL, req).await {
+                Ok(stream) => {
+                    return Ok(Lease {
+                        stream,
+                        session: true,
+                        reused: false,
+                    });
+                }
+                Err(AskError::Open {
+                    source: libp2p_stream::OpenStreamError::UnsupportedProtocol(_),
+                    ..
+                }) => {
+                    tracing::debug!(%peer, "holder without fetch sessions; one stream per request");
+                    self.sessions.refused(peer);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Lease {
+            stream: self.request(peer, req).await?,
+            session: false,
+            reused: false,
+        })
+    }
+
+    /// Keeps a session whose answers were all read, for the next request to `peer`.
+    pub(super) fn give_back(&self, peer: PeerId, lease: Lease) {
+        if lease.session {
+            self.sessions.put(peer, lease.stream);
+        }
+    }
+
     /// Asks `peer` what it holds of `root`.
     pub async fn have(&self, peer: PeerId, root: Cid) -> Result<Holding, AskError> {
         let ask = async {
-            let mut s = self.request(peer, &Frame::Have(root)).await?;
-            match read_frame(&mut s).await {
-                Ok(Some(Frame::Holding(h))) => Ok(h),
-                other => Err(refusal(peer, "Have", other)),
+            loop {
+                let mut lease = self.lease(peer, &Frame::Have(root)).await?;
+                match read_frame(&mut lease.stream).await {
+                    Ok(Some(Frame::Holding(h))) => {
+                        self.give_back(peer, lease);
+                        return Ok(h);
+                    }
+                    // A kept session closed while idle: ask on another.
+                    Ok(None) | Err(WireError::Io(_)) if lease.reused => {}
+                    other => return Err(refusal(peer, "Have", other)),
+                }
             }
         };
         tokio::time::timeout(ASK_TIMEOUT, ask)
@@ -182,10 +253,19 @@ impl FetchClient {
     /// The verified dag-pb nodes of `root` from `peer`.
     async fn nodes_from(&self, peer: PeerId, root: Cid) -> Result<Vec<(Cid, Vec<u8>)>, AskError> {
         let ask = async {
-            let mut s = self.request(peer, &Frame::Nodes(root)).await?;
+            let mut lease = self.lease(peer, &Frame::Nodes(root)).await?;
             let mut out = Vec::new();
             loop {
-                match read_frame(&mut s).await {
+                let frame = read_frame(&mut lease.stream).await;
+                if lease.reused
+                    && out.is_empty()
+                    && matches!(frame, Ok(None) | Err(WireError::Io(_)))
+                {
+                    // A kept session closed while idle: ask on another.
+                    lease = self.lease(peer, &Frame::Nodes(root)).await?;
+                    continue;
+                }
+                match frame {
                     Ok(Some(Frame::Node { cid, bytes })) => {
                         if cid.codec() != DAG_PB || verify(&cid, &bytes).is_err() {
                             self.peers.misbehaved(peer);
@@ -199,7 +279,10 @@ impl FetchClient {
                         }
                         out.push((cid, bytes));
                     }
-                    Ok(Some(Frame::End)) => return Ok(out),
+                    Ok(Some(Frame::End)) => {
+                        self.give_back(peer, lease);
+                        return Ok(out);
+                    }
                     other => return Err(refusal(peer, "Nodes", other)),
                 }
             }
@@ -333,6 +416,12 @@ impl FetchClient {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Writes `req` and flushes it.
+pub(super) async fn send(s: &mut libp2p::Stream, req: &Frame) -> std::io::Result<()> {
+    write_frame(s, req).await?;
+    s.flush().await
 }
 
 /// A reply that does not answer `asked`: an error frame, another frame, the end of the stream,

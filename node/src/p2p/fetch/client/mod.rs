@@ -43,11 +43,15 @@ use tokio::sync::{mpsc, watch};
 pub const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a leaf stream may stall before it counts as broken.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(30);
-/// Most leaves per request (64 × 256 KiB = 16 MiB): long enough that a request's round trip
-/// and its stream's flow-control ramp (a yamux stream starts with a 256 KiB window and doubles
-/// it each round trip, up to about 8 MiB within a run) cost little next to its leaves across
-/// 100 ms, short enough that a slow holder does not keep many leaves from others.
+/// Most leaves per request (64 × 256 KiB = 16 MiB). Requests are pipelined on kept session
+/// streams (the next is sent before the current answer is read), so neither a request's round
+/// trip nor a stream's flow-control ramp (a yamux window starts at 256 KiB and doubles at most
+/// once per round trip) is paid per run; a shorter run only has to outlast a round trip, and
+/// keeps a slow holder from holding up many leaves that others could send.
 pub const RUN_LEAVES: u64 = 64;
+/// Runs each stream of a transfer should get at least (shorter runs for smaller images), so
+/// that fast holders can take the leaves slow ones have not been asked for yet.
+pub const RUNS_PER_STREAM: u64 = 4;
 /// Streams (requests in flight) per transfer, shared among its holders. Bytes in flight are
 /// what a long link needs: at 100 ms a 256 KiB window moves 2.6 MB/s, so one holder alone gets
 /// all of these. More cost CPU on a short link (concurrent writes into one file contend for
@@ -55,6 +59,10 @@ pub const RUN_LEAVES: u64 = 64;
 pub const TRANSFER_STREAMS: usize = 8;
 /// Streams per holder however many holders share [`TRANSFER_STREAMS`].
 pub const MIN_STREAMS_PER_HOLDER: usize = 2;
+/// Streams of a transfer to each of `holders` holders.
+fn streams_per_holder(holders: usize) -> usize {
+    (TRANSFER_STREAMS / holders.max(1)).max(MIN_STREAMS_PER_HOLDER)
+}
 /// Broken streams in a row after which a holder is given up for the transfer.
 pub const MAX_FAILURES: u32 = 30;
 /// Pause before retrying a broken stream.
@@ -68,11 +76,13 @@ const MAX_NODES: usize = 1 << 20;
 
 mod ask;
 mod report;
+mod session;
 mod single;
 mod transfer;
 
 pub use ask::AskError;
 pub use report::{FetchError, FetchReport, HolderReport};
+pub use session::Sessions;
 use transfer::Transfer;
 
 /// A handle for fetching images from federation members; cheap to clone.
@@ -85,6 +95,7 @@ pub struct FetchClient {
     pub(in crate::p2p) download: RateLimit,
     pub(in crate::p2p) commands: mpsc::Sender<Command>,
     pub(in crate::p2p) buffers: BufferPool,
+    pub(in crate::p2p) sessions: Sessions,
 }
 
 impl std::fmt::Debug for FetchClient {

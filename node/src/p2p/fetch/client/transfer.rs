@@ -3,15 +3,16 @@
 //! every leaf to the partial download for verification. Must not decide which holders to ask
 //! (that is `ask`) or store the finished image (that is the parent's `conclude`).
 
-use super::{FetchClient, HolderReport, MAX_FAILURES, REFRESH, RETRY_DELAY, RUN_LEAVES};
-use super::{MIN_STREAMS_PER_HOLDER, STALL_TIMEOUT, TRANSFER_STREAMS};
+use super::ask::{Lease, send};
+use super::{AskError, FetchClient, HolderReport, MAX_FAILURES, REFRESH, RETRY_DELAY, RUN_LEAVES};
+use super::{RUNS_PER_STREAM, STALL_TIMEOUT};
 use crate::p2p::fetch::schedule::{Cursor, Schedule};
 use crate::p2p::fetch::{Incoming, WireError, read_frame, read_frame_into};
 use crate::store::StoreError;
 use crate::store::partial::Partial;
 use libp2p::PeerId;
 use shubnet_protocol::fetch::{FetchError as FrameError, Frame, Holding};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{Notify, watch};
@@ -35,6 +36,8 @@ type LeafWrite = tokio::task::JoinHandle<(Result<bool, StoreError>, Vec<u8>, u64
 /// How a run of leaves ended.
 enum RunEnd {
     Done,
+    /// A kept session ended before answering: it was closed while idle; retry at once.
+    Stale,
     /// The stream broke or the holder declined; retry.
     Broken(String),
     /// The holder sent a wrong leaf or garbage.
@@ -87,11 +90,14 @@ impl FetchClient {
         progress: watch::Sender<u64>,
     ) -> Arc<Transfer> {
         let n = partial.leaves().len() as u64;
-        let streams = (TRANSFER_STREAMS / holders.len().max(1)).max(MIN_STREAMS_PER_HOLDER);
-        // Small images get shorter runs, so that every stream has one: bytes in flight, not
-        // run length, is what a long link needs.
+        let streams = super::streams_per_holder(holders.len());
+        // Smaller images get shorter runs, so that every stream has several: a stream asks
+        // for its next run before the current one is read, so a run needs to outlast a round
+        // trip only, and a slow holder then holds up few leaves that a fast one could take.
         let all = (streams * holders.len().max(1)) as u64;
-        let run_leaves = (wanted.len() as u64).div_ceil(all).clamp(1, RUN_LEAVES);
+        let run_leaves = (wanted.len() as u64)
+            .div_ceil(all * RUNS_PER_STREAM)
+            .clamp(1, RUN_LEAVES);
         let mut sched = Schedule::new(n, wanted, run_leaves, !spread);
         for (peer, h) in &holders {
             sched.set_holding(*peer, h.clone());
@@ -180,6 +186,12 @@ impl FetchClient {
         }
     }
 
+    /// Takes runs of `peer`'s leaves until the transfer ends. On a session, further runs are
+    /// asked for before the current one is read, as many as keep about two of this stream's
+    /// bandwidth-delay products requested ([`Pace`]), so the holder never waits a round trip
+    /// for the next request; the stream (with its grown window) serves every run of the worker
+    /// and is kept for later transfers. A slow holder is asked for little ahead, so fast ones
+    /// take the rest.
     async fn worker(
         &self,
         peer: PeerId,
@@ -187,44 +199,107 @@ impl FetchClient {
         dropped: Arc<AtomicBool>,
         mut cursor: Cursor,
     ) {
+        let root = *t.partial.root();
         let mut failures = 0u32;
         let mut idle_since = std::time::Instant::now();
         let mut seen = *t.progress.borrow();
+        // The session of the last run, and the runs already asked for on it, in order.
+        let mut kept: Option<Lease> = None;
+        let mut queued: VecDeque<(u64, u64)> = VecDeque::new();
+        let mut pace = Pace::default();
         loop {
             if t.finished() || dropped.load(Ordering::Relaxed) {
-                return;
+                break;
             }
-            let now = *t.progress.borrow();
-            if now != seen {
-                // Somebody made progress: waiting here is not a stall.
-                seen = now;
-                idle_since = std::time::Instant::now();
-            }
-            if idle_since.elapsed() > STALL_TIMEOUT {
-                t.stat(peer, |s| {
-                    s.dropped = Some("has none of the missing leaves".into())
-                });
-                return;
-            }
-            let changed = t.changed.notified();
-            let Some((first, count)) = t.lock().take(&peer, &mut cursor) else {
-                let _ = tokio::time::timeout(REFRESH, changed).await;
-                continue;
+            let (first, count, mut lease) = match (queued.pop_front(), kept.take()) {
+                (Some((first, count)), Some(lease)) => (first, count, lease),
+                (queued_now, kept_now) => {
+                    if let Some((f, c)) = queued_now {
+                        // Asked on a session that is gone: the answer will never be read.
+                        t.give_back(f, c);
+                    }
+                    let now = *t.progress.borrow();
+                    if now != seen {
+                        // Somebody made progress: waiting here is not a stall.
+                        seen = now;
+                        idle_since = std::time::Instant::now();
+                    }
+                    if idle_since.elapsed() > STALL_TIMEOUT {
+                        t.stat(peer, |s| {
+                            s.dropped = Some("has none of the missing leaves".into())
+                        });
+                        kept = kept_now;
+                        break;
+                    }
+                    let changed = t.changed.notified();
+                    let Some((first, count)) = t.lock().take(&peer, &mut cursor) else {
+                        kept = kept_now;
+                        let _ = tokio::time::timeout(REFRESH, changed).await;
+                        continue;
+                    };
+                    pace.asked = Some(std::time::Instant::now());
+                    match self.ask_run(peer, kept_now, root, first, count).await {
+                        Ok(lease) => (first, count, lease),
+                        Err(e) => {
+                            t.give_back(first, count);
+                            let why = e.to_string();
+                            if self
+                                .after_failure(peer, &t, &dropped, &mut failures, why)
+                                .await
+                            {
+                                continue;
+                            }
+                            break;
+                        }
+                    }
+                }
             };
             idle_since = std::time::Instant::now();
-            let end = self.get_run(peer, &t, first, count).await;
-            t.give_back(first, count);
-            match end {
-                RunEnd::Done => failures = 0,
-                RunEnd::Broken(why) => {
-                    failures += 1;
-                    tracing::debug!(%peer, failures, %why, "fetch stream broke; retrying");
-                    if failures >= MAX_FAILURES {
-                        dropped.store(true, Ordering::Relaxed);
-                        t.stat(peer, |s| s.dropped = Some(why));
-                        return;
+            if lease.session {
+                let mut ahead: u64 = queued.iter().map(|(_, c)| c).sum();
+                while ahead < pace.ahead(count) {
+                    let Some((f, c)) = t.lock().take(&peer, &mut cursor) else {
+                        break;
+                    };
+                    let next = Frame::Leaves {
+                        root,
+                        first: f,
+                        count: c,
+                    };
+                    if send(&mut lease.stream, &next).await.is_err() {
+                        t.give_back(f, c);
+                        break;
                     }
-                    tokio::time::sleep(RETRY_DELAY).await;
+                    queued.push_back((f, c));
+                    ahead += c;
+                }
+            }
+            let end = self
+                .get_run(&mut lease, peer, &t, first, count, &mut pace)
+                .await;
+            t.give_back(first, count);
+            if !matches!(end, RunEnd::Done) {
+                for (f, c) in queued.drain(..) {
+                    t.give_back(f, c);
+                }
+            }
+            match end {
+                RunEnd::Done => {
+                    failures = 0;
+                    lease.reused = false;
+                    if lease.session {
+                        kept = Some(lease);
+                    }
+                }
+                // A kept session closed while idle: nothing wrong with the holder.
+                RunEnd::Stale => {}
+                RunEnd::Broken(why) => {
+                    if !self
+                        .after_failure(peer, &t, &dropped, &mut failures, why)
+                        .await
+                    {
+                        break;
+                    }
                 }
                 RunEnd::Bad(why) => {
                     let total = self.peers.misbehaved(peer);
@@ -235,46 +310,106 @@ impl FetchClient {
                         s.misbehaviour = total;
                         s.dropped = Some(why);
                     });
-                    return;
+                    break;
                 }
                 RunEnd::Fatal(e) => {
                     t.abort.store(true, Ordering::Relaxed);
                     *t.fatal.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
                     t.changed.notify_waiters();
-                    return;
+                    break;
                 }
+            }
+        }
+        if queued.is_empty() {
+            if let Some(lease) = kept {
+                self.give_back(peer, lease);
+            }
+        } else {
+            for (f, c) in queued {
+                t.give_back(f, c);
             }
         }
     }
 
-    /// Fetches leaves `first..first+count` from `peer` into the partial download. The next
-    /// frame is read from the stream while the previous leaf is verified and written on a
-    /// blocking thread; the two buffers swap, so a run allocates them once.
-    async fn get_run(&self, peer: PeerId, t: &Transfer, first: u64, count: u64) -> RunEnd {
-        let root = *t.partial.root();
+    /// Asks `peer` for a run: on the worker's own session if it has one, else on a leased one.
+    async fn ask_run(
+        &self,
+        peer: PeerId,
+        kept: Option<Lease>,
+        root: shubnet_protocol::Cid,
+        first: u64,
+        count: u64,
+    ) -> Result<Lease, AskError> {
         let req = Frame::Leaves { root, first, count };
-        let mut s = match self.request(peer, &req).await {
-            Ok(s) => s,
-            Err(e) => return RunEnd::Broken(e.to_string()),
-        };
+        if let Some(mut lease) = kept
+            && send(&mut lease.stream, &req).await.is_ok()
+        {
+            return Ok(lease);
+        }
+        self.lease(peer, &req).await
+    }
+
+    /// Counts a broken stream; false (and the holder given up) after [`MAX_FAILURES`] in a
+    /// row, else true after a pause.
+    async fn after_failure(
+        &self,
+        peer: PeerId,
+        t: &Transfer,
+        dropped: &AtomicBool,
+        failures: &mut u32,
+        why: String,
+    ) -> bool {
+        *failures += 1;
+        tracing::debug!(%peer, failures = *failures, %why, "fetch stream broke; retrying");
+        if *failures >= MAX_FAILURES {
+            dropped.store(true, Ordering::Relaxed);
+            t.stat(peer, |s| s.dropped = Some(why));
+            return false;
+        }
+        tokio::time::sleep(RETRY_DELAY).await;
+        true
+    }
+
+    /// Reads the answer to `Leaves{first, count}` from `lease` into the partial download. The
+    /// next frame is read from the stream while the previous leaf is verified and written on a
+    /// blocking thread; the two buffers swap, so a run allocates them once.
+    async fn get_run(
+        &self,
+        lease: &mut Lease,
+        peer: PeerId,
+        t: &Transfer,
+        first: u64,
+        count: u64,
+        pace: &mut Pace,
+    ) -> RunEnd {
+        let s = &mut lease.stream;
+        let stale = lease.reused;
+        let mut started: Option<std::time::Instant> = None;
         let mut next = first;
         let mut buf = self.buffers.get();
         let mut writing: Option<LeafWrite> = None;
         let end = loop {
-            let frame = match tokio::time::timeout(STALL_TIMEOUT, read_frame_into(&mut s, &mut buf))
-                .await
-            {
-                Err(_) => break RunEnd::Broken(format!("stalled for {STALL_TIMEOUT:?}")),
-                Ok(Ok(Some(f))) => f,
-                Ok(Ok(None)) => break RunEnd::Broken("the stream ended early".into()),
-                Ok(Err(WireError::Io(e))) => break RunEnd::Broken(e.to_string()),
-                Ok(Err(WireError::Frame(FrameError::Truncated))) => {
-                    break RunEnd::Broken("the stream ended inside a frame".into());
-                }
-                Ok(Err(WireError::Frame(e))) => {
-                    break RunEnd::Bad(format!("sent a bad frame: {e}"));
-                }
-            };
+            let frame =
+                match tokio::time::timeout(STALL_TIMEOUT, read_frame_into(s, &mut buf)).await {
+                    Err(_) => break RunEnd::Broken(format!("stalled for {STALL_TIMEOUT:?}")),
+                    Ok(Ok(Some(f))) => f,
+                    Ok(Ok(None) | Err(WireError::Io(_))) if stale && next == first => {
+                        break RunEnd::Stale;
+                    }
+                    Ok(Ok(None)) => break RunEnd::Broken("the stream ended early".into()),
+                    Ok(Err(WireError::Io(e))) => break RunEnd::Broken(e.to_string()),
+                    Ok(Err(WireError::Frame(FrameError::Truncated))) => {
+                        break RunEnd::Broken("the stream ended inside a frame".into());
+                    }
+                    Ok(Err(WireError::Frame(e))) => {
+                        break RunEnd::Bad(format!("sent a bad frame: {e}"));
+                    }
+                };
+            if started.is_none() {
+                let now = std::time::Instant::now();
+                started = Some(now);
+                pace.first_answer(now);
+            }
             match frame {
                 Incoming::Leaf { index, range } => {
                     if index != next || index >= first + count {
@@ -298,7 +433,12 @@ impl FetchClient {
                     }));
                     next += 1;
                 }
-                Incoming::Other(Frame::End) if next == first + count => break RunEnd::Done,
+                Incoming::Other(Frame::End) if next == first + count => {
+                    if let Some(at) = started {
+                        pace.ran(count, at.elapsed());
+                    }
+                    break RunEnd::Done;
+                }
                 Incoming::Other(Frame::End) => {
                     break RunEnd::Broken(format!("ended at leaf {next}"));
                 }
@@ -357,6 +497,46 @@ impl FetchClient {
             }
             Err(e) => Err(RunEnd::Fatal(e)),
         }
+    }
+}
+
+/// How far ahead one worker asks: it keeps about two of its stream's bandwidth-delay products
+/// requested, from the time its first request took to answer (about a round trip) and the
+/// rate of its last run. A window-limited stream's rate grows with its window, so this grows
+/// with it; a slow or distant holder stays at two runs.
+#[derive(Debug, Default)]
+struct Pace {
+    /// When the request that found no run ahead of it was sent.
+    asked: Option<std::time::Instant>,
+    /// The shortest time such a request took to answer.
+    rtt: Option<std::time::Duration>,
+    /// Leaves per second of the last complete run.
+    rate: f64,
+}
+
+/// Most leaves a worker asks for ahead (64 MiB of 256 KiB leaves).
+const MAX_AHEAD: u64 = 256;
+
+impl Pace {
+    fn first_answer(&mut self, now: std::time::Instant) {
+        if let Some(asked) = self.asked.take() {
+            let took = now.saturating_duration_since(asked);
+            self.rtt = Some(self.rtt.map_or(took, |r| r.min(took)));
+        }
+    }
+
+    fn ran(&mut self, leaves: u64, took: std::time::Duration) {
+        if !took.is_zero() {
+            self.rate = leaves as f64 / took.as_secs_f64();
+        }
+    }
+
+    /// Leaves to keep asked for ahead of a run of `run` leaves.
+    fn ahead(&self, run: u64) -> u64 {
+        let bdp = self
+            .rtt
+            .map_or(0.0, |rtt| 2.0 * self.rate * rtt.as_secs_f64());
+        (bdp.ceil() as u64).clamp(run.max(1), MAX_AHEAD.max(run))
     }
 }
 
