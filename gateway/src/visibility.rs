@@ -125,7 +125,10 @@ pub(crate) async fn may_pull<B: VisibilityBackend + TokenBackend>(
             hint: OwnerHint::of(backend, collection).await,
         });
     };
-    match backend.authorize_token(token, collection, Right::Pull).await? {
+    match backend
+        .authorize_token(token, collection, Right::Pull)
+        .await?
+    {
         Ok(_) => Ok(v),
         Err(source) => Err(Refusal::Denied {
             source,

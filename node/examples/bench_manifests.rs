@@ -32,7 +32,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let publisher = keys.publisher.clone();
     let db = shubnet_node::db::Index::open(&dir.index())?;
     let reg = Registry::open(dir.clone(), &db, keys)?;
-    let fed = reg.create_federation("bench", "bench", vec!["*".into()], 0, Default::default())?;
+    let fed = reg.create_federation(
+        "bench",
+        "bench",
+        vec!["*".into()],
+        0,
+        Default::default(),
+        None,
+    )?;
     let roster = reg.roster()?.ok_or("no roster")?.body;
 
     eprintln!("signing {count} manifests...");

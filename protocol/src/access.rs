@@ -279,7 +279,9 @@ impl Capability {
         let u = |o: &mut Vec<u8>| cbor::text(o, &self.user);
         let c = |o: &mut Vec<u8>| {
             cbor::array(o, self.collections.len());
-            self.collections.iter().for_each(|p| cbor::text(o, p.as_str()));
+            self.collections
+                .iter()
+                .for_each(|p| cbor::text(o, p.as_str()));
         };
         let r = |o: &mut Vec<u8>| {
             cbor::array(o, self.rights.len());
@@ -362,10 +364,12 @@ fn decode_capability(d: &mut Decoder<'_>) -> Result<Capability, AccessError> {
                 let mut v = Vec::with_capacity(n as usize);
                 for _ in 0..n {
                     let text = d.text("collection pattern")?;
-                    v.push(CollectionPattern::parse(text).map_err(|_| AccessError::Invalid {
-                        field: "collections",
-                        reason: "not a collection pattern",
-                    })?);
+                    v.push(
+                        CollectionPattern::parse(text).map_err(|_| AccessError::Invalid {
+                            field: "collections",
+                            reason: "not a collection pattern",
+                        })?,
+                    );
                 }
                 c = Some(v);
             }

@@ -209,7 +209,9 @@ pub enum TokenRequestError {
     #[error("give at least one right; valid rights are {list}", list = valid_rights_list())]
     NoRights,
     /// A federation capability asked for more than pull.
-    #[error("a federation token grants pull only; push and delete need a token of the owner's node")]
+    #[error(
+        "a federation token grants pull only; push and delete need a token of the owner's node"
+    )]
     FederationPullOnly,
     /// A federation capability's lifetime is zero or over a year.
     #[error("a federation token lives between one second and a year")]

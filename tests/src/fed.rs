@@ -148,7 +148,10 @@ pub fn federation_token(node: &TestNode, user: &str, collection: &str) -> String
         ])
         .ok();
     let t = r.out().trim().to_owned();
-    assert!(t.starts_with("shubcap1_"), "no federation token printed\n{r}");
+    assert!(
+        t.starts_with("shubcap1_"),
+        "no federation token printed\n{r}"
+    );
     t
 }
 

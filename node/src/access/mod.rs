@@ -298,7 +298,13 @@ impl AccessStore {
 
     /// This node's institution in `roster`, if its publisher key is listed.
     fn my_member<'r>(&self, roster: &'r Roster) -> Option<&'r shubnet_protocol::roster::Member> {
-        let key = self.inner.registry.keys().publisher.verifying_key().to_bytes();
+        let key = self
+            .inner
+            .registry
+            .keys()
+            .publisher
+            .verifying_key()
+            .to_bytes();
         roster.member_for_key(&key)
     }
 
@@ -416,9 +422,9 @@ impl AccessStore {
     fn get_issued(&self, id: &[u8]) -> Result<Option<Issued>> {
         match self.inner.trees.issued.get(id)? {
             None => Ok(None),
-            Some(v) => serde_json::from_slice(&v)
-                .map(Some)
-                .map_err(|e| AccessStoreError::Corrupt(format!("capability {}: {e}", hex::encode(id)))),
+            Some(v) => serde_json::from_slice(&v).map(Some).map_err(|e| {
+                AccessStoreError::Corrupt(format!("capability {}: {e}", hex::encode(id)))
+            }),
         }
     }
 
@@ -468,7 +474,10 @@ impl AccessStore {
 
     /// The capability behind `token` if it verifies, its issuer is a member, it has not expired
     /// and it is not revoked; what it covers is not checked here.
-    pub fn identify(&self, token: &str) -> Result<std::result::Result<(Capability, Roster), AuthError>> {
+    pub fn identify(
+        &self,
+        token: &str,
+    ) -> Result<std::result::Result<(Capability, Roster), AuthError>> {
         let Ok(cap) = Capability::from_token(token) else {
             return Ok(Err(AuthError::Unknown));
         };
@@ -484,7 +493,10 @@ impl AccessStore {
             let Ok(r) = Revocation::decode(&v) else {
                 continue;
             };
-            if roster.member_for_key(&r.key).is_some_and(|m| m.id == issuer) {
+            if roster
+                .member_for_key(&r.key)
+                .is_some_and(|m| m.id == issuer)
+            {
                 return Ok(Err(AuthError::Revoked { id }));
             }
         }

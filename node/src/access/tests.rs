@@ -96,7 +96,12 @@ fn only_the_owner_s_keys_set_a_collection_s_policy() {
             .accept(&policy(&f.other.publisher, "lab-b", true, 5))
             .expect("accept")
     );
-    assert!(f.access.private_collections().expect("read").contains("lab-b"));
+    assert!(
+        f.access
+            .private_collections()
+            .expect("read")
+            .contains("lab-b")
+    );
 }
 
 #[test]
@@ -106,7 +111,13 @@ fn the_newest_policy_wins_whatever_order_it_arrives_in() {
     let newer = policy(&f.other.publisher, "lab-b", false, 11);
     assert!(f.access.accept(&newer).expect("newer"));
     assert!(!f.access.accept(&older).expect("older is ignored"));
-    assert!(!f.access.policy("lab-b").expect("read").expect("policy").private);
+    assert!(
+        !f.access
+            .policy("lab-b")
+            .expect("read")
+            .expect("policy")
+            .private
+    );
     // Replaying the same record changes nothing.
     assert!(!f.access.accept(&newer).expect("replay"));
 }
@@ -126,7 +137,12 @@ fn this_node_signs_only_for_its_own_collections() {
         other => panic!("a member set another institution's policy: {other:?}"),
     }
     // No member owns it: the per-node flag is all there is.
-    assert!(f.access.set_visibility("nobody", true).expect("ok").is_none());
+    assert!(
+        f.access
+            .set_visibility("nobody", true)
+            .expect("ok")
+            .is_none()
+    );
     assert_eq!(
         f.access.owner_gateway("lab-b").expect("read").as_deref(),
         Some("https://lab-b.example")
@@ -142,7 +158,12 @@ fn a_capability_grants_only_what_its_issuer_owns_until_revoked_or_expired() {
     let pattern = |p: &str| CollectionPattern::parse(p).expect("pattern");
     let issued = f
         .access
-        .issue("alice", vec![pattern("*")], vec![Right::Pull], unix_now() + 3600)
+        .issue(
+            "alice",
+            vec![pattern("*")],
+            vec![Right::Pull],
+            unix_now() + 3600,
+        )
         .expect("issue");
     let ok = f
         .access
@@ -151,11 +172,15 @@ fn a_capability_grants_only_what_its_issuer_owns_until_revoked_or_expired() {
     assert_eq!(ok.expect("granted").user, "alice");
     // `*` cannot reach past the issuer's namespaces.
     assert!(matches!(
-        f.access.authorize(&issued.token, "lab-b", Right::Pull).expect("check"),
+        f.access
+            .authorize(&issued.token, "lab-b", Right::Pull)
+            .expect("check"),
         Err(AuthError::WrongCollection { .. })
     ));
     assert!(matches!(
-        f.access.authorize(&issued.token, "lab-a", Right::Push).expect("check"),
+        f.access
+            .authorize(&issued.token, "lab-a", Right::Push)
+            .expect("check"),
         Err(AuthError::MissingRight { .. })
     ));
     // A capability lab-b signs for lab-a grants nothing.
@@ -169,7 +194,9 @@ fn a_capability_grants_only_what_its_issuer_owns_until_revoked_or_expired() {
     )
     .expect("issue");
     assert!(matches!(
-        f.access.authorize(&forged.to_token(), "lab-a", Right::Pull).expect("check"),
+        f.access
+            .authorize(&forged.to_token(), "lab-a", Right::Pull)
+            .expect("check"),
         Err(AuthError::WrongCollection { .. })
     ));
     // Expired.
@@ -183,19 +210,28 @@ fn a_capability_grants_only_what_its_issuer_owns_until_revoked_or_expired() {
     )
     .expect("issue");
     assert!(matches!(
-        f.access.authorize(&old.to_token(), "lab-a", Right::Pull).expect("check"),
+        f.access
+            .authorize(&old.to_token(), "lab-a", Right::Pull)
+            .expect("check"),
         Err(AuthError::Expired { .. })
     ));
     // Revoked: by this node's own revocation.
     f.access.revoke(&issued.info.id).expect("revoke");
     assert!(matches!(
-        f.access.authorize(&issued.token, "lab-a", Right::Pull).expect("check"),
+        f.access
+            .authorize(&issued.token, "lab-a", Right::Pull)
+            .expect("check"),
         Err(AuthError::Revoked { .. })
     ));
     // A revocation signed by another member does not touch lab-a's capabilities.
     let fresh = f
         .access
-        .issue("carol", vec![pattern("lab-a")], vec![Right::Pull], unix_now() + 3600)
+        .issue(
+            "carol",
+            vec![pattern("lab-a")],
+            vec![Right::Pull],
+            unix_now() + 3600,
+        )
         .expect("issue");
     let cap = Capability::from_token(&fresh.token).expect("token");
     let theirs = Revocation::sign(cap.id, cap.expires, &f.other.publisher);
@@ -216,10 +252,27 @@ fn a_capability_grants_only_what_its_issuer_owns_until_revoked_or_expired() {
 #[test]
 fn local_flags_are_published_once_the_node_owns_them() {
     let f = fixture();
-    f.access.inner.tokens.set_private("lab-a", true).expect("flag");
-    f.access.inner.tokens.set_private("lab-b", true).expect("flag");
+    f.access
+        .inner
+        .tokens
+        .set_private("lab-a", true)
+        .expect("flag");
+    f.access
+        .inner
+        .tokens
+        .set_private("lab-b", true)
+        .expect("flag");
     assert_eq!(f.access.publish_local_flags().expect("publish"), 1);
-    assert!(f.access.policy("lab-a").expect("read").expect("policy").private);
-    assert!(f.access.policy("lab-b").expect("read").is_none(), "signed for another owner");
+    assert!(
+        f.access
+            .policy("lab-a")
+            .expect("read")
+            .expect("policy")
+            .private
+    );
+    assert!(
+        f.access.policy("lab-b").expect("read").is_none(),
+        "signed for another owner"
+    );
     assert_eq!(f.access.publish_local_flags().expect("again"), 0);
 }

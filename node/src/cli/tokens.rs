@@ -161,7 +161,7 @@ fn create(a: CreateArgs) -> Result<()> {
             .map(|r| r.trim().to_owned())
             .filter(|r| !r.is_empty())
             .collect(),
-        federation_ttl: a.federation.then(|| a.expires.as_secs()),
+        federation_ttl: a.federation.then_some(a.expires.as_secs()),
     };
     // The node checks again; checking here gives the message without a round trip.
     req.validate()?;

@@ -133,14 +133,8 @@ pub async fn federation_admin(
             if let Some(m) = min_institutions {
                 policy.min_institutions = m;
             }
-            let id = reg.create_federation(
-                &name,
-                &institution,
-                namespaces,
-                storage,
-                policy,
-                gateway,
-            )?;
+            let id =
+                reg.create_federation(&name, &institution, namespaces, storage, policy, gateway)?;
             Ok(FederationOutcome::Created { id })
         }
         FederationRequest::Admit {

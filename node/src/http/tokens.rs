@@ -15,7 +15,8 @@ use crate::http::backend::NodeBackend;
 use crate::tokens::{TokenStore, TokenStoreError};
 use shubnet_gateway::BackendError;
 use shubnet_gateway::tokens::{
-    AuthError, AuthResult, CollectionInfo, CreatedToken, HmacClaim, NewToken, Right, TokenBackend, TokenInfo,
+    AuthError, AuthResult, CollectionInfo, CreatedToken, HmacClaim, NewToken, Right, TokenBackend,
+    TokenInfo,
 };
 
 fn conv(e: TokenStoreError) -> BackendError {
@@ -88,7 +89,11 @@ fn decision(r: Result<TokenInfo, TokenStoreError>) -> Result<AuthResult, Backend
 impl NodeBackend {
     /// A node-local token's grant, withdrawn when another institution owns the collection:
     /// what the owner protects, this member enforces, and only the owner authorises readers.
-    async fn only_own(&self, r: AuthResult, collection: String) -> Result<AuthResult, BackendError> {
+    async fn only_own(
+        &self,
+        r: AuthResult,
+        collection: String,
+    ) -> Result<AuthResult, BackendError> {
         let Ok(info) = r else {
             return Ok(r);
         };
@@ -160,14 +165,15 @@ impl TokenBackend for NodeBackend {
     ) -> Result<AuthResult, BackendError> {
         let (token, collection) = (token.to_owned(), collection.to_owned());
         if AccessStore::is_capability(&token) {
-            return access(&self.access, move |a| a.authorize(&token, &collection, right))
-                .await
-                .map(counted);
+            return access(&self.access, move |a| {
+                a.authorize(&token, &collection, right)
+            })
+            .await
+            .map(counted);
         }
         let c = collection.clone();
-        let local = decision(
-            blocking(&self.tokens, move |s| s.authorize(&token, &c, right)).await,
-        )?;
+        let local =
+            decision(blocking(&self.tokens, move |s| s.authorize(&token, &c, right)).await)?;
         self.only_own(local, collection).await
     }
 
@@ -179,9 +185,8 @@ impl TokenBackend for NodeBackend {
     ) -> Result<AuthResult, BackendError> {
         let collection = collection.to_owned();
         let c = collection.clone();
-        let local = decision(
-            blocking(&self.tokens, move |s| s.authorize_hmac(&claim, &c, right)).await,
-        )?;
+        let local =
+            decision(blocking(&self.tokens, move |s| s.authorize_hmac(&claim, &c, right)).await)?;
         self.only_own(local, collection).await
     }
 

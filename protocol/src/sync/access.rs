@@ -218,7 +218,12 @@ impl AccessResponse {
             RESP_RECORDS => AccessResponse::Records(records(&mut r)?),
             RESP_ACCEPTED => {
                 let n = r.uint()?;
-                AccessResponse::Accepted(u32::try_from(n).unwrap_or(u32::MAX))
+                let n = u32::try_from(n).map_err(|_| SyncError::TooLarge {
+                    what: "accepted count",
+                    len: n,
+                    max: MAX_ACCESS_RECORDS,
+                })?;
+                AccessResponse::Accepted(n)
             }
             RESP_REFUSED => AccessResponse::Refused(r.text("reason")?),
             k => return Err(SyncError::UnknownKind(k)),

@@ -178,7 +178,9 @@ fn every_client_pull_succeeds_from_a_member_that_did_not_hold_the_image() {
         .pull(secret.reference());
     assert!(file.is_none(), "pull with a wrong token\n{run}");
     let bob = user_token(&b, "bob", "lab-a", "pull");
-    let (run, file) = Client::new(b.url()).with_user("bob", &bob).pull(secret.reference());
+    let (run, file) = Client::new(b.url())
+        .with_user("bob", &bob)
+        .pull(secret.reference());
     assert!(
         file.is_none(),
         "B's own token opened a collection A owns\n{run}"

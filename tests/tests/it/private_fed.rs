@@ -83,7 +83,12 @@ fn world() -> World {
     let open_manifest = push(&b, &open_file, "lab-b/open:1", false);
     wait_private_on(&b, "lab-a");
     let probe = federation_token(&a, "probe", "lab-a");
-    wait_manifest(&b, "/shubnet/v1/manifests/lab-a/secret/1", &probe, &secret_manifest);
+    wait_manifest(
+        &b,
+        "/shubnet/v1/manifests/lab-a/secret/1",
+        &probe,
+        &secret_manifest,
+    );
     wait_head(&a, "lab-b/open:1", &open_manifest, Duration::from_secs(30));
     let secret = Image {
         collection: "lab-a",
@@ -178,7 +183,9 @@ fn every_route_on_every_node_follows_the_owners_policy_for_every_token() {
                     assert_eq!(r.status, 200, "{what}\n{r}");
                     let metadata = route.starts_with("/v1/images/");
                     assert!(
-                        metadata || r.header("cache-control").is_some_and(|v| v.contains("no-store")),
+                        metadata
+                            || r.header("cache-control")
+                                .is_some_and(|v| v.contains("no-store")),
                         "{what}: private content must not be cached publicly\n{r}"
                     );
                     if route == format!("/ipfs/{}", w.secret.root) {
@@ -199,7 +206,10 @@ fn every_route_on_every_node_follows_the_owners_policy_for_every_token() {
         for route in w.open.routes() {
             for (kind, token) in tokens {
                 let r = with_token(node, &route, token);
-                assert_eq!(r.status, 200, "{node_name} GET {route} (public) with {kind}\n{r}");
+                assert_eq!(
+                    r.status, 200,
+                    "{node_name} GET {route} (public) with {kind}\n{r}"
+                );
             }
         }
         // Routes without bearer tokens: shub, the UI, listings and search.
@@ -222,9 +232,14 @@ fn every_route_on_every_node_follows_the_owners_policy_for_every_token() {
         ] {
             let r = with_token(node, route, None);
             let body = String::from_utf8_lossy(&r.body);
-            let named = ["lab-a/secret", "lab-a_secret", "secret:1", w.secret.root.as_str()]
-                .iter()
-                .any(|s| body.contains(s));
+            let named = [
+                "lab-a/secret",
+                "lab-a_secret",
+                "secret:1",
+                w.secret.root.as_str(),
+            ]
+            .iter()
+            .any(|s| body.contains(s));
             assert!(!named, "{node_name} {route} names the private image\n{r}");
         }
         let r = with_token(node, "/shubnet/v1/tags", None);
@@ -247,7 +262,12 @@ fn every_route_on_every_node_follows_the_owners_policy_for_every_token() {
     let tmp = tempfile::tempdir().expect("tempdir");
     for (name, node) in [("A", a), ("B", b)] {
         let out = tmp.path().join(format!("secret-from-{name}"));
-        let run = js::helia_fetch(&node.p2p_addr(), &w.secret.root, &out, Duration::from_secs(8));
+        let run = js::helia_fetch(
+            &node.p2p_addr(),
+            &w.secret.root,
+            &out,
+            Duration::from_secs(8),
+        );
         assert!(
             !run.status.success(),
             "a non-member fetched the secret from {name} over Bitswap\n{run}"
@@ -255,7 +275,10 @@ fn every_route_on_every_node_follows_the_owners_policy_for_every_token() {
     }
     let out = tmp.path().join("open-from-b");
     let run = js::helia_fetch(&b.p2p_addr(), &w.open.root, &out, js::HELIA_FETCH_TIMEOUT);
-    assert!(run.status.success(), "Helia could not fetch the public image\n{run}");
+    assert!(
+        run.status.success(),
+        "Helia could not fetch the public image\n{run}"
+    );
     assert_same_file(&out, &w.open.file);
 }
 
