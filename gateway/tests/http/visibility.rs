@@ -36,6 +36,7 @@ const ROUTES: &[(&str, &str, Class)] = &[
     ("admin.rs", "/fetch", Admin),
     ("admin.rs", "/pins", Admin),
     ("admin.rs", "/pins/{cid}", Admin),
+    ("admin.rs", "/scrub", Admin),
     ("admin.rs", "/gc", Admin),
     ("admin.rs", "/repair", Admin),
     ("admin.rs", "/status", Admin),
