@@ -18,6 +18,14 @@ fn readyz(node: &TestNode) -> (u16, String) {
 #[test]
 fn a_member_with_no_member_connected_is_not_ready_and_says_why() {
     let TwoMembers { mut a, b, .. } = TwoMembers::connected();
+    // Connected first: B reports ready before its first dial too, and A can redial B after its
+    // restart only once it has learnt B's address from a connection.
+    let a_peer = shubnet_tests::fed::keys(&a).peer_id;
+    poll_until(WAIT, "B connected to A", || {
+        shubnet_tests::fed::connected_peers(&b)
+            .contains(&a_peer)
+            .then_some(())
+    });
     poll_until(WAIT, "B ready while connected to A", || {
         (readyz(&b).0 == 200).then_some(())
     });
