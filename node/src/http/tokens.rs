@@ -12,6 +12,7 @@
 use crate::access::{AccessStore, AccessStoreError};
 use crate::clock::unix_now;
 use crate::http::backend::NodeBackend;
+use crate::http::convert::off_thread;
 use crate::tokens::{TokenStore, TokenStoreError};
 use shubnet_gateway::BackendError;
 use shubnet_gateway::tokens::{
@@ -49,10 +50,7 @@ async fn access<T: Send + 'static>(
     f: impl FnOnce(&AccessStore) -> Result<T, AccessStoreError> + Send + 'static,
 ) -> Result<T, BackendError> {
     let s = store.clone();
-    tokio::task::spawn_blocking(move || f(&s))
-        .await
-        .map_err(|e| BackendError::Internal(format!("task failed: {e}")))?
-        .map_err(access_conv)
+    off_thread(move || f(&s), access_conv).await
 }
 
 /// A capability check's outcome, counted like the token store's.
