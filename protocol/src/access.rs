@@ -34,6 +34,10 @@ pub const MAX_PATTERNS: usize = 32;
 pub const CAPABILITY_PREFIX: &str = "shubcap1_";
 /// Length of a capability id, in bytes.
 pub const CAPABILITY_ID_LEN: usize = 16;
+/// Longest a capability may live, in seconds (a year and a day). Members refuse capabilities
+/// and revocations that expire later than this from now: a revocation is kept until the
+/// capability it withdraws expires, so this bounds how long any revocation is kept.
+pub const MAX_LIFE_SECS: u64 = 366 * 86_400;
 
 const POLICY_DOMAIN: &[u8] = b"shubnet collection policy v1\0";
 const CAPABILITY_DOMAIN: &[u8] = b"shubnet capability v1\0";
@@ -192,6 +196,15 @@ impl SignedPolicy {
         let p = decode_canonical(buf, decode_policy, Self::encode)?;
         check_collection(&p.collection)?;
         verify(&p.key, POLICY_DOMAIN, &p.encode_with(None), &p.sig)?;
+        Ok(p)
+    }
+
+    /// Decodes a policy this node verified when it accepted it, without checking the signature
+    /// again: visibility reads a policy on every request, and the bytes never left the node's
+    /// own database since they verified.
+    pub fn decode_stored(buf: &[u8]) -> Result<Self, AccessError> {
+        let p = decode_canonical(buf, decode_policy, Self::encode)?;
+        check_collection(&p.collection)?;
         Ok(p)
     }
 

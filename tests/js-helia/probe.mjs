@@ -11,6 +11,10 @@
 //     {"announced":N,"sent":N,"reset":bool,"error":"…","response":"…"}: `sent` is how many
 //     body bytes yamux took before the stream closed, `response` the printable text of
 //     whatever the node answered.
+//   protocols MULTIADDR PROTOCOL…
+//     Opens one stream per PROTOCOL, each negotiated fully (multistream-select must confirm
+//     it), and closes it at once without sending a byte. Prints {"PROTOCOL":"accepted" or
+//     "refused: …", …}.
 //   bitswap-flood MULTIADDR CID [--streams=10] [--wants=1024] [--have]
 //     Opens STREAMS /ipfs/bitswap/1.2.0 streams at once, each carrying one message that wants
 //     CID WANTS times (want-block, or want-have with --have), and reads every answer the node
@@ -28,7 +32,7 @@ import { CID } from 'multiformats/cid'
 import { BITSWAP, describeError, die } from './node.mjs'
 
 const SCRIPT = 'probe.mjs'
-const USAGE = `usage: ${SCRIPT} sync-frame MULTIADDR [--mib=N] | bitswap-flood MULTIADDR CID [--streams=N] [--wants=N] [--have]`
+const USAGE = `usage: ${SCRIPT} sync-frame MULTIADDR [--mib=N] | protocols MULTIADDR PROTOCOL… | bitswap-flood MULTIADDR CID [--streams=N] [--wants=N] [--have]`
 
 const positional = []
 const opts = { mib: 20, streams: 10, wants: 1024, have: false }
@@ -129,6 +133,23 @@ async function syncFrame () {
   return result
 }
 
+async function protocols () {
+  const names = positional.slice(2)
+  if (names.length === 0) die(SCRIPT, USAGE)
+  const conn = await libp2p.dial(addr)
+  const result = {}
+  for (const name of names) {
+    try {
+      const s = await conn.newStream(name, { negotiateFully: true, runOnLimitedConnection: true })
+      result[name] = 'accepted'
+      await s.close()
+    } catch (err) {
+      result[name] = `refused: ${describeError(err)}`
+    }
+  }
+  return result
+}
+
 async function bitswapFlood () {
   if (cidText == null) die(SCRIPT, USAGE)
   let cid
@@ -193,6 +214,8 @@ let result
 try {
   if (mode === 'sync-frame') {
     result = await syncFrame()
+  } else if (mode === 'protocols') {
+    result = await protocols()
   } else if (mode === 'bitswap-flood') {
     result = await bitswapFlood()
   } else {

@@ -24,13 +24,14 @@ use crate::registry::{Registry, RegistryError};
 use crate::tokens::{TokenStore, TokenStoreError};
 use serde::{Deserialize, Serialize};
 use shubnet_protocol::access::{
-    AccessError, CAPABILITY_ID_LEN, CAPABILITY_PREFIX, Capability, Revocation, SignedPolicy,
+    AccessError, CAPABILITY_ID_LEN, CAPABILITY_PREFIX, Capability, MAX_LIFE_SECS, Revocation,
+    SignedPolicy,
 };
 use shubnet_protocol::roster::Roster;
 use shubnet_protocol::sync::{AccessRecord, access_digest};
 use shubnet_protocol::tokens::{AuthError, CollectionPattern, Right, TokenInfo};
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::broadcast;
 
 #[cfg(test)]
@@ -77,12 +78,31 @@ pub enum AccessStoreError {
     /// No capability of this node has that id.
     #[error("no capability with id {0} was issued by this node")]
     NotFound(String),
+    /// A capability or revocation expiring later than members accept.
+    #[error("{what} expires in more than {max_days} days, the longest members accept")]
+    TooLong {
+        /// Which kind of record.
+        what: &'static str,
+        /// The limit, in days.
+        max_days: u64,
+    },
+    /// A key already has as many revocations in force as one key may.
+    #[error("the signer already has {max} revocations in force, the most one key may have")]
+    TooManyRevocations {
+        /// The limit.
+        max: usize,
+    },
     /// A stored record does not read back.
     #[error("damaged access record {0}")]
     Corrupt(String),
 }
 
 type Result<T, E = AccessStoreError> = std::result::Result<T, E>;
+
+/// Most revocations in force signed by one key. With [`MAX_LIFE_SECS`] this bounds what a
+/// member can make every other member store: a member that revokes more simply issued too many
+/// capabilities, and the excess is refused rather than stored.
+pub const MAX_REVOCATIONS_PER_KEY: usize = 50_000;
 
 /// What this node remembers of a capability it issued (the token itself is not kept).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,6 +138,8 @@ struct Inner {
     registry: Registry,
     tokens: TokenStore,
     events: broadcast::Sender<AccessRecord>,
+    /// Revocations in force per signing key, counted from the tree on first use.
+    revocations_per_key: Mutex<Option<HashMap<[u8; 32], usize>>>,
 }
 
 fn micros_now() -> u64 {
@@ -136,6 +158,7 @@ impl AccessStore {
                 registry,
                 tokens: tokens.clone(),
                 events,
+                revocations_per_key: Mutex::new(None),
             }),
         })
     }
@@ -155,7 +178,7 @@ impl AccessStore {
     pub fn policy(&self, collection: &str) -> Result<Option<SignedPolicy>> {
         match self.inner.trees.policies.get(collection.as_bytes())? {
             None => Ok(None),
-            Some(v) => Ok(Some(SignedPolicy::decode(&v).map_err(|e| {
+            Some(v) => Ok(Some(SignedPolicy::decode_stored(&v).map_err(|e| {
                 AccessStoreError::Corrupt(format!("policy of {collection}: {e}"))
             })?)),
         }
@@ -166,7 +189,7 @@ impl AccessStore {
         let mut out = HashSet::new();
         for item in self.inner.trees.policies.iter() {
             let (k, v) = item?;
-            let p = SignedPolicy::decode(&v).map_err(|e| {
+            let p = SignedPolicy::decode_stored(&v).map_err(|e| {
                 AccessStoreError::Corrupt(format!("policy {}: {e}", String::from_utf8_lossy(&k)))
             })?;
             if p.private {
@@ -187,7 +210,9 @@ impl AccessStore {
             let (k, v) = item?;
             match Revocation::decode(&v) {
                 Ok(r) if r.expires <= now => {
-                    self.inner.trees.revocations.remove(k)?;
+                    if self.inner.trees.revocations.remove(k)?.is_some() {
+                        self.count_revocation(&r.key, false)?;
+                    }
                 }
                 Ok(_) => out.push(AccessRecord::Revocation(v.to_vec())),
                 Err(e) => return Err(AccessStoreError::Corrupt(format!("revocation: {e}"))),
@@ -260,7 +285,7 @@ impl AccessStore {
         let mut current = tree.get(key)?;
         loop {
             if let Some(cur) = &current
-                && let Ok(old) = SignedPolicy::decode(cur)
+                && let Ok(old) = SignedPolicy::decode_stored(cur)
                 && !p.supersedes(&old)
             {
                 return Ok(false);
@@ -276,22 +301,72 @@ impl AccessStore {
     }
 
     fn store_revocation(&self, r: &Revocation) -> Result<bool> {
-        if r.expires <= unix_now() {
+        let now = unix_now();
+        if r.expires <= now {
             return Ok(false);
+        }
+        if r.expires > now.saturating_add(MAX_LIFE_SECS) {
+            return Err(AccessStoreError::TooLong {
+                what: "a revocation",
+                max_days: MAX_LIFE_SECS / 86_400,
+            });
         }
         let mut key = r.id.to_vec();
         key.extend_from_slice(&r.key);
-        let fresh = self
-            .inner
-            .trees
-            .revocations
+        let tree = &self.inner.trees.revocations;
+        if tree.contains_key(&key)? {
+            return Ok(false);
+        }
+        // Counted before the insert, under the lock, so concurrent pushes cannot overshoot.
+        if !self.count_revocation(&r.key, true)? {
+            return Err(AccessStoreError::TooManyRevocations {
+                max: MAX_REVOCATIONS_PER_KEY,
+            });
+        }
+        let fresh = tree
             .compare_and_swap(key, None::<&[u8]>, Some(r.encode()))?
             .is_ok();
         if fresh {
-            self.inner.trees.revocations.flush()?;
+            tree.flush()?;
             tracing::info!(id = %hex::encode(r.id), "capability revocation in force");
+        } else {
+            self.count_revocation(&r.key, false)?;
         }
         Ok(fresh)
+    }
+
+    /// Adds one to (`add`) or takes one from `key`'s count of revocations in force. Adding
+    /// fails (false) when the key is at [`MAX_REVOCATIONS_PER_KEY`].
+    fn count_revocation(&self, key: &[u8; 32], add: bool) -> Result<bool> {
+        let mut guard = self
+            .inner
+            .revocations_per_key
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if guard.is_none() {
+            let mut counts = HashMap::new();
+            for item in self.inner.trees.revocations.iter() {
+                let (k, _) = item?;
+                if let Some(signer) = k
+                    .get(CAPABILITY_ID_LEN..)
+                    .and_then(|s| <[u8; 32]>::try_from(s).ok())
+                {
+                    *counts.entry(signer).or_insert(0usize) += 1;
+                }
+            }
+            *guard = Some(counts);
+        }
+        let counts = guard.get_or_insert_with(HashMap::new);
+        let n = counts.entry(*key).or_insert(0);
+        if add {
+            if *n >= MAX_REVOCATIONS_PER_KEY {
+                return Ok(false);
+            }
+            *n += 1;
+        } else {
+            *n = n.saturating_sub(1);
+        }
+        Ok(true)
     }
 
     // ---- signed here ----
@@ -384,6 +459,12 @@ impl AccessStore {
         let roster = self.roster()?.ok_or(AccessStoreError::NoFederation)?;
         self.my_member(&roster)
             .ok_or(AccessStoreError::NoFederation)?;
+        if expires > unix_now().saturating_add(MAX_LIFE_SECS) {
+            return Err(AccessStoreError::TooLong {
+                what: "a capability",
+                max_days: MAX_LIFE_SECS / 86_400,
+            });
+        }
         let id: [u8; CAPABILITY_ID_LEN] = crate::secrets::random_bytes()
             .map_err(|e| AccessStoreError::Corrupt(format!("random source: {e}")))?;
         let cap = Capability::issue(
@@ -500,8 +581,17 @@ impl AccessStore {
                 return Ok(Err(AuthError::Revoked { id }));
             }
         }
-        if cap.expires <= unix_now() {
+        let now = unix_now();
+        if cap.expires <= now {
             return Ok(Err(AuthError::Expired { id }));
+        }
+        if cap.expires > now.saturating_add(MAX_LIFE_SECS) {
+            // Its revocation could not be kept long enough to withdraw it.
+            tracing::warn!(
+                id,
+                "capability refused: it expires later than members accept"
+            );
+            return Ok(Err(AuthError::Unknown));
         }
         Ok(Ok((cap, roster)))
     }

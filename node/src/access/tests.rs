@@ -276,3 +276,57 @@ fn local_flags_are_published_once_the_node_owns_them() {
     );
     assert_eq!(f.access.publish_local_flags().expect("again"), 0);
 }
+
+#[test]
+fn lifetimes_and_revocations_per_key_are_bounded() {
+    let f = fixture();
+    let pattern = |p: &str| CollectionPattern::parse(p).expect("pattern");
+    let too_late = unix_now() + MAX_LIFE_SECS + 3600;
+    // This node will not issue a capability that outlives what members accept…
+    assert!(matches!(
+        f.access
+            .issue("alice", vec![pattern("lab-a")], vec![Right::Pull], too_late),
+        Err(AccessStoreError::TooLong { .. })
+    ));
+    // …and refuses one another member signed anyway.
+    let long = Capability::issue(
+        [6; 16],
+        "bob",
+        vec![pattern("lab-b")],
+        vec![Right::Pull],
+        too_late,
+        &f.other.publisher,
+    )
+    .expect("issue");
+    assert!(matches!(
+        f.access
+            .authorize(&long.to_token(), "lab-b", Right::Pull)
+            .expect("check"),
+        Err(AuthError::Unknown)
+    ));
+    // A revocation kept longer than any capability lives is refused, not stored.
+    let r = Revocation::sign([7; 16], too_late, &f.other.publisher);
+    assert!(matches!(
+        f.access.accept(&AccessRecord::Revocation(r.encode())),
+        Err(AccessStoreError::TooLong { .. })
+    ));
+    // One key's revocations in force are capped; another key is not affected.
+    let soon = unix_now() + 3600;
+    for i in 0..MAX_REVOCATIONS_PER_KEY as u32 {
+        let mut id = [0u8; 16];
+        id[..4].copy_from_slice(&i.to_be_bytes());
+        let r = Revocation::sign(id, soon, &f.other.publisher);
+        assert!(f.access.store_revocation(&r).expect("under the cap"));
+    }
+    let over = Revocation::sign([0xff; 16], soon, &f.other.publisher);
+    assert!(matches!(
+        f.access.accept(&AccessRecord::Revocation(over.encode())),
+        Err(AccessStoreError::TooManyRevocations { .. })
+    ));
+    let mine = Revocation::sign([0xff; 16], soon, &f.mine);
+    assert!(
+        f.access
+            .accept(&AccessRecord::Revocation(mine.encode()))
+            .expect("another key")
+    );
+}

@@ -38,7 +38,9 @@ fn access_conv(e: AccessStoreError) -> BackendError {
         AccessStoreError::NotOwner { .. } | AccessStoreError::NoFederation => {
             BackendError::Rejected(e.to_string())
         }
-        AccessStoreError::Record(_) => BackendError::Invalid(e.to_string()),
+        AccessStoreError::Record(_) | AccessStoreError::TooLong { .. } => {
+            BackendError::Invalid(e.to_string())
+        }
         AccessStoreError::Tokens(t) => conv(t),
         other => BackendError::Internal(other.to_string()),
     }

@@ -13,16 +13,16 @@
 //! Must not judge records (the access store does) nor touch the swarm.
 
 use super::error::SyncFailure;
+use super::frames::write_frame;
 use super::gate::Gate;
 use super::peers::PeerBook;
 use super::streams::protocol;
 use super::tasks::Tasks;
 use crate::access::{AccessStore, AccessStoreError};
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use futures::{AsyncWriteExt, StreamExt};
 use libp2p::PeerId;
 use shubnet_protocol::sync::{
-    ACCESS_PROTOCOL, AccessRecord, AccessRequest, AccessResponse, MAX_ACCESS_FRAME, SyncError,
-    frame, frame_len,
+    ACCESS_PROTOCOL, AccessRecord, AccessRequest, AccessResponse, MAX_ACCESS_FRAME,
 };
 use std::time::Duration;
 
@@ -45,32 +45,7 @@ pub struct AccessCtx {
 }
 
 async fn read_frame(s: &mut libp2p::Stream) -> Result<Option<Vec<u8>>> {
-    let mut header = [0u8; 4];
-    match s.read_exact(&mut header).await {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e.into()),
-    }
-    let len = frame_len(header)?;
-    if len > MAX_ACCESS_FRAME {
-        return Err(SyncError::TooLarge {
-            what: "access frame",
-            len: len as u64,
-            max: MAX_ACCESS_FRAME,
-        }
-        .into());
-    }
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body)
-        .await
-        .map_err(SyncFailure::TruncatedFrame)?;
-    Ok(Some(body))
-}
-
-async fn write_frame(s: &mut libp2p::Stream, body: &[u8]) -> Result<()> {
-    s.write_all(&frame(body)).await?;
-    s.flush().await?;
-    Ok(())
+    super::frames::read_frame(s, "access frame", MAX_ACCESS_FRAME).await
 }
 
 async fn blocking<T: Send + 'static>(
@@ -94,7 +69,11 @@ async fn accept_all(ctx: &AccessCtx, peer: PeerId, records: Vec<AccessRecord>) -
                 Err(AccessStoreError::Record(e)) => {
                     tracing::warn!(%peer, error = %e, "access record refused: it does not verify");
                 }
-                Err(e @ AccessStoreError::NotAuthorized { .. }) => {
+                Err(
+                    e @ (AccessStoreError::NotAuthorized { .. }
+                    | AccessStoreError::TooLong { .. }
+                    | AccessStoreError::TooManyRevocations { .. }),
+                ) => {
                     tracing::warn!(%peer, error = %e, "access record refused");
                 }
                 Err(e) => return Err(e),

@@ -17,19 +17,19 @@
 use super::command::Command;
 use super::error::SyncFailure;
 use super::events::{EventSender, NetEvent};
+use super::frames::write_frame;
 use super::gate::Gate;
 use super::peers::PeerBook;
 use super::streams::protocol;
 use super::tasks::Tasks;
 use crate::registry::{Registry, RegistryError};
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use futures::{AsyncWriteExt, StreamExt};
 use libp2p::PeerId;
 use shubnet_protocol::Cid;
 use shubnet_protocol::manifest::{Manifest, ManifestError};
 use shubnet_protocol::roster::SignedRoster;
 use shubnet_protocol::sync::{
-    MAX_BATCH, MAX_CIDS, MAX_ROSTERS, MAX_USAGE_ENTRIES, PROTOCOL, Request, Response, frame,
-    frame_len,
+    MAX_BATCH, MAX_CIDS, MAX_FRAME, MAX_ROSTERS, MAX_USAGE_ENTRIES, PROTOCOL, Request, Response,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -99,24 +99,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 async fn read_frame(s: &mut libp2p::Stream) -> Result<Option<Vec<u8>>> {
-    let mut header = [0u8; 4];
-    match s.read_exact(&mut header).await {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e.into()),
-    }
-    let len = frame_len(header)?;
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body)
-        .await
-        .map_err(SyncFailure::TruncatedFrame)?;
-    Ok(Some(body))
-}
-
-async fn write_frame(s: &mut libp2p::Stream, body: &[u8]) -> Result<()> {
-    s.write_all(&frame(body)).await?;
-    s.flush().await?;
-    Ok(())
+    super::frames::read_frame(s, "frame", MAX_FRAME).await
 }
 
 // ---------- server ----------

@@ -18,7 +18,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{DialError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -59,6 +59,12 @@ pub struct EventLoop {
     /// The last dial failure logged at WARN per peer, so a peer redialled with backoff warns
     /// once per distinct reason, not once a minute.
     pub(super) dial_warned: HashMap<PeerId, String>,
+    /// Peers connected while they were not members: the members-only protocols (gossip,
+    /// Kademlia) were refused to them on that connection, and the peer's side may have given
+    /// up on them there, so the connection is replaced once the roster admits the peer.
+    pub(super) connected_as_outsider: HashSet<PeerId>,
+    /// Peers whose connection is being replaced: redialled as soon as it has closed.
+    pub(super) replacing: HashSet<PeerId>,
     /// Requests from the rest of the node ([`NetClient`](super::NetClient) and the protocols).
     pub(super) commands: mpsc::Receiver<Command>,
     /// The protocol tasks, stopped with the loop.
@@ -200,9 +206,16 @@ impl EventLoop {
                 }
             }
             if member {
-                let _ = self.sync_tx.try_send(p);
                 let addrs = self.observed.get(&p).cloned().unwrap_or_default();
                 self.learn_addrs(p, addrs);
+                if self.connected_as_outsider.remove(&p) {
+                    // Its sync round runs on the new connection (`ConnectionEstablished`).
+                    tracing::debug!(peer = %p, "replacing the connection of a newly admitted member");
+                    self.replacing.insert(p);
+                    let _ = self.swarm.disconnect_peer_id(p);
+                } else {
+                    let _ = self.sync_tx.try_send(p);
+                }
             }
         }
         if self.addrbook.retain(&state.members) {
@@ -347,8 +360,11 @@ impl EventLoop {
                     if num_established.get() == 1 {
                         let _ = self.sync_tx.try_send(peer_id);
                     }
-                } else if let Some(g) = self.swarm.behaviour_mut().gossipsub.as_mut() {
-                    g.blacklist_peer(&peer_id);
+                } else {
+                    self.connected_as_outsider.insert(peer_id);
+                    if let Some(g) = self.swarm.behaviour_mut().gossipsub.as_mut() {
+                        g.blacklist_peer(&peer_id);
+                    }
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -359,7 +375,13 @@ impl EventLoop {
                 self.peers.disconnected(peer_id);
                 if num_established == 0 {
                     self.observed.remove(&peer_id);
-                    self.addrbook.disconnected(peer_id, Instant::now());
+                    self.connected_as_outsider.remove(&peer_id);
+                    if self.replacing.remove(&peer_id) {
+                        self.addrbook.clear_backoff(&peer_id);
+                        self.reconnect();
+                    } else {
+                        self.addrbook.disconnected(peer_id, Instant::now());
+                    }
                 }
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {

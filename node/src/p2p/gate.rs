@@ -1,9 +1,8 @@
 //! Who may use the federation protocols: the peer ids of the newest roster this node knows.
 //!
-//! libp2p cannot gate one protocol on a connection and leave another open (Bitswap must stay
-//! open to any IPFS node), so the gate is checked where each federation protocol handles a
-//! peer: the sync and fetch/1 servers refuse non-members before reading a byte of their
-//! requests, gossip from non-members is ignored (and the peer blacklisted in gossipsub), and
+//! Connections stay open to any IPFS node (Bitswap), so the gate is checked per protocol: the
+//! sync, fetch/1 and access servers refuse non-members before reading a byte of their
+//! requests; gossip and Kademlia are offered to members only ([`super::members_only`]), and
 //! Kademlia's routing table only ever holds members.
 //! The newest roster is used, so a newcomer the admitting node just added is let in as soon as
 //! that version arrives here (by gossip or sync), and not only after everyone agrees.

@@ -33,8 +33,10 @@ mod error;
 mod event_loop;
 mod events;
 pub mod fetch;
+mod frames;
 pub mod gate;
 pub mod gossip;
+mod members_only;
 mod muxer;
 mod network;
 pub mod peers;
@@ -58,7 +60,7 @@ use crate::paths::DataDir;
 use bitswap_client::{BitswapClient, Pending};
 use libp2p::Multiaddr;
 use libp2p::identity::Keypair;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -133,6 +135,7 @@ pub fn new(
     let federation = gate.federation();
     let mut swarm = swarm::build(
         identity,
+        &gate,
         cfg.no_gossip,
         federation.as_deref(),
         &cfg.announce,
@@ -262,6 +265,8 @@ pub fn new(
         observed: HashMap::new(),
         dialled,
         dial_warned: HashMap::new(),
+        connected_as_outsider: HashSet::new(),
+        replacing: HashSet::new(),
         commands: cmd_rx,
         tasks,
     };

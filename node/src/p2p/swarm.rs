@@ -5,6 +5,8 @@
 //! decide policy: [`super::new`] wires the result to the protocols and the event loop.
 
 use super::error::NetError;
+use super::gate::Gate;
+use super::members_only::MembersOnly;
 use super::resolve;
 use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::{Boxed, Transport};
@@ -24,8 +26,10 @@ pub(super) struct Behaviour {
     pub(super) identify: identify::Behaviour,
     pub(super) ping: ping::Behaviour,
     pub(super) stream: libp2p_stream::Behaviour,
-    pub(super) gossipsub: Toggle<gossipsub::Behaviour>,
-    pub(super) kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
+    /// Members only: a non-member's gossip stream is refused before a byte of it is read.
+    pub(super) gossipsub: Toggle<MembersOnly<gossipsub::Behaviour>>,
+    /// Members only, like gossip.
+    pub(super) kad: Toggle<MembersOnly<kad::Behaviour<kad::store::MemoryStore>>>,
 }
 
 fn gossipsub_behaviour(key: &Keypair) -> Result<gossipsub::Behaviour, NetError> {
@@ -74,9 +78,11 @@ fn transport(
 }
 
 /// The swarm for `identity`: gossip unless `no_gossip`, Kademlia under the federation's name
-/// when known, and identify telling peers only `announce` when any are given.
+/// when known, both open to the members `gate` names only, and identify telling peers only
+/// `announce` when any are given.
 pub(super) fn build(
     identity: Keypair,
+    gate: &Gate,
     no_gossip: bool,
     federation: Option<&str>,
     announce: &[Multiaddr],
@@ -85,12 +91,18 @@ pub(super) fn build(
     let gossip = if no_gossip {
         None
     } else {
-        Some(gossipsub_behaviour(&identity)?)
+        Some(MembersOnly::new(
+            gossipsub_behaviour(&identity)?,
+            gate.clone(),
+        ))
     };
     // The protocol name is private to the federation when the node knows it at start. A node
     // started before `federation create/join` uses the generic name until its next restart,
     // so that members who all joined while running still find one another.
-    let kad = Some(kad_behaviour(local, federation)?);
+    let kad = Some(MembersOnly::new(
+        kad_behaviour(local, federation)?,
+        gate.clone(),
+    ));
     let hide_listen = !announce.is_empty();
     Ok(libp2p::SwarmBuilder::with_existing_identity(identity)
         .with_tokio()

@@ -284,7 +284,7 @@ fn every_route_on_every_node_follows_the_owners_policy_for_every_token() {
 
 #[test]
 fn only_the_owner_changes_visibility_and_revocations_reach_members_within_a_sync_interval() {
-    let w = world();
+    let mut w = world();
     let (a, b) = (&w.a, &w.b);
     let route = &w.secret.routes()[0];
 
@@ -309,6 +309,29 @@ fn only_the_owner_changes_visibility_and_revocations_reach_members_within_a_sync
         std::thread::sleep(Duration::from_millis(50));
     }
     eprintln!("revocation reached B after {:?}", started.elapsed());
+
+    // B is down when A revokes another token, so A's push misses it: B pulls the revocation in
+    // its first sync round after it is back.
+    let t = federation_token(a, "erin", "lab-a");
+    assert_eq!(with_token(b, route, Some(&t)).status, 200);
+    w.b.stop();
+    a.cli(&["token", "revoke", &token_id(a, "erin")]).ok();
+    w.b.restart();
+    let b = &w.b;
+    let back = Instant::now();
+    while with_token(b, route, Some(&t)).status != 403 {
+        assert!(
+            back.elapsed() < SYNC_INTERVAL * 2,
+            "B still accepted a token revoked while it was down, {:?} after it came back\n{}",
+            back.elapsed(),
+            b.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "a revocation missed while down reached B {:?} after it came back",
+        back.elapsed()
+    );
 
     // The owner makes it public: every member serves it anonymously; private again: refused.
     a.cli(&["collection", "set-public", "lab-a"]).ok();

@@ -264,3 +264,37 @@ fn non_member_is_refused_before_its_frame_is_read() {
         a.log_text()
     );
 }
+
+/// Gossip and Kademlia are members-only like sync, and refused earlier still: a non-member
+/// js-libp2p peer cannot even negotiate them, so nothing it sends on them is read, while the
+/// same connection still negotiates Bitswap.
+#[test]
+fn non_member_cannot_negotiate_gossip_or_kademlia() {
+    shubnet_tests::js::helia_node();
+    let a = TestNode::start_with(&["--sync-interval", "3600"]);
+    let id = federate(&a, &[], &[]);
+    let kad_fed = format!("/shubnet/{id}/kad/1.0.0");
+    let members_only = [
+        "/meshsub/1.1.0",
+        "/meshsub/1.0.0",
+        "/shubnet/kad/1.0.0",
+        &kad_fed,
+    ];
+    let open = "/ipfs/bitswap/1.2.0";
+    let addr = p2p_addr(&a);
+    let mut args = vec!["protocols", addr.as_str(), open];
+    args.extend(members_only);
+    let report = shubnet_tests::js::helia_probe(&args, Duration::from_secs(60));
+    assert_eq!(
+        report[open], "accepted",
+        "Bitswap must stay open to anyone: {report}"
+    );
+    for p in members_only {
+        let answer = report[p].as_str().unwrap_or_default();
+        assert!(
+            answer.starts_with("refused"),
+            "a non-member negotiated {p}: {report}\n{}",
+            a.log_text()
+        );
+    }
+}
