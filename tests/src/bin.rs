@@ -61,13 +61,23 @@ pub fn shubnet_command<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Command {
 /// [`shubnet_command`], run inside network namespace `netns` (`ip netns exec`, which also
 /// gives the process that namespace's `/etc/netns/NAME/hosts` as `/etc/hosts`) when given.
 pub fn shubnet_command_in<S: AsRef<std::ffi::OsStr>>(netns: Option<&str>, args: &[S]) -> Command {
+    shubnet_command_of(&shubnet_bin(), netns, args)
+}
+
+/// [`shubnet_command_in`] with another build of `shubnet`, `bin` (the previous release of the
+/// mixed-version tests).
+pub fn shubnet_command_of<S: AsRef<std::ffi::OsStr>>(
+    bin: &Path,
+    netns: Option<&str>,
+    args: &[S],
+) -> Command {
     let mut c = match netns {
         Some(ns) => {
             let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns]).arg(shubnet_bin());
+            c.args(["netns", "exec", ns]).arg(bin);
             c
         }
-        None => Command::new(shubnet_bin()),
+        None => Command::new(bin),
     };
     c.args(args);
     for var in [

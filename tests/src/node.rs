@@ -5,7 +5,7 @@
 //! under the test's directory, one pair per start, and are printed if the test panics. Dropping a
 //! `TestNode` sends SIGTERM, then SIGKILL if it has not exited within [`STOP_GRACE`].
 
-use crate::bin::{shubnet_command, shubnet_command_in};
+use crate::bin::shubnet_command_in;
 use crate::cmd::{DEFAULT_TIMEOUT, Run, describe, poll_until, run_cmd, run_cmd_with};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -33,6 +33,8 @@ pub struct TestNode {
     /// The address the HTTP API listens on (port 0); the admin API is opened to the test's
     /// calls when it is not 127.0.0.1, since they then come from another address.
     http_ip: String,
+    /// Another build of `shubnet` to run (serve and CLI) instead of the one under test.
+    bin: Option<PathBuf>,
     // Declared last: removed after the process is gone.
     _tmp: Option<tempfile::TempDir>,
 }
@@ -66,10 +68,25 @@ impl TestNode {
         Self::start_fresh_in(None, args, config)
     }
 
+    /// [`TestNode::start_configured`] running another build of `shubnet`, `bin`, for `serve`
+    /// and for the CLI calls made through this node (see [`TestNode::set_binary`]).
+    pub fn start_configured_on(bin: &Path, args: &[&str], config: &str) -> Self {
+        Self::start_fresh_with(None, args, Some(config), Some(bin))
+    }
+
     fn start_fresh_in(
         netns: Option<(Option<&str>, &str)>,
         args: &[&str],
         config: Option<&str>,
+    ) -> Self {
+        Self::start_fresh_with(netns, args, config, None)
+    }
+
+    fn start_fresh_with(
+        netns: Option<(Option<&str>, &str)>,
+        args: &[&str],
+        config: Option<&str>,
+        bin: Option<&Path>,
     ) -> Self {
         let tmp = tempfile::Builder::new()
             .prefix("shubnet-node-")
@@ -83,6 +100,7 @@ impl TestNode {
         }
         let mut n = Self::new(data_dir, logs_dir);
         n._tmp = Some(tmp);
+        n.bin = bin.map(Path::to_path_buf);
         n.set_args(args);
         if let Some((ns, ip)) = netns {
             n.set_netns(ns, ip);
@@ -137,6 +155,7 @@ impl TestNode {
             env: Vec::new(),
             netns: None,
             http_ip: "127.0.0.1".to_string(),
+            bin: None,
             _tmp: None,
         }
     }
@@ -161,7 +180,7 @@ impl TestNode {
             args.push("--allow-remote-admin");
         }
         args.push("--data-dir");
-        let mut cmd = shubnet_command_in(self.netns.as_deref(), &args);
+        let mut cmd = self.shubnet(self.netns.as_deref(), &args);
         cmd.arg(&self.data_dir)
             .args(&self.extra)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -211,6 +230,19 @@ impl TestNode {
         let hostport = url.strip_prefix("http://")?;
         TcpStream::connect(hostport).ok()?;
         Some(url)
+    }
+
+    /// From the next (re)start on, and for CLI calls from now on, runs `bin` instead of the
+    /// build under test (`None`: the build under test again, as after an in-place upgrade).
+    pub fn set_binary(&mut self, bin: Option<&Path>) {
+        self.bin = bin.map(Path::to_path_buf);
+    }
+
+    fn shubnet<S: AsRef<std::ffi::OsStr>>(&self, netns: Option<&str>, args: &[S]) -> Command {
+        match &self.bin {
+            Some(b) => crate::bin::shubnet_command_of(b, netns, args),
+            None => shubnet_command_in(netns, args),
+        }
     }
 
     /// Replaces the extra `serve` arguments used from the next (re)start on.
@@ -357,7 +389,7 @@ impl TestNode {
     /// A `Command` for `shubnet ARGS…` pointed at this node (`SHUBNET_NODE`,
     /// `SHUBNET_DATA_DIR`).
     pub fn command<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
-        let mut c = shubnet_command(args);
+        let mut c = self.shubnet(None, args);
         c.env("SHUBNET_NODE", &self.url)
             .env("SHUBNET_DATA_DIR", &self.data_dir);
         c

@@ -185,7 +185,17 @@ impl shubnet_gateway::Backend for NodeBackend {}
 impl ContentBackend for NodeBackend {
     async fn block(&self, cid: &Cid) -> Result<Option<Bytes>, BackendError> {
         let (s, c) = (self.store.clone(), *cid);
-        blocking(move || s.block(&c)).await
+        if let Some(b) = blocking(move || s.block(&c)).await? {
+            return Ok(Some(b));
+        }
+        // A member's gateway serves blocks of images it does not hold, like their bytes.
+        match self.remote(cid).await? {
+            Some(client) => client
+                .remote_block(*cid)
+                .await
+                .map_err(|e| BackendError::Unavailable(e.to_string())),
+            None => Ok(None),
+        }
     }
 
     async fn file_size(&self, cid: &Cid) -> Result<Option<u64>, BackendError> {

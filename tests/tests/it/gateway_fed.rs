@@ -220,3 +220,36 @@ fn every_client_pull_succeeds_from_a_member_that_did_not_hold_the_image() {
         "a refused push wrote a manifest"
     );
 }
+
+/// The trustless-gateway forms through a member that does not hold the image: its root block
+/// (`?format=raw`) and the whole DAG as a CAR come on demand from A, byte-identical to A's own
+/// answers, whichever is asked first.
+#[test]
+fn raw_blocks_and_cars_come_on_demand_from_a_member_that_did_not_hold_the_image() {
+    let tmp = crate::tmpdir();
+    let TwoMembers { a, b, .. } = TwoMembers::connected();
+    let raw_first = push_on_a(&a, tmp.path(), "rawfirst", 1_300_000);
+    let car_first = push_on_a(&a, tmp.path(), "carfirst", 1_100_000);
+    for img in [&raw_first, &car_first] {
+        wait_head(&b, img.reference(), &img.manifest, Duration::from_secs(30));
+        holds_nothing_of(&b, &img.root);
+    }
+    let fetch = |node: &TestNode, root: &str, format: &str| {
+        let r = get(&node.at(&format!("/ipfs/{root}?format={format}")));
+        r.expect_status(200);
+        r.body
+    };
+    for (img, order) in [(&raw_first, ["raw", "car"]), (&car_first, ["car", "raw"])] {
+        for format in order {
+            let from_b = fetch(&b, &img.root, format);
+            let from_a = fetch(&a, &img.root, format);
+            assert!(
+                from_b == from_a,
+                "B's {format} answer for {} differs from A's ({} and {} bytes)",
+                img.root,
+                from_b.len(),
+                from_a.len()
+            );
+        }
+    }
+}

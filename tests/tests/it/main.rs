@@ -47,6 +47,9 @@ mod key_files;
 /// Placement and repair across three institutions: k holders, a lost member, repair.
 mod replication;
 
+/// The previous release beside this build in one federation, then upgraded in place.
+mod mixed_versions;
+
 /// Deployment files: compose, Kubernetes, systemd, and the Dockerfile's build in CI.
 mod deploy;
 

@@ -163,6 +163,11 @@ impl BufferPool {
 pub struct Partials(Arc<tokio::sync::Mutex<HashMap<Cid, Arc<Partial>>>>);
 
 impl Partials {
+    /// Every open partial download.
+    pub async fn all(&self) -> Vec<Arc<Partial>> {
+        self.0.lock().await.values().cloned().collect()
+    }
+
     /// The open partial download of `root`, if any.
     pub async fn get(&self, root: &Cid) -> Option<Arc<Partial>> {
         self.0.lock().await.get(root).cloned()

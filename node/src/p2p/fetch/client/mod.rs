@@ -215,6 +215,46 @@ impl FetchClient {
         }
     }
 
+    /// One block this node does not hold, for a raw-block or CAR request through the gateway:
+    /// a block of an image whose download is open here (a DAG node, or a leaf, fetched first if
+    /// it is not verified yet), or an image's root (a raw image's only block, fetched and
+    /// stored; a DAG root, learnt with the image's DAG, which opens its download). `None` when
+    /// it is neither, or no holder has it.
+    pub async fn remote_block(&self, cid: Cid) -> Result<Option<Bytes>, FetchError> {
+        for p in self.partials.all().await {
+            if let Some(b) = node_bytes(&p, &cid) {
+                return Ok(Some(b));
+            }
+            if let Some(i) = p.leaves().iter().position(|l| l.cid == cid) {
+                let i = i as u64;
+                if !p.has(i) {
+                    let leaf = p.leaves()[i as usize];
+                    let end = leaf.offset + u64::from(leaf.len);
+                    let mut rx = self.read_range(*p.root(), leaf.offset, end).await?;
+                    while let Some(chunk) = rx.recv().await {
+                        chunk.map_err(|e| FetchError::Dag(e.to_string()))?;
+                    }
+                }
+                return tokio::task::spawn_blocking(move || p.read_leaf(i))
+                    .await
+                    .map_err(|e| FetchError::Dag(format!("reading a leaf: {e}")))?
+                    .map_err(FetchError::from);
+            }
+        }
+        match self.survey(cid, Vec::new()).await {
+            Ok(found) if cid.codec() == RAW => {
+                self.fetch_single(cid, &found).await?;
+                Ok(self.store.block(&cid)?)
+            }
+            Ok(found) => {
+                let p = self.partial_for(cid, &found).await?;
+                Ok(node_bytes(&p, &cid))
+            }
+            Err(FetchError::NoHolders(_) | FetchError::NotHeld { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Streams file bytes `start..end` of `root`, which this node does not hold, fetching only
     /// the leaves the range covers into the partial download (so they are kept) and yielding
     /// each as soon as it is verified. If that completes the image, it is stored.
@@ -304,4 +344,12 @@ impl FetchClient {
         });
         Ok(rx)
     }
+}
+
+/// The bytes of DAG node `cid` of the image `p` downloads, if it is one of them.
+fn node_bytes(p: &Partial, cid: &Cid) -> Option<Bytes> {
+    p.nodes()
+        .iter()
+        .find(|(c, _)| c == cid)
+        .map(|(_, b)| Bytes::copy_from_slice(b))
 }
