@@ -35,9 +35,12 @@ impl Located {
     }
 }
 
-/// The upload-record key of a blob in a repository.
+/// The upload-record key of a blob in a repository: hashed, because record keys are short
+/// and plain (`[A-Za-z0-9._-]`), and the same name for the same blob on every call.
 pub(crate) fn record_key(repo: &Repo, digest: &Digest) -> String {
-    format!("oci:{}@{digest}", repo.path())
+    use sha2::Digest as _;
+    let h = sha2::Sha256::digest(format!("{}@{digest}", repo.path()).as_bytes());
+    format!("oci-{}", hex::encode(h))
 }
 
 /// Finds a blob of `repo` by digest.
