@@ -145,11 +145,24 @@ pub fn raw_post(
     body: &[u8],
     leave: bool,
 ) -> String {
+    raw_send("POST", url, headers, declared, body, leave)
+}
+
+/// [`raw_post`] with another method (a `PATCH` cut short).
+pub fn raw_send(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    declared: u64,
+    body: &[u8],
+    leave: bool,
+) -> String {
     let (host, path) = split_url(url);
-    let mut s = TcpStream::connect(&host).unwrap_or_else(|e| panic!("POST {url}: connect: {e}"));
+    let mut s =
+        TcpStream::connect(&host).unwrap_or_else(|e| panic!("{method} {url}: connect: {e}"));
     s.set_read_timeout(Some(READ_TIMEOUT)).expect("set timeout");
     let mut head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {declared}\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {declared}\r\n"
     );
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
