@@ -73,4 +73,38 @@ mod tests {
         m.extra.insert(OCI_KEY.into(), raw);
         assert_eq!(OciRecord::of(&m), Some(r));
     }
+
+    /// What an older member does with a manifest carrying the record: decode (keeping the
+    /// unknown key verbatim), verify, and re-encode to the same bytes and CID.
+    #[test]
+    fn a_signed_manifest_with_the_record_survives_decode_and_reencode() {
+        use super::super::{Manifest, MEDIA_TYPE_SIF, UnsignedManifest};
+        use ed25519_dalek::SigningKey;
+        let mut body = UnsignedManifest {
+            federation: "bafyfed".into(),
+            collection: "lab-a".into(),
+            name: "app".into(),
+            tag: "v1".into(),
+            root: Some(crate::cid::cid_for(crate::cid::RAW, b"sif")),
+            size: 3,
+            sha256: [1; 32],
+            media_type: MEDIA_TYPE_SIF.into(),
+            created: 1_700_000_000,
+            seq: 1,
+            pushed_by: "alice".into(),
+            ..UnsignedManifest::default()
+        };
+        let rec = OciRecord {
+            manifest: br#"{"schemaVersion":2, "layers":[]}"#.to_vec(),
+            config: b"{}".to_vec(),
+        };
+        body.metadata.extra.insert(OCI_KEY.into(), rec.encode());
+        let m = body.sign(&SigningKey::from_bytes(&[1; 32])).expect("sign");
+        let bytes = m.encode();
+        let back = Manifest::decode(&bytes).expect("decode");
+        back.verify_signature().expect("signature");
+        assert_eq!(back.encode(), bytes);
+        assert_eq!(back.cid(), m.cid());
+        assert_eq!(OciRecord::of(&back.body.metadata), Some(rec));
+    }
 }
