@@ -141,10 +141,52 @@ fn oras_push_pull_sif_then_every_api_serves_it() {
     let (_, files) = Oras::new(node.url()).pull("lab-a/app:v2", &tmp.path().join("pull2"));
     assert_same_file(&files[0], &big);
 
+    // Tags page with n/last and a Link header.
+    let p1 = get(&node.at("/v2/lab-a/app/tags/list?n=1"));
+    assert_eq!(json(p1.expect_status(200))["tags"], serde_json::json!(["v1"]));
+    assert!(p1.header("link").is_some_and(|l| l.contains("last=v1")), "{p1}");
+    let p2 = json(get(&node.at("/v2/lab-a/app/tags/list?n=1&last=v1")).expect_status(200));
+    assert_eq!(p2["tags"], serde_json::json!(["v2"]));
+
+    // A cross-repository mount of a readable blob is 201 and the blob is there; a mount of a
+    // blob found nowhere opens a session instead (202).
+    let auth = basic("alice", &alice);
+    let r = request(
+        "POST",
+        &node.at(&format!("/v2/lab-a/other/blobs/uploads/?mount={layer}&from=lab-a/app")),
+        &[("Authorization", &auth)],
+    );
+    r.expect_status(201);
+    assert_eq!(r.header("docker-content-digest"), Some(layer));
+    head(&node.at(&format!("/v2/lab-a/other/blobs/{layer}"))).expect_status(200);
+    let missing = format!("sha256:{}", sha256_hex(b"nowhere"));
+    let r = request(
+        "POST",
+        &node.at(&format!("/v2/lab-a/other/blobs/uploads/?mount={missing}")),
+        &[("Authorization", &auth)],
+    );
+    r.expect_status(202);
+    assert!(r.header("location").is_some(), "{r}");
+
+    // sha512 digests are accepted.
+    let blob = kubo_bytes("sha512", 70_000);
+    let d512 = {
+        use sha2::Digest as _;
+        format!("sha512:{}", hex::encode(sha2::Sha512::digest(&blob)))
+    };
+    let r = request_body(
+        "POST",
+        &node.at(&format!("/v2/lab-a/app/blobs/uploads/?digest={d512}")),
+        &[("Authorization", &auth)],
+        &blob,
+    );
+    r.expect_status(201);
+    let g = get(&node.at(&format!("/v2/lab-a/app/blobs/{d512}")));
+    assert_eq!(g.expect_status(200).body, blob);
+
     // A frozen tag refuses both overwrite and delete.
     push(&node, &image, "lab-a/app:frozen", true);
     client.push("lab-a/app:frozen", &big).fails();
-    let auth = basic("alice", &alice);
     let d = request(
         "DELETE",
         &node.at("/v2/lab-a/app/manifests/frozen"),
