@@ -39,7 +39,10 @@ impl Oras {
     /// An anonymous client of the gateway at `base` (`http://127.0.0.1:PORT`).
     pub fn new(base: &str) -> Self {
         Self {
-            host: base.trim_start_matches("http://").trim_end_matches('/').to_owned(),
+            host: base
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_owned(),
             user: None,
             home: tempfile::Builder::new()
                 .prefix("oras-")

@@ -11,11 +11,10 @@ use super::error::{Code, OciError};
 use crate::SharedState;
 use crate::tokens::{AuthError, Right, TokenInfo};
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use serde::Deserialize;
 use serde_json::json;
 
 /// The user token a request carries, from `Bearer` or from the password (else the user name)
@@ -93,8 +92,7 @@ pub(crate) async fn may_pull<B: OciBackend>(
     repo: &super::Repo,
 ) -> Result<(), OciError> {
     let token = credential(headers);
-    match crate::visibility::may_pull_with(&state.backend, token.as_deref(), &repo.collection)
-        .await
+    match crate::visibility::may_pull_with(&state.backend, token.as_deref(), &repo.collection).await
     {
         Ok(_) => Ok(()),
         Err(crate::visibility::Refusal::NoCredential { .. }) => {
@@ -118,21 +116,13 @@ pub(crate) async fn check_ping<B: OciBackend>(
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct TokenQuery {
-    #[allow(dead_code)]
-    service: Option<String>,
-    #[allow(dead_code)]
-    scope: Option<String>,
-}
-
 /// `GET /v2/token`: exchanges Basic credentials (a user token as the password) for a bearer
 /// token. Without credentials there is nothing to hand out: anonymous clients need no token for
-/// public collections, and a private or push scope needs the user's token.
+/// public collections, and a private or push scope needs the user's token. The `scope` asked
+/// for is not narrowed into the token: each request is checked against the token's own rights.
 pub(crate) async fn token<B: OciBackend>(
     State(state): State<SharedState<B>>,
     headers: HeaderMap,
-    Query(_q): Query<TokenQuery>,
 ) -> Result<Response, OciError> {
     let Some(token) = credential(&headers) else {
         return Err(OciError::new(

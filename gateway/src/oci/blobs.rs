@@ -99,8 +99,8 @@ pub(crate) async fn get<B: OciBackend>(
         Selection::Full => (StatusCode::OK, 0, size),
         Selection::Partial { start, end } => (StatusCode::PARTIAL_CONTENT, start, end),
         Selection::Unsatisfiable => {
-            let mut r = OciError::new(Code::RangeInvalid, "the range is outside the blob")
-                .into_response();
+            let mut r =
+                OciError::new(Code::RangeInvalid, "the range is outside the blob").into_response();
             set(&mut r, "content-range", &format!("bytes */{size}"));
             return Ok(r);
         }

@@ -49,10 +49,12 @@ fn parse_ref(r: &str) -> Result<Ref, OciError> {
 
 /// The live head manifests of a repository.
 async fn heads<B: OciBackend>(backend: &B, repo: &Repo) -> Result<Vec<Manifest>, OciError> {
-    Ok(crate::shub::decode_all(backend.tag_heads(&repo.path()).await?)
-        .into_iter()
-        .filter(|m| !m.body.tombstone && m.body.name == repo.name)
-        .collect())
+    Ok(
+        crate::shub::decode_all(backend.tag_heads(&repo.path()).await?)
+            .into_iter()
+            .filter(|m| !m.body.tombstone && m.body.name == repo.name)
+            .collect(),
+    )
 }
 
 async fn resolve<B: OciBackend>(
@@ -101,7 +103,10 @@ pub(crate) async fn get<B: OciBackend>(
     super::auth::may_pull(&state, &headers, &repo).await?;
     let r = parse_ref(&r)?;
     let m = resolve(&state.backend, &repo, &r).await?.ok_or_else(|| {
-        OciError::new(Code::ManifestUnknown, format!("no such manifest in {}", repo.path()))
+        OciError::new(
+            Code::ManifestUnknown,
+            format!("no such manifest in {}", repo.path()),
+        )
     })?;
     let bytes = synth::manifest_bytes(&m);
     let digest = match &r {
@@ -192,8 +197,7 @@ async fn referenced<B: OciBackend>(
 
 fn valid_media_type(t: &str) -> bool {
     t.len() <= 255
-        && t
-            .split_once('/')
+        && t.split_once('/')
             .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && !b.contains('/'))
         && t.bytes().all(|c| c.is_ascii_graphic())
 }
@@ -224,11 +228,7 @@ pub(crate) async fn put<B: OciBackend>(
         .map(|t| t.split(';').next().unwrap_or("").trim().to_owned());
     let doc: ManifestIn = serde_json::from_slice(&bytes)
         .map_err(|e| invalid(format!("not an image manifest: {e}")))?;
-    let mtype = doc
-        .media_type
-        .clone()
-        .or(ctype.clone())
-        .unwrap_or_default();
+    let mtype = doc.media_type.clone().or(ctype.clone()).unwrap_or_default();
     if doc.schema_version != 2
         || !(mtype == synth::OCI_MANIFEST || mtype == synth::DOCKER_MANIFEST)
         || ctype.as_deref().is_some_and(|c| c != mtype)
@@ -266,20 +266,21 @@ pub(crate) async fn put<B: OciBackend>(
     let Located::Content { root, size } = layer else {
         return Err(invalid("the layer is not a SIF image"));
     };
-    let config = match config {
-        Located::Inline(b) => b,
-        Located::Content { root, size } if size as usize <= MAX_RECORD_BYTES => {
-            let mut out = Vec::new();
-            let mut s = state.backend.read_file(&root, 0, size).await?;
-            while let Some(chunk) = s.next().await {
-                out.extend_from_slice(&chunk.map_err(|e| {
-                    OciError::from(crate::BackendError::Internal(e.to_string()))
-                })?);
+    let config =
+        match config {
+            Located::Inline(b) => b,
+            Located::Content { root, size } if size as usize <= MAX_RECORD_BYTES => {
+                let mut out = Vec::new();
+                let mut s = state.backend.read_file(&root, 0, size).await?;
+                while let Some(chunk) = s.next().await {
+                    out.extend_from_slice(&chunk.map_err(|e| {
+                        OciError::from(crate::BackendError::Internal(e.to_string()))
+                    })?);
+                }
+                out
             }
-            out
-        }
-        Located::Content { .. } => return Err(invalid("the config blob is too large")),
-    };
+            Located::Content { .. } => return Err(invalid("the config blob is too large")),
+        };
     if bytes.len() + config.len() > MAX_RECORD_BYTES {
         return Err(invalid(format!(
             "a SIF artifact's manifest and config are limited to {MAX_RECORD_BYTES} bytes"
@@ -293,7 +294,12 @@ pub(crate) async fn put<B: OciBackend>(
     let content = state.backend.read_file(&root, 0, size).await?;
     let out = state
         .backend
-        .push_with_extra(&format!("{}:{tag}", repo.path()), &info.user, extra, content)
+        .push_with_extra(
+            &format!("{}:{tag}", repo.path()),
+            &info.user,
+            extra,
+            content,
+        )
         .await?;
     tracing::info!(reference = %out.reference, user = %info.user, "published through the OCI API");
     for d in [layer_digest] {
@@ -370,7 +376,11 @@ fn paginate(all: Vec<String>, p: &Page) -> (Vec<String>, bool) {
 
 fn link(resp: &mut Response, path: &str, page: &[String], n: Option<usize>) {
     if let (Some(last), Some(n)) = (page.last(), n) {
-        set(resp, "link", &format!("<{path}?n={n}&last={last}>; rel=\"next\""));
+        set(
+            resp,
+            "link",
+            &format!("<{path}?n={n}&last={last}>; rel=\"next\""),
+        );
     }
 }
 
@@ -397,7 +407,12 @@ pub(crate) async fn tags<B: OciBackend>(
     let (page, more) = paginate(all.into_iter().collect(), &p);
     let mut resp = Json(json!({ "name": repo.path(), "tags": page })).into_response();
     if more {
-        link(&mut resp, &format!("/v2/{}/tags/list", repo.path()), &page, p.n);
+        link(
+            &mut resp,
+            &format!("/v2/{}/tags/list", repo.path()),
+            &page,
+            p.n,
+        );
     }
     Ok(resp)
 }

@@ -75,9 +75,16 @@ impl OciUploads {
         if m.len() >= MAX_SESSIONS {
             let mut by_age: Vec<_> = m.iter().map(|(k, (_, at))| (*at, k.clone())).collect();
             by_age.sort();
-            gone.extend(by_age.into_iter().take(m.len() + 1 - MAX_SESSIONS).map(|e| e.1));
+            gone.extend(
+                by_age
+                    .into_iter()
+                    .take(m.len() + 1 - MAX_SESSIONS)
+                    .map(|e| e.1),
+            );
         }
-        gone.into_iter().filter_map(|k| m.remove(&k).map(|e| e.0)).collect()
+        gone.into_iter()
+            .filter_map(|k| m.remove(&k).map(|e| e.0))
+            .collect()
     }
 }
 
@@ -109,7 +116,10 @@ impl Session {
         let mut stream = body.into_data_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| {
-                OciError::new(Code::BlobUploadInvalid, format!("the body ended early: {e}"))
+                OciError::new(
+                    Code::BlobUploadInvalid,
+                    format!("the body ended early: {e}"),
+                )
             })?;
             if self.offset.saturating_add(chunk.len() as u64) > limit {
                 self.abort("upload too large").await;
@@ -163,7 +173,14 @@ fn new_id() -> String {
         b = t.to_le_bytes();
     }
     let h = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 fn location(repo: &Repo, id: &str) -> String {
@@ -188,7 +205,11 @@ fn session_response(status: StatusCode, repo: &Repo, id: &str, offset: u64) -> R
 
 fn blob_created(repo: &Repo, digest: &Digest) -> Response {
     let mut r = StatusCode::CREATED.into_response();
-    set(&mut r, "location", &format!("/v2/{}/blobs/{digest}", repo.path()));
+    set(
+        &mut r,
+        "location",
+        &format!("/v2/{}/blobs/{digest}", repo.path()),
+    );
     set(&mut r, "docker-content-digest", &digest.to_string());
     set(&mut r, "content-length", "0");
     r
@@ -196,10 +217,7 @@ fn blob_created(repo: &Repo, digest: &Digest) -> Response {
 
 /// Refuses an upload into a collection this node may not publish, before any byte is stored.
 async fn check_namespace<B: OciBackend>(backend: &B, repo: &Repo) -> Result<(), OciError> {
-    match backend
-        .push_check(&format!("{}:latest", repo.path()))
-        .await
-    {
+    match backend.push_check(&format!("{}:latest", repo.path())).await {
         Ok(()) | Err(crate::BackendError::Frozen { .. }) => Ok(()),
         Err(e) if e.is_refusal() => Err(OciError::new(Code::Denied, e.to_string())),
         Err(e) => Err(e.into()),
@@ -207,7 +225,8 @@ async fn check_namespace<B: OciBackend>(backend: &B, repo: &Repo) -> Result<(), 
 }
 
 fn parse_digest(s: &str) -> Result<Digest, OciError> {
-    Digest::parse(s).ok_or_else(|| OciError::new(Code::DigestInvalid, format!("invalid digest {s:?}")))
+    Digest::parse(s)
+        .ok_or_else(|| OciError::new(Code::DigestInvalid, format!("invalid digest {s:?}")))
 }
 
 #[derive(Debug, Deserialize)]
@@ -373,10 +392,7 @@ fn check_range(headers: &HeaderMap, offset: u64) -> Result<(), OciError> {
         .split_once('-')
         .and_then(|(a, b)| Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?)));
     let invalid = |why: String| {
-        OciError::new(Code::RangeInvalid, why).with_header(
-            header::RANGE,
-            &range_header(offset),
-        )
+        OciError::new(Code::RangeInvalid, why).with_header(header::RANGE, &range_header(offset))
     };
     let Some((start, end)) = parsed.filter(|(a, b)| a <= b) else {
         return Err(invalid(format!("invalid Content-Range {v:?}")));

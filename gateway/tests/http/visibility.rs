@@ -390,7 +390,11 @@ async fn registry_routes_ask_visibility_before_resolving() {
         let r = call(&backend, "GET", uri, None).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "GET {uri}");
         let r = call(&backend, "GET", uri, Some("Bearer not-a-token")).await;
-        assert_eq!(r.status, StatusCode::FORBIDDEN, "GET {uri} with a bad token");
+        assert_eq!(
+            r.status,
+            StatusCode::FORBIDDEN,
+            "GET {uri} with a bad token"
+        );
         assert!(!String::from_utf8_lossy(&r.body).contains("latest\""));
         let r = call(&backend, "GET", uri, Some(bearer.as_str())).await;
         assert_eq!(r.status, StatusCode::OK, "GET {uri} with a pull token");

@@ -5,7 +5,6 @@
 //! errors.
 
 use crate::registry::metadata::ExtractError;
-use std::collections::BTreeMap;
 use crate::registry::{Registry, RegistryError, RosterOutcome, roster_to_line};
 use crate::store::Store;
 use base64::Engine;
@@ -17,6 +16,7 @@ use shubnet_protocol::Cid;
 use shubnet_protocol::manifest::{Manifest, ManifestError};
 use shubnet_protocol::reference::Reference;
 use shubnet_protocol::roster::SignedRoster;
+use std::collections::BTreeMap;
 
 /// Maps registry failures onto HTTP-level errors: rule violations are the client's (400/404),
 /// disk trouble is ours (500).

@@ -78,7 +78,7 @@ mod tests {
     /// unknown key verbatim), verify, and re-encode to the same bytes and CID.
     #[test]
     fn a_signed_manifest_with_the_record_survives_decode_and_reencode() {
-        use super::super::{Manifest, MEDIA_TYPE_SIF, UnsignedManifest};
+        use super::super::{MEDIA_TYPE_SIF, Manifest, UnsignedManifest};
         use ed25519_dalek::SigningKey;
         let mut body = UnsignedManifest {
             federation: "bafyfed".into(),

@@ -79,8 +79,14 @@ fn oras_push_pull_sif_then_every_api_serves_it() {
     // The manifest served is the one pushed, byte for byte (its digest is the push's).
     let (digest, m) = client.manifest("lab-a/app:v1");
     assert_eq!(digest, pushed);
-    assert_eq!(m["config"]["mediaType"], "application/vnd.sylabs.sif.config.v1+json");
-    assert_eq!(m["layers"][0]["mediaType"], "application/vnd.sylabs.sif.layer.v1.sif");
+    assert_eq!(
+        m["config"]["mediaType"],
+        "application/vnd.sylabs.sif.config.v1+json"
+    );
+    assert_eq!(
+        m["layers"][0]["mediaType"],
+        "application/vnd.sylabs.sif.layer.v1.sif"
+    );
     assert_eq!(
         m["annotations"]["org.opencontainers.image.created"],
         "2026-01-02T03:04:05Z"
@@ -102,7 +108,12 @@ fn oras_push_pull_sif_then_every_api_serves_it() {
     let url = shub["image"].as_str().expect("image URL");
     assert_eq!(get(url).expect_status(200).body, bytes);
     let root = shub["metadata"]["root"].as_str().expect("root");
-    assert_eq!(get(&node.at(&format!("/ipfs/{root}"))).expect_status(200).body, bytes);
+    assert_eq!(
+        get(&node.at(&format!("/ipfs/{root}")))
+            .expect_status(200)
+            .body,
+        bytes
+    );
     let out = tmp.path().join("pulled.sif");
     node.cli(&[
         "pull".as_ref(),
@@ -134,7 +145,12 @@ fn oras_push_pull_sif_then_every_api_serves_it() {
     let chunked = client
         .run(
             "push",
-            &["lab-a/app:v2", big.to_str().expect("utf8"), "--chunked", "262144"],
+            &[
+                "lab-a/app:v2",
+                big.to_str().expect("utf8"),
+                "--chunked",
+                "262144",
+            ],
         )
         .ok();
     assert!(chunked.out().starts_with("sha256:"), "{chunked}");
@@ -143,8 +159,14 @@ fn oras_push_pull_sif_then_every_api_serves_it() {
 
     // Tags page with n/last and a Link header.
     let p1 = get(&node.at("/v2/lab-a/app/tags/list?n=1"));
-    assert_eq!(json(p1.expect_status(200))["tags"], serde_json::json!(["v1"]));
-    assert!(p1.header("link").is_some_and(|l| l.contains("last=v1")), "{p1}");
+    assert_eq!(
+        json(p1.expect_status(200))["tags"],
+        serde_json::json!(["v1"])
+    );
+    assert!(
+        p1.header("link").is_some_and(|l| l.contains("last=v1")),
+        "{p1}"
+    );
     let p2 = json(get(&node.at("/v2/lab-a/app/tags/list?n=1&last=v1")).expect_status(200));
     assert_eq!(p2["tags"], serde_json::json!(["v2"]));
 
@@ -153,7 +175,9 @@ fn oras_push_pull_sif_then_every_api_serves_it() {
     let auth = basic("alice", &alice);
     let r = request(
         "POST",
-        &node.at(&format!("/v2/lab-a/other/blobs/uploads/?mount={layer}&from=lab-a/app")),
+        &node.at(&format!(
+            "/v2/lab-a/other/blobs/uploads/?mount={layer}&from=lab-a/app"
+        )),
         &[("Authorization", &auth)],
     );
     r.expect_status(201);
@@ -231,7 +255,13 @@ fn shubnet_push_pulls_through_oras_on_two_members_and_oras_push_reaches_a_member
     let (db, mb) = Oras::new(fed.b.url()).manifest("lab-a/cli:1.0");
     assert_eq!(da, db, "the members synthesize different manifests");
     assert_eq!(ma, mb);
-    assert_eq!(ma["layers"][0]["digest"], format!("sha256:{}", sha256_hex(&std::fs::read(&cli_image).expect("read"))));
+    assert_eq!(
+        ma["layers"][0]["digest"],
+        format!(
+            "sha256:{}",
+            sha256_hex(&std::fs::read(&cli_image).expect("read"))
+        )
+    );
     let (run, files) = Oras::new(fed.b.url()).pull("lab-a/cli:1.0", &tmp.path().join("pull3"));
     run.ok();
     assert_same_file(&files[0], &cli_image);
@@ -272,7 +302,12 @@ fn bad_oci_input_gets_the_spec_error_and_stores_nothing() {
     let wrong = format!("sha256:{}", sha256_hex(b"something else"));
 
     // A monolithic upload whose digest does not match.
-    let r = send("POST", &format!("/v2/lab-a/x/blobs/uploads/?digest={wrong}"), &h(&[]), &data);
+    let r = send(
+        "POST",
+        &format!("/v2/lab-a/x/blobs/uploads/?digest={wrong}"),
+        &h(&[]),
+        &data,
+    );
     assert_eq!((r.status, code(&r)), (400, "DIGEST_INVALID".into()), "{r}");
     for d in [&wrong, &real] {
         head(&node.at(&format!("/v2/lab-a/x/blobs/{d}"))).expect_status(404);
@@ -283,18 +318,51 @@ fn bad_oci_input_gets_the_spec_error_and_stores_nothing() {
     r.expect_status(202);
     let loc = r.header("location").expect("Location").to_owned();
     assert!(r.header("docker-upload-uuid").is_some(), "{r}");
-    let r = send("PATCH", &loc, &h(&[("Content-Range", "0-99999")]), &data[..100_000]);
+    let r = send(
+        "PATCH",
+        &loc,
+        &h(&[("Content-Range", "0-99999")]),
+        &data[..100_000],
+    );
     r.expect_status(202);
     assert_eq!(r.header("range"), Some("0-99999"));
-    let r = send("PATCH", &loc, &h(&[("Content-Range", "200000-299999")]), &data[200_000..]);
-    assert_eq!((r.status, code(&r)), (416, "BLOB_UPLOAD_INVALID".into()), "{r}");
-    let r = send("PATCH", &loc, &h(&[("Content-Range", "100000-100009")]), &data[100_000..200_000]);
-    assert_eq!((r.status, code(&r)), (416, "BLOB_UPLOAD_INVALID".into()), "{r}");
+    let r = send(
+        "PATCH",
+        &loc,
+        &h(&[("Content-Range", "200000-299999")]),
+        &data[200_000..],
+    );
+    assert_eq!(
+        (r.status, code(&r)),
+        (416, "BLOB_UPLOAD_INVALID".into()),
+        "{r}"
+    );
+    let r = send(
+        "PATCH",
+        &loc,
+        &h(&[("Content-Range", "100000-100009")]),
+        &data[100_000..200_000],
+    );
+    assert_eq!(
+        (r.status, code(&r)),
+        (416, "BLOB_UPLOAD_INVALID".into()),
+        "{r}"
+    );
     let st = send("GET", &loc, &h(&[]), b"");
     st.expect_status(204);
-    assert_eq!(st.header("range"), Some("0-99999"), "a refused chunk moved the offset");
+    assert_eq!(
+        st.header("range"),
+        Some("0-99999"),
+        "a refused chunk moved the offset"
+    );
     // The rest, then the close with the wrong digest: refused, nothing kept.
-    send("PATCH", &loc, &h(&[("Content-Range", "100000-299999")]), &data[100_000..]).expect_status(202);
+    send(
+        "PATCH",
+        &loc,
+        &h(&[("Content-Range", "100000-299999")]),
+        &data[100_000..],
+    )
+    .expect_status(202);
     let r = send("PUT", &format!("{loc}?digest={wrong}"), &h(&[]), b"");
     assert_eq!((r.status, code(&r)), (400, "DIGEST_INVALID".into()), "{r}");
     head(&node.at(&format!("/v2/lab-a/x/blobs/{real}"))).expect_status(404);
@@ -303,7 +371,14 @@ fn bad_oci_input_gets_the_spec_error_and_stores_nothing() {
     let loc = r.header("location").expect("Location").to_owned();
     let hs = h(&[]);
     let hs: Vec<(&str, &str)> = hs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    raw_send("PATCH", &node.at(&loc), &hs, data.len() as u64, &data[..120_000], true);
+    raw_send(
+        "PATCH",
+        &node.at(&loc),
+        &hs,
+        data.len() as u64,
+        &data[..120_000],
+        true,
+    );
     let st = send("GET", &loc, &h(&[]), b"");
     st.expect_status(204);
     let committed: u64 = st
@@ -312,10 +387,18 @@ fn bad_oci_input_gets_the_spec_error_and_stores_nothing() {
         .and_then(|e| e.parse::<u64>().ok())
         .map(|e| e + 1)
         .unwrap_or_else(|| panic!("no Range\n{st}"));
-    assert!(committed > 0 && committed <= 120_000, "committed {committed}");
+    assert!(
+        committed > 0 && committed <= 120_000,
+        "committed {committed}"
+    );
     let rest = format!("{committed}-{}", data.len() - 1);
-    send("PATCH", &loc, &h(&[("Content-Range", &rest)]), &data[committed as usize..])
-        .expect_status(202);
+    send(
+        "PATCH",
+        &loc,
+        &h(&[("Content-Range", &rest)]),
+        &data[committed as usize..],
+    )
+    .expect_status(202);
     let r = send("PUT", &format!("{loc}?digest={real}"), &h(&[]), b"");
     r.expect_status(201);
     assert_eq!(r.header("docker-content-digest"), Some(real.as_str()));
@@ -333,8 +416,16 @@ fn bad_oci_input_gets_the_spec_error_and_stores_nothing() {
     send("PATCH", &loc, &h(&[]), &data).expect_status(202);
     send("DELETE", &loc, &h(&[]), b"").expect_status(204);
     let r = send("GET", &loc, &h(&[]), b"");
-    assert_eq!((r.status, code(&r)), (404, "BLOB_UPLOAD_UNKNOWN".into()), "{r}");
-    assert!(node.pins().is_empty(), "a refused or cancelled upload left content: {:?}", node.pins());
+    assert_eq!(
+        (r.status, code(&r)),
+        (404, "BLOB_UPLOAD_UNKNOWN".into()),
+        "{r}"
+    );
+    assert!(
+        node.pins().is_empty(),
+        "a refused or cancelled upload left content: {:?}",
+        node.pins()
+    );
 
     // Manifests: missing blobs, malformed JSON, a bad media type, over 4 MiB.
     let ct = ("Content-Type", "application/vnd.oci.image.manifest.v1+json");
@@ -349,24 +440,69 @@ fn bad_oci_input_gets_the_spec_error_and_stores_nothing() {
         .to_string()
     };
     let sif_type = "application/vnd.sylabs.sif.layer.v1.sif";
-    let r = send("PUT", "/v2/lab-a/x/manifests/t", &h(&[ct]), manifest(sif_type, &wrong).as_bytes());
-    assert_eq!((r.status, code(&r)), (400, "MANIFEST_BLOB_UNKNOWN".into()), "{r}");
+    let r = send(
+        "PUT",
+        "/v2/lab-a/x/manifests/t",
+        &h(&[ct]),
+        manifest(sif_type, &wrong).as_bytes(),
+    );
+    assert_eq!(
+        (r.status, code(&r)),
+        (400, "MANIFEST_BLOB_UNKNOWN".into()),
+        "{r}"
+    );
     // A layer that is not a SIF: nothing is published.
-    let r = send("PUT", "/v2/lab-a/x/manifests/t", &h(&[ct]), manifest(sif_type, &real).as_bytes());
-    assert_eq!((r.status, code(&r)), (400, "MANIFEST_INVALID".into()), "{r}");
-    let r = send("PUT", "/v2/lab-a/x/manifests/t", &h(&[ct]), b"{\"schemaVersion\": 2,");
-    assert_eq!((r.status, code(&r)), (400, "MANIFEST_INVALID".into()), "{r}");
-    let r = send("PUT", "/v2/lab-a/x/manifests/t", &h(&[ct]), manifest("no media type", &real).as_bytes());
-    assert_eq!((r.status, code(&r)), (400, "MANIFEST_INVALID".into()), "{r}");
+    let r = send(
+        "PUT",
+        "/v2/lab-a/x/manifests/t",
+        &h(&[ct]),
+        manifest(sif_type, &real).as_bytes(),
+    );
+    assert_eq!(
+        (r.status, code(&r)),
+        (400, "MANIFEST_INVALID".into()),
+        "{r}"
+    );
+    let r = send(
+        "PUT",
+        "/v2/lab-a/x/manifests/t",
+        &h(&[ct]),
+        b"{\"schemaVersion\": 2,",
+    );
+    assert_eq!(
+        (r.status, code(&r)),
+        (400, "MANIFEST_INVALID".into()),
+        "{r}"
+    );
+    let r = send(
+        "PUT",
+        "/v2/lab-a/x/manifests/t",
+        &h(&[ct]),
+        manifest("no media type", &real).as_bytes(),
+    );
+    assert_eq!(
+        (r.status, code(&r)),
+        (400, "MANIFEST_INVALID".into()),
+        "{r}"
+    );
     let huge = vec![b' '; 4 * 1024 * 1024 + 1];
     let r = send("PUT", "/v2/lab-a/x/manifests/t", &h(&[ct]), &huge);
-    assert_eq!((r.status, code(&r)), (413, "MANIFEST_INVALID".into()), "{r}");
+    assert_eq!(
+        (r.status, code(&r)),
+        (413, "MANIFEST_INVALID".into()),
+        "{r}"
+    );
     get(&node.at("/v2/lab-a/x/manifests/t")).expect_status(404);
     get(&node.at("/api/container/lab-a/x:t")).expect_status(404);
 
     // Another member's namespace: refused before a byte is stored, whatever the token allows.
     let bob_auth = vec![("Authorization", basic("bob", &bob))];
-    let r = send("POST", &format!("/v2/lab-b/x/blobs/uploads/?digest={real}"), &bob_auth, &data);
+    let r = send(
+        "POST",
+        &format!("/v2/lab-b/x/blobs/uploads/?digest={real}"),
+        &bob_auth,
+        &data,
+    );
     assert_eq!((r.status, code(&r)), (403, "DENIED".into()), "{r}");
     // Bad names and digests.
     let r = get(&node.at("/v2/Lab_A/x/tags/list"));
@@ -383,5 +519,9 @@ fn bad_oci_input_gets_the_spec_error_and_stores_nothing() {
         ch.starts_with("Bearer realm=") && ch.contains("scope=\"repository:lab-a/x:push,pull\""),
         "{ch}"
     );
-    assert!(node.pins().is_empty(), "refused input left content: {:?}", node.pins());
+    assert!(
+        node.pins().is_empty(),
+        "refused input left content: {:?}",
+        node.pins()
+    );
 }
