@@ -525,3 +525,192 @@ fn bad_oci_input_gets_the_spec_error_and_stores_nothing() {
         node.pins()
     );
 }
+
+/// Debian's `docker-registry` (distribution 2.8) on a loopback port, stopped on drop.
+struct Reference {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Reference {
+    fn start() -> Self {
+        let bin = Path::new("/usr/bin/docker-registry");
+        assert!(
+            bin.exists(),
+            "docker-registry is missing: apt-get install -y docker-registry (or bash .ci/run)"
+        );
+        let dir = crate::tmpdir();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .expect("write config");
+        let child = std::process::Command::new(bin)
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start docker-registry");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "docker-registry did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            url,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a registry answers to the same sequence of requests: the pushed manifest's digest, the
+/// pulled bytes, and the status and error code of each bad request.
+fn behaviour(base: &str, auth: &[(&str, &str)], image: &Path, out: &Path) -> Vec<String> {
+    let client = Oras::new(base);
+    let client = match auth.first() {
+        Some((user, token)) => client.with_user(user, token),
+        None => client,
+    };
+    let mut seen = vec![client.push("lab-a/app:v1", image).ok().out()];
+    let (run, files) = client.pull("lab-a/app:v1", out);
+    run.ok();
+    seen.push(sha256_hex(&std::fs::read(&files[0]).expect("pulled file")));
+    let (digest, _) = client.manifest("lab-a/app:v1");
+    seen.push(digest);
+    let hs: Vec<(&str, String)> = auth
+        .iter()
+        .map(|(u, t)| ("Authorization", basic(u, t)))
+        .collect();
+    let hs: Vec<(&str, &str)> = hs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let data = kubo_bytes("parity", 100_000);
+    let wrong = format!("sha256:{}", sha256_hex(b"other"));
+    let at = |p: &str| format!("{base}{p}");
+    let outcome = |r: &Response| {
+        let code = serde_json::from_slice::<Value>(&r.body)
+            .ok()
+            .and_then(|v| v["errors"][0]["code"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        format!("{} {code}", r.status)
+    };
+    let r = request_body(
+        "POST",
+        &at(&format!("/v2/lab-a/x/blobs/uploads/?digest={wrong}")),
+        &hs,
+        &data,
+    );
+    seen.push(format!("digest mismatch: {}", outcome(&r)));
+    let r = request_body("POST", &at("/v2/lab-a/x/blobs/uploads/"), &hs, b"");
+    seen.push(format!("start: {}", r.status));
+    let loc = r.header("location").expect("Location").to_owned();
+    let loc = if loc.starts_with("http") {
+        loc
+    } else {
+        at(&loc)
+    };
+    let mut chunk = hs.clone();
+    chunk.push(("Content-Range", "0-49999"));
+    let r = request_body("PATCH", &loc, &chunk, &data[..50_000]);
+    seen.push(format!(
+        "chunk: {} {}",
+        r.status,
+        r.header("range").unwrap_or("")
+    ));
+    let loc = r.header("location").map_or(loc.clone(), |l| {
+        if l.starts_with("http") {
+            l.to_owned()
+        } else {
+            at(l)
+        }
+    });
+    let mut late = hs.clone();
+    late.push(("Content-Range", "60000-99999"));
+    let r = request_body("PATCH", &loc, &late, &data[60_000..]);
+    seen.push(format!("out of order: {}", r.status));
+    let mut ct = hs.clone();
+    ct.push(("Content-Type", "application/vnd.oci.image.manifest.v1+json"));
+    let m = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.sylabs.sif.config.v1+json", "digest": wrong, "size": 2},
+        "layers": [{"mediaType": "application/vnd.sylabs.sif.layer.v1.sif", "digest": wrong, "size": 5}],
+    });
+    let r = request_body(
+        "PUT",
+        &at("/v2/lab-a/x/manifests/t"),
+        &ct,
+        m.to_string().as_bytes(),
+    );
+    seen.push(format!("missing blobs: {}", outcome(&r)));
+    let r = request_body(
+        "PUT",
+        &at("/v2/lab-a/x/manifests/t"),
+        &ct,
+        b"{\"schemaVersion\": 2,",
+    );
+    seen.push(format!("malformed: {}", outcome(&r)));
+    let r = get(&at("/v2/lab-a/app/manifests/nope"));
+    seen.push(format!("unknown tag: {}", outcome(&r)));
+    let r = get(&at(&format!("/v2/lab-a/app/blobs/{wrong}")));
+    seen.push(format!("unknown blob: {}", r.status));
+    let r = get(&at("/v2/lab-a/app/tags/list"));
+    seen.push(format!(
+        "tags: {}",
+        serde_json::from_slice::<Value>(&r.body).unwrap_or_default()
+    ));
+    seen
+}
+
+#[test]
+fn same_script_against_the_reference_registry_behaves_the_same() {
+    let reference = Reference::start();
+    let node = founded_node();
+    let tmp = crate::tmpdir();
+    let image = sif(tmp.path(), "parity", 300_000);
+    let alice = user_token(&node, "alice", "lab-a", "pull,push,delete");
+    let theirs = behaviour(&reference.url, &[], &image, &tmp.path().join("ref"));
+    let ours = behaviour(
+        node.url(),
+        &[("alice", &alice)],
+        &image,
+        &tmp.path().join("ours"),
+    );
+    // Where distribution 2.8 predates spec v1.1, shubnet follows the spec: 2.8 ignores
+    // `?digest=` on a POST (no monolithic single-request upload: it opens a session, 202) and
+    // does not check a chunk's Content-Range start (202). Every other answer must match.
+    let known = [
+        (
+            "digest mismatch: 400 DIGEST_INVALID",
+            "digest mismatch: 202 ",
+        ),
+        ("out of order: 416", "out of order: 202"),
+    ];
+    assert_eq!(ours.len(), theirs.len(), "{ours:#?}\n{theirs:#?}");
+    for (o, t) in ours.iter().zip(&theirs) {
+        if known.iter().any(|(ko, kt)| o == ko && t == kt) {
+            continue;
+        }
+        assert_eq!(
+            o, t,
+            "shubnet differs from distribution 2.8\nours: {ours:#?}\ntheirs: {theirs:#?}"
+        );
+    }
+}
