@@ -298,6 +298,17 @@ pub trait PublishBackend: Clone + Send + Sync + 'static {
         body: ByteStream,
     ) -> impl Future<Output = Result<PushOutcome, BackendError>> + Send;
 
+    /// Like [`PublishBackend::push_as`] (never frozen), adding `extra` keys to the signed
+    /// manifest's metadata (the OCI API's record of the client's own manifest). Content that is
+    /// not a SIF is refused with [`BackendError::Invalid`].
+    fn push_with_extra(
+        &self,
+        reference: &str,
+        user: &str,
+        extra: std::collections::BTreeMap<String, Vec<u8>>,
+        body: ByteStream,
+    ) -> impl Future<Output = Result<PushOutcome, BackendError>> + Send;
+
     /// Like [`PublishBackend::delete_tag`], recording `user` in the tombstone.
     fn delete_as(
         &self,

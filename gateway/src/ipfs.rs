@@ -20,7 +20,7 @@
 mod car;
 mod negotiate;
 pub(crate) mod plain;
-mod range;
+pub(crate) mod range;
 
 use crate::caching::{self, Caching};
 use crate::error::{backend_response, json_error};

@@ -13,6 +13,7 @@ pub mod health;
 pub mod ipfs;
 pub mod library;
 pub mod metrics;
+pub mod oci;
 pub mod publish;
 pub use shubnet_protocol::search;
 pub mod shub;
@@ -80,6 +81,8 @@ pub struct AppState<B> {
     pub rendered: shub::rendered::Rendered,
     /// sregistry HMAC signatures already used within their acceptance window.
     pub hmac_seen: shub::replay::Seen,
+    /// OCI blob upload sessions in progress.
+    pub oci_uploads: oci::OciUploads,
 }
 
 /// The `Content-Length` a request declares, if any: upload routes refuse an oversized body
@@ -109,6 +112,7 @@ pub fn shared_state<B>(backend: B, config: GatewayConfig) -> SharedState<B> {
         multipart: library::Sessions::default(),
         rendered: shub::rendered::Rendered::default(),
         hmac_seen: shub::replay::Seen::default(),
+        oci_uploads: oci::OciUploads::default(),
     })
 }
 
@@ -122,6 +126,7 @@ pub fn app<B: Backend>(backend: B, config: GatewayConfig) -> Router {
         .merge(health::router::<B>())
         .merge(shub::router::<B>())
         .merge(library::router::<B>())
+        .merge(oci::router::<B>())
         .merge(ui::router::<B>())
         .nest("/shubnet/v1", verify::router::<B>())
         .nest(

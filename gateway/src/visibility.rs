@@ -115,11 +115,21 @@ pub(crate) async fn may_pull<B: VisibilityBackend + TokenBackend>(
     headers: &HeaderMap,
     collection: &str,
 ) -> Result<Visibility, Refusal> {
+    may_pull_with(backend, bearer(headers), collection).await
+}
+
+/// [`may_pull`] for a token the caller already took from its API's own credential form (the
+/// OCI API's Basic auth).
+pub(crate) async fn may_pull_with<B: VisibilityBackend + TokenBackend>(
+    backend: &B,
+    token: Option<&str>,
+    collection: &str,
+) -> Result<Visibility, Refusal> {
     let v = of_collection(backend, collection).await?;
     if v == Visibility::Public {
         return Ok(v);
     }
-    let Some(token) = bearer(headers) else {
+    let Some(token) = token else {
         return Err(Refusal::NoCredential {
             collection: collection.to_owned(),
             hint: OwnerHint::of(backend, collection).await,

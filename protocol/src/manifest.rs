@@ -60,6 +60,7 @@
 //! resolves to given all its valid manifests: [`resolve`].
 
 pub(crate) mod cbor;
+pub mod oci;
 #[cfg(test)]
 mod tests;
 

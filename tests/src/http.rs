@@ -109,6 +109,35 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Response {
     parse(line, method == "HEAD", &raw)
 }
 
+/// Sends `METHOD url` with extra `headers` and `body` (its `Content-Length` added); reads the
+/// whole response.
+pub fn request_body(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    let (host, path) = split_url(url);
+    let line = format!("{method} {url}");
+    let mut s = TcpStream::connect(&host).unwrap_or_else(|e| panic!("{line}: connect: {e}"));
+    s.set_read_timeout(Some(READ_TIMEOUT)).expect("set timeout");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())
+        .unwrap_or_else(|e| panic!("{line}: send: {e}"));
+    // The server may answer (and close, even reset) before reading a refused body: keep
+    // whatever answer arrived.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    if let Err(e) = s.read_to_end(&mut raw)
+        && raw.is_empty()
+    {
+        panic!("{line}: no answer: {e}");
+    }
+    parse(line, method == "HEAD", &raw)
+}
+
 /// Sends `POST url` with `headers`, declaring `Content-Length: declared` but writing only
 /// `body` (an upload that is truncated, or lies about its size), then, if `leave`, closes the
 /// write side as a client that went away. Returns the node's status line, or `""` if it
@@ -120,11 +149,24 @@ pub fn raw_post(
     body: &[u8],
     leave: bool,
 ) -> String {
+    raw_send("POST", url, headers, declared, body, leave)
+}
+
+/// [`raw_post`] with another method (a `PATCH` cut short).
+pub fn raw_send(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    declared: u64,
+    body: &[u8],
+    leave: bool,
+) -> String {
     let (host, path) = split_url(url);
-    let mut s = TcpStream::connect(&host).unwrap_or_else(|e| panic!("POST {url}: connect: {e}"));
+    let mut s =
+        TcpStream::connect(&host).unwrap_or_else(|e| panic!("{method} {url}: connect: {e}"));
     s.set_read_timeout(Some(READ_TIMEOUT)).expect("set timeout");
     let mut head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {declared}\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {declared}\r\n"
     );
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));

@@ -35,6 +35,7 @@ pub mod http;
 pub mod js;
 pub mod mitm;
 pub mod node;
+pub mod oras;
 pub mod previous;
 pub mod proxy;
 pub mod sif;

@@ -554,6 +554,15 @@ impl PublishBackend for MemBackend {
     ) -> Result<PushOutcome, BackendError> {
         Err(unsupported())
     }
+    async fn push_with_extra(
+        &self,
+        _: &str,
+        _: &str,
+        _: std::collections::BTreeMap<String, Vec<u8>>,
+        _: ByteStream,
+    ) -> Result<PushOutcome, BackendError> {
+        Err(unsupported())
+    }
     async fn delete_as(&self, _: &str, _: &str) -> Result<PushOutcome, BackendError> {
         Err(unsupported())
     }
@@ -605,7 +614,8 @@ impl UploadBackend for MemBackend {
         Err(unsupported())
     }
     async fn recall_upload(&self, _: &str) -> Result<Option<(Cid, u64)>, BackendError> {
-        Err(unsupported())
+        // Nothing is ever recorded, so nothing is found.
+        Ok(None)
     }
     async fn forget_upload(&self, _: &str) -> Result<(), BackendError> {
         Err(unsupported())

@@ -80,6 +80,14 @@ const ROUTES: &[(&str, &str, Class)] = &[
     ("library/mod.rs", "/v2/upload/{id}/{secret}", NoImage),
     ("library/mod.rs", "/v1/tags/{id}", Registry),
     ("library/mod.rs", "/v2/tags/{id}", Registry),
+    ("oci/mod.rs", "/v2/", NoImage),
+    ("oci/mod.rs", "/v2/token", NoImage),
+    ("oci/mod.rs", "/v2/_catalog", Registry),
+    ("oci/mod.rs", "/v2/{c}/{n}/tags/list", Registry),
+    ("oci/mod.rs", "/v2/{c}/{n}/manifests/{reference}", Registry),
+    ("oci/mod.rs", "/v2/{c}/{n}/blobs/{digest}", Registry),
+    ("oci/mod.rs", "/v2/{c}/{n}/blobs/uploads/", NoImage),
+    ("oci/mod.rs", "/v2/{c}/{n}/blobs/uploads/{id}", NoImage),
     ("publish.rs", "/federation", Admin),
     ("publish.rs", "/push", Admin),
     ("publish.rs", "/delete", Admin),
@@ -371,6 +379,28 @@ async fn registry_routes_ask_visibility_before_resolving() {
         );
         assert!(!String::from_utf8_lossy(&r.body).contains(&file.root.to_string()));
     }
+    // The OCI API challenges an anonymous client (401, so it fetches a token), refuses a bad
+    // token, and serves the manifest, tags and layer to a pull token.
+    let oci = [
+        "/v2/priv/img/manifests/latest".to_string(),
+        "/v2/priv/img/tags/list".to_string(),
+        format!("/v2/priv/img/blobs/sha256:{}", hex::encode(m.body.sha256)),
+    ];
+    for uri in &oci {
+        let r = call(&backend, "GET", uri, None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "GET {uri}");
+        let r = call(&backend, "GET", uri, Some("Bearer not-a-token")).await;
+        assert_eq!(
+            r.status,
+            StatusCode::FORBIDDEN,
+            "GET {uri} with a bad token"
+        );
+        assert!(!String::from_utf8_lossy(&r.body).contains("latest\""));
+        let r = call(&backend, "GET", uri, Some(bearer.as_str())).await;
+        assert_eq!(r.status, StatusCode::OK, "GET {uri} with a pull token");
+    }
+    let r = call(&backend, "GET", &oci[2], Some(bearer.as_str())).await;
+    assert_eq!(r.body.as_ref(), file.data.as_slice());
 }
 
 /// Every listing and search, shub, library, verification and UI, leaves a private collection
@@ -403,6 +433,7 @@ async fn listings_and_search_leave_private_collections_out() {
         ("/ui/search?q=secretimg", false),
         ("/ui/collections/priv", false),
         ("/ui/collections/pub", true),
+        ("/v2/_catalog", true),
     ];
     for (uri, lists_public) in listings {
         let r = call(&backend, "GET", uri, None).await;

@@ -473,6 +473,16 @@ impl PublishBackend for NodeBackend {
         reg::push_by(&self.registry, &self.store, reference, frozen, user, body).await
     }
 
+    async fn push_with_extra(
+        &self,
+        reference: &str,
+        user: &str,
+        extra: std::collections::BTreeMap<String, Vec<u8>>,
+        body: ByteStream,
+    ) -> Result<PushOutcome, BackendError> {
+        reg::push_with_extra(&self.registry, &self.store, reference, user, extra, body).await
+    }
+
     async fn delete_as(&self, reference: &str, user: &str) -> Result<PushOutcome, BackendError> {
         reg::delete_tag_by(&self.registry, reference, user).await
     }

@@ -16,6 +16,7 @@ use shubnet_protocol::Cid;
 use shubnet_protocol::manifest::{Manifest, ManifestError};
 use shubnet_protocol::reference::Reference;
 use shubnet_protocol::roster::SignedRoster;
+use std::collections::BTreeMap;
 
 /// Maps registry failures onto HTTP-level errors: rule violations are the client's (400/404),
 /// disk trouble is ours (500).
@@ -229,6 +230,20 @@ pub async fn push(
     push_by(reg, store, reference, frozen, "admin", body).await
 }
 
+/// [`push_by`] with `extra` metadata keys added to the signed manifest (the OCI API's record
+/// of the client's manifest). Content that is not a SIF is refused: the extra keys describe a
+/// SIF artifact.
+pub async fn push_with_extra(
+    reg: &Registry,
+    store: &Store,
+    reference: &str,
+    pushed_by: &str,
+    extra: BTreeMap<String, Vec<u8>>,
+    body: ByteStream,
+) -> Result<PushOutcome, BackendError> {
+    push_inner(reg, store, reference, false, pushed_by, Some(extra), body).await
+}
+
 /// [`push`] on behalf of `pushed_by` (the user of the token a client API authenticated), who
 /// is recorded in the signed manifest.
 pub async fn push_by(
@@ -237,6 +252,18 @@ pub async fn push_by(
     reference: &str,
     frozen: bool,
     pushed_by: &str,
+    body: ByteStream,
+) -> Result<PushOutcome, BackendError> {
+    push_inner(reg, store, reference, frozen, pushed_by, None, body).await
+}
+
+async fn push_inner(
+    reg: &Registry,
+    store: &Store,
+    reference: &str,
+    frozen: bool,
+    pushed_by: &str,
+    extra: Option<BTreeMap<String, Vec<u8>>>,
     mut body: ByteStream,
 ) -> Result<PushOutcome, BackendError> {
     let precheck = match parse_ref(reference) {
@@ -259,9 +286,15 @@ pub async fn push_by(
         .await
         .map_err(super::convert::conv)?;
     let published = async {
-        let metadata = crate::registry::metadata::extract(store, &root)
+        let mut metadata = crate::registry::metadata::extract(store, &root)
             .await
             .map_err(metadata_error)?;
+        if let Some(extra) = extra {
+            let m = metadata
+                .as_mut()
+                .ok_or_else(|| BackendError::Invalid("the layer is not a SIF image".into()))?;
+            m.extra.extend(extra);
+        }
         let (reg2, r2, user) = (reg.clone(), r.clone(), pushed_by.to_owned());
         let content = Some((root, rec.size, rec.sha256));
         blocking(move || reg2.publish(&r2, content, metadata, frozen, &user)).await

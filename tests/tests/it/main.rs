@@ -24,6 +24,9 @@ mod wan;
 /// Input that must be refused cleanly, leaving the node as it was.
 mod bad_input;
 
+/// The real oras-py client: SIF artifacts pushed and pulled through the OCI distribution API.
+mod oras;
+
 /// User tokens and private collections: `shubnet token`, `shubnet collection`, `/tokens/check`.
 mod tokens;
 
