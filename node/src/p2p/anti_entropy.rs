@@ -29,7 +29,8 @@ use shubnet_protocol::Cid;
 use shubnet_protocol::manifest::{Manifest, ManifestError};
 use shubnet_protocol::roster::SignedRoster;
 use shubnet_protocol::sync::{
-    MAX_BATCH, MAX_CIDS, MAX_FRAME, MAX_ROSTERS, MAX_USAGE_ENTRIES, PROTOCOL, Request, Response,
+    MAX_BATCH, MAX_CIDS, MAX_FRAME, MAX_ROSTERS, MAX_USAGE_ENTRIES, PROTOCOL, PROTOCOL_V1, Request,
+    Response,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -104,27 +105,47 @@ async fn read_frame(s: &mut libp2p::Stream) -> Result<Option<Vec<u8>>> {
 
 // ---------- server ----------
 
-/// Registers the protocol and answers peers' sync requests.
+/// Which dialect a sync stream speaks: the protocol id it was opened with says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    /// `/shubnet/sync/2`.
+    Current,
+    /// `/shubnet/sync/1`, the previous release's: no usage digest, no usage pages.
+    Previous,
+}
+
+/// Registers both dialects and answers peers' sync requests.
 pub(super) fn serve(tasks: &Tasks, ctx: SyncCtx) -> Result<(), super::error::NetError> {
-    let mut control = ctx.control.clone();
-    let mut incoming = super::streams::accept(&mut control, PROTOCOL)?;
-    tasks.spawn(async move {
-        while let Some((peer, stream)) = incoming.next().await {
-            let ctx = ctx.clone();
-            tokio::spawn(async move {
-                if let Err(e) = serve_stream(&ctx, peer, stream).await {
-                    tracing::debug!(%peer, error = %e, "sync stream ended");
-                }
-            });
-        }
-    });
+    for (name, dialect) in [
+        (PROTOCOL, Dialect::Current),
+        (PROTOCOL_V1, Dialect::Previous),
+    ] {
+        let mut control = ctx.control.clone();
+        let mut incoming = super::streams::accept(&mut control, name)?;
+        let ctx = ctx.clone();
+        tasks.spawn(async move {
+            while let Some((peer, stream)) = incoming.next().await {
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = serve_stream(&ctx, peer, stream, dialect).await {
+                        tracing::debug!(%peer, error = %e, "sync stream ended");
+                    }
+                });
+            }
+        });
+    }
     Ok(())
 }
 
 /// Serves one stream. Membership is asked before every frame is read, so a peer outside the
 /// roster gets its refusal without a byte of its request being taken off the stream (a frame
 /// may announce up to 20 MiB); closing then dropping the stream resets whatever it still sends.
-async fn serve_stream(ctx: &SyncCtx, peer: PeerId, mut stream: libp2p::Stream) -> Result<()> {
+async fn serve_stream(
+    ctx: &SyncCtx,
+    peer: PeerId,
+    mut stream: libp2p::Stream,
+    dialect: Dialect,
+) -> Result<()> {
     loop {
         if !ctx.gate.is_member(&peer) {
             tracing::info!(%peer, "sync refused: not a member of the roster");
@@ -148,7 +169,10 @@ async fn serve_stream(ctx: &SyncCtx, peer: PeerId, mut stream: libp2p::Stream) -
                 return Err(SyncFailure::BadRequest(e));
             }
         };
-        let resp = answer(ctx, req).await?;
+        let mut resp = answer(ctx, req).await?;
+        if let (Dialect::Previous, Response::Summary { usage, .. }) = (dialect, &mut resp) {
+            *usage = None;
+        }
         write_frame(&mut stream, &resp.encode()).await?;
         if matches!(resp, Response::Refused { .. }) {
             let _ = stream.close().await;
@@ -270,12 +294,24 @@ impl Session<'_> {
 /// their digest changed since the last pull; holdings into the peer book.
 pub async fn sync_with(ctx: &SyncCtx, peer: PeerId) -> Result<Round> {
     let federation = ctx.gate.federation().ok_or(SyncFailure::NoFederation)?;
-    let stream = ctx
+    let (stream, dialect) = match ctx
         .control
         .clone()
         .open_stream(peer, protocol(PROTOCOL))
         .await
-        .map_err(SyncFailure::OpenStream)?;
+    {
+        Ok(s) => (s, Dialect::Current),
+        Err(libp2p_stream::OpenStreamError::UnsupportedProtocol(_)) => {
+            let s = ctx
+                .control
+                .clone()
+                .open_stream(peer, protocol(PROTOCOL_V1))
+                .await
+                .map_err(SyncFailure::OpenStream)?;
+            (s, Dialect::Previous)
+        }
+        Err(e) => return Err(SyncFailure::OpenStream(e)),
+    };
     let mut s = Session { ctx, peer, stream };
     let mut round = Round::default();
     let Response::Summary {
@@ -393,10 +429,11 @@ pub async fn sync_with(ctx: &SyncCtx, peer: PeerId) -> Result<Round> {
         .copied();
     // A peer without a digest predates it: its totals are pulled once per connection's first
     // round, as gossip repeats only changes.
-    let stale = match usage {
-        Some(d) => pulled != Some(d),
-        None => pulled.is_none(),
-    };
+    let stale = dialect == Dialect::Current
+        && match usage {
+            Some(d) => pulled != Some(d),
+            None => pulled.is_none(),
+        };
     if stale {
         pull_usage(&mut s).await?;
         ctx.usage_pulled

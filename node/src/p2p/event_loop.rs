@@ -49,8 +49,8 @@ pub struct EventLoop {
     pub(super) sync_tx: mpsc::Sender<PeerId>,
     /// Gossip messages waiting for validation.
     pub(super) inbound_tx: mpsc::Sender<gossip::Inbound>,
-    /// The gossip topic subscribed to.
-    pub(super) subscribed: Option<gossipsub::IdentTopic>,
+    /// The gossip topics subscribed to: the federation's topic and its extension topic.
+    pub(super) subscribed: Option<(gossipsub::IdentTopic, gossipsub::IdentTopic)>,
     /// Addresses of connected peers (identify, dialled address), members or not yet: a peer
     /// that becomes a member while connected goes into the address book from here.
     pub(super) observed: HashMap<PeerId, Vec<Multiaddr>>,
@@ -103,10 +103,11 @@ impl EventLoop {
         match cmd {
             Command::Dial(addr, reply) => self.dial(addr, reply),
             Command::Publish(a) => {
-                let Some(topic) = self.subscribed.clone() else {
+                let Some((main, extension)) = self.subscribed.clone() else {
                     tracing::debug!("not publishing: gossip off or no federation yet");
                     return;
                 };
+                let topic = if a.is_extension() { extension } else { main };
                 if let Some(g) = self.swarm.behaviour_mut().gossipsub.as_mut() {
                     match g.publish(topic, a.encode()) {
                         Ok(_) => tracing::debug!("announced"),
@@ -186,11 +187,11 @@ impl EventLoop {
         ) && self.subscribed.is_none()
             && admitted
         {
-            let topic = gossip::topic(fed);
-            match g.subscribe(&topic) {
+            let (topic, extension) = (gossip::topic(fed), gossip::extension_topic(fed));
+            match g.subscribe(&topic).and_then(|_| g.subscribe(&extension)) {
                 Ok(_) => {
                     tracing::info!(topic = %topic, "gossip subscribed");
-                    self.subscribed = Some(topic);
+                    self.subscribed = Some((topic, extension));
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot subscribe to gossip"),
             }

@@ -23,9 +23,17 @@ use shubnet_protocol::roster::SignedRoster;
 use shubnet_protocol::sync::Announcement;
 use tokio::sync::mpsc;
 
-/// The topic name of a federation.
+/// The topic name of a federation: manifests, rosters and holdings, the kinds every release
+/// decodes.
 pub fn topic(federation: &str) -> libp2p::gossipsub::IdentTopic {
     libp2p::gossipsub::IdentTopic::new(format!("/shubnet/{federation}/announce"))
+}
+
+/// The federation's second topic, for announcement kinds newer than the previous release
+/// ([`Announcement::is_extension`]): a node of that release never subscribes to it, so it is
+/// never sent a message it would reject.
+pub fn extension_topic(federation: &str) -> libp2p::gossipsub::IdentTopic {
+    libp2p::gossipsub::IdentTopic::new(format!("/shubnet/{federation}/announce/2"))
 }
 
 /// One message waiting for validation.

@@ -100,3 +100,11 @@ pub enum Announcement {
     /// per message.
     Usage(Vec<(Cid, u64)>),
 }
+
+impl Announcement {
+    /// True for the kinds the previous release does not know (it rejects them as undecodable):
+    /// they go on the federation's second topic, which that release does not subscribe to.
+    pub fn is_extension(&self) -> bool {
+        matches!(self, Announcement::Leaving | Announcement::Usage(_))
+    }
+}

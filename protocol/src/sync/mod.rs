@@ -37,8 +37,13 @@ pub use digest::{Bucket, Summary, bucket_of, usage_digest, usage_term, xor_into}
 pub use messages::{Announcement, Request, Response};
 pub use wire::{frame, frame_len};
 
-/// The stream protocol id.
-pub const PROTOCOL: &str = "/shubnet/sync/1";
+/// The stream protocol id of the current dialect: the summary carries the usage digest, and
+/// `Usage` pages may be asked for.
+pub const PROTOCOL: &str = "/shubnet/sync/2";
+/// The previous release's dialect, still served and spoken to peers that offer nothing newer:
+/// no usage digest in the summary and no `Usage` requests, which that release cannot decode
+/// (and would count as misbehaviour).
+pub const PROTOCOL_V1: &str = "/shubnet/sync/1";
 /// Largest frame body, in bytes.
 pub const MAX_FRAME: usize = 20 * 1024 * 1024;
 /// Number of digest buckets.
