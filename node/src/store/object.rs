@@ -144,7 +144,29 @@ impl ObjectBlobs {
     /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ALLOW_HTTP`). Nothing is
     /// contacted yet.
     pub fn from_env(url: BlobsUrl) -> Result<Self, ObjectError> {
-        let builder = AmazonS3Builder::from_env()
+        Self::build(AmazonS3Builder::from_env(), url)
+    }
+
+    /// A client for `url` configured from `options` alone (names as the `AWS_*` variables,
+    /// e.g. `("AWS_ENDPOINT_URL", "http://127.0.0.1:3900")`), for tools and tests that must not
+    /// read the process environment.
+    pub fn with_options(url: BlobsUrl, options: &[(&str, &str)]) -> Result<Self, ObjectError> {
+        let mut builder = AmazonS3Builder::new();
+        for (name, value) in options {
+            let key: AmazonS3ConfigKey =
+                name.to_ascii_lowercase()
+                    .parse()
+                    .map_err(|e: object_store::Error| ObjectError::Config {
+                        url: url.to_string(),
+                        detail: e.to_string(),
+                    })?;
+            builder = builder.with_config(key, *value);
+        }
+        Self::build(builder, url)
+    }
+
+    fn build(builder: AmazonS3Builder, url: BlobsUrl) -> Result<Self, ObjectError> {
+        let builder = builder
             .with_bucket_name(&url.bucket)
             .with_retry(object_store::RetryConfig {
                 max_retries: 4,
@@ -407,6 +429,16 @@ impl ObjectBlobs {
     pub async fn incomplete_uploads(&self) -> Result<Vec<(String, String)>, ObjectError> {
         let me = self.clone();
         self.run(async move { me.list_uploads().await }).await
+    }
+
+    /// [`incomplete_uploads`](Self::incomplete_uploads) for synchronous callers.
+    pub fn incomplete_uploads_blocking(&self) -> Result<Vec<(String, String)>, ObjectError> {
+        futures::executor::block_on(self.incomplete_uploads())
+    }
+
+    /// [`list_blobs`](Self::list_blobs) for synchronous callers.
+    pub fn list_blobs_blocking(&self) -> Result<Vec<(String, u64)>, ObjectError> {
+        futures::executor::block_on(self.list_blobs())
     }
 
     /// Aborts every incomplete multipart upload under the prefix. Only one node writes under a
