@@ -106,6 +106,7 @@ pub enum ServeError {
 async fn open_store(
     dir: &crate::paths::DataDir,
     blobs: Option<(crate::store::BlobsUrl, u64)>,
+    owner: String,
 ) -> Result<Store, StoreError> {
     let Some((url, cache_bytes)) = blobs else {
         return Store::open(dir.clone()).await;
@@ -117,6 +118,7 @@ async fn open_store(
         let backend = crate::store::BlobBackend::Object {
             blobs: object.clone(),
             cache_bytes,
+            owner: owner.clone(),
         };
         match Store::open_with(dir.clone(), backend).await {
             Err(StoreError::Object(crate::store::ObjectError::Unavailable { url, detail })) => {
@@ -152,7 +154,10 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     };
 
     tracing::info!(data_dir = %dir.root().display(), "opening the store");
-    let store = open_store(&dir, cfg.blobs.clone())
+    // The node's identity, so the same node restarted (elsewhere, after a crash) takes its own
+    // lock back while any other node is refused.
+    let owner = format!("node {}", keys.peer_id());
+    let store = open_store(&dir, cfg.blobs.clone(), owner)
         .await
         .map_err(store_err)?;
     let identity = keys.identity.clone();

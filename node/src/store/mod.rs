@@ -149,6 +149,8 @@ pub enum BlobBackend {
         blobs: ObjectBlobs,
         /// Bound of the local read cache.
         cache_bytes: u64,
+        /// Who this node is, written into the prefix's writer lock.
+        owner: String,
     },
 }
 
@@ -192,8 +194,13 @@ impl Store {
     pub async fn open_with(dir: DataDir, backend: BlobBackend) -> Result<Self> {
         let (object, cache) = match backend {
             BlobBackend::Local => (None, None),
-            BlobBackend::Object { blobs, cache_bytes } => {
+            BlobBackend::Object {
+                blobs,
+                cache_bytes,
+                owner,
+            } => {
                 blobs.check().await?;
+                blobs.acquire_lock(&owner).await?;
                 let aborted = blobs.abort_incomplete_uploads().await?;
                 if aborted > 0 {
                     tracing::warn!(aborted, "aborted incomplete multipart uploads at start");

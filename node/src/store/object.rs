@@ -102,6 +102,19 @@ pub enum ObjectError {
         /// The OS's reason.
         source: std::io::Error,
     },
+    /// Another node writes under this prefix.
+    #[error(
+        "another node ({owner}) writes blobs under {url}; its lease ends in {expires_in_secs} s \
+         unless it renews it. Only one node may use a prefix: give this node its own prefix, or stop the other"
+    )]
+    Locked {
+        /// The location.
+        url: String,
+        /// The lock's owner, as it wrote it.
+        owner: String,
+        /// Seconds until its lease runs out.
+        expires_in_secs: u64,
+    },
     /// The client could not be configured from the environment.
     #[error("configuring object storage {url}: {detail}")]
     Config {
@@ -608,6 +621,93 @@ async fn stall_for_tests() {
 
 #[cfg(not(feature = "fault-injection"))]
 async fn stall_for_tests() {}
+
+/// How long a writer's lock lasts without renewal.
+pub const LEASE_SECS: u64 = 60;
+
+impl ObjectBlobs {
+    fn lock_key(&self) -> ObjPath {
+        self.key("lock")
+    }
+
+    /// The lock object's owner and lease end (unix seconds), if there is one.
+    async fn read_lock(&self) -> Result<Option<(String, u64)>, ObjectError> {
+        match self.s3.get(&self.lock_key()).await {
+            Ok(got) => {
+                let bytes = got.bytes().await.map_err(|e| self.err(e))?;
+                let text = String::from_utf8_lossy(&bytes);
+                let mut owner = None;
+                let mut until = None;
+                for line in text.lines() {
+                    if let Some(v) = line.strip_prefix("owner=") {
+                        owner = Some(v.to_owned());
+                    } else if let Some(v) = line.strip_prefix("until=") {
+                        until = v.parse().ok();
+                    }
+                }
+                Ok(Some((owner.unwrap_or_default(), until.unwrap_or(0))))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    async fn write_lock(&self, owner: &str) -> Result<(), ObjectError> {
+        let until = crate::clock::unix_now() + LEASE_SECS;
+        let body = format!("owner={owner}
+until={until}
+");
+        self.s3
+            .put(&self.lock_key(), Bytes::from(body).into())
+            .await
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Takes the prefix's writer lock for `owner` (a node restarted with the same identity takes
+    /// its own lock back at once), or says who holds it. The lease is then renewed in the
+    /// background for the process's life.
+    pub async fn acquire_lock(&self, owner: &str) -> Result<(), ObjectError> {
+        let me = self.clone();
+        let owner = owner.to_owned();
+        self.run(async move {
+            let now = crate::clock::unix_now();
+            if let Some((held_by, until)) = me.read_lock().await?
+                && held_by != owner
+                && until > now
+            {
+                return Err(ObjectError::Locked {
+                    url: me.url.to_string(),
+                    owner: held_by,
+                    expires_in_secs: until - now,
+                });
+            }
+            me.write_lock(&owner).await?;
+            // Two nodes starting together: the later write wins, the other sees it here.
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            if let Some((held_by, until)) = me.read_lock().await?
+                && held_by != owner
+            {
+                return Err(ObjectError::Locked {
+                    url: me.url.to_string(),
+                    owner: held_by,
+                    expires_in_secs: until.saturating_sub(crate::clock::unix_now()),
+                });
+            }
+            let renew = me.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(LEASE_SECS / 3)).await;
+                    if let Err(e) = renew.write_lock(&owner).await {
+                        tracing::warn!(error = %e, "could not renew the prefix's writer lock");
+                    }
+                }
+            });
+            Ok(())
+        })
+        .await
+    }
+}
 
 /// The name a blob (or its sidecar) has in the bucket.
 pub fn blob_name(root: &Cid) -> String {

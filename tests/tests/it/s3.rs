@@ -307,3 +307,31 @@ fn s3_federation_member_on_garage_pushes_pulls_and_replicates() {
     .ok();
     assert_same_file(&out, &fb);
 }
+
+/// Two nodes on one prefix: the second refuses to start and names the first; on its own prefix
+/// it starts. The first, killed and restarted, takes its own lock back at once.
+#[test]
+fn s3_a_second_writer_on_a_prefix_refuses_to_start() {
+    let garage = Garage::start();
+    let tmp = tmpdir();
+    let mut first = start_on(&garage, "shared", &[]);
+    let first_peer = shubnet_tests::fed::keys(&first).peer_id;
+    let out = shubnet_command(&["serve", "--http", "127.0.0.1:0", "--p2p", "/ip4/127.0.0.1/tcp/0"])
+        .arg("--data-dir")
+        .arg(tmp.path().join("second"))
+        .args(["--blobs", &garage.url("shared")])
+        .envs(garage.env())
+        .stdin(Stdio::null())
+        .output()
+        .expect("running serve");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a second writer started on the prefix\n{stderr}");
+    assert!(
+        stderr.contains("another node") && stderr.contains(&first_peer),
+        "the refusal does not name the other writer:\n{stderr}"
+    );
+    let other = start_on(&garage, "other", &[]);
+    drop(other);
+    first.kill9();
+    first.restart();
+}
