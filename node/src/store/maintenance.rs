@@ -273,7 +273,7 @@ impl Store {
             let store = self.clone();
             tokio::task::spawn_blocking(move || -> Result<()> {
                 store.check_and_index(&root, &path, true)?;
-                store.evict_cache(Some(&root));
+                store.evict_cache(None);
                 Ok(())
             })
             .await
