@@ -514,17 +514,12 @@ impl ObjectBlobs {
                 .iter()
                 .map(|(k, v)| format!("&{k}={}", uri_encode(v)))
                 .collect();
-            let uri = format!("{base}/?uploads={qs}");
+            let uri = format!("{base}?uploads={qs}");
             let mut req = http::Request::builder()
                 .method(http::Method::GET)
                 .uri(&uri)
                 .body(object_store::client::HttpRequestBody::from(Vec::<u8>::new()))
                 .map_err(|e| unavailable(e.to_string()))?;
-            if let Some(host) = req.uri().authority().map(|a| a.to_string())
-                && let Ok(v) = http::HeaderValue::from_str(&host)
-            {
-                req.headers_mut().insert(http::header::HOST, v);
-            }
             AwsAuthorizer::new(&cred, "s3", &self.region)
                 .try_authorize(&mut req, None)
                 .map_err(|e| unavailable(e.to_string()))?;
