@@ -120,14 +120,17 @@ impl Garage {
             .stdout(std::fs::File::create(&log).expect("creating the garage log"))
             .stderr(std::fs::File::create(log.with_extension("err")).expect("garage log"));
         let line = describe(&cmd);
-        self.child = Some(
-            cmd.spawn()
-                .unwrap_or_else(|e| panic!("cannot start `{line}` (is Garage installed? `bash .ci/run` installs it): {e}")),
-        );
+        self.child = Some(cmd.spawn().unwrap_or_else(|e| {
+            panic!("cannot start `{line}` (is Garage installed? `bash .ci/run` installs it): {e}")
+        }));
         // The S3 port answers once the server is up.
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", self.s3_port)).is_err() {
-            assert!(Instant::now() < deadline, "garage did not listen\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "garage did not listen\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -160,7 +163,14 @@ impl Garage {
             .ok();
         self.retry(&["bucket", "create", &self.bucket]).ok();
         self.retry(&[
-            "bucket", "allow", "--read", "--write", "--owner", &self.bucket, "--key", "shubnet",
+            "bucket",
+            "allow",
+            "--read",
+            "--write",
+            "--owner",
+            &self.bucket,
+            "--key",
+            "shubnet",
         ])
         .ok();
     }

@@ -91,7 +91,11 @@ impl Store {
         if c.limit == 0 {
             return;
         }
-        let fresh = c.filling.lock().map(|mut f| f.insert(*root)).unwrap_or(false);
+        let fresh = c
+            .filling
+            .lock()
+            .map(|mut f| f.insert(*root))
+            .unwrap_or(false);
         if !fresh {
             return;
         }

@@ -72,9 +72,7 @@ impl std::fmt::Display for BlobsUrl {
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
     /// The store refused the credentials (HTTP 401/403).
-    #[error(
-        "object storage {url} refused the credentials (AWS_ACCESS_KEY_ID {key_id}): {detail}"
-    )]
+    #[error("object storage {url} refused the credentials (AWS_ACCESS_KEY_ID {key_id}): {detail}")]
     Credentials {
         /// The location.
         url: String,
@@ -310,7 +308,9 @@ impl ObjectBlobs {
         let len = f.metadata().await.map_err(|e| io("reading", e))?.len();
         if len <= PART_SIZE as u64 {
             let mut buf = Vec::with_capacity(len as usize);
-            f.read_to_end(&mut buf).await.map_err(|e| io("reading", e))?;
+            f.read_to_end(&mut buf)
+                .await
+                .map_err(|e| io("reading", e))?;
             self.s3
                 .put(&key, Bytes::from(buf).into())
                 .await
@@ -649,9 +649,11 @@ impl ObjectBlobs {
 
     async fn write_lock(&self, owner: &str) -> Result<(), ObjectError> {
         let until = crate::clock::unix_now() + LEASE_SECS;
-        let body = format!("owner={owner}
+        let body = format!(
+            "owner={owner}
 until={until}
-");
+"
+        );
         self.s3
             .put(&self.lock_key(), Bytes::from(body).into())
             .await
@@ -739,7 +741,10 @@ mod tests {
             .map(|u| {
                 (
                     xml_unescape(xml_elements(u, "Key").next().unwrap_or_default()),
-                    xml_elements(u, "UploadId").next().unwrap_or_default().to_owned(),
+                    xml_elements(u, "UploadId")
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned(),
                 )
             })
             .collect();

@@ -7,13 +7,13 @@
 //! metrics other than the scrub's, or touch pins (a quarantined image that was pinned is pinned
 //! again when its good copy arrives).
 
+use super::blobfile::BlobFile;
 use super::import::sidecar_path;
 use super::tables::{self, Location};
 use super::{Result, Store, StoreError, sled_err};
 use shubnet_protocol::Cid;
 use shubnet_protocol::cid::verify;
 use shubnet_protocol::unixfs::FileNode;
-use super::blobfile::BlobFile;
 
 /// What scrubbing one blob found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,9 +66,7 @@ impl Store {
         }
         let f = match self.open_blob(root) {
             Ok(f) => f,
-            Err(StoreError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
+            Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(ScrubOutcome::Damaged { leaf: *root });
             }
             Err(e) => return Err(e),
@@ -118,9 +116,7 @@ impl Store {
         };
         let f = match self.open_blob(root) {
             Ok(f) => f,
-            Err(StoreError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
+            Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(LeafCheck::NotHeld);
             }
             Err(e) => return Err(e),

@@ -52,7 +52,11 @@ fn s3_push_pull_through_the_gateway_and_rebuild_from_the_bucket() {
     let check = |node: &TestNode| {
         let r = get(&node.at(&format!("/ipfs/{cid}")));
         r.expect_status(200);
-        assert!(r.body == want, "whole-file GET differs ({} bytes)", r.body.len());
+        assert!(
+            r.body == want,
+            "whole-file GET differs ({} bytes)",
+            r.body.len()
+        );
         let (from, to) = (9 * 1024 * 1024 - 5, 17 * 1024 * 1024 + 3);
         let r = get_range(
             &node.at(&format!("/ipfs/{cid}")),
@@ -91,12 +95,19 @@ fn s3_push_pull_through_the_gateway_and_rebuild_from_the_bucket() {
     m.expect_status(200);
     let m: serde_json::Value = serde_json::from_slice(&m.body).expect("shub JSON");
     let image = m["image"].as_str().expect("an image URL").to_string();
-    let path = image.strip_prefix(node.url()).expect("an image URL on the node");
+    let path = image
+        .strip_prefix(node.url())
+        .expect("an image URL on the node");
     let r = get(&node.at(path));
     r.expect_status(200);
-    assert!(r.body == kubo_bytes("s3-push", 3 * 1024 * 1024), "shub download differs");
     assert!(
-        node.files_under("blobs").iter().all(|f| f.ends_with(".car")),
+        r.body == kubo_bytes("s3-push", 3 * 1024 * 1024),
+        "shub download differs"
+    );
+    assert!(
+        node.files_under("blobs")
+            .iter()
+            .all(|f| f.ends_with(".car")),
         "the cache of size 0 kept blobs: {:?}",
         node.files_under("blobs")
     );
@@ -177,16 +188,25 @@ fn s3_wrong_credentials_are_named_in_the_error() {
             *v = "00".repeat(32);
         }
     }
-    let out = shubnet_command(&["serve", "--http", "127.0.0.1:0", "--p2p", "/ip4/127.0.0.1/tcp/0"])
-        .arg("--data-dir")
-        .arg(tmp.path().join("data"))
-        .args(["--blobs", &garage.url("creds")])
-        .envs(env)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running serve");
+    let out = shubnet_command(&[
+        "serve",
+        "--http",
+        "127.0.0.1:0",
+        "--p2p",
+        "/ip4/127.0.0.1/tcp/0",
+    ])
+    .arg("--data-dir")
+    .arg(tmp.path().join("data"))
+    .args(["--blobs", &garage.url("creds")])
+    .envs(env)
+    .stdin(Stdio::null())
+    .output()
+    .expect("running serve");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "serve started with a wrong secret\n{stderr}");
+    assert!(
+        !out.status.success(),
+        "serve started with a wrong secret\n{stderr}"
+    );
     assert!(
         stderr.contains("refused the credentials") && stderr.contains("GK0123456789abcdef01234567"),
         "the error does not name the credentials and the key id:\n{stderr}"
@@ -202,17 +222,23 @@ fn s3_unreachable_at_start_is_not_ready_and_retries() {
     let tmp = tmpdir();
     let data = tmp.path().join("data");
     let log = tmp.path().join("serve.stderr");
-    let mut child = shubnet_command(&["serve", "--http", "127.0.0.1:0", "--p2p", "/ip4/127.0.0.1/tcp/0"])
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["--blobs", &garage.url("down")])
-        .envs(garage.env())
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("starting serve");
+    let mut child = shubnet_command(&[
+        "serve",
+        "--http",
+        "127.0.0.1:0",
+        "--p2p",
+        "/ip4/127.0.0.1/tcp/0",
+    ])
+    .arg("--data-dir")
+    .arg(&data)
+    .args(["--blobs", &garage.url("down")])
+    .envs(garage.env())
+    .env("NO_COLOR", "1")
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(&log).expect("log"))
+    .spawn()
+    .expect("starting serve");
     poll_until(Duration::from_secs(30), "a retry in the log", || {
         std::fs::read_to_string(&log)
             .ok()?
@@ -256,20 +282,22 @@ fn s3_federation_member_on_garage_pushes_pulls_and_replicates() {
     let a = TestNode::start_with(&["--sync-interval", "2"]);
     let a_addr = a.p2p_addr();
     let boot = ["--sync-interval", "2", "--bootstrap", &a_addr];
-    let b_env = [
-        garage.env(),
-        vec![("SHUBNET_MIRROR".into(), "all".into())],
-    ]
-    .concat();
+    let b_env = [garage.env(), vec![("SHUBNET_MIRROR".into(), "all".into())]].concat();
     let mut b_args: Vec<&str> = boot.to_vec();
     let url = garage.url("b");
     b_args.extend(["--blobs", &url]);
     let b = TestNode::start_with_env(&b_args, &b_env);
     let c = TestNode::start_with(&boot);
-    let fed = create_with(&a, "Fed", "lab-a", &["--storage", "1G", "--replication", "2"]);
+    let fed = create_with(
+        &a,
+        "Fed",
+        "lab-a",
+        &["--storage", "1G", "--replication", "2"],
+    );
     for (n, inst) in [(&b, "lab-b"), (&c, "lab-c")] {
         let line = request(n, inst);
-        a.cli(&["federation", "admit", &line, "--storage", "1G"]).ok();
+        a.cli(&["federation", "admit", &line, "--storage", "1G"])
+            .ok();
     }
     join(&b, &fed, a.url());
     join(&c, &fed, a.url());
@@ -295,9 +323,10 @@ fn s3_federation_member_on_garage_pushes_pulls_and_replicates() {
     assert!(garage.blobs("b").iter().any(|(n, _)| *n == b_cid));
     poll_until(Duration::from_secs(60), "B's image on 2 holders", || {
         let s = status(&b);
-        let img = s["images"].as_array()?.iter().find(|i| {
-            strings(&i["tags"]).iter().any(|t| t == "lab-b/app:1.0")
-        })?;
+        let img = s["images"]
+            .as_array()?
+            .iter()
+            .find(|i| strings(&i["tags"]).iter().any(|t| t == "lab-b/app:1.0"))?;
         (img["replicas"].as_u64()? >= 2).then_some(())
     });
     let out = tmp.path().join("pulled");
@@ -321,16 +350,25 @@ fn s3_a_second_writer_on_a_prefix_refuses_to_start() {
     let tmp = tmpdir();
     let mut first = start_on(&garage, "shared", &[]);
     let first_peer = shubnet_tests::fed::keys(&first).peer_id;
-    let out = shubnet_command(&["serve", "--http", "127.0.0.1:0", "--p2p", "/ip4/127.0.0.1/tcp/0"])
-        .arg("--data-dir")
-        .arg(tmp.path().join("second"))
-        .args(["--blobs", &garage.url("shared")])
-        .envs(garage.env())
-        .stdin(Stdio::null())
-        .output()
-        .expect("running serve");
+    let out = shubnet_command(&[
+        "serve",
+        "--http",
+        "127.0.0.1:0",
+        "--p2p",
+        "/ip4/127.0.0.1/tcp/0",
+    ])
+    .arg("--data-dir")
+    .arg(tmp.path().join("second"))
+    .args(["--blobs", &garage.url("shared")])
+    .envs(garage.env())
+    .stdin(Stdio::null())
+    .output()
+    .expect("running serve");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "a second writer started on the prefix\n{stderr}");
+    assert!(
+        !out.status.success(),
+        "a second writer started on the prefix\n{stderr}"
+    );
     assert!(
         stderr.contains("another node") && stderr.contains(&first_peer),
         "the refusal does not name the other writer:\n{stderr}"
