@@ -22,7 +22,7 @@ pub enum BlobFile {
     /// A local file.
     Local(File),
     /// An object in the bucket.
-    Remote(RemoteBlob),
+    Remote(Box<RemoteBlob>),
 }
 
 /// A blob read from the bucket with ranged GETs.

@@ -67,11 +67,11 @@ impl Store {
                 };
                 let size = self.root_record(root)?.map_or(u64::MAX, |r| r.size);
                 self.fill_cache_later(root);
-                Ok(BlobFile::Remote(RemoteBlob::new(
+                Ok(BlobFile::Remote(Box::new(RemoteBlob::new(
                     obj.clone(),
                     root.to_string(),
                     size,
-                )))
+                ))))
             }
             Err(e) => Err(StoreError::io(format!("opening blob {}", p.display()), e)),
         }
