@@ -271,16 +271,16 @@ impl ObjectBlobs {
         }
     }
 
-    /// Checks that the bucket answers with these credentials (one small listing).
+    /// Checks that the bucket answers with these credentials.
     pub async fn check(&self) -> Result<(), ObjectError> {
         let me = self.clone();
         self.run(async move {
-            let prefix = me.blobs_dir();
-            let mut list = me.s3.list(Some(&prefix));
-            if let Some(item) = list.next().await {
-                item.map_err(|e| me.err(e))?;
+            // A HEAD, whose errors carry their status (a listing's do not), so refused
+            // credentials are told apart from an unreachable store.
+            match me.s3.head(&me.key("lock")).await {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(me.err(e)),
             }
-            Ok(())
         })
         .await
     }
