@@ -2,6 +2,10 @@
 //! crates.io by `.ci/run`) on 127.0.0.1, with a generated one-node configuration, and a key and
 //! a bucket made with its own CLI.
 //!
+//! With `SHUBNET_S3_SERVER=moto` the same helper runs moto's server mode (PyPI `moto[server]`,
+//! `moto_server` on `PATH`) instead, a second S3 implementation; it keeps its objects in memory
+//! and accepts any credentials, so restarts and credential checks are Garage's alone.
+//!
 //! The binary is `$SHUBNET_GARAGE`, else `/var/cache/shubnet-tools/garage/bin/garage`, else
 //! `garage` on `PATH`. Dropping a `Garage` kills the server; its directories go with the test's
 //! temporary directory.
@@ -57,6 +61,9 @@ impl Garage {
     /// Starts Garage in a fresh temporary directory, lays out its single node, imports the
     /// test key and creates bucket `shubnet` it may read and write.
     pub fn start() -> Self {
+        if std::env::var("SHUBNET_S3_SERVER").as_deref() == Ok("moto") {
+            return Self::start_moto();
+        }
         let tmp = tempfile::Builder::new()
             .prefix("shubnet-garage-")
             .tempdir()
@@ -65,6 +72,53 @@ impl Garage {
         g._tmp = Some(tmp);
         g.spawn();
         g.setup();
+        g
+    }
+
+    /// True when the server is moto rather than Garage.
+    pub fn is_moto(&self) -> bool {
+        self.config.as_os_str().is_empty()
+    }
+
+    fn start_moto() -> Self {
+        let tmp = tempfile::Builder::new()
+            .prefix("shubnet-moto-")
+            .tempdir()
+            .expect("creating a temp dir");
+        let s3_port = free_port();
+        let log = tmp.path().join("garage-1.log");
+        let child = Command::new("moto_server")
+            .args(["-p", &s3_port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).expect("log"))
+            .stderr(std::fs::File::create(log.with_extension("err")).expect("log"))
+            .spawn()
+            .expect("starting moto_server");
+        let g = Self {
+            dir: tmp.path().to_path_buf(),
+            config: PathBuf::new(),
+            child: Some(child),
+            s3_port,
+            bucket: "shubnet".into(),
+            starts: 1,
+            _tmp: Some(tmp),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", s3_port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto did not listen\n{}",
+                g.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        run_cmd(Command::new("curl").args([
+            "-sf",
+            "-X",
+            "PUT",
+            &format!("{}/{}", g.endpoint(), g.bucket),
+        ]))
+        .ok();
         g
     }
 

@@ -58,10 +58,7 @@ fn s3_push_pull_through_the_gateway_and_rebuild_from_the_bucket() {
             r.body.len()
         );
         let (from, to) = (9 * 1024 * 1024 - 5, 17 * 1024 * 1024 + 3);
-        let r = get_range(
-            &node.at(&format!("/ipfs/{cid}")),
-            &format!("bytes={from}-{to}"),
-        );
+        let r = get_range(&node.at(&format!("/ipfs/{cid}")), &format!("{from}-{to}"));
         r.expect_status(206);
         assert!(
             r.body == want[from..=to],
@@ -181,6 +178,9 @@ fn s3_kill9_during_an_upload_leaves_no_orphan_and_no_half_object() {
 #[test]
 fn s3_wrong_credentials_are_named_in_the_error() {
     let garage = Garage::start();
+    if garage.is_moto() {
+        return; // moto accepts any credentials and forgets its objects on restart
+    }
     let tmp = tmpdir();
     let mut env = garage.env();
     for (k, v) in env.iter_mut() {
@@ -218,6 +218,9 @@ fn s3_wrong_credentials_are_named_in_the_error() {
 #[test]
 fn s3_unreachable_at_start_is_not_ready_and_retries() {
     let mut garage = Garage::start();
+    if garage.is_moto() {
+        return; // moto accepts any credentials and forgets its objects on restart
+    }
     garage.kill();
     let tmp = tmpdir();
     let data = tmp.path().join("data");
