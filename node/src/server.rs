@@ -44,6 +44,9 @@ pub struct ServeConfig {
     pub replication: crate::config::ReplicationConfig,
     /// The background scrub (`config.toml` `[scrub]`).
     pub scrub: crate::config::ScrubConfig,
+    /// Blobs in a bucket instead of `DATA_DIR/blobs/` (`--blobs`, `[store] blobs`), with the
+    /// bound of the local read cache.
+    pub blobs: Option<(crate::store::BlobsUrl, u64)>,
     /// Also serve HTTPS, with this certificate and key, on this address.
     pub tls: Option<TlsFlags>,
     /// After SIGTERM (or `shubnet leave`), how long in-flight requests may run before they are
@@ -98,6 +101,36 @@ pub enum ServeError {
     Task(#[from] tokio::task::JoinError),
 }
 
+/// Opens the store. With blobs in a bucket that cannot be reached, start-up waits and retries
+/// (the node is not ready meanwhile); refused credentials and bad configuration stop it at once.
+async fn open_store(
+    dir: &crate::paths::DataDir,
+    blobs: Option<(crate::store::BlobsUrl, u64)>,
+    owner: String,
+) -> Result<Store, StoreError> {
+    let Some((url, cache_bytes)) = blobs else {
+        return Store::open(dir.clone()).await;
+    };
+    tracing::info!(blobs = %url, cache_bytes, "blobs are in object storage");
+    let object = crate::store::ObjectBlobs::from_env(url)?;
+    let mut delay = Duration::from_secs(1);
+    loop {
+        let backend = crate::store::BlobBackend::Object {
+            blobs: object.clone(),
+            cache_bytes,
+            owner: owner.clone(),
+        };
+        match Store::open_with(dir.clone(), backend).await {
+            Err(StoreError::Object(crate::store::ObjectError::Unavailable { url, detail })) => {
+                tracing::warn!(%url, %detail, retry_in_secs = delay.as_secs(), "object storage unreachable; not ready, retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Runs a node until SIGTERM/SIGINT or the admin API's shutdown.
 pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     let dir = cfg.data_dir.clone();
@@ -121,7 +154,12 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     };
 
     tracing::info!(data_dir = %dir.root().display(), "opening the store");
-    let store = Store::open(dir.clone()).await.map_err(store_err)?;
+    // The node's identity, so the same node restarted (elsewhere, after a crash) takes its own
+    // lock back while any other node is refused.
+    let owner = format!("node {}", keys.peer_id());
+    let store = open_store(&dir, cfg.blobs.clone(), owner)
+        .await
+        .map_err(store_err)?;
     let identity = keys.identity.clone();
     let registry = Registry::open(dir.clone(), store.index(), keys)?;
     let tokens = TokenStore::open(&dir)?;

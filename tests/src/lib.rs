@@ -16,6 +16,7 @@
 //! - [`proxy`]: a TCP proxy that counts bytes and cuts connections on schedule.
 //! - [`delay`]: a TCP proxy that adds a fixed one-way delay per direction (the WAN emulator).
 //! - [`browser`]: headless Chromium, the Nu HTML checker and the `prometheus_client` parser.
+//! - [`garage`]: a real Garage S3 server with a key and a bucket, for nodes whose blobs are in it.
 //! - [`mitm`]: a malicious HTTP gateway that forwards to a real node and tampers with answers.
 //!
 //! A failing helper panics with a message that says what was run and what came back: these are
@@ -30,6 +31,7 @@ pub mod cmd;
 pub mod data;
 pub mod delay;
 pub mod fed;
+pub mod garage;
 pub mod golib;
 pub mod http;
 pub mod js;

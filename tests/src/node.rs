@@ -64,6 +64,26 @@ impl TestNode {
         Self::start_fresh_in(Some((ns, http_ip)), args, None)
     }
 
+    /// Starts a node with a fresh data directory, passing `args` to `shubnet serve` and
+    /// setting `env` for it, on this and every later start.
+    pub fn start_with_env(args: &[&str], env: &[(String, String)]) -> Self {
+        let tmp = tempfile::Builder::new()
+            .prefix("shubnet-node-")
+            .tempdir()
+            .expect("creating a temp dir");
+        let mut n = Self::new(tmp.path().join("data"), tmp.path().join("logs"));
+        n._tmp = Some(tmp);
+        n.set_args(args);
+        n.env = env.to_vec();
+        n.spawn();
+        n
+    }
+
+    /// Replaces the environment `serve` gets from the next (re)start on.
+    pub fn set_env(&mut self, env: &[(String, String)]) {
+        self.env = env.to_vec();
+    }
+
     fn start_fresh(args: &[&str], config: Option<&str>) -> Self {
         Self::start_fresh_in(None, args, config)
     }

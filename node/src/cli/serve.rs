@@ -106,6 +106,11 @@ pub struct ServeArgs {
     /// [default: 30, or `[http] shutdown_grace_secs`]
     #[arg(long, env = "SHUBNET_SHUTDOWN_GRACE", value_name = "SECS")]
     pub shutdown_grace: Option<u64>,
+    /// Keep blobs in an S3-compatible bucket: s3://BUCKET/PREFIX (endpoint and credentials
+    /// from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+    /// AWS_ALLOW_HTTP). [default: local disk, or `[store] blobs`]
+    #[arg(long, env = "SHUBNET_BLOBS", value_name = "URL")]
+    pub blobs: Option<String>,
     /// Log filter, e.g. `info` or `shubnet_node=debug` (also RUST_LOG).
     /// [default: info]
     #[arg(long, env = "SHUBNET_LOG", value_name = "FILTER")]
@@ -180,6 +185,14 @@ pub fn run(a: ServeArgs) -> Result<()> {
         },
         replication: file.replication.clone(),
         scrub: file.scrub.clone(),
+        blobs: match a.blobs.clone().or(file.store.blobs.clone()) {
+            Some(u) => Some((
+                u.parse::<crate::store::BlobsUrl>()
+                    .context("--blobs / [store] blobs")?,
+                file.store.cache_bytes.unwrap_or(10 * 1024 * 1024 * 1024),
+            )),
+            None => None,
+        },
         gateway: GatewayConfig {
             allow_remote_admin: a.allow_remote_admin || file.http.allow_remote_admin == Some(true),
             max_upload_bytes: a

@@ -52,6 +52,27 @@ pub struct NodeConfig {
     /// The background re-check of stored blobs against their CIDs.
     #[serde(default, skip_serializing_if = "ScrubConfig::is_default")]
     pub scrub: ScrubConfig,
+    /// Where blobs live.
+    #[serde(default, skip_serializing_if = "StoreConfig::is_empty")]
+    pub store: StoreConfig,
+}
+
+/// `[store]`: local disk (the default) or an S3-compatible bucket for the blobs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `s3://BUCKET/PREFIX`; unset keeps blobs under `DATA_DIR/blobs/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blobs: Option<String>,
+    /// Bytes of local disk the object backend's read cache may use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_bytes: Option<u64>,
+}
+
+impl StoreConfig {
+    fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
 }
 
 /// `[scrub]`: how often and how fast stored blobs are re-hashed against their CIDs. Reads do

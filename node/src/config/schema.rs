@@ -309,6 +309,29 @@ pub const OPTIONS: &[Opt] = &[
         doc: "Seconds between placement checks (new manifests also start one at once).",
     },
     Opt {
+        section: "store",
+        key: "blobs",
+        kind: Kind::Text,
+        default: "(local disk: DATA_DIR/blobs)",
+        env: "SHUBNET_BLOBS",
+        flag: Some("--blobs"),
+        doc: "Keep blobs in an S3-compatible bucket instead of on local disk: \
+              `s3://BUCKET/PREFIX`. Credentials and endpoint come from `AWS_ENDPOINT_URL`, \
+              `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION` and `AWS_ALLOW_HTTP` \
+              (for a plain-HTTP endpoint). Clients never see the bucket; the index stays local \
+              and is rebuilt from a listing of the bucket.",
+    },
+    Opt {
+        section: "store",
+        key: "cache_bytes",
+        kind: Kind::Integer,
+        default: "10737418240",
+        env: "SHUBNET_BLOBS_CACHE",
+        flag: None,
+        doc: "With blobs in a bucket: bytes of local disk kept as a read cache of recently used \
+              blobs (least recently used evicted first); 0 reads every byte from the bucket.",
+    },
+    Opt {
         section: "scrub",
         key: "interval_secs",
         kind: Kind::Integer,

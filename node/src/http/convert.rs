@@ -29,6 +29,9 @@ pub(crate) fn conv(e: StoreError) -> BackendError {
         StoreError::Full(m) => BackendError::StorageFull(format!(
             "no space left on the node's disk ({m}); nothing was stored"
         )),
+        StoreError::Object(e) => {
+            BackendError::Unavailable(format!("the node's object storage is unavailable: {e}"))
+        }
         other => BackendError::Internal(other.to_string()),
     }
 }

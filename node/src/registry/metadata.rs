@@ -32,7 +32,10 @@ pub async fn extract(store: &Store, root: &Cid) -> Result<Option<Metadata>, Extr
         .acquire()
         .await
         .map_err(|e| ExtractError::Task(e.to_string()))?;
-    let path = store.dir().blobs().join(root.to_string());
+    let path = store
+        .local_blob_path(root)
+        .await
+        .map_err(|e| ExtractError::Read(std::io::Error::other(e.to_string())))?;
     let short = root.to_string();
     let short = short[short.len().saturating_sub(8)..].to_owned();
     tokio::task::spawn_blocking(move || extract_file(path))

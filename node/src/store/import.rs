@@ -412,8 +412,33 @@ impl Store {
         let temp = s.temp.clone();
         let sidecar = s.sidecar.clone();
         let root = s.root;
+        if let Some(obj) = &self.inner.object {
+            // The sidecar goes up first, so a blob in the bucket always has the nodes its check
+            // needs; the blob's multipart upload shows it under its name only once complete.
+            let uploaded = async {
+                if let Some(nodes) = &sidecar {
+                    let (dir, nodes) = (blobs_dir.clone(), nodes.clone());
+                    tokio::task::spawn_blocking(move || write_sidecar(&dir, &root, &nodes))
+                        .await
+                        .map_err(|e| StoreError::Invalid(format!("commit task failed: {e}")))??;
+                    obj.upload_file(
+                        &sidecar_path(&blobs_dir, &root),
+                        &format!("{root}{NODES_SIDECAR}"),
+                    )
+                    .await?;
+                }
+                obj.upload_file(&temp, &root.to_string()).await?;
+                Ok::<(), StoreError>(())
+            }
+            .await;
+            if let Err(e) = uploaded {
+                remove_quietly(&s.temp);
+                return Err(e);
+            }
+        }
+        let cached = self.inner.object.is_some();
         let moved = tokio::task::spawn_blocking(move || -> Result<()> {
-            if let Some(nodes) = sidecar {
+            if let Some(nodes) = sidecar.filter(|_| !cached) {
                 write_sidecar(&blobs_dir, &root, &nodes)?;
             }
             // Same name means same content; the new copy replaces an existing one, since it
@@ -431,6 +456,14 @@ impl Store {
             return Err(e);
         }
         self.index_blob(&s.root, &s.record, &s.blocks)?;
+        if self.inner.cache.is_some() {
+            self.touch_cached(&s.root);
+            let store = self.clone();
+            let root = s.root;
+            tokio::task::spawn_blocking(move || store.evict_cache(Some(&root)))
+                .await
+                .map_err(|e| StoreError::Invalid(format!("commit task failed: {e}")))?;
+        }
         if !pin {
             self.flush().await?;
             return Ok((s.root, s.record, false));

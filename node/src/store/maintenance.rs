@@ -50,6 +50,14 @@ impl Store {
     /// Removes the content of every root that is not pinned. Pinned content is never touched.
     pub async fn gc(&self) -> Result<GcOutcome> {
         let _guard = self.inner.maintenance.write().await;
+        if let Some(obj) = &self.inner.object {
+            // No write is in flight under the exclusive lock, so any incomplete upload is an
+            // orphan of a failed import.
+            let aborted = obj.abort_incomplete_uploads().await?;
+            if aborted > 0 {
+                tracing::warn!(aborted, "gc aborted incomplete multipart uploads");
+            }
+        }
         let store = self.clone();
         let out = tokio::task::spawn_blocking(move || store.gc_blocking())
             .await
@@ -82,6 +90,10 @@ impl Store {
     fn remove_root(&self, root: &Cid) -> Result<()> {
         self.unindex_root(root)?;
         self.forget_verified(root);
+        if let Some(obj) = &self.inner.object {
+            futures::executor::block_on(obj.delete(&format!("{root}{NODES_SIDECAR}")))?;
+            futures::executor::block_on(obj.delete(&root.to_string()))?;
+        }
         let blob = self.blob_path(root);
         remove_quietly(&sidecar_path(&self.inner.dir.blobs(), root));
         std::fs::remove_file(&blob)
@@ -156,7 +168,18 @@ impl Store {
         self.inner.roots.clear().map_err(sled_err)?;
         let blobs = self.inner.dir.blobs();
         let mut present = HashSet::new();
-        for (root, path) in self.blob_names()? {
+        let names: Vec<(Cid, std::path::PathBuf)> = match &self.inner.object {
+            Some(obj) => futures::executor::block_on(obj.list_blobs())?
+                .into_iter()
+                .filter_map(|(name, _)| Cid::try_from(name.as_str()).ok())
+                .map(|root| (root, self.blob_path(&root)))
+                .collect(),
+            None => self.blob_names()?.collect(),
+        };
+        for (root, path) in names {
+            if self.inner.object.is_some() {
+                futures::executor::block_on(self.materialize(&root))?;
+            }
             if !path.is_file() {
                 continue;
             }
@@ -168,6 +191,7 @@ impl Store {
                 }
                 None => out.damaged.push(root.to_string()),
             }
+            self.evict_cache(None);
         }
         // Pins whose content is gone (quarantined or deleted by hand) no longer mean anything.
         for (cid, _) in self.pins()? {
@@ -230,10 +254,48 @@ impl Store {
         Ok(n)
     }
 
-    /// Moves a damaged blob (and its sidecar) to `quarantine/`, kept for inspection.
+    /// Indexes blobs in the bucket that the index does not know (it was lost, or the node
+    /// died between an upload and its indexing): each is downloaded, checked and pinned.
+    pub(super) async fn index_missing_from_bucket(&self) -> Result<u64> {
+        let Some(obj) = &self.inner.object else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        for (name, _) in obj.list_blobs().await? {
+            let Ok(root) = Cid::try_from(name.as_str()) else {
+                continue;
+            };
+            if self.root_record(&root)?.is_some() {
+                continue;
+            }
+            tracing::warn!(%root, "blob in the bucket is not in the index; checking and indexing it");
+            let path = self.materialize(&root).await?;
+            let store = self.clone();
+            tokio::task::spawn_blocking(move || -> Result<()> {
+                store.check_and_index(&root, &path, true)?;
+                store.evict_cache(None);
+                Ok(())
+            })
+            .await
+            .map_err(|e| StoreError::Invalid(format!("re-index task failed: {e}")))??;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Moves a damaged blob (and its sidecar) to `quarantine/`, kept for inspection; in a
+    /// bucket, to the prefix's `quarantine/`.
     pub(super) fn quarantine(&self, root: &Cid, blob: &Path, sidecar: &Path) -> Result<()> {
         shubnet_metrics::global().quarantined.inc();
         self.forget_verified(root);
+        if let Some(obj) = &self.inner.object {
+            let now = unix_now();
+            futures::executor::block_on(obj.quarantine(&format!("{root}{NODES_SIDECAR}"), now))?;
+            futures::executor::block_on(obj.quarantine(&root.to_string(), now))?;
+            if !blob.exists() {
+                return Ok(());
+            }
+        }
         let q = self.inner.dir.quarantine();
         let dest = q.join(format!("{root}.{}", unix_now()));
         std::fs::rename(blob, &dest)
@@ -250,7 +312,7 @@ impl Store {
 
 /// Why a blob failed its check (it is quarantined).
 #[derive(Debug, thiserror::Error)]
-enum Damage {
+pub(super) enum Damage {
     /// The blob or its sidecar cannot be read.
     #[error("{0}")]
     Read(#[from] std::io::Error),
@@ -287,7 +349,7 @@ enum Damage {
 }
 
 /// Re-imports a blob with the default layout; its root must equal the file's name.
-fn check_default_layout(
+pub(super) fn check_default_layout(
     path: &Path,
     root: &Cid,
 ) -> std::result::Result<(RootRecord, Vec<Block>), Damage> {
@@ -319,7 +381,7 @@ fn check_default_layout(
 }
 
 /// Checks a blob whose DAG has a non-default layout against the dag-pb nodes in its sidecar.
-fn check_with_sidecar(
+pub(super) fn check_with_sidecar(
     path: &Path,
     sidecar: &Path,
     root: &Cid,

@@ -10,12 +10,20 @@
 //! the read side of `maintenance`; GC and repair take the write side, so they never see a blob
 //! between its rename and its pin, or delete a temp file that is still being written.
 //!
+//! Blobs live on local disk by default. With `--blobs s3://BUCKET/PREFIX` (`object.rs`) the
+//! bucket is the truth instead: a blob is staged and hashed locally as before, uploaded under its
+//! final name, and `blobs/` becomes a bounded read cache (`cache.rs`); the index is rebuilt from
+//! a listing of the bucket.
+//!
 //! Owns `blobs/`, `partial/`, `quarantine/` and the store's trees of the index. Must not touch
 //! another part's trees (they are handed out by [`crate::db::Index`]) or files outside those
 //! directories.
 
+mod blobfile;
+mod cache;
 mod import;
 mod maintenance;
+pub mod object;
 pub mod partial;
 mod read;
 mod retention;
@@ -23,7 +31,9 @@ mod scrub;
 pub mod tables;
 mod verified;
 
+pub use blobfile::BlobFile;
 pub use import::{CarImported, FetchedDag};
+pub use object::{BlobsUrl, ObjectBlobs, ObjectError};
 pub use scrub::{LeafCheck, ScrubOutcome};
 
 use crate::clock::unix_now;
@@ -69,6 +79,9 @@ pub enum StoreError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The object store holding the blobs failed.
+    #[error(transparent)]
+    Object(#[from] ObjectError),
     /// The index database failed.
     #[error("index: {0}")]
     Index(#[from] sled::Error),
@@ -124,6 +137,23 @@ fn sled_err(e: sled::Error) -> StoreError {
 /// Result alias for the store.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Where blobs live.
+#[derive(Debug, Clone, Default)]
+pub enum BlobBackend {
+    /// Plain files under `DATA_DIR/blobs/`.
+    #[default]
+    Local,
+    /// Objects in a bucket; `blobs/` keeps a read cache of at most `cache_bytes`.
+    Object {
+        /// The bucket and prefix.
+        blobs: ObjectBlobs,
+        /// Bound of the local read cache.
+        cache_bytes: u64,
+        /// Who this node is, written into the prefix's writer lock.
+        owner: String,
+    },
+}
+
 /// A cheap-to-clone handle to the store.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -143,6 +173,10 @@ struct Inner {
     layout: Layout,
     maintenance: tokio::sync::RwLock<()>,
     temp_counter: AtomicU64,
+    /// The bucket holding the blobs, when they are not on local disk.
+    object: Option<ObjectBlobs>,
+    /// The local read cache of the object backend.
+    cache: Option<cache::ReadCache>,
     /// Leaves hashed since open, per blob (see `read.rs`).
     verified: std::sync::Mutex<std::collections::HashMap<Cid, std::collections::HashSet<u64>>>,
 }
@@ -151,6 +185,29 @@ impl Store {
     /// Opens (creating if needed) the store in `dir`. If the index is new but blobs exist — the
     /// index was deleted or lost — it is rebuilt before the store is returned.
     pub async fn open(dir: DataDir) -> Result<Self> {
+        Self::open_with(dir, BlobBackend::Local).await
+    }
+
+    /// Opens the store with its blobs where `backend` says. With a bucket, incomplete multipart
+    /// uploads a killed node left are aborted, and blobs the index does not know are found by
+    /// listing the bucket, checked and indexed.
+    pub async fn open_with(dir: DataDir, backend: BlobBackend) -> Result<Self> {
+        let (object, cache) = match backend {
+            BlobBackend::Local => (None, None),
+            BlobBackend::Object {
+                blobs,
+                cache_bytes,
+                owner,
+            } => {
+                blobs.check().await?;
+                blobs.acquire_lock(&owner).await?;
+                let aborted = blobs.abort_incomplete_uploads().await?;
+                if aborted > 0 {
+                    tracing::warn!(aborted, "aborted incomplete multipart uploads at start");
+                }
+                (Some(blobs), Some(cache::ReadCache::new(cache_bytes)))
+            }
+        };
         for d in [dir.blobs(), dir.partial(), dir.quarantine()] {
             std::fs::create_dir_all(&d)
                 .map_err(|e| StoreError::io(format!("creating {}", d.display()), e))?;
@@ -183,15 +240,26 @@ impl Store {
                 maintenance: tokio::sync::RwLock::new(()),
                 temp_counter: AtomicU64::new(0),
                 verified: std::sync::Mutex::default(),
+                object,
+                cache,
             }),
         };
         store.clear_partials()?;
-        let reindexed = store.index_missing()?;
+        let reindexed = if store.inner.object.is_some() {
+            store.index_missing_from_bucket().await?
+        } else {
+            store.index_missing()?
+        };
         if reindexed > 0 {
             tracing::info!(reindexed, fresh, "re-indexed blobs the index did not know");
             store.flush().await?;
         }
         Ok(store)
+    }
+
+    /// The bucket holding the blobs, if they are not on local disk.
+    pub fn object_blobs(&self) -> Option<&ObjectBlobs> {
+        self.inner.object.as_ref()
     }
 
     /// The index database, which the registry and the usage counts open their own trees in.

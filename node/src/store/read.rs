@@ -10,6 +10,7 @@
 //!
 //! Owns reading blobs. Must not write anything but the in-memory record of verified leaves.
 
+use super::blobfile::{BlobFile, RemoteBlob};
 use super::tables::Location;
 use super::{Result, Store, StoreError};
 use bytes::{Bytes, BytesMut};
@@ -18,7 +19,6 @@ use shubnet_protocol::cid::verify;
 use shubnet_protocol::unixfs::FileNode;
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 
 /// How many verified leaves may wait between the disk thread and the HTTP connection.
 const READ_AHEAD: usize = 8;
@@ -34,7 +34,7 @@ impl Store {
             Location::Blob { offset, len } => {
                 let f = self.open_blob(&root)?;
                 let bytes = read_at(&f, offset, len as usize, &root)?;
-                (bytes, self.leaf_verified(&root, offset))
+                (bytes, f.is_local() && self.leaf_verified(&root, offset))
             }
         };
         if !marked {
@@ -52,9 +52,29 @@ impl Store {
         }))
     }
 
-    fn open_blob(&self, root: &Cid) -> Result<File> {
+    /// Opens a blob: the local file, or with blobs in a bucket, the cached copy if there is one
+    /// and otherwise the object (whose copy into the cache then starts in the background).
+    pub(super) fn open_blob(&self, root: &Cid) -> Result<BlobFile> {
         let p = self.blob_path(root);
-        File::open(&p).map_err(|e| StoreError::io(format!("opening blob {}", p.display()), e))
+        match File::open(&p) {
+            Ok(f) => {
+                self.touch_cached(root);
+                Ok(BlobFile::Local(f))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.inner.object.is_some() => {
+                let Some(obj) = &self.inner.object else {
+                    return Err(StoreError::io(format!("opening blob {}", p.display()), e));
+                };
+                let size = self.root_record(root)?.map_or(u64::MAX, |r| r.size);
+                self.fill_cache_later(root);
+                Ok(BlobFile::Remote(Box::new(RemoteBlob::new(
+                    obj.clone(),
+                    root.to_string(),
+                    size,
+                ))))
+            }
+            Err(e) => Err(StoreError::io(format!("opening blob {}", p.display()), e)),
+        }
     }
 
     /// File length of the UnixFS file whose DAG root is `cid`, or `None` if not held.
@@ -106,7 +126,7 @@ impl Store {
         end: u64,
         tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
     ) -> Result<()> {
-        let mut files: HashMap<Cid, File> = HashMap::new();
+        let mut files: HashMap<Cid, BlobFile> = HashMap::new();
         // (block, file offset where its bytes begin)
         let mut stack = vec![(*root, 0u64)];
         while let Some((cid, at)) = stack.pop() {
@@ -122,7 +142,11 @@ impl Store {
                             e.insert(self.open_blob(&blob)?)
                         }
                     };
-                    (read_at(f, offset, len as usize, &blob)?, Some(offset))
+                    let local = f.is_local();
+                    (
+                        read_at(f, offset, len as usize, &blob)?,
+                        Some(offset).filter(|_| local),
+                    )
                 }
                 Location::Inline(b) => (Bytes::from(b), None),
             };
@@ -169,7 +193,7 @@ impl Store {
 impl Store {
     /// Opens the blob of the complete image `root`, to read its leaves in turn with
     /// [`read_blob_leaf_into`](Self::read_blob_leaf_into) (one open per request, not per leaf).
-    pub fn open_blob_of(&self, root: &Cid) -> Result<File> {
+    pub fn open_blob_of(&self, root: &Cid) -> Result<BlobFile> {
         self.open_blob(root)
     }
 
@@ -180,7 +204,7 @@ impl Store {
     pub fn read_blob_leaf_into(
         &self,
         root: &Cid,
-        f: &File,
+        f: &BlobFile,
         cid: &Cid,
         offset: u64,
         len: u32,
@@ -189,7 +213,9 @@ impl Store {
         buf.resize(len as usize, 0);
         f.read_exact_at(buf, offset)
             .map_err(|e| read_error(e, root))?;
-        if !self.leaf_verified(root, offset) {
+        if !f.is_local() {
+            verify(cid, buf).map_err(|_| StoreError::Corrupt(*cid))?;
+        } else if !self.leaf_verified(root, offset) {
             verify(cid, buf).map_err(|_| StoreError::Corrupt(*cid))?;
             self.mark_leaf_verified(root, offset);
         }
@@ -197,7 +223,7 @@ impl Store {
     }
 }
 
-fn read_at(f: &File, offset: u64, len: usize, blob: &Cid) -> Result<Bytes> {
+fn read_at(f: &BlobFile, offset: u64, len: usize, blob: &Cid) -> Result<Bytes> {
     let mut buf = BytesMut::zeroed(len);
     f.read_exact_at(&mut buf, offset)
         .map_err(|e| read_error(e, blob))?;

@@ -7,14 +7,13 @@
 //! metrics other than the scrub's, or touch pins (a quarantined image that was pinned is pinned
 //! again when its good copy arrives).
 
+use super::blobfile::BlobFile;
 use super::import::sidecar_path;
 use super::tables::{self, Location};
 use super::{Result, Store, StoreError, sled_err};
 use shubnet_protocol::Cid;
 use shubnet_protocol::cid::verify;
 use shubnet_protocol::unixfs::FileNode;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 
 /// What scrubbing one blob found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,12 +64,12 @@ impl Store {
         if self.root_record(root)?.is_none() {
             return Ok(ScrubOutcome::Gone);
         }
-        let f = match File::open(self.blob_path(root)) {
+        let f = match self.open_blob(root) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(ScrubOutcome::Damaged { leaf: *root });
             }
-            Err(e) => return Err(StoreError::io(format!("opening blob {root}"), e)),
+            Err(e) => return Err(e),
         };
         let metrics = shubnet_metrics::global();
         let (mut leaves, mut bytes) = (0u64, 0u64);
@@ -115,10 +114,12 @@ impl Store {
         let Some(Location::Blob { offset, len }) = self.location_in(leaf, root)? else {
             return Ok(LeafCheck::NotHeld);
         };
-        let f = match File::open(self.blob_path(root)) {
+        let f = match self.open_blob(root) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LeafCheck::NotHeld),
-            Err(e) => return Err(StoreError::io(format!("opening blob {root}"), e)),
+            Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(LeafCheck::NotHeld);
+            }
+            Err(e) => return Err(e),
         };
         let mut buf = Vec::new();
         Ok(if leaf_intact(&f, leaf, offset, len, &mut buf, root)? {
@@ -141,7 +142,7 @@ impl Store {
             store.unindex_root(&root)?;
             let blob = store.blob_path(&root);
             let sidecar = sidecar_path(&store.inner.dir.blobs(), &root);
-            if blob.exists() {
+            if blob.exists() || store.inner.object.is_some() {
                 store.quarantine(&root, &blob, &sidecar)?;
             } else {
                 store.forget_verified(&root);
@@ -169,7 +170,7 @@ impl Store {
 /// Reads `len` bytes at `offset` of `f` and hashes them against `cid`; false if they do not
 /// match or the blob is shorter than the index says.
 fn leaf_intact(
-    f: &File,
+    f: &BlobFile,
     cid: &Cid,
     offset: u64,
     len: u32,

@@ -18,6 +18,9 @@ mod gateway;
 /// kill -9 during an upload; losing the index.
 mod crash;
 
+/// Blobs on object storage, against a real Garage server: gateway, federation, crash, faults.
+mod s3;
+
 /// `/shubnet/fetch/1` through the delay proxy: a 40 ms link keeps most of the loopback speed.
 mod wan;
 

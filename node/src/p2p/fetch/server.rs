@@ -335,7 +335,7 @@ enum Source {
     /// A partial download: its verified leaves.
     Partial(Arc<Partial>),
     /// A complete image: its leaf table and its open blob.
-    Blob(Arc<Vec<LeafInfo>>, std::fs::File),
+    Blob(Arc<Vec<LeafInfo>>, crate::store::BlobFile),
 }
 
 impl Source {
