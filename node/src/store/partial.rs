@@ -67,6 +67,10 @@ pub struct Partial {
     checkpointing: Mutex<()>,
     /// The whole-file sha256 of the verified prefix of the file.
     prefix: Mutex<Prefix>,
+    /// Held while the download is stored; true once it is. Several fetches of one image (a
+    /// gateway read and replication) may all see it complete: the first stores it, the others
+    /// find it stored.
+    finishing: tokio::sync::Mutex<bool>,
 }
 
 /// The sha256 of leaves `0..next` of the file, all verified.
@@ -344,6 +348,7 @@ impl Store {
             }),
             checkpointing: Mutex::new(()),
             prefix: Mutex::default(),
+            finishing: tokio::sync::Mutex::new(false),
         };
         if recovered > 0 {
             p.checkpoint()?;
@@ -360,6 +365,10 @@ impl Store {
                 "{} is not complete yet",
                 p.root
             )));
+        }
+        let mut finished = p.finishing.lock().await;
+        if *finished && let Some(rec) = self.root_record(&p.root)? {
+            return Ok((p.root, rec));
         }
         let _guard = self.inner.maintenance.read().await;
         let temp = self.new_temp_path("fetched");
@@ -428,6 +437,7 @@ impl Store {
             sidecar: Some(p.nodes.clone()),
         };
         let (root, record, _) = self.commit_with(staged, false).await?;
+        *finished = true;
         self.remove_partial(&p.root)?;
         Ok((root, record))
     }
